@@ -1,0 +1,1 @@
+"""Engine code shared by several plugins (pure: no Qt, ever)."""

@@ -1,0 +1,145 @@
+"""Start-up: ``studio`` opens the window; ``studio plugins|run|screenshot`` work headless.
+
+Only the standard library is imported before the command is known, so ``studio run`` never pays
+for Qt and the window never pays for torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage:
+  studio                                   open the window
+  studio plugins                           list plugins: id, name, ok | disabled: reason
+  studio jobs                              list every plugin's jobs
+  studio run PLUGIN JOB [--key value ...]  run a job headless (--events jsonl for JSON lines;
+                                           studio run PLUGIN JOB --help lists its options)
+  studio screenshot [--plugin ID] [--size 1400x900] [--theme light|dark] --out FILE.png
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        return gui()
+    cmd, rest = args[0], args[1:]
+    if cmd in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if cmd in ("--version", "version"):
+        from studio import __version__
+
+        print(__version__)
+        return 0
+    if cmd == "plugins":
+        from studio.cli import cmd_plugins
+
+        return cmd_plugins()
+    if cmd == "jobs":
+        from studio.cli import list_jobs
+
+        return list_jobs()
+    if cmd == "run":
+        if len(rest) < 2:
+            sys.stderr.write("usage: studio run PLUGIN JOB [--key value ...]\n")
+            return 2
+        from studio.cli import cmd_run
+
+        return cmd_run(rest[0], rest[1], rest[2:])
+    if cmd == "screenshot":
+        return screenshot_cmd(rest)
+    sys.stderr.write(f"unknown command {cmd!r}\n{USAGE}")
+    return 2
+
+
+def _make_app(argv: list[str] | None = None):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv or ["studio"])
+        app.setApplicationName("Generative Studio")
+        app.setOrganizationName("Generative Studio")
+        app.setDesktopFileName("generative-studio")
+    return app
+
+
+def gui() -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = _make_app(sys.argv[:1])
+    from studio.window import MainWindow
+
+    win = MainWindow()
+    win.show()
+    win.detect_device()
+    return app.exec()
+
+
+def screenshot_cmd(argv: Sequence[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="studio screenshot")
+    ap.add_argument("--plugin", default=None)
+    ap.add_argument("--size", default="1400x900")
+    ap.add_argument("--theme", choices=("light", "dark"), default=None)
+    ap.add_argument("--out", required=True)
+    ns = ap.parse_args(list(argv))
+    try:
+        w, h = (int(v) for v in ns.size.lower().split("x"))
+    except ValueError:
+        sys.stderr.write(f"error: --size must look like 1400x900, not {ns.size!r}\n")
+        return 2
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        path = screenshot(ns.out, plugin=ns.plugin, size=(w, h), theme=ns.theme)
+    except KeyError:
+        sys.stderr.write(f"error: no plugin {ns.plugin!r} (see: studio plugins)\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    print(path)
+    return 0
+
+
+def screenshot(out: str, plugin: str | None = None, size: tuple[int, int] = (1400, 900),
+               theme: str | None = None) -> str:
+    """Render the window offscreen with ``plugin`` selected and save a PNG."""
+    app = _make_app()
+    from PySide6.QtCore import QCoreApplication
+
+    from studio import settings as settings_mod
+    from studio.window import MainWindow
+
+    s = settings_mod.load()
+    if theme:
+        s.theme = theme
+    win = MainWindow(settings=s)
+    try:
+        if plugin:
+            win.select_plugin(plugin)
+        win.resize(*size)
+        win.show()
+        win.detect_device(sync=True)
+        for _ in range(5):
+            QCoreApplication.processEvents()
+        win.plots_widget._force_redraw()
+        QCoreApplication.processEvents()
+        pix = win.grab()
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        if not pix.save(out, "PNG"):
+            raise OSError(f"could not write {out}")
+    finally:
+        win._force_close = True
+        win.shutdown(timeout=5.0)
+        win.close()
+        app.processEvents()
+    return out

@@ -1,0 +1,34 @@
+"""Small text formatting shared by the Jobs dock, the status bar and the command line."""
+
+from __future__ import annotations
+
+
+def duration(seconds: float | None) -> str:
+    """``42 s``, ``3:07``, ``1:02:03``; an em dash when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN, negative
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def rate(per_second: float | None, unit: str = "it") -> str:
+    if not per_second:
+        return "—"
+    if per_second >= 100:
+        return f"{per_second:,.0f} {unit}/s"
+    if per_second >= 1:
+        return f"{per_second:.1f} {unit}/s"
+    return f"{1 / per_second:.1f} s/{unit}"
+
+
+def count(n: float) -> str:
+    """``950``, ``12.3k``, ``4.5M``, ``1.2B``: parameter and token counts."""
+    n = float(n)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{suffix}"
+    return f"{n:.0f}"

@@ -1,0 +1,412 @@
+"""Jobs: the one way long work runs, in the window, on the command line and in tests.
+
+A job is an ordinary function ``f(ctx, **params)``. It reports through its :class:`JobContext`
+(``progress``, ``metric``, ``preview``, ``log``), calls ``ctx.check()`` at least once per step so
+Cancel lands within a step, and returns its result (usually a path).
+
+:class:`JobRunner` owns the worker threads: one per *lane* ("compute" for training on the device,
+"interactive" for quick generation), each consuming its queue in order. Events go to a listener
+callback on the worker thread; the Qt bridge (``studio.qtjobs``) queues them for the GUI thread and
+the command line prints them. This module never imports Qt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio import params as params_mod
+from studio.errors import Cancelled, UserError, friendly
+from studio.plugin import JobSpec
+from studio.runs import RunDir, new_run_dir
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINAL_STATES = (DONE, FAILED, CANCELLED)
+_ids = itertools.count(1)
+
+
+@dataclass
+class Event:
+    """Something a job reported. ``kind`` is state, progress, metric, preview or log."""
+
+    job_id: int
+    kind: str
+    data: dict[str, Any]
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class JobRecord:
+    """Everything the Jobs dock and the command line show about one job."""
+
+    id: int
+    plugin: str
+    job: str
+    title: str
+    params: dict[str, Any]
+    lane: str = "compute"
+    state: str = QUEUED
+    done: float = 0.0
+    total: float | None = None
+    message: str = ""
+    rate: float | None = None  # units of ``done`` per second
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    run_dir: Path | None = None
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def eta(self) -> float | None:
+        if self.total is None or not self.rate or self.state != RUNNING:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, max(0.0, self.done / self.total))
+
+
+Listener = Callable[[Event], None]
+
+
+class JobContext:
+    """What a running job sees. Cheap to call every step: events are dicts handed to a listener."""
+
+    def __init__(
+        self,
+        record: JobRecord,
+        emit: Listener,
+        cancel_flag: threading.Event,
+        settings: Settings,
+        run: RunDir | None = None,
+    ) -> None:
+        self.record = record
+        self._emit = emit
+        self._cancel = cancel_flag
+        self._settings = settings
+        self.run = run
+        self._device: str | None = None
+        self._last_progress = 0.0
+        self._rate_anchor: tuple[float, float] | None = None
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def job_id(self) -> int:
+        return self.record.id
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder (only for jobs whose spec has ``makes_run=True``)."""
+        return self.run.path if self.run else None
+
+    @property
+    def workspace(self) -> Path:
+        return self._settings.workspace_path()
+
+    @property
+    def device(self) -> str:
+        """The torch device string chosen in Settings ("cuda:0", "mps" or "cpu"); resolved on
+        first use so jobs that never touch torch never import it."""
+        if self._device is None:
+            from studio import device
+
+            self._device = device.resolve(self._settings.device,
+                                          self._settings.cpu_threads).torch_device
+        return self._device
+
+    # -- cancellation ---------------------------------------------------------------------------
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the user asked to stop. Call at least once per step."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, but wake at once on cancel."""
+        if self._cancel.wait(seconds):
+            raise Cancelled()
+
+    # -- reporting ------------------------------------------------------------------------------
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Report ``done`` of ``total`` units. Throttled to ~20 events/s; the last one always goes
+        out (``done == total``) so bars end at 100%."""
+        rec = self.record
+        now = time.monotonic()
+        rec.done = float(done)
+        if total is not None:
+            rec.total = float(total)
+        changed_msg = bool(message) and message != rec.message
+        if message:
+            rec.message = message
+        if self._rate_anchor is None or done < self._rate_anchor[1]:
+            self._rate_anchor = (now, float(done))
+        else:
+            t0, d0 = self._rate_anchor
+            if now - t0 >= 0.5:
+                inst = (done - d0) / (now - t0)
+                rec.rate = inst if rec.rate is None else 0.7 * rec.rate + 0.3 * inst
+                self._rate_anchor = (now, float(done))
+        final = rec.total is not None and done >= rec.total
+        if not (final or changed_msg or now - self._last_progress >= 0.05):
+            return
+        self._last_progress = now
+        self._emit(Event(rec.id, "progress", {
+            "done": rec.done, "total": rec.total, "message": rec.message, "rate": rec.rate,
+            "eta": rec.eta}))
+
+    def metric(self, name: str, step: float, value: float) -> None:
+        """A point on a live curve. Names with a slash share a plot: ``loss/D`` and ``loss/G``."""
+        value = float(value)
+        now = time.time()
+        if self.run is not None:
+            self.run.metrics.write(name, step, value, now)
+        self._emit(Event(self.record.id, "metric", {"name": name, "step": step, "value": value},
+                         now))
+
+    def metrics(self, step: float, **values: float) -> None:
+        for name, value in values.items():
+            self.metric(name, step, value)
+
+    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None:
+        """Something to show now: an image array, an audio buffer, a text chunk, a level grid.
+
+        ``replace=True`` lets a slow viewer skip to the newest preview of this kind; streaming
+        text chunks pass ``replace=False`` so none is lost.
+        """
+        self._emit(Event(self.record.id, "preview",
+                         {"kind": kind, "payload": payload, "replace": replace, **extra}))
+
+    def log(self, text: str, level: str = "info") -> None:
+        getattr(log, level if level in ("debug", "info", "warning", "error") else "info")(
+            "[job %s] %s", self.record.id, text)
+        self._emit(Event(self.record.id, "log", {"level": level, "text": text}))
+
+    def warn(self, text: str) -> None:
+        self.log(text, "warning")
+
+    # -- provenance (read by the audit panel) --------------------------------------------------
+    def add_dataset(self, path: str | Path, **info: Any) -> None:
+        if self.run is not None:
+            self.run.add_dataset(path, **info)
+
+    def add_artifact(self, path: str | Path, kind: str, **info: Any) -> None:
+        if self.run is not None:
+            self.run.add_artifact(path, kind, **info)
+
+
+class _Lane:
+    def __init__(self, runner: JobRunner, name: str) -> None:
+        self.name = name
+        self.queue: queue.Queue[JobRecord | None] = queue.Queue()
+        self.current: JobRecord | None = None
+        self.thread = threading.Thread(target=runner._work, args=(self,), name=f"studio-{name}",
+                                       daemon=True)
+        self.thread.start()
+
+
+class JobRunner:
+    """Queues jobs on background worker threads and reports their events to ``listener``.
+
+    Args:
+        listener: called on the worker thread for every event; must be quick and thread-safe.
+        settings: device, threads and workspace (defaults: the user's saved settings).
+    """
+
+    def __init__(self, listener: Listener | None = None, settings: Settings | None = None) -> None:
+        if settings is None:
+            from studio import settings as settings_mod
+
+            settings = settings_mod.load()
+        self.settings = settings
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._lanes: dict[str, _Lane] = {}
+        self._records: dict[int, JobRecord] = {}
+        self._specs: dict[int, tuple[JobSpec, Callable[..., Any] | None]] = {}
+        self._cancel: dict[int, threading.Event] = {}
+        self._done: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- public API -----------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def submit(
+        self,
+        plugin_id: str,
+        spec: JobSpec,
+        params: Mapping[str, Any] | None = None,
+        *,
+        title: str | None = None,
+        func: Callable[..., Any] | None = None,
+    ) -> JobRecord:
+        """Queue ``spec`` with ``params``; returns at once. Parameters are checked on the worker
+        (importing the job may import torch), so bad values end the job as failed with a clear
+        message rather than raising here."""
+        if self._closed:
+            raise RuntimeError("the job runner is shut down")
+        rec = JobRecord(id=next(_ids), plugin=plugin_id, job=spec.name,
+                        title=title or spec.title or f"{plugin_id} {spec.name}",
+                        params=dict(params or {}), lane=spec.lane)
+        with self._lock:
+            self._records[rec.id] = rec
+            self._specs[rec.id] = (spec, func)
+            self._cancel[rec.id] = threading.Event()
+            self._done[rec.id] = threading.Event()
+            lane = self._lanes.get(spec.lane)
+            if lane is None:
+                lane = self._lanes[spec.lane] = _Lane(self, spec.lane)
+        self._state(rec, QUEUED)
+        lane.queue.put(rec)
+        return rec
+
+    def cancel(self, job_id: int) -> None:
+        """Ask a job to stop. A queued job is cancelled at once; a running one at its next
+        ``ctx.check()``."""
+        flag = self._cancel.get(job_id)
+        if flag is None:
+            return
+        flag.set()
+        rec = self._records[job_id]
+        if rec.state == QUEUED:
+            self._finish(rec, CANCELLED)
+
+    def cancel_all(self) -> None:
+        for job_id in list(self._records):
+            self.cancel(job_id)
+
+    def record(self, job_id: int) -> JobRecord:
+        return self._records[job_id]
+
+    def records(self) -> list[JobRecord]:
+        return list(self._records.values())
+
+    def active(self) -> list[JobRecord]:
+        return [r for r in self._records.values() if r.state not in FINAL_STATES]
+
+    def wait(self, job_id: int, timeout: float | None = None) -> JobRecord:
+        """Block until the job ends (or ``timeout``); returns its record."""
+        self._done[job_id].wait(timeout)
+        return self._records[job_id]
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel everything and wait for the workers; True when all stopped in time."""
+        self._closed = True
+        self.cancel_all()
+        for lane in self._lanes.values():
+            lane.queue.put(None)
+        deadline = time.monotonic() + timeout
+        ok = True
+        for lane in self._lanes.values():
+            lane.thread.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not lane.thread.is_alive()
+        return ok
+
+    # -- worker side ----------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken viewer must never kill the job
+                log.exception("event listener failed")
+
+    def _state(self, rec: JobRecord, state: str) -> None:
+        rec.state = state
+        self._emit(Event(rec.id, "state", {"state": state, "error": rec.error,
+                                           "result": rec.result}))
+
+    def _finish(self, rec: JobRecord, state: str) -> None:
+        with self._lock:
+            if rec.state in FINAL_STATES:
+                return
+            rec.finished = time.time()
+        self._state(rec, state)
+        self._done[rec.id].set()
+
+    def _work(self, lane: _Lane) -> None:
+        while True:
+            rec = lane.queue.get()
+            if rec is None:
+                return
+            if rec.state in FINAL_STATES:
+                continue
+            lane.current = rec
+            try:
+                self._execute(rec)
+            finally:
+                lane.current = None
+
+    def _execute(self, rec: JobRecord) -> None:
+        spec, func = self._specs[rec.id]
+        cancel_flag = self._cancel[rec.id]
+        rec.started = time.time()
+        self._state(rec, RUNNING)
+        run: RunDir | None = None
+        state, result = FAILED, None
+        try:
+            if self.settings.cpu_threads:
+                from studio import device
+
+                device.configure_torch(self.settings.cpu_threads)
+            fn = func or spec.load()
+            raw = dict(rec.params)
+            out = raw.pop("out", None) if spec.makes_run else None
+            bound = params_mod.bind(fn, raw)
+            if spec.makes_run:
+                run_path = Path(out).expanduser() if out else new_run_dir(
+                    self.settings.workspace_path(), rec.plugin, rec.job)
+                run = RunDir.open(run_path.resolve(), rec.plugin, rec.job, rec.params,
+                                  self.settings.device)
+                rec.run_dir = run.path
+            ctx = JobContext(rec, self._emit, cancel_flag, self.settings, run)
+            ctx.check()
+            result = fn(ctx, **bound)
+            if result is None and run is not None:
+                result = run.path
+            state = CANCELLED if cancel_flag.is_set() else DONE
+        except Cancelled:
+            state = CANCELLED
+        except BaseException as exc:  # the job failed: tell the user, keep the app alive
+            rec.error = friendly(exc)
+            if not isinstance(exc, UserError):
+                rec.traceback = traceback.format_exc()
+            self._emit(Event(rec.id, "log", {
+                "level": "error", "failure": True,
+                "text": f"{rec.title} failed: {rec.error}"
+                        + (f"\n{rec.traceback}" if rec.traceback else "")}))
+            if not isinstance(exc, Exception):  # KeyboardInterrupt / SystemExit: re-raise later
+                state = CANCELLED
+        finally:
+            rec.result = result
+            if run is not None:
+                try:
+                    run.finish(state, result, rec.error)
+                except OSError as exc:
+                    self._emit(Event(rec.id, "log", {
+                        "level": "error", "text": f"could not finalise run folder: {exc}"}))
+            self._finish(rec, state)

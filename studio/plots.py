@@ -1,0 +1,225 @@
+"""Live metric plots (pyqtgraph), fed from job metric events or a run's metrics.jsonl.
+
+Curves are created once and updated with ``setData`` from a 50 ms timer only when new points
+arrived (at most 20 redraws per second however fast a job logs). Long runs stay cheap through
+peak downsampling and clip-to-view, as in pyqtgraph's scrollingPlots example. Metric names with a
+slash share a plot: ``loss/D`` and ``loss/G`` are two curves on the "loss" plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import runs
+from studio.qtjobs import MetricStore
+
+REDRAW_MS = 50
+PALETTE = ["#4C9BE8", "#E8744C", "#58B368", "#C65AD6", "#E8C14C", "#4CD6D0", "#E84C7D", "#8C8C8C"]
+
+Series = dict[str, tuple[list[float], list[float]]]
+
+
+def group_of(name: str) -> str:
+    return name.split("/", 1)[0] if "/" in name else name
+
+
+def smooth(values: np.ndarray, alpha: float) -> np.ndarray:
+    """Exponential moving average (debiased), as TensorBoard's smoothing slider does."""
+    if alpha <= 0 or values.size == 0:
+        return values
+    out = np.empty_like(values, dtype=float)
+    acc, weight = 0.0, 0.0
+    for i, v in enumerate(values):
+        acc = alpha * acc + (1 - alpha) * v
+        weight = alpha * weight + (1 - alpha)
+        out[i] = acc / weight
+    return out
+
+
+class PlotsWidget(QWidget):
+    """The Live plots dock's content."""
+
+    def __init__(self, store: MetricStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._sources: list[tuple[str, int | Path]] = []  # (label, job id or run dir)
+        self._static: dict[Path, Series] = {}
+        self._current: int | Path | None = None
+        self._drawn_version = -1
+        self._plots: dict[str, pg.PlotItem] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self.redraws = 0  # counted for tests and the latency bench
+
+        self.source_box = QComboBox()
+        self.source_box.setMinimumWidth(220)
+        self.source_box.currentIndexChanged.connect(self._on_source_changed)
+        self.smoothing = QDoubleSpinBox()
+        self.smoothing.setRange(0.0, 0.99)
+        self.smoothing.setSingleStep(0.1)
+        self.smoothing.setValue(0.0)
+        self.smoothing.setToolTip("Exponential smoothing of the curves (0 = raw)")
+        self.smoothing.valueChanged.connect(self._force_redraw)
+        open_btn = QPushButton("Open run…")
+        open_btn.setToolTip("Show the curves of a finished or earlier run (its metrics.jsonl)")
+        open_btn.clicked.connect(self._ask_open_run)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show:"))
+        top.addWidget(self.source_box, 1)
+        top.addWidget(QLabel("Smoothing:"))
+        top.addWidget(self.smoothing)
+        top.addWidget(open_btn)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.empty_label = QLabel("No metrics yet: start a training job, or open an earlier run.")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setObjectName("placeholder")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.empty_label, 1)
+        lay.addWidget(self.graphics, 1)
+        self.graphics.hide()
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._maybe_redraw)
+        self._timer.start()
+        self.workspace_for_dialog: Callable[[], Path] | None = None
+
+    # -- sources --------------------------------------------------------------------------------
+    def add_job(self, job_id: int, label: str, select: bool = True) -> None:
+        if any(src == job_id for _, src in self._sources):
+            if select:
+                self.show_source(job_id)
+            return
+        self._sources.append((label, job_id))
+        self.source_box.addItem(label, job_id)
+        if select:
+            self.show_source(job_id)
+
+    def open_run(self, run_dir: Path) -> int:
+        """Load a run's metrics.jsonl and show it; returns the number of points loaded."""
+        run_dir = Path(run_dir)
+        data = runs.read_metrics(run_dir)
+        self._static[run_dir] = data
+        manifest = runs.read_manifest(run_dir) or {}
+        label = f"run: {run_dir.name}" + (f" ({manifest.get('plugin')} {manifest.get('job')})"
+                                          if manifest else "")
+        if not any(src == run_dir for _, src in self._sources):
+            self._sources.append((label, run_dir))
+            self.source_box.addItem(label, str(run_dir))
+        self.show_source(run_dir)
+        return sum(len(s) for s, _ in data.values())
+
+    def show_source(self, source: int | Path) -> None:
+        for i, (_, src) in enumerate(self._sources):
+            if src == source:
+                if self.source_box.currentIndex() != i:
+                    self.source_box.setCurrentIndex(i)  # triggers _on_source_changed
+                else:
+                    self._set_current(src)
+                return
+
+    @property
+    def current_source(self) -> int | Path | None:
+        return self._current
+
+    def _on_source_changed(self, index: int) -> None:
+        if 0 <= index < len(self._sources):
+            self._set_current(self._sources[index][1])
+
+    def _set_current(self, source: int | Path) -> None:
+        self._current = source
+        self._reset_plots()
+        self._force_redraw()
+
+    def _ask_open_run(self) -> None:
+        start = str(self.workspace_for_dialog()) if self.workspace_for_dialog else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder", start)
+        if folder:
+            self.open_run(Path(folder))
+
+    # -- drawing --------------------------------------------------------------------------------
+    def _series(self) -> Series:
+        if isinstance(self._current, int):
+            return self.store.of(self._current)
+        if isinstance(self._current, Path):
+            return self._static.get(self._current, {})
+        return {}
+
+    def _version(self) -> int:
+        if isinstance(self._current, int):
+            return self.store.version[self._current]
+        return 0
+
+    def _force_redraw(self) -> None:
+        self._drawn_version = -1
+        self._maybe_redraw()
+
+    def _reset_plots(self) -> None:
+        self.graphics.clear()
+        self._plots.clear()
+        self._curves.clear()
+
+    def _maybe_redraw(self) -> None:
+        version = self._version()
+        if version == self._drawn_version or not self.isVisible():
+            return
+        self._drawn_version = version
+        self._redraw()
+
+    def _redraw(self) -> None:
+        series = self._series()
+        has_data = bool(series)
+        self.graphics.setVisible(has_data)
+        self.empty_label.setVisible(not has_data)
+        if not has_data:
+            return
+        alpha = float(self.smoothing.value())
+        for name in sorted(series):
+            curve = self._curves.get(name) or self._make_curve(name)
+            steps, values = series[name]
+            x = np.asarray(steps, dtype=float)
+            y = smooth(np.asarray(values, dtype=float), alpha)
+            curve.setData(x, y)
+        self.redraws += 1
+
+    def _make_curve(self, name: str) -> pg.PlotDataItem:
+        group = group_of(name)
+        plot = self._plots.get(group)
+        if plot is None:
+            n = len(self._plots)
+            plot = self.graphics.addPlot(row=n // 2, col=n % 2, title=group)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            plot.setLabel("bottom", "step")
+            plot.addLegend(offset=(-10, 10))
+            self._plots[group] = plot
+        colour = PALETTE[sum(1 for c in self._curves if group_of(c) == group) % len(PALETTE)]
+        label = name.split("/", 1)[1] if "/" in name else name
+        curve = plot.plot(pen=pg.mkPen(colour, width=1.6), name=label)
+        self._curves[name] = curve
+        return curve
+
+    def curve_names(self) -> list[str]:
+        return sorted(self._curves)
+
+    def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._curves[name].getData()
+        return (np.asarray(x if x is not None else []), np.asarray(y if y is not None else []))

@@ -1,0 +1,1 @@
+"""Qt widgets of the host window (docks, dialogs, the generic job form)."""

@@ -1,0 +1,143 @@
+"""The Jobs dock: one row per job with state, progress, rate/ETA, elapsed time and Cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMessageBox,
+    QProgressBar,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import fmt
+from studio.jobs import CANCELLED, DONE, FAILED, FINAL_STATES, QUEUED, RUNNING, JobRecord
+from studio.qtjobs import JobManager
+
+COL_JOB, COL_STATE, COL_PROGRESS, COL_RATE, COL_ELAPSED, COL_MESSAGE, COL_CANCEL = range(7)
+STATE_COLOURS = {QUEUED: "#8C8C8C", RUNNING: "#4C9BE8", DONE: "#3DA35D", FAILED: "#D64545",
+                 CANCELLED: "#C08A2E"}
+
+
+class JobsWidget(QWidget):
+    job_selected = Signal(int)
+
+    def __init__(self, manager: JobManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.manager = manager
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Job", "State", "Progress", "Rate · ETA", "Elapsed", "Message",
+                                   ""])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_JOB, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+        self.tree.setColumnWidth(COL_JOB, 200)
+        self.tree.setColumnWidth(COL_STATE, 80)
+        self.tree.setColumnWidth(COL_PROGRESS, 160)
+        self.tree.setColumnWidth(COL_RATE, 150)
+        self.tree.setColumnWidth(COL_ELAPSED, 70)
+        self.tree.setColumnWidth(COL_CANCEL, 70)
+        self.tree.itemSelectionChanged.connect(self._on_select)
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.tree)
+        self.items: dict[int, QTreeWidgetItem] = {}
+        self.bars: dict[int, QProgressBar] = {}
+        self.cancel_buttons: dict[int, QToolButton] = {}
+        manager.job_added.connect(self.add_job)
+        manager.job_changed.connect(self.update_job)
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._update_elapsed)
+        self._tick.start()
+
+    def add_job(self, rec: JobRecord) -> None:
+        item = QTreeWidgetItem([rec.title, rec.state, "", "", "", ""])
+        item.setData(COL_JOB, Qt.ItemDataRole.UserRole, rec.id)
+        item.setToolTip(COL_JOB, f"{rec.plugin} {rec.job}\n" + "\n".join(
+            f"{k} = {v}" for k, v in rec.params.items()))
+        self.tree.insertTopLevelItem(0, item)
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setValue(0)
+        bar.setTextVisible(True)
+        bar.setFormat("queued")
+        bar.setMaximumHeight(18)
+        self.tree.setItemWidget(item, COL_PROGRESS, bar)
+        btn = QToolButton()
+        btn.setText("Cancel")
+        btn.setToolTip("Stop this job (a training run keeps its last checkpoint)")
+        btn.clicked.connect(lambda _=False, jid=rec.id: self.manager.cancel(jid))
+        self.tree.setItemWidget(item, COL_CANCEL, btn)
+        self.items[rec.id] = item
+        self.bars[rec.id] = bar
+        self.cancel_buttons[rec.id] = btn
+        self.update_job(rec)
+
+    def update_job(self, rec: JobRecord) -> None:
+        item = self.items.get(rec.id)
+        if item is None:
+            return
+        item.setText(COL_STATE, rec.state)
+        item.setForeground(COL_STATE, QColor(STATE_COLOURS.get(rec.state, "#8C8C8C")))
+        bar = self.bars[rec.id]
+        frac = rec.fraction
+        if rec.state == RUNNING and frac is None:
+            bar.setRange(0, 0)  # busy indicator when the job gave no total
+        else:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * (frac if frac is not None else
+                                     (1.0 if rec.state == DONE else 0.0))))
+        if rec.state == RUNNING:
+            total = f"/{rec.total:g}" if rec.total else ""
+            bar.setFormat(f"{rec.done:g}{total}" + (f"  {frac:.0%}" if frac is not None else ""))
+        else:
+            bar.setFormat(rec.state)
+        if rec.state == RUNNING:
+            item.setText(COL_RATE, f"{fmt.rate(rec.rate)} · ETA {fmt.duration(rec.eta)}")
+        elif rec.state in FINAL_STATES:
+            item.setText(COL_RATE, "")
+        message = rec.error if rec.state == FAILED else rec.message
+        if rec.state == DONE and rec.result is not None and not rec.message:
+            message = f"→ {rec.result}"
+        item.setText(COL_MESSAGE, message or "")
+        item.setToolTip(COL_MESSAGE, (rec.error or message or "") +
+                        ("\n(double-click for details)" if rec.traceback else ""))
+        if rec.state == FAILED:
+            item.setForeground(COL_MESSAGE, QColor(STATE_COLOURS[FAILED]))
+        item.setText(COL_ELAPSED, fmt.duration(rec.elapsed) if rec.started else "")
+        btn = self.cancel_buttons[rec.id]
+        btn.setEnabled(rec.state not in FINAL_STATES)
+
+    def _update_elapsed(self) -> None:
+        for rec in self.manager.active():
+            item = self.items.get(rec.id)
+            if item is not None and rec.started:
+                item.setText(COL_ELAPSED, fmt.duration(rec.elapsed))
+
+    def _on_select(self) -> None:
+        items = self.tree.selectedItems()
+        if items:
+            self.job_selected.emit(int(items[0].data(COL_JOB, Qt.ItemDataRole.UserRole)))
+
+    def _on_double_click(self, item: QTreeWidgetItem, _col: int) -> None:
+        job_id = int(item.data(COL_JOB, Qt.ItemDataRole.UserRole))
+        rec = self.manager.runner.record(job_id)
+        if rec.state != FAILED:
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, f"{rec.title} failed", rec.error or "",
+                          parent=self)
+        if rec.traceback:
+            box.setDetailedText(rec.traceback)
+        box.open()

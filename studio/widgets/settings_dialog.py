@@ -1,0 +1,93 @@
+"""Settings: compute device, CPU threads, workspace folder and theme."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import device, storage
+from studio.settings import DEVICES, THEMES, Settings
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, current: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        self._current = current
+        self.device = QComboBox()
+        labels = {"auto": "Automatic (CUDA, then Apple MPS, then CPU)", "cuda": "CUDA GPU",
+                  "mps": "Apple MPS", "cpu": "CPU"}
+        for d in DEVICES:
+            self.device.addItem(labels[d], d)
+        self.device.setCurrentIndex(DEVICES.index(current.device))
+        self.threads = QSpinBox()
+        self.threads.setRange(0, max(64, device.cpu_count()))
+        self.threads.setSpecialValueText("Automatic")
+        self.threads.setValue(current.cpu_threads)
+        self.threads.setToolTip(f"This machine has {device.cpu_count()} logical CPUs")
+        self.workspace = QLineEdit(current.workspace)
+        self.workspace.setPlaceholderText(str(storage.default_workspace()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        ws_row = QHBoxLayout()
+        ws_row.addWidget(self.workspace, 1)
+        ws_row.addWidget(browse)
+        self.theme = QComboBox()
+        for t in THEMES:
+            self.theme.addItem(t.capitalize(), t)
+        self.theme.setCurrentIndex(THEMES.index(current.theme))
+
+        form = QFormLayout()
+        form.addRow("Compute device:", self.device)
+        form.addRow("CPU threads:", self.threads)
+        form.addRow("Workspace folder:", ws_row)
+        form.addRow("Theme:", self.theme)
+        note = QLabel("Device and threads apply to jobs started after saving.")
+        note.setObjectName("placeholder")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(note)
+        lay.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Workspace folder",
+                                                  self.workspace.text() or str(Path.home()))
+        if folder:
+            self.workspace.setText(folder)
+
+    def result_settings(self) -> Settings:
+        return replace(self._current, device=self.device.currentData(),
+                       cpu_threads=self.threads.value(), workspace=self.workspace.text().strip(),
+                       theme=self.theme.currentData())
+
+    def _accept(self) -> None:
+        s = self.result_settings()
+        if s.workspace:
+            try:
+                Path(s.workspace).expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                QMessageBox.warning(self, "Workspace folder",
+                                    f"Cannot use {s.workspace} as the workspace: {exc}")
+                return
+        self.accept()

@@ -1,0 +1,38 @@
+"""Test set-up shared by every test: headless Qt, an isolated workspace, the test plugins."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_PLUGINS = ROOT / "tests" / "fakeplugins"
+SHARED = ROOT.parent / "shared"
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+sys.path.insert(0, str(FAKE_PLUGINS))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(FAKE_PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
+
+
+@pytest.fixture(autouse=True)
+def studio_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own STUDIO_HOME: settings and workspace never touch the user's."""
+    home = tmp_path_factory.mktemp("studio_home")
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.fail("../shared (reference data) must sit beside the checkout; see README")
+    return SHARED
