@@ -36,3 +36,26 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.fail("../shared (reference data) must sit beside the checkout; see README")
     return SHARED
+
+
+@pytest.fixture
+def make_host(qtbot):  # noqa: ANN001 - pytest-qt fixture
+    """Build a panel's PanelHost around a real JobManager, without a main window.
+
+    Usage: ``host = make_host(GanPlugin())``; jobs run on real worker threads; every manager is
+    shut down (jobs cancelled, workers joined) at the end of the test.
+    """
+    from studio import settings as settings_mod
+    from studio.host import PanelHost
+    from studio.qtjobs import JobManager
+
+    managers: list[JobManager] = []
+
+    def make(plugin):  # noqa: ANN001, ANN202
+        manager = JobManager(settings_mod.load())
+        managers.append(manager)
+        return PanelHost(manager, plugin)
+
+    yield make
+    for manager in managers:
+        manager.shutdown(timeout=15)
