@@ -83,7 +83,7 @@ class _Printer:
             if self.mode == "jsonl":
                 if self.broken_pipe.is_set():
                     return
-                rec = {"job": ev.job_id, "kind": ev.kind, "time": round(ev.time, 3),
+                rec = {"job": ev.job_id, "event": ev.kind, "time": round(ev.time, 3),
                        **jsonable(ev.data)}
                 try:
                     sys.stdout.write(json.dumps(rec) + "\n")
@@ -103,13 +103,13 @@ class _Printer:
     def _bar(self, data: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        total = data.get("total")
+        total = _whole(data.get("total"))
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.title, file=sys.stderr, dynamic_ncols=True,
                             unit="step", leave=True, mininterval=0.5)
         if total is not None and self.bar.total != total:
             self.bar.total = total
-        self.bar.update(max(0.0, data["done"] - self.bar.n))
+        self.bar.update(max(0, _whole(data["done"]) - self.bar.n))
         if data.get("message"):
             self.bar.set_postfix_str(data["message"][:60], refresh=False)
         self.bar.refresh()
@@ -124,6 +124,11 @@ class _Printer:
         with self.lock:
             if self.bar is not None:
                 self.bar.close()
+
+
+def _whole(x: float | None) -> Any:
+    """1.0 -> 1 so the bar reads 15/15, not 15.0/15.0; fractional progress stays a float."""
+    return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
 def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:

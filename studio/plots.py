@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -175,6 +176,11 @@ class PlotsWidget(QWidget):
         self.graphics.clear()
         self._plots.clear()
         self._curves.clear()
+
+    def showEvent(self, event: Any) -> None:
+        """Hidden plots skip redraws; catch up as soon as the dock is shown again."""
+        super().showEvent(event)
+        self._drawn_version = -1
 
     def _maybe_redraw(self) -> None:
         version = self._version()

@@ -39,7 +39,7 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture
-def make_host(qtbot):  # noqa: ANN001 - pytest-qt fixture
+def make_host(qtbot):
     """Build a panel's PanelHost around a real JobManager, without a main window.
 
     Usage: ``host = make_host(GanPlugin())``; jobs run on real worker threads; every manager is
@@ -51,7 +51,7 @@ def make_host(qtbot):  # noqa: ANN001 - pytest-qt fixture
 
     managers: list[JobManager] = []
 
-    def make(plugin):  # noqa: ANN001, ANN202
+    def make(plugin):
         manager = JobManager(settings_mod.load())
         managers.append(manager)
         return PanelHost(manager, plugin)

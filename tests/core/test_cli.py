@@ -1,0 +1,102 @@
+"""`studio plugins`, `studio run` and `studio screenshot` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+STUDIO = [sys.executable, "-m", "studio"]
+
+
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(STUDIO + args, capture_output=True, text=True, timeout=timeout,
+                          env=os.environ.copy())
+
+
+def test_console_script_is_installed() -> None:
+    assert shutil.which("studio") or (Path(sys.executable).parent / "studio").exists()
+
+
+def test_plugins_lists_each_plugin_with_status() -> None:
+    proc = _run(["plugins"])
+    assert proc.returncode == 0, proc.stderr
+    lines = dict((ln.split("\t")[0], ln.split("\t")) for ln in proc.stdout.splitlines())
+    assert lines["demo"] == ["demo", "Demo", "ok"]
+    assert lines["broken"][2].startswith("disabled: ImportError: this plugin is broken")
+
+
+def test_run_prints_result_path_and_progress_on_stderr(tmp_path: Path) -> None:
+    out = tmp_path / "run1"
+    proc = _run(["run", "demo", "count", "--steps", "15", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out.resolve())
+    assert "15/15" in proc.stderr  # the progress bar
+    assert (out / "metrics.jsonl").exists() and (out / "run.json").exists()
+
+
+def test_run_events_jsonl() -> None:
+    proc = _run(["run", "demo", "count", "--steps", "5", "--events", "jsonl"])
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"state", "progress", "metric", "preview", "log"} <= kinds
+    assert {"event": "preview", "kind": "text", "payload": "chunk 5"}.items() <= next(
+        e for e in events if e["event"] == "preview").items()
+    assert events[-1]["event"] == "state" and events[-1]["state"] == "done"
+    assert events[-1]["result"]
+
+
+def test_job_error_exits_nonzero_with_message() -> None:
+    proc = _run(["run", "demo", "fail", "--kind", "user"])
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("error: the folder /nowhere is empty: add some images")
+    proc = _run(["run", "demo", "count", "--steps", "lots"])
+    assert proc.returncode == 2 and "cannot read 'lots' as int" in proc.stderr
+    proc = _run(["run", "nope", "train"])
+    assert proc.returncode == 2 and "no plugin 'nope'" in proc.stderr
+
+
+def test_run_help_lists_options() -> None:
+    proc = _run(["run", "demo", "count", "--help"])
+    assert proc.returncode == 0
+    assert "--steps STEPS (default: 20)" in proc.stdout and "how many steps" in proc.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics differ on Windows")
+def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+    args = ["run", "demo", "count", "--steps", "100000", "--delay", "0.01",
+            "--out", str(tmp_path / "r")]
+    proc = subprocess.Popen([*STUDIO, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "r" / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "cancelled" in err
+    manifest = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert manifest["state"] == "cancelled"
+
+
+def test_screenshot_renders_png(tmp_path: Path) -> None:
+    out = tmp_path / "shot.png"
+    proc = _run(["screenshot", "--plugin", "demo", "--size", "1000x700", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size == (1000, 700)
+        # a real render, not a blank image: many distinct colours
+        assert len(im.convert("RGB").getcolors(1_000_000) or []) > 20
+    bad = _run(["screenshot", "--plugin", "nope", "--out", str(out)])
+    assert bad.returncode == 2 and "no plugin 'nope'" in bad.stderr

@@ -1,0 +1,138 @@
+"""The job runner: events, run folders, cancel, failures, lanes (no Qt)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from studio import registry, runs
+from studio.jobs import CANCELLED, DONE, FAILED, Event, JobRunner
+from studio.settings import Settings
+
+
+def _runner(events: list[Event], tmp_path: Path) -> JobRunner:
+    lock = threading.Lock()
+
+    def listen(ev: Event) -> None:
+        with lock:
+            events.append(ev)
+
+    return JobRunner(listen, settings=Settings(workspace=str(tmp_path / "ws")))
+
+
+def _demo():
+    return registry.get("demo")
+
+
+def test_job_reports_progress_metrics_and_writes_run_folder(tmp_path: Path) -> None:
+    events: list[Event] = []
+    runner = _runner(events, tmp_path)
+    rec = runner.submit("demo", _demo().job("count"), {"steps": "12"})
+    runner.wait(rec.id, 20)
+    runner.shutdown()
+    assert rec.state == DONE, rec.error
+    run_dir = Path(rec.result)
+    assert run_dir.parent == tmp_path / "ws" / "runs" / "demo"
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "state" and events[-1].data["state"] == DONE
+    progress = [e.data for e in events if e.kind == "progress"]
+    assert progress[-1]["done"] == 12 and progress[-1]["total"] == 12
+    metrics = runs.read_metrics(run_dir)
+    assert sorted(metrics) == ["loss/a", "loss/b", "lr"]
+    assert metrics["loss/a"][0] == list(map(float, range(1, 13)))
+    manifest = runs.read_manifest(run_dir)
+    assert manifest["state"] == DONE and manifest["params"] == {"steps": "12"}
+    assert manifest["datasets"][0]["path"] == "/nonexistent/data"
+    assert (run_dir / "config.json").exists()
+    texts = [e.data["payload"] for e in events if e.kind == "preview"]
+    assert texts == ["chunk 5", "chunk 10"]
+
+
+def test_cancel_mid_run_is_quick(tmp_path: Path) -> None:
+    events: list[Event] = []
+    runner = _runner(events, tmp_path)
+    rec = runner.submit("demo", _demo().job("slow"), {"seconds": 60})
+    deadline = time.monotonic() + 20
+    while rec.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    runner.cancel(rec.id)
+    runner.wait(rec.id, 10)
+    took = time.monotonic() - t0
+    assert rec.state == CANCELLED
+    assert took < 5.0  # generous for a loaded CI box; the bench measures the real figure
+    assert runner.shutdown(5)
+
+
+def test_failure_is_reported_and_next_job_runs(tmp_path: Path) -> None:
+    events: list[Event] = []
+    runner = _runner(events, tmp_path)
+    bad = runner.submit("demo", _demo().job("fail"), {})
+    user = runner.submit("demo", _demo().job("fail"), {"kind": "user"})
+    good = runner.submit("demo", _demo().job("echo"), {"text": "ab", "times": 2})
+    for r in (bad, user, good):
+        runner.wait(r.id, 20)
+    runner.shutdown()
+    assert bad.state == FAILED and bad.error == "ZeroDivisionError: division by zero in step 1"
+    assert "Traceback" in bad.traceback
+    assert user.state == FAILED and user.error.startswith("the folder /nowhere is empty")
+    assert user.traceback is None
+    assert good.state == DONE and good.result == "abab"
+    logs = [e.data["text"] for e in events if e.kind == "log" and e.data["level"] == "error"]
+    assert any("ZeroDivisionError" in t and "Traceback" in t for t in logs)
+
+
+def test_bad_parameters_fail_the_job_with_a_message(tmp_path: Path) -> None:
+    runner = _runner([], tmp_path)
+    rec = runner.submit("demo", _demo().job("count"), {"steps": "many"})
+    runner.wait(rec.id, 20)
+    runner.shutdown()
+    assert rec.state == FAILED and "--steps: cannot read 'many' as int" in rec.error
+
+
+def test_queued_job_cancels_at_once_and_interactive_lane_does_not_wait(tmp_path: Path) -> None:
+    runner = _runner([], tmp_path)
+    long = runner.submit("demo", _demo().job("slow"), {"seconds": 60})
+    queued = runner.submit("demo", _demo().job("slow"), {"seconds": 60})
+    quick = runner.submit("demo", _demo().job("echo"), {"text": "hi"})
+    runner.wait(quick.id, 20)
+    assert quick.state == DONE  # did not queue behind the long compute job
+    assert long.state == "running" and queued.state == "queued"
+    runner.cancel(queued.id)
+    assert queued.state == CANCELLED
+    runner.cancel(long.id)
+    runner.wait(long.id, 10)
+    assert long.state == CANCELLED
+    assert runner.shutdown(5)
+
+
+def test_cancelled_run_keeps_its_folder_and_resume_appends_history(tmp_path: Path) -> None:
+    runner = _runner([], tmp_path)
+    out = tmp_path / "myrun"
+    first = runner.submit("demo", _demo().job("count"),
+                          {"steps": 400, "delay": 0.01, "out": str(out)})
+    while first.state != "running":
+        time.sleep(0.01)
+    time.sleep(0.2)
+    runner.cancel(first.id)
+    runner.wait(first.id, 10)
+    assert first.state == CANCELLED
+    assert runs.read_manifest(out)["state"] == CANCELLED
+    n_before = len(runs.read_metrics(out)["lr"][0])
+    assert n_before > 0
+    second = runner.submit("demo", _demo().job("count"), {"steps": 3, "out": str(out)})
+    runner.wait(second.id, 10)
+    runner.shutdown()
+    manifest = runs.read_manifest(out)
+    assert manifest["state"] == DONE and manifest["history"][0]["state"] == CANCELLED
+    assert len(runs.read_metrics(out)["lr"][0]) == n_before + 3
+    runs.truncate_metrics(out, after_step=2)
+    assert max(runs.read_metrics(out)["lr"][0]) <= 2
+
+
+def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / runs.METRICS_FILE).write_text(
+        '{"step": 1, "name": "loss", "value": 0.5}\n{"step": 2, "name": "lo')
+    assert runs.read_metrics(tmp_path) == {"loss": ([1.0], [0.5])}

@@ -1,0 +1,103 @@
+"""Atomic writes, safetensors state files and refusing pickles."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio import storage
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    storage.atomic_write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), storage.atomic_open(target) as fh:
+        fh.write('{"a": 2, "half": ')
+        raise RuntimeError("crash in the middle of writing")
+    assert storage.read_json(target) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left behind
+
+
+def test_killed_process_leaves_no_half_written_checkpoint(tmp_path: Path) -> None:
+    """A process killed (SIGKILL, no clean-up) mid-write leaves the previous checkpoint intact."""
+    target = tmp_path / "ckpt.safetensors"
+    storage.save_tensors(target, {"w": torch.zeros(4)})
+    code = f"""
+import os, torch
+from studio import storage
+big = {{"w": torch.ones(4), "pad": torch.ones(2_000_000)}}
+with storage.atomic_path({str(target)!r}, suffix=".safetensors") as tmp:
+    from safetensors.torch import save_file
+    save_file(big, str(tmp))
+    os.kill(os.getpid(), 9)   # dies after writing the temp file, before the rename
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -9
+    loaded = storage.load_tensors(target)
+    assert torch.equal(loaded["w"], torch.zeros(4)) and "pad" not in loaded
+
+
+def test_truncated_safetensors_is_reported(tmp_path: Path) -> None:
+    target = tmp_path / "model.safetensors"
+    storage.save_tensors(target, {"w": torch.randn(100)})
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    with pytest.raises(storage.CorruptFileError, match=r"model\.safetensors"):
+        storage.load_tensors(target)
+
+
+def test_state_round_trip_with_optimiser_and_rng(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.99))
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": 7,
+             "rng": storage.capture_rng(), "note": None, "pair": (1, "x")}
+    path = storage.save_state(tmp_path / "ckpt.safetensors", state)
+    back = storage.load_state(path)
+    assert back["step"] == 7 and back["note"] is None and back["pair"] == (1, "x")
+    opt2 = torch.optim.Adam(model.parameters(), lr=1.0)
+    opt2.load_state_dict(back["opt"])
+    assert opt2.param_groups[0]["betas"] == (0.5, 0.99)
+    assert opt2.param_groups[0]["lr"] == 1e-3
+    restored, original = opt2.state_dict()["state"][0], opt.state_dict()["state"][0]
+    assert torch.equal(restored["exp_avg"], original["exp_avg"])
+    # restoring the RNG reproduces the same random numbers
+    storage.restore_rng(back["rng"])
+    a = torch.rand(3)
+    storage.restore_rng(back["rng"])
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_tied_weights_are_saved(tmp_path: Path) -> None:
+    w = torch.randn(5, 5)
+    storage.save_tensors(tmp_path / "t.safetensors", {"a": w, "b": w})
+    back = storage.load_tensors(tmp_path / "t.safetensors")
+    assert torch.equal(back["a"], back["b"])
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"w": _Evil()}, fh)
+    with pytest.raises(storage.CorruptFileError, match="pickled Python objects are refused"):
+        storage.safe_torch_load(path)
+    torch.save({"w": torch.ones(2)}, tmp_path / "plain.pt")
+    assert torch.equal(storage.safe_torch_load(tmp_path / "plain.pt")["w"], torch.ones(2))
+
+
+def test_workspace_follows_studio_home(studio_home: Path) -> None:
+    assert storage.default_workspace() == studio_home / "workspace"
+    assert storage.config_dir() == studio_home

@@ -1,0 +1,153 @@
+"""The main window with pytest-qt: navigator, docks, jobs, plots, cancel, errors, closing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from studio import settings as settings_mod
+from studio.jobs import CANCELLED, DONE, FAILED
+from studio.window import ErrorPage, MainWindow
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win._force_close = True  # tests close without the confirmation dialog unless they ask
+    yield win
+    win.shutdown(timeout=10)
+
+
+def _nav_ids(win: MainWindow) -> list[str]:
+    return [win.navigator.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(win.navigator.count())]
+
+
+def test_window_lists_plugins_and_docks(window: MainWindow) -> None:
+    assert window.windowTitle() == "Generative Studio"
+    ids = _nav_ids(window)
+    assert ids[0] == "demo" and "broken" in ids
+    assert {"gan", "music", "diffusion", "writer", "levels"} <= set(ids)
+    assert {d.windowTitle() for d in (window.jobs_dock, window.plots_dock, window.log_dock)} == {
+        "Jobs", "Live plots", "Log"}
+    broken_item = window.navigator.item(ids.index("broken"))
+    assert "(disabled)" in broken_item.text()
+
+
+def test_broken_plugin_page_shows_the_error(window: MainWindow) -> None:
+    page = window.select_plugin("broken")
+    assert isinstance(page, ErrorPage)
+    texts = " ".join(w.text() for w in page.findChildren(type(window.job_label)))
+    assert "broken on purpose" in texts
+
+
+def test_job_progress_and_metrics_reach_dock_and_plot(window: MainWindow, qtbot) -> None:
+    panel = window.select_plugin("demo")
+    form = panel.forms["count"]
+    form.fields["steps"][1].setValue(12)
+    qtbot.mouseClick(form.run_button, Qt.MouseButton.LeftButton)
+    handle = form.handle
+    assert handle is not None
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=20000)
+    window.manager.drain()
+    assert handle.record.state == DONE
+    item = window.jobs_widget.items[handle.id]
+    assert item.text(1) == DONE
+    assert window.jobs_widget.bars[handle.id].value() == 1000
+    window.plots_widget._force_redraw()
+    assert window.plots_widget.current_source == handle.id
+    assert window.plots_widget.curve_names() == ["loss/a", "loss/b", "lr"]
+    x, y = window.plots_widget.curve_data("lr")
+    assert list(x) == list(range(1, 13)) and set(y) == {0.1}
+    assert "done" in form.status.text()
+
+
+def test_cancel_button_stops_a_running_job(window: MainWindow, qtbot) -> None:
+    host = window.hosts.get("demo") or (window.select_plugin("demo") and window.hosts["demo"])
+    handle = host.submit("slow", {"seconds": 60})
+    qtbot.waitUntil(lambda: handle.record.state == "running", timeout=20000)
+    window.manager.drain()
+    qtbot.mouseClick(window.jobs_widget.cancel_buttons[handle.id], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=10000)
+    window.manager.drain()
+    assert handle.record.state == CANCELLED
+    assert window.jobs_widget.items[handle.id].text(1) == CANCELLED
+    assert not window.jobs_widget.cancel_buttons[handle.id].isEnabled()
+
+
+def test_failing_job_shows_error_and_app_keeps_working(window: MainWindow, qtbot) -> None:
+    window.select_plugin("demo")
+    host = window.hosts["demo"]
+    bad = host.submit("fail", {})
+    qtbot.waitUntil(lambda: bad.is_finished, timeout=20000)
+    window.manager.drain()
+    assert bad.record.state == FAILED
+    message = window.jobs_widget.items[bad.id].text(5)
+    assert message == "ZeroDivisionError: division by zero in step 1"
+    assert "Traceback" in window.log_widget.text()
+    good = host.submit("echo", {"text": "still alive"})
+    qtbot.waitUntil(lambda: good.is_finished, timeout=20000)
+    assert good.record.state == DONE and good.record.result == "still alive"
+
+
+def test_open_run_restores_curves_from_metrics_jsonl(window: MainWindow, tmp_path: Path) -> None:
+    run = tmp_path / "old_run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(
+        f'{{"step": {i}, "name": "loss/G", "value": {1.0 / i}}}\n' for i in range(1, 51)))
+    window.show()
+    window.open_run(run)
+    window.plots_widget._force_redraw()
+    assert window.plots_widget.curve_names() == ["loss/G"]
+    x, y = window.plots_widget.curve_data("loss/G")
+    assert len(x) == 50 and y[0] == 1.0
+
+
+def test_settings_persist(window: MainWindow) -> None:
+    new = settings_mod.Settings(device="cpu", cpu_threads=1, theme="dark",
+                                workspace=str(window.settings.workspace_path()))
+    window.apply_settings(new)
+    loaded = settings_mod.load()
+    assert (loaded.device, loaded.cpu_threads, loaded.theme) == ("cpu", 1, "dark")
+    assert window.manager.runner.settings.device == "cpu"
+
+
+def test_settings_dialog_round_trip(qtbot) -> None:
+    from studio.widgets.settings_dialog import SettingsDialog
+
+    dlg = SettingsDialog(settings_mod.Settings())
+    qtbot.addWidget(dlg)
+    dlg.theme.setCurrentIndex(1)
+    dlg.threads.setValue(2)
+    s = dlg.result_settings()
+    assert (s.theme, s.cpu_threads, s.device) == ("dark", 2, "auto")
+
+
+def test_close_with_running_job_asks_then_stops_cleanly(qtbot, monkeypatch) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.select_plugin("demo")
+    handle = win.hosts["demo"].submit("slow", {"seconds": 120})
+    qtbot.waitUntil(lambda: handle.record.state == "running", timeout=20000)
+    asked: list[str] = []
+
+    def answer(no_or_yes):
+        def fake(*args, **kwargs):
+            asked.append(args[2])
+            return no_or_yes
+        return fake
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    assert not win.close()  # the user said no: still open, job still running
+    assert handle.record.state == "running" and "Slow loop" in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert win.close()
+    assert handle.record.state == CANCELLED
+    workers = [t for t in threading.enumerate() if t.name.startswith("studio-")]
+    assert not any(t.is_alive() for t in workers if t.name != "studio-device-probe")
