@@ -78,6 +78,7 @@ def gui() -> int:
     from studio.window import MainWindow
 
     win = MainWindow()
+    sys.excepthook = win.report_exception
     win.show()
     win.detect_device()
     return app.exec()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -120,8 +120,10 @@ class JobManager(QObject):
 
     # -- submit / cancel ------------------------------------------------------------------------
     def submit(self, plugin_id: str, spec: JobSpec, params: Mapping[str, Any] | None = None,
-               *, title: str | None = None) -> JobHandle:
-        rec = self.runner.submit(plugin_id, spec, params, title=title)
+               *, title: str | None = None, func: Callable[..., Any] | None = None
+               ) -> JobHandle:
+        """Queue a job; ``func`` overrides ``spec.target`` (benches and tests)."""
+        rec = self.runner.submit(plugin_id, spec, params, title=title, func=func)
         handle = JobHandle(self, rec)
         self.handles[rec.id] = handle
         self.job_added.emit(rec)

@@ -188,6 +188,8 @@ class MainWindow(QMainWindow):
         open_run = QAction("Open run…", self)
         open_run.triggered.connect(self._ask_open_run)
         file_menu.addAction(open_run)
+        self.recent_menu = file_menu.addMenu("Recent runs")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_runs)
         open_ws = QAction("Show workspace folder", self)
         open_ws.triggered.connect(lambda: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(self.settings.workspace_path()))))
@@ -308,6 +310,28 @@ class MainWindow(QMainWindow):
         self.plots_dock.raise_()
         if n == 0:
             self.statusBar().showMessage(f"{run_dir} has no metrics yet", 5000)
+
+    def _fill_recent_runs(self) -> None:
+        """The newest runs of every plugin in the workspace, read from their run.json."""
+        self.recent_menu.clear()
+        found = runs.list_runs(self.settings.workspace_path())[:15]
+        if not found:
+            self.recent_menu.addAction("(no runs yet)").setEnabled(False)
+        for run_dir in found:
+            manifest = runs.read_manifest(run_dir) or {}
+            label = (f"{manifest.get('plugin', '?')} {manifest.get('job', '')}: {run_dir.name}"
+                     f"  [{manifest.get('state', '?')}]")
+            action = self.recent_menu.addAction(label)
+            action.triggered.connect(lambda _=False, d=run_dir: self.open_run(d))
+
+    def report_exception(self, exc_type: type[BaseException], exc: BaseException,
+                         tb: object) -> None:
+        """sys.excepthook for the GUI: an error in a slot is logged and shown, never fatal."""
+        text = "".join(traceback.format_exception(exc_type, exc, tb))  # type: ignore[arg-type]
+        log.error("unexpected error in the window:\n%s", text)
+        self.log_widget.append("error", text)
+        self.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc} "
+                                     "(details in the Log dock)", 10000)
 
     def _ask_open_run(self) -> None:
         start = self.settings.workspace_path() / "runs"

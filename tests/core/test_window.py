@@ -151,3 +151,23 @@ def test_close_with_running_job_asks_then_stops_cleanly(qtbot, monkeypatch) -> N
     assert handle.record.state == CANCELLED
     workers = [t for t in threading.enumerate() if t.name.startswith("studio-")]
     assert not any(t.is_alive() for t in workers if t.name != "studio-device-probe")
+
+
+def test_recent_runs_menu_lists_workspace_runs(window: MainWindow, qtbot) -> None:  # noqa: ANN001
+    window.select_plugin("demo")
+    handle = window.hosts["demo"].submit("count", {"steps": 3})
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=20000)
+    window._fill_recent_runs()
+    labels = [a.text() for a in window.recent_menu.actions()]
+    assert len(labels) == 1 and labels[0].startswith("demo count:") and "[done]" in labels[0]
+    window.recent_menu.actions()[0].trigger()
+    assert window.plots_widget.current_source == handle.record.run_dir
+
+
+def test_exception_in_a_slot_is_reported_not_fatal(window: MainWindow) -> None:
+    try:
+        raise ValueError("a slot broke")
+    except ValueError as exc:
+        window.report_exception(type(exc), exc, exc.__traceback__)
+    assert "ValueError: a slot broke" in window.log_widget.text()
+    assert "a slot broke" in window.statusBar().currentMessage()

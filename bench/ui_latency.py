@@ -1,0 +1,158 @@
+"""Does the window stay responsive while a CPU-heavy torch job trains, and what does it cost?
+
+A small convolutional network trains on random data through the real worker (JobManager, a
+window with the Live plots dock visible, a metric and a progress event every step, a preview
+image every 20 steps). A QTimer probe fires every 10 ms on the GUI thread and records how late
+each tick is: that lateness is the event-loop stall a user would feel. Then the same training
+loop runs bare (no studio, no Qt events) in the same process for the same number of steps.
+
+Prints p50/p99/max stall in ms and the job's steps/s relative to the bare loop.
+Targets: max stall < 50 ms, throughput ratio >= 0.95.
+
+    python bench/ui_latency.py [--seconds 20] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-bench-"))
+
+
+class _NullCtx:
+    """Stands in for JobContext in the bare run: same calls, no work."""
+
+    cancelled = False
+
+    def check(self) -> None:
+        pass
+
+    def metric(self, *a: Any) -> None:
+        pass
+
+    def metrics(self, *a: Any, **k: Any) -> None:
+        pass
+
+    def progress(self, *a: Any) -> None:
+        pass
+
+    def preview(self, *a: Any, **k: Any) -> None:
+        pass
+
+
+def make_model() -> Any:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(), nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(64 * 8 * 8, 10))
+
+
+def train(ctx: Any, steps: int = 200, batch: int = 64) -> dict[str, float]:
+    """The measured loop: identical code for the bare run and the studio job."""
+    import numpy as np
+    import torch
+
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    preview = np.zeros((64, 64, 3), dtype=np.uint8)
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        ctx.check()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ctx.metrics(step, **{"loss/train": float(loss), "lr": 1e-3})
+        ctx.progress(step, steps)
+        if step % 20 == 0:
+            preview[:] = step % 255
+            ctx.preview("image", preview.copy())
+    return {"seconds": time.perf_counter() - t0, "steps": steps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=20.0, help="approximate length of each run")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # calibrate the step count so each run lasts about --seconds
+    probe = train(_NullCtx(), steps=10)
+    steps = max(50, int(args.seconds / (probe["seconds"] / 10)))
+
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from studio.app import _make_app
+    from studio.plugin import JobSpec
+    from studio.window import MainWindow
+
+    app = _make_app()
+    win = MainWindow()
+    win._force_close = True
+    win.resize(1400, 900)
+    win.show()
+    app.processEvents()
+
+    stalls: list[float] = []
+    clock = QElapsedTimer()
+    interval = 10
+
+    def tick() -> None:
+        elapsed = clock.restart()
+        stalls.append(max(0.0, elapsed - interval))
+
+    timer = QTimer()
+    timer.setInterval(interval)
+    timer.timeout.connect(tick)
+
+    spec = JobSpec("bench", "bench.ui_latency:train", "UI latency bench")
+    handle = win.manager.submit("bench", spec, {"steps": steps}, func=train)
+    win._follow_job(handle.id)
+    while handle.record.state in ("queued",):
+        app.processEvents()
+    clock.start()
+    timer.start()
+    while not handle.is_finished:
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    win.manager.drain()
+    if handle.record.state != "done":
+        sys.exit(f"job ended {handle.record.state}: {handle.record.error}")
+    studio_rate = steps / handle.record.result["seconds"]
+    redraws = win.plots_widget.redraws
+    win.shutdown(5)
+
+    bare = train(_NullCtx(), steps=steps)
+    bare_rate = steps / bare["seconds"]
+
+    stalls_sorted = sorted(stalls[5:])  # skip the first ticks (job start-up)
+    p = lambda q: stalls_sorted[min(len(stalls_sorted) - 1, int(q * len(stalls_sorted)))]  # noqa: E731
+    print(f"steps: {steps} per run, torch threads {torch.get_num_threads()}, "
+          f"{len(stalls_sorted)} probe ticks, {redraws} plot redraws")
+    print(f"event-loop stall p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, "
+          f"max {max(stalls_sorted):.1f} ms (target max < 50 ms)")
+    print(f"mean stall {statistics.mean(stalls_sorted):.2f} ms")
+    print(f"steps/s studio {studio_rate:.2f}, bare {bare_rate:.2f}, "
+          f"ratio {studio_rate / bare_rate:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
