@@ -65,7 +65,8 @@ def main() -> None:
     t_torch = statistics.median(torch_times)
     t_window = statistics.median(window_times)
     print(f"bare 'import torch':        {t_torch:.3f} s (median of {args.repeat})")
-    print(f"studio window shown:        {t_window:.3f} s (median of {args.repeat}; {', '.join(flags)})")
+    print(f"studio window shown:        {t_window:.3f} s "
+          f"(median of {args.repeat}; {', '.join(flags)})")
     print(f"ratio window / import torch: {t_window / t_torch:.2f}  (target: < 1, torch not loaded)")
 
 

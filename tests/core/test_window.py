@@ -153,7 +153,7 @@ def test_close_with_running_job_asks_then_stops_cleanly(qtbot, monkeypatch) -> N
     assert not any(t.is_alive() for t in workers if t.name != "studio-device-probe")
 
 
-def test_recent_runs_menu_lists_workspace_runs(window: MainWindow, qtbot) -> None:  # noqa: ANN001
+def test_recent_runs_menu_lists_workspace_runs(window: MainWindow, qtbot) -> None:
     window.select_plugin("demo")
     handle = window.hosts["demo"].submit("count", {"steps": 3})
     qtbot.waitUntil(lambda: handle.is_finished, timeout=20000)
