@@ -78,8 +78,8 @@ class Plugin:
             p = Path(mod.__file__ or ".").parent / p
         return p if p.exists() else None
 
-    def create_panel(self, host: PanelHost) -> QWidget:
-        """Build the plugin's central widget. Default: a page listing the plugin's jobs."""
-        from studio.widgets.jobform import JobFormPanel
-
-        return JobFormPanel(self, host)
+    def create_panel(self, host: PanelHost) -> QWidget | None:
+        """Build the plugin's central widget, importing the Qt panel module here (not at module
+        level). Returning None gives the generic page: one form per job, built from signatures.
+        """
+        return None

@@ -253,7 +253,12 @@ class MainWindow(QMainWindow):
                              parent=self)
             self.hosts[plugin_id] = host
             try:
-                widget = rec.plugin.create_panel(host)
+                built = rec.plugin.create_panel(host)
+                if built is None:
+                    from studio.widgets.jobform import JobFormPanel
+
+                    built = JobFormPanel(rec.plugin, host)
+                widget = built
             except Exception as exc:  # the panel is broken, the studio is not
                 rec.error = f"its panel failed to open: {type(exc).__name__}: {exc}"
                 rec.traceback = traceback.format_exc()

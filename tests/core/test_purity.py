@@ -82,3 +82,13 @@ def test_plugin_modules_are_light() -> None:
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_import_linter_contract_holds() -> None:
+    """The same rule as an import-linter contract (pyproject.toml), which also follows indirect
+    imports: a pure module importing a helper that imports Qt is caught too."""
+    exe = Path(sys.executable).parent / ("lint-imports.exe" if os.name == "nt" else "lint-imports")
+    proc = subprocess.run([str(exe), "--no-cache"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "Contracts: 1 kept, 0 broken." in proc.stdout
