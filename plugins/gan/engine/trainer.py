@@ -1,0 +1,323 @@
+"""One GAN training run in memory: models, optimisers, EMA, its own random generator, and the
+step that updates them.
+
+Everything random in training (batches, noise, DiffAugment, label noise, dropout, gradient-penalty
+mixing) draws from one ``torch.Generator`` owned by the trainer, never from torch's global one, so
+:meth:`GanTrainer.state_dict` captures the complete state and a resumed run takes exactly the
+steps the uninterrupted run would have taken (tested bit-for-bit on the CPU), whatever other jobs
+do with the global generator meanwhile.
+
+Mixed precision (CUDA only): the forward passes run under ``torch.autocast`` with the dtype from
+:func:`studio.device.autocast_dtype` (bf16 where supported, else fp16); fp16 uses one
+``GradScaler`` per optimiser; losses are computed in float32 and the gradient penalty runs outside
+autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from plugins.gan.engine import losses
+from plugins.gan.engine.config import GanConfig
+from plugins.gan.engine.diffaug import diff_augment, parse_policy
+from plugins.gan.engine.ema import EMA, recalibrated
+from plugins.gan.engine.models import (
+    Discriminator,
+    Generator,
+    SeededDropout,
+    build,
+    downscale,
+    upscale,
+)
+
+STATE_FORMAT = 1
+STAT_NAMES = ("loss/D", "loss/G", "D/real", "D/fake", "gp")
+PREVIEW_COLS = 8
+
+
+def amp_dtype(cfg: GanConfig, device: str) -> torch.dtype | None:
+    """The autocast dtype for this run (None: full float32, always on the CPU)."""
+    from studio.device import autocast_dtype
+
+    if cfg.amp == "off":
+        return None
+    return autocast_dtype(device, "auto" if cfg.amp == "auto" else cfg.amp)
+
+
+class GanTrainer:
+    """Build with a config and the training images (uint8 ``(N, C, H, W)``) already on
+    ``device``; call :meth:`train_step` repeatedly."""
+
+    def __init__(self, cfg: GanConfig, images: torch.Tensor, labels: torch.Tensor | None,
+                 device: str = "cpu") -> None:
+        cfg.validate()
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError("images must be a uint8 (N, C, H, W) tensor")
+        if tuple(images.shape[1:]) != (cfg.channels, cfg.size, cfg.size):
+            raise ValueError(f"images are {tuple(images.shape[1:])}, the config wants "
+                             f"{(cfg.channels, cfg.size, cfg.size)}")
+        if cfg.conditional and labels is None:
+            raise ValueError("a conditional model needs labels")
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.images = _at_size(images.to(self.device), cfg.net_size)
+        self.labels = labels.to(self.device) if (labels is not None and cfg.conditional) else None
+        self.policy = parse_policy(cfg.diffaug)
+        if self.labels is not None:  # image indices sorted by class, for class-grouped batches
+            order = torch.argsort(self.labels.cpu(), stable=True)
+            counts = torch.bincount(self.labels.cpu(), minlength=cfg.num_classes)
+            self._class_index = order.to(self.device)
+            self._class_count = counts.to(self.device)
+            self._class_start = (torch.cumsum(counts, 0) - counts).to(self.device)
+        self.step = 0
+
+        with torch.random.fork_rng(devices=[]):  # weight init from the run's seed only
+            torch.manual_seed(cfg.seed)
+            g, d = build(cfg)
+        self.G: Generator = g.to(self.device)
+        self.D: Discriminator = d.to(self.device)
+        self.ema = EMA(self.G, cfg.ema_decay)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g,
+                                      betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d,
+                                      betas=(cfg.beta1, cfg.beta2))
+        self.amp = amp_dtype(cfg, str(self.device))
+        use_scaler = self.amp == torch.float16
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        for m in self.D.modules():
+            if isinstance(m, SeededDropout):
+                m.generator = self.gen
+        self.fixed_z, self.fixed_y = self._fixed_inputs()
+        self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
+        self._acc_n = 0
+        self._real_diversity: float | None = None
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The preview's noise: one row per class (up to 10) for conditional models, else 8x8."""
+        g = torch.Generator().manual_seed(self.cfg.seed + 7919)
+        if self.cfg.conditional:
+            rows = min(self.cfg.num_classes, 10)
+            z = torch.randn(PREVIEW_COLS, self.cfg.z_dim, generator=g).repeat(rows, 1)
+            y = torch.arange(rows).repeat_interleave(PREVIEW_COLS)
+            return z.to(self.device), y.to(self.device)
+        z = torch.randn(PREVIEW_COLS * PREVIEW_COLS, self.cfg.z_dim, generator=g)
+        return z.to(self.device), None
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.z_dim, generator=self.gen, device=self.gen.device)
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, n = self.cfg.batch_size, self.images.shape[0]
+        group = self.cfg.mbstd_group
+        if self.labels is not None and group > 1 and B % group == 0:
+            # Class-grouped batch: consecutive groups share a class, so the discriminator's
+            # minibatch-std feature sees variety *within* a class and can catch a generator
+            # that draws one image per class (the usual failure of small conditional GANs).
+            anchors = torch.randint(0, n, (B // group,), generator=self.gen,
+                                    device=self.gen.device).to(self.device)
+            cls = self.labels[anchors].repeat_interleave(group)
+            u = torch.rand(B, generator=self.gen, device=self.gen.device).to(self.device)
+            pos = (u * self._class_count[cls]).long().clamp_max(self._class_count[cls] - 1)
+            idx = self._class_index[self._class_start[cls] + pos]
+        else:
+            idx = torch.randint(0, n, (B,), generator=self.gen, device=self.gen.device)
+            idx = idx.to(self.device)
+        x = self.images[idx].float().div_(127.5).sub_(1.0)
+        return x, (self.labels[idx] if self.labels is not None else None)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy, self.gen, self.cfg.mbstd_group) if self.policy else x
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp)
+
+    # -- training -------------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        """One generator update (after ``n_critic`` discriminator updates). Returns the step's
+        statistics as a device tensor (no synchronisation); see :data:`STAT_NAMES`."""
+        cfg, G, D = self.cfg, self.G, self.D
+        B = cfg.batch_size
+        gp = torch.zeros((), device=self.device)
+        fake = real_scores = fake_scores = loss_d = y = None
+        for i in range(cfg.n_critic):
+            x, y = self._real_batch()
+            z = self._noise(B)
+            last = i == cfg.n_critic - 1
+            with self._autocast():
+                # The last critic step's fakes are reused for the generator step (one generator
+                # forward per iteration, as in the PyTorch DCGAN recipe).
+                with torch.set_grad_enabled(last):
+                    fake = G(z, y)
+                xr, xf = self._augment(x), self._augment(fake.detach())
+                if D.has_batchnorm:  # separate batches: batch norm must not mix real and fake
+                    real_scores, fake_scores = D(xr, y), D(xf, y)
+                else:
+                    both = D(torch.cat([xr, xf]), None if y is None else torch.cat([y, y]))
+                    real_scores, fake_scores = both.float().split(B)
+                loss_d = losses.d_loss(cfg.arch, real_scores.float(), fake_scores.float(),
+                                       cfg.label_noise, self.gen)
+            if cfg.gp_weight > 0:
+                gp = losses.gradient_penalty(functools.partial(D, y=y), xr, xf, self.gen)
+                loss_d = loss_d + cfg.gp_weight * gp
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(loss_d).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+
+        assert fake is not None and loss_d is not None
+        D.requires_grad_(False)  # the generator step needs no discriminator weight gradients
+        try:
+            with self._autocast():
+                loss_g = losses.g_loss(cfg.arch, D(self._augment(fake), y).float())
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(loss_g).backward()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
+        finally:
+            D.requires_grad_(True)
+        self.step += 1
+        self.ema.update(G, self.step)
+        with torch.no_grad():
+            stats = torch.stack([
+                loss_d.detach().float(), loss_g.detach().float(),
+                losses.d_outputs_as_probability(cfg.arch, real_scores.detach().float()).mean(),
+                losses.d_outputs_as_probability(cfg.arch, fake_scores.detach().float()).mean(),
+                gp.detach().float()])
+            self._acc += stats
+        self._acc_n += 1
+        return stats
+
+    def pop_stats(self) -> dict[str, float]:
+        """Mean statistics since the last call (one device sync); empty if no step was taken."""
+        if self._acc_n == 0:
+            return {}
+        values = (self._acc / self._acc_n).tolist()
+        self._acc.zero_()
+        self._acc_n = 0
+        out = dict(zip(STAT_NAMES, values, strict=True))
+        if self.cfg.gp_weight <= 0:
+            out.pop("gp")
+        return out
+
+    # -- sampling -------------------------------------------------------------------------
+    def _calibration_batches(self, n: int = 4) -> Iterator[tuple[torch.Tensor,
+                                                                 torch.Tensor | None]]:
+        g = torch.Generator().manual_seed(self.cfg.seed + 104729)
+        for _ in range(n):
+            z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=g).to(self.device)
+            y = None
+            if self.cfg.conditional:
+                y = torch.randint(0, self.cfg.num_classes, (self.cfg.batch_size,),
+                                  generator=g).to(self.device)
+            yield z, y
+
+    def sampling_generator(self) -> Generator:
+        """The EMA generator with batch-norm statistics re-estimated for its weights (a copy:
+        the training state is untouched)."""
+        return recalibrated(self.ema.model, list(self._calibration_batches()))  # type: ignore
+
+    @torch.no_grad()
+    def preview(self, model: Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Samples of the fixed noise as uint8 ``(N, H, W, C)``, their grid picture, and their
+        diversity relative to real images (about 1 when healthy, near 0 when collapsed)."""
+        from plugins.common.images import make_grid, to_uint8
+
+        model = model or self.sampling_generator()
+        low = model(self.fixed_z, self.fixed_y).float()
+        ratio = diversity(low, self.fixed_y) / max(self.real_diversity(), 1e-8)
+        images = to_uint8(upscale(low, self.cfg.size))
+        return images, make_grid(images, nrow=PREVIEW_COLS), ratio
+
+    def real_diversity(self) -> float:
+        """Diversity of real images, grouped by class like the preview (computed once)."""
+        if self._real_diversity is None:
+            g = torch.Generator().manual_seed(self.cfg.seed + 31)
+            if self.labels is not None and self.fixed_y is not None:
+                labels = self.labels.cpu()
+                idx = []
+                for c in self.fixed_y.unique().tolist():
+                    members = torch.nonzero(labels == c).flatten()
+                    pick = members[torch.randperm(len(members), generator=g)[:PREVIEW_COLS]]
+                    idx.append(pick)
+                take = torch.cat(idx)
+                groups = labels[take]
+            else:
+                take = torch.randperm(self.images.shape[0], generator=g)[:64]
+                groups = None
+            x = self.images[take.to(self.device)].float().div(127.5).sub(1.0)
+            self._real_diversity = diversity(x, groups)
+        return self._real_diversity
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "config": self.cfg.to_json(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "generator": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"unsupported checkpoint format {state.get('format')!r}")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for scaler, key in ((self.scaler_g, "scaler_g"), (self.scaler_d, "scaler_d")):
+            if state.get(key) and scaler.is_enabled():
+                scaler.load_state_dict(state[key])
+        self.gen.set_state(state["generator"].to("cpu", torch.uint8))
+        self.step = int(state["step"])
+        self._acc.zero_()
+        self._acc_n = 0
+
+
+def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images reduced to the training resolution (once, at start)."""
+    if images.shape[-1] == size:
+        return images
+    out = [downscale(images[i:i + 1024].float(), size).round_().clamp_(0, 255).to(torch.uint8)
+           for i in range(0, images.shape[0], 1024)]
+    return torch.cat(out)
+
+
+def diversity(x: torch.Tensor, groups: torch.Tensor | None = None) -> float:
+    """Mean pairwise RMS pixel distance between images, within each group (class), averaged.
+
+    A collapsed generator makes near-identical images for different noise, so this falls towards
+    zero; the trainer compares it with the same number for real images.
+    """
+    x = x.detach().float().flatten(1)
+    if groups is None:
+        groups = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    groups = groups.to(x.device)
+    values = []
+    for g in groups.unique():
+        members = x[groups == g]
+        n = members.shape[0]
+        if n < 2:
+            continue
+        d = torch.cdist(members, members) / members.shape[1] ** 0.5
+        values.append(d.sum() / (n * (n - 1)))
+    return float(torch.stack(values).mean()) if values else 0.0
