@@ -1,0 +1,1 @@
+"""Diffusion editor plugin: train DDPMs, load diffusers pipelines, generate and edit images."""

@@ -1,0 +1,339 @@
+"""Generation for every model kind: text-to-image / unconditional sampling, img2img, inpainting
+and (through a grown canvas) outpainting.
+
+Pixel models (a ``UNet2DModel``, e.g. one trained here) run the loop in :mod:`.sampling`;
+inpainting with them is RePaint-style: the known pixels are re-noised to every timestep and
+pasted back, so even an unconditional model fills a hole consistently. Text-to-image models run
+their own diffusers pipelines (``AutoPipelineForImage2Image`` / ``AutoPipelineForInpainting`` made
+from the loaded one with ``from_pipe``, sharing its weights); a dedicated inpainting UNet
+(9 input channels) is used as such. A step callback checks Cancel and sends a cheap predicted-x0
+preview captured by a forward hook on the UNet.
+
+Every result is composited with the original outside the mask, so pixels the user did not mask
+come back exactly as they were (the VAE round trip of latent models would otherwise shift them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from studio.errors import UserError
+
+from .context import Reporter, Throttle
+from .imageio import check_mask, composite, feather, resize
+from .infotext import GenerationParams
+from .loading import LoadedModel
+from .preview import latent_to_rgb, predict_x0, to_preview
+from .sampling import denoise, make_generators
+from .schedulers import make_scheduler, normalise
+
+MODES = ("txt2img", "img2img", "inpaint", "outpaint")
+
+
+@dataclass
+class Request:
+    """One generation: ``n`` images with seeds ``seed .. seed + n - 1``."""
+
+    mode: str = "txt2img"
+    prompt: str = ""
+    negative_prompt: str = ""
+    steps: int = 25
+    scheduler: str = "dpm++"
+    guidance: float = 7.5
+    seed: int = 1
+    n: int = 1
+    batch_size: int = 0  # 0: automatic (all at once for pixel models, 1 for text models on CPU)
+    width: int = 0  # 0: the model's native size (txt2img) or the image's size
+    height: int = 0
+    strength: float = 1.0
+    image: np.ndarray | None = None  # uint8 RGB (H, W, 3)
+    mask: np.ndarray | None = None  # float (H, W) in [0, 1], 1 = repaint
+    mask_blur: int = 4
+    previews: bool = True
+
+
+@dataclass
+class Result:
+    images: list[np.ndarray]  # uint8 RGB
+    params: list[GenerationParams]
+
+
+def validate(req: Request) -> None:
+    if req.mode not in MODES:
+        raise UserError(f"unknown mode {req.mode!r}")
+    req.scheduler = normalise(req.scheduler)
+    if req.n < 1 or req.n > 1000:
+        raise UserError(f"the number of images must be between 1 and 1000, not {req.n}")
+    if req.steps < 1 or req.steps > 1000:
+        raise UserError(f"steps must be between 1 and 1000, not {req.steps}")
+    if req.mode != "txt2img" and req.image is None:
+        raise UserError(f"{req.mode} needs an image")
+    if req.mode in ("inpaint", "outpaint"):
+        if req.mask is None:
+            raise UserError(f"{req.mode} needs a mask")
+        if req.mask.shape != req.image.shape[:2]:  # type: ignore[union-attr]
+            h, w = req.image.shape[:2]  # type: ignore[union-attr]
+            raise UserError(f"the mask is {req.mask.shape[1]}x{req.mask.shape[0]} but the image "
+                            f"is {w}x{h}: they must be the same size")
+        check_mask(req.mask)
+    if not 0.0 < req.strength <= 1.0:
+        raise UserError(f"strength must be above 0 and at most 1, not {req.strength}")
+
+
+def generate(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
+    """Run ``req`` on the loaded model; results also stream to ``ctx`` as ``result`` previews."""
+    validate(req)
+    if lm.kind == "pixel":
+        return _generate_pixels(ctx, lm, req)
+    return _generate_text(ctx, lm, req)
+
+
+def _params(lm: LoadedModel, req: Request, seed: int, width: int, height: int
+            ) -> GenerationParams:
+    return GenerationParams(
+        prompt=req.prompt if lm.kind == "text" else "",
+        negative_prompt=req.negative_prompt if lm.kind == "text" else "",
+        steps=req.steps, scheduler=req.scheduler,
+        guidance=req.guidance if lm.kind == "text" else 1.0, seed=seed, width=width,
+        height=height, mode=req.mode,
+        strength=None if req.mode == "txt2img" else req.strength,
+        mask_blur=req.mask_blur if req.mode in ("inpaint", "outpaint") else None,
+        model=lm.info.name, model_hash=lm.model_hash)
+
+
+def _batches(n: int, size: int) -> list[tuple[int, int]]:
+    return [(i, min(size, n - i)) for i in range(0, n, size)]
+
+
+def _emit_results(ctx: Reporter, images: list[np.ndarray], params: list[GenerationParams]
+                  ) -> None:
+    ctx.preview("result", images, replace=False, params=[p.to_json() for p in params])
+
+
+# ----------------------------------------------------------------------------------------------
+# Pixel-space models
+# ----------------------------------------------------------------------------------------------
+def _generate_pixels(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
+    import torch
+
+    from plugins.common.images import to_uint8
+
+    if req.prompt.strip():
+        ctx.warn(f"{lm.info.name} is an unconditional model: the prompt is ignored")
+    unet = lm.pipe.unet
+    sched = make_scheduler(req.scheduler, lm.base_scheduler_config)
+    size, channels = lm.info.size, lm.info.channels
+    device, dtype = lm.device, lm.dtype
+    init = mask_t = None
+    if req.image is not None:
+        init = _to_model_tensor(resize(req.image, size, size), channels).to(device, dtype)
+    if req.mask is not None and req.mode in ("inpaint", "outpaint"):
+        mask_t = _mask_tensor(req.mask, size).to(device, dtype)
+    bs = req.batch_size or min(req.n, 64)
+    batches = _batches(req.n, bs)
+    throttle = Throttle()
+    images: list[np.ndarray] = []
+    params: list[GenerationParams] = []
+    steps_done = 0
+    use_init = init is not None
+    per_batch = _effective_steps(sched, req.steps, req.strength if use_init else 1.0)
+    total = per_batch * len(batches)
+    out_w, out_h = (req.image.shape[1], req.image.shape[0]) if req.image is not None else (
+        size, size)
+    for bi, (start, k) in enumerate(batches):
+
+        def on_step(i: int, n_steps: int, x0: Any, bi: int = bi) -> None:
+            nonlocal steps_done
+            steps_done += 1
+            ctx.progress(steps_done, total, f"batch {bi + 1}/{len(batches)}, step {i + 1}/"
+                                            f"{n_steps}")
+            if req.previews and throttle.ready(force=i + 1 == n_steps):
+                ctx.preview("image", to_preview(x0().clamp(-1, 1)), step=i + 1, total=n_steps)
+
+        with torch.inference_mode():
+            x = denoise(lambda xx, t: unet(xx, t).sample, sched,
+                        shape=(k, channels, size, size),
+                        generators=make_generators(req.seed + start, k), steps=req.steps,
+                        device=device, dtype=dtype,
+                        init=None if init is None else init.expand(k, -1, -1, -1),
+                        strength=req.strength,
+                        mask=None if mask_t is None else mask_t.expand(k, -1, -1, -1),
+                        check=ctx.check, on_step=on_step)
+        batch = to_uint8(x.float().clamp(-1, 1))
+        if batch.shape[-1] == 1:
+            batch = np.repeat(batch, 3, axis=-1)
+        out_batch, out_params = [], []
+        for j in range(k):
+            img = batch[j]
+            if req.image is not None:
+                img = resize(img, out_w, out_h)
+                if req.mask is not None and req.mode in ("inpaint", "outpaint"):
+                    img = composite(req.image, img, feather(req.mask, req.mask_blur))
+            out_batch.append(img)
+            out_params.append(_params(lm, req, req.seed + start + j, out_w, out_h))
+        images += out_batch
+        params += out_params
+        _emit_results(ctx, out_batch, out_params)
+    return Result(images, params)
+
+
+def _effective_steps(sched: Any, steps: int, strength: float) -> int:
+    init_steps = min(int(steps * strength), steps)
+    return max(1, init_steps) if strength < 1.0 else steps
+
+
+def _to_model_tensor(image: np.ndarray, channels: int) -> Any:
+    import torch
+
+    arr = image.astype(np.float32)
+    if channels == 1:
+        arr = (arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    return t / 127.5 - 1.0
+
+
+def _mask_tensor(mask: np.ndarray, size: int) -> Any:
+    """The mask at model resolution: any model pixel the mask touches is regenerated, so the
+    hole is fully covered; the final composite uses the full-resolution mask."""
+    import torch
+    from PIL import Image
+
+    img = Image.fromarray(np.clip(mask * 255, 0, 255).astype(np.uint8), mode="L")
+    small = np.asarray(img.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    return torch.from_numpy((small > 0.01).astype(np.float32))[None, None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Text-conditioned (latent) models
+# ----------------------------------------------------------------------------------------------
+def _pipeline_for(lm: LoadedModel, mode: str) -> Any:
+    if mode == "txt2img":
+        return lm.pipe
+    key = "img2img" if mode == "img2img" else "inpaint"
+    if key not in lm.derived:
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+        auto = AutoPipelineForImage2Image if key == "img2img" else AutoPipelineForInpainting
+        try:
+            pipe = auto.from_pipe(lm.pipe)
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"{lm.info.pipeline_class} has no {key} variant in diffusers "
+                            f"({exc})") from None
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        lm.derived[key] = pipe
+    return lm.derived[key]
+
+
+def _round8(v: int, factor: int) -> int:
+    return max(factor, (int(v) // factor) * factor)
+
+
+class _UNetTap:
+    """Keeps the last UNet call's input, timestep and output (references only: free)."""
+
+    def __init__(self, unet: Any) -> None:
+        self.last: tuple[Any, Any, Any] | None = None
+        self._handle = unet.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+              ) -> None:
+        sample = args[0] if args else kwargs.get("sample")
+        t = args[1] if len(args) > 1 else kwargs.get("timestep")
+        out = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+        self.last = (sample, t, out)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def _latent_x0(pipe: Any, tap: _UNetTap, guidance: float, family: str) -> Any | None:
+    if tap.last is None:
+        return None
+    sample, t, out = tap.last
+    c = out.shape[1]
+    x0 = predict_x0(pipe.scheduler, sample[:, :c], out, t)
+    if getattr(pipe, "do_classifier_free_guidance", False) and x0.shape[0] % 2 == 0:
+        uncond, cond = x0.chunk(2)
+        x0 = uncond + guidance * (cond - uncond)
+    return latent_to_rgb(x0, family).clamp(-1, 1)
+
+
+def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
+    from PIL import Image
+
+    info = lm.info
+    pipe = _pipeline_for(lm, req.mode)
+    pipe.scheduler = make_scheduler(req.scheduler, lm.base_scheduler_config)
+    factor = int(getattr(lm.pipe, "vae_scale_factor", 8))
+    if req.image is not None:
+        src_h, src_w = req.image.shape[:2]
+        w = _round8(req.width or src_w, factor)
+        h = _round8(req.height or src_h, factor)
+    else:
+        w = _round8(req.width or info.size, factor)
+        h = _round8(req.height or info.size, factor)
+        src_w, src_h = w, h
+    on_gpu = not str(lm.device).startswith("cpu")
+    bs = req.batch_size or (min(req.n, 4) if on_gpu else 1)
+    batches = _batches(req.n, bs)
+    throttle = Throttle()
+    images: list[np.ndarray] = []
+    params: list[GenerationParams] = []
+    per_batch = _effective_steps(pipe.scheduler, req.steps,
+                                 req.strength if req.mode != "txt2img" else 1.0)
+    total = per_batch * len(batches)
+    steps_done = 0
+    kwargs: dict[str, Any] = {
+        "prompt": req.prompt, "negative_prompt": req.negative_prompt or None,
+        "num_inference_steps": req.steps, "guidance_scale": req.guidance, "output_type": "np",
+    }
+    if req.mode == "txt2img":
+        kwargs.update(width=w, height=h)
+    else:
+        kwargs["image"] = Image.fromarray(resize(req.image, w, h))  # type: ignore[arg-type]
+        kwargs["strength"] = req.strength
+    if req.mode in ("inpaint", "outpaint"):
+        m = np.clip(req.mask * 255.0, 0, 255).astype(np.uint8)  # type: ignore[operator]
+        kwargs["mask_image"] = Image.fromarray(m, mode="L").resize((w, h),
+                                                                   Image.Resampling.BILINEAR)
+        kwargs.update(width=w, height=h)
+    tap = _UNetTap(pipe.unet) if req.previews else None
+    try:
+        for bi, (start, k) in enumerate(batches):
+
+            def callback(p: Any, i: int, t: Any, cb_kwargs: dict[str, Any], bi: int = bi
+                         ) -> dict[str, Any]:
+                nonlocal steps_done
+                ctx.check()
+                steps_done += 1
+                n_steps = getattr(p, "_num_timesteps", None) or per_batch
+                ctx.progress(steps_done, total,
+                             f"batch {bi + 1}/{len(batches)}, step {i + 1}/{n_steps}")
+                if tap is not None and throttle.ready(force=i + 1 == n_steps):
+                    x0 = _latent_x0(p, tap, req.guidance, info.family)
+                    if x0 is not None:
+                        ctx.preview("image", to_preview(x0), step=i + 1, total=n_steps)
+                return cb_kwargs
+
+            out = pipe(num_images_per_prompt=k, generator=make_generators(req.seed + start, k),
+                       callback_on_step_end=callback, **kwargs)
+            arr = np.clip(np.asarray(out.images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            out_batch, out_params = [], []
+            for j in range(k):
+                img = resize(arr[j], src_w, src_h)
+                if req.mode in ("inpaint", "outpaint"):
+                    img = composite(req.image, img,  # type: ignore[arg-type]
+                                    feather(req.mask, req.mask_blur))  # type: ignore[arg-type]
+                out_batch.append(img)
+                out_params.append(_params(lm, req, req.seed + start + j, src_w, src_h))
+            images += out_batch
+            params += out_params
+            _emit_results(ctx, out_batch, out_params)
+    finally:
+        if tap is not None:
+            tap.close()
+    return Result(images, params)
