@@ -1,0 +1,1 @@
+"""The GAN plugin's Qt panel (thin: every computation is a job)."""

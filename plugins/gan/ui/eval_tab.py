@@ -1,0 +1,179 @@
+"""Evaluate tab: Fréchet distance and KID between a model's samples and real images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from plugins.gan.ui.widgets import PathPicker, caption
+from studio.qtjobs import JobHandle
+
+
+class EvalTab(QWidget):
+    def __init__(self, host: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.handle: JobHandle | None = None
+        self.result: dict[str, Any] | None = None
+
+        self.model = PathPicker("GAN run folder")
+        self.model.start_dir = lambda: str(self.host.runs_dir())
+        self.model.changed.connect(lambda _t: self.load_history())
+        self.data = PathPicker("real images (the training folder, or a held-out one)")
+        self.data.add_button("Built-in digits", lambda: self.data.setText("digits"))
+        self.n = QSpinBox()
+        self.n.setRange(10, 100_000)
+        self.n.setSingleStep(500)
+        self.n.setValue(1000)
+        self.classifier_steps = QSpinBox()
+        self.classifier_steps.setRange(10, 100_000)
+        self.classifier_steps.setSingleStep(100)
+        self.classifier_steps.setValue(300)
+        self.classifier_steps.setToolTip("Training steps of the domain classifier (used when no "
+                                         "Inception weights are given; cached per data set)")
+        self.inception = PathPicker("optional: pt_inception-2015-12-05-6726825d.pth", "file",
+                                    "Weights (*.pth *.pt *.bin *.safetensors)")
+        form_box = QGroupBox("Evaluate")
+        form = QFormLayout(form_box)
+        form.addRow("Model:", self.model)
+        form.addRow("Real images:", self.data)
+        form.addRow("Generated images:", self.n)
+        form.addRow("InceptionV3 weights:", self.inception)
+        form.addRow("Classifier steps:", self.classifier_steps)
+        form.addRow(caption(
+            "With InceptionV3 weights (pytorch-fid's file) the Fréchet distance is the FID you "
+            "can compare with papers. Without them, a small classifier is trained on your real "
+            "images and its features are used: a domain FD that tracks progress on this data set "
+            "only."))
+        self.run_btn = QPushButton("Evaluate")
+        self.cancel_btn = QPushButton("Cancel")
+        self.run_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(lambda: self.handle and self.handle.cancel())
+        row = QHBoxLayout()
+        row.addWidget(self.run_btn)
+        row.addWidget(self.cancel_btn)
+        row.addStretch(1)
+        form.addRow(row)
+
+        self.summary = QLabel("No evaluation yet.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.history = QTableWidget(0, 6)
+        self.history.setHorizontalHeaderLabels(["Step", "FD", "KID", "± KID", "Feature space",
+                                                "Images (real/gen)"])
+        self.history.horizontalHeader().setStretchLastSection(True)
+        self.history.verticalHeader().setVisible(False)
+        self.history.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        res_box = QGroupBox("Results")
+        rl = QVBoxLayout(res_box)
+        rl.addWidget(self.summary)
+        rl.addWidget(self.history, 1)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(form_box)
+        lay.addWidget(res_box, 1)
+        self._refresh()
+
+    def set_model(self, run_dir: Path, data: str | None = None) -> None:
+        self.model.setText(str(run_dir))
+        if data and not self.data.text():
+            self.data.setText(data)
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"model": self.model.text(), "data": self.data.text(),
+                             "n": self.n.value(),
+                             "classifier_steps": self.classifier_steps.value()}
+        if self.inception.text():
+            p["inception"] = self.inception.text()
+        return p
+
+    def start(self) -> JobHandle | None:
+        if self.handle is not None and not self.handle.is_finished:
+            return None
+        p = self.params()
+        if not p["model"] or not p["data"]:
+            self.summary.setText("⚠ Choose a model (a GAN run folder) and the real images.")
+            return None
+        self.handle = self.host.submit("eval", p, show_plots=False)
+        self.handle.progress.connect(
+            lambda d: self.summary.setText((d.get("message") or "working") + "…"))
+        self.handle.finished.connect(self._finished)
+        self.summary.setText("Evaluating…")
+        self._refresh()
+        return self.handle
+
+    def _finished(self, rec: Any) -> None:
+        if rec.state == "done" and isinstance(rec.result, dict):
+            self.result = rec.result
+            self.summary.setText(format_result(rec.result))
+            self.load_history()
+        elif rec.state == "cancelled":
+            self.summary.setText("Cancelled.")
+        else:
+            self.summary.setText(f"⚠ {rec.error}")
+        self._refresh()
+
+    def load_history(self) -> None:
+        """Earlier evaluations of this model (evals.json in the run folder; a small file)."""
+        self.history.setRowCount(0)
+        text = self.model.text()
+        if not text:
+            return
+        try:
+            rows = json.loads((Path(text).expanduser() / "evals.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(rows, list):
+            return
+        for r in reversed(rows[-50:]):
+            if not isinstance(r, dict):
+                continue
+            i = self.history.rowCount()
+            self.history.insertRow(i)
+            space = ("FID · " if r.get("comparable") else "domain · ") + str(r.get("extractor"))
+            cells = [str(r.get("step", "")), f"{r.get('fd', float('nan')):.3f}",
+                     f"{r.get('kid', float('nan')):.5f}", f"{r.get('kid_std', float('nan')):.5f}",
+                     space, f"{r.get('n_real')}/{r.get('n_fake')}"]
+            for j, c in enumerate(cells):
+                self.history.setItem(i, j, QTableWidgetItem(c))
+        self.history.resizeColumnsToContents()
+
+    def _refresh(self) -> None:
+        busy = self.handle is not None and not self.handle.is_finished
+        self.run_btn.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+
+
+def format_result(r: dict[str, Any]) -> str:
+    comparable = bool(r.get("comparable"))
+    name = "FID" if comparable else "Domain FD"
+    lines = [f"<b>{name} {r['fd']:.3f}</b> &nbsp; · &nbsp; <b>KID {r['kid']:.5f}</b> "
+             f"± {r['kid_std']:.5f}",
+             f"{r['n_fake']} generated vs {r['n_real']} real images, step {r.get('step')}, "
+             f"features: {r['extractor']}"]
+    if not comparable:
+        acc = r.get("classifier_val_accuracy")
+        lines.append("<i>Measured with a classifier trained on your images"
+                     + (f" ({acc:.1%} held-out accuracy)" if isinstance(acc, float) else "")
+                     + ": compare it with other runs evaluated the same way, never with "
+                       "published FID.</i>")
+    if isinstance(r.get("class_agreement"), float):
+        lines.append(f"Samples recognised as their class: {r['class_agreement']:.1%} · "
+                     f"confidently (&gt; 0.9): {r.get('confident', 0):.1%}")
+    return "<br>".join(lines)

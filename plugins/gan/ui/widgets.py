@@ -1,0 +1,209 @@
+"""Small Qt building blocks for the GAN panel: image views, a clickable sample grid, path
+pickers. No torch here; images arrive as uint8 numpy arrays from jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """uint8 ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` into a QImage that owns its pixels."""
+    arr = np.ascontiguousarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.ascontiguousarray(arr[..., 0])
+    h, w = arr.shape[:2]
+    if arr.ndim == 2:
+        qimg = QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_Grayscale8)
+    else:
+        qimg = QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGB888)
+    return qimg.copy()
+
+
+def to_pixmap(image: np.ndarray, scale: int = 1) -> QPixmap:
+    pix = QPixmap.fromImage(to_qimage(image))
+    if scale > 1:
+        pix = pix.scaled(pix.width() * scale, pix.height() * scale,
+                         Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.FastTransformation)
+    return pix
+
+
+class ImageView(QLabel):
+    """Shows one image as large as fits, enlarged with crisp (nearest) pixels."""
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: np.ndarray | None = None
+        self._placeholder = placeholder
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setObjectName("placeholder")
+        self.setText(placeholder)
+        self.setWordWrap(True)
+
+    @property
+    def image(self) -> np.ndarray | None:
+        return self._image
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self._image = None if image is None else np.asarray(image)
+        self._render()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._render()
+
+    def _render(self) -> None:
+        if self._image is None:
+            self.setPixmap(QPixmap())
+            self.setText(self._placeholder)
+            return
+        h, w = self._image.shape[:2]
+        avail = self.contentsRect().size()
+        k = max(1, min(avail.width() // max(w, 1), avail.height() // max(h, 1)))
+        self.setPixmap(to_pixmap(self._image, k))
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 320)
+
+
+class SampleGrid(QWidget):
+    """Generated samples as clickable tiles; ``clicked(index)`` when one is chosen."""
+
+    clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.grid = QGridLayout(self)
+        self.grid.setSpacing(3)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.tiles: list[QToolButton] = []
+        self.images: np.ndarray | None = None
+        self.tile_px = 72
+
+    def set_images(self, images: np.ndarray, columns: int, tooltips: list[str] | None = None
+                   ) -> None:
+        for t in self.tiles:
+            t.deleteLater()
+        self.tiles = []
+        self.images = images
+        for i, img in enumerate(images):
+            btn = QToolButton()
+            h = img.shape[0]
+            scale = max(1, self.tile_px // max(h, 1))
+            pix = to_pixmap(img, scale)
+            btn.setIcon(pix)
+            btn.setIconSize(pix.size())
+            btn.setAutoRaise(True)
+            btn.setCursor(Qt.CursorShape.PointingHandCursor)
+            if tooltips:
+                btn.setToolTip(tooltips[i])
+            btn.clicked.connect(lambda _=False, i=i: self.clicked.emit(i))
+            self.grid.addWidget(btn, i // columns, i % columns)
+            self.tiles.append(btn)
+
+    def update_images(self, images: np.ndarray) -> None:
+        """Replace the pictures in place (live slider edits: no flicker, no relayout)."""
+        if self.images is None or len(images) != len(self.tiles):
+            return
+        self.images = images
+        for btn, img in zip(self.tiles, images, strict=True):
+            scale = max(1, self.tile_px // max(img.shape[0], 1))
+            btn.setIcon(to_pixmap(img, scale))
+
+
+class PathPicker(QWidget):
+    """A line edit with a Browse button (folder or file) and optional extra buttons."""
+
+    changed = Signal(str)
+
+    def __init__(self, placeholder: str = "", mode: str = "dir", file_filter: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode = mode
+        self.file_filter = file_filter
+        self.line = QLineEdit()
+        self.line.setPlaceholderText(placeholder)
+        self.line.textChanged.connect(self.changed.emit)
+        self.browse = QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.line, 1)
+        lay.addWidget(self.browse)
+        self.start_dir: Callable[[], str] = lambda: self.line.text()
+
+    def add_button(self, text: str, slot: Callable[[], None], tip: str = "") -> QPushButton:
+        btn = QPushButton(text)
+        btn.setToolTip(tip)
+        btn.clicked.connect(slot)
+        self.layout().addWidget(btn)
+        return btn
+
+    def text(self) -> str:
+        return self.line.text().strip()
+
+    def setText(self, text: str) -> None:
+        self.line.setText(text)
+
+    def _browse(self) -> None:
+        if self.mode == "dir":
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.start_dir())
+        elif self.mode == "save":
+            path, _ = QFileDialog.getSaveFileName(self, "Save as", self.start_dir(),
+                                                  self.file_filter)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.start_dir(),
+                                                  self.file_filter)
+        if path:
+            self.line.setText(path)
+
+
+def caption(text: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setWordWrap(True)
+    lab.setObjectName("placeholder")
+    return lab
+
+
+def banner(parent: QWidget | None = None) -> QLabel:
+    """A warning strip (hidden until it has something to say)."""
+    lab = QLabel(parent)
+    lab.setWordWrap(True)
+    lab.setStyleSheet("QLabel { background: #FFF4CE; color: #5C4400; border: 1px solid #E8C14C;"
+                      " border-radius: 4px; padding: 6px; }")
+    lab.hide()
+    return lab
+
+
+def vbox(*widgets: QWidget, margins: int = 0) -> QWidget:
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    lay.setContentsMargins(margins, margins, margins, margins)
+    for x in widgets:
+        lay.addWidget(x)
+    return w
+
+
+def ask_save(parent: QWidget, title: str, start: Path, file_filter: str) -> Path | None:
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(start), file_filter)
+    return Path(path) if path else None

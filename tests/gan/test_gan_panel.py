@@ -1,0 +1,146 @@
+"""The GAN panel with pytest-qt: train from the panel, watch previews and plots, stop, resume,
+evaluate, and explore (generate, keep, interpolate, slider edits, export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugins.common import pngmeta
+from plugins.gan.plugin import GanPlugin
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def panel(qtbot, make_host):
+    host = make_host(GanPlugin())
+    p = GanPlugin().create_panel(host)
+    qtbot.addWidget(p)
+    p.resize(1300, 850)
+    p.show()
+    return p
+
+
+def _wait(qtbot, handle, timeout: int = 120_000) -> None:
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=timeout)
+    handle.manager.drain()
+
+
+def _setup_train(panel, folder: Path, out: Path, steps: int) -> None:
+    t = panel.train
+    t.data.setText(str(folder))
+    t.steps.setValue(steps)
+    t.batch.setValue(8)
+    t.preview_every.setValue(2)
+    t.checkpoint_every.setValue(4)
+    t.out.setText(str(out))
+
+
+def test_train_from_panel_updates_preview_plots_and_explore(qtbot, panel, tiny_folder,
+                                                            tmp_path) -> None:
+    t = panel.train
+    assert not t.resume_btn.isEnabled() and not t.stop_btn.isEnabled()
+    _setup_train(panel, tiny_folder, tmp_path / "run", steps=4)
+    handle = t.start()
+    assert handle is not None and t.stop_btn.isEnabled() and not t.train_btn.isEnabled()
+    _wait(qtbot, handle)
+    assert handle.record.state == "done", handle.record.error
+    assert t.preview.image is not None and t.preview.image.ndim == 3
+    assert t.preview.pixmap() is not None and not t.preview.pixmap().isNull()
+    assert "diversity" in t.preview_caption.text()
+    series = handle.manager.metrics.of(handle.id)
+    assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= set(series)
+    assert series["loss/D"][0][-1] == 4
+    assert t.status.text().startswith("Done")
+    # the new model became the Explore / Evaluate model
+    assert panel.explore.model_path == str(tmp_path / "run")
+    assert panel.evaluate.model.text() == str(tmp_path / "run")
+    assert t.resume_btn.isEnabled() and t.train_btn.isEnabled()
+
+
+def test_stop_then_resume_from_panel(qtbot, panel, tiny_folder, tmp_path) -> None:
+    t = panel.train
+    _setup_train(panel, tiny_folder, tmp_path / "run", steps=400)
+    t.checkpoint_every.setValue(1000)
+    handle = t.start()
+    qtbot.waitUntil(lambda: handle.record.done >= 4, timeout=60_000)
+    t.stop_btn.click()
+    _wait(qtbot, handle)
+    assert handle.record.state == "cancelled"
+    assert "Resume continues" in t.status.text()
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+    assert t.resume_btn.isEnabled()
+    from plugins.gan.ui.train_tab import checkpoint_step
+
+    stopped = checkpoint_step(tmp_path / "run")
+    assert stopped is not None and 4 <= stopped < 400
+    t.steps.setValue(stopped + 3)
+    t.resume_btn.click()
+    resumed = t.handle
+    assert resumed is not handle
+    _wait(qtbot, resumed)
+    assert resumed.record.state == "done", resumed.record.error
+    assert checkpoint_step(tmp_path / "run") == stopped + 3
+
+
+def test_train_without_data_says_what_to_do(panel) -> None:
+    assert panel.train.start() is None
+    assert "Choose a folder" in panel.train.status.text()
+
+
+def test_explore_generate_keep_interpolate_edit_export(qtbot, panel, trained_run, tmp_path
+                                                       ) -> None:
+    ex = panel.explore
+    panel.tabs.setCurrentWidget(ex)  # showing the tab computes its GANSpace directions
+    assert ex.set_model(trained_run)
+    assert ex.label.count() == 3  # any class + 2 classes
+    qtbot.waitUntil(lambda: "%" in ex.slider_labels[0].text(), timeout=60_000)
+    ex.n.setValue(6)
+    ex.seed.setValue(5)
+    ex.gen_btn.click()
+    qtbot.waitUntil(lambda: len(ex.grid.tiles) == 6, timeout=60_000)
+    assert [s["seed"] for s in ex.samples] == [5, 6, 7, 8, 9, 10]
+    before = ex.grid.images.copy()
+    # click two samples to keep them; they become A and B
+    ex.grid.tiles[0].click()
+    ex.grid.tiles[3].click()
+    assert ex.kept_list.count() == 2 and ex.ends["a"]["seed"] == 5 and ex.ends["b"]["seed"] == 8
+    assert ex.interp_btn.isEnabled()
+    h = ex.interpolate()
+    _wait(qtbot, h)
+    assert ex.strip_frames is not None and len(ex.strip_frames) == ex.frames.value()
+    # a GANSpace slider edits every sample in the grid (through a quick interactive job)
+    ex.sliders[0].setValue(25)
+    qtbot.waitUntil(lambda: ex.samples and ex.samples[0]["edits"][:1] == [2.5], timeout=60_000)
+    assert not np.array_equal(ex.grid.images, before)
+    # export a kept sample with its recipe
+    ex.kept_list.item(0).setSelected(True)
+    h = ex.export_selected(tmp_path / "kept.png")
+    _wait(qtbot, h)
+    assert h.record.state == "done", h.record.error
+    text = pngmeta.read_png_text(tmp_path / "kept.png")
+    assert text["gan:seed"] == "5" and "gan:latent" in text and "gan:class" in text
+    gif = ex.export_gif(tmp_path / "morph.gif")
+    _wait(qtbot, gif)
+    assert (tmp_path / "morph.gif").exists()
+    regen = ex.ask_regenerate(tmp_path / "kept.png")
+    _wait(qtbot, regen)
+    assert regen.record.state == "done", regen.record.error
+
+
+def test_evaluate_tab_shows_a_labelled_domain_fd(qtbot, panel, trained_run, tiny_folder
+                                                 ) -> None:
+    ev = panel.evaluate
+    ev.set_model(trained_run)
+    ev.data.setText(str(tiny_folder))
+    ev.n.setValue(20)
+    ev.classifier_steps.setValue(15)
+    h = ev.start()
+    assert h is not None and not ev.run_btn.isEnabled()
+    _wait(qtbot, h)
+    assert h.record.state == "done", h.record.error
+    assert "Domain FD" in ev.summary.text() and "never with published FID" in ev.summary.text()
+    assert ev.history.rowCount() >= 1
