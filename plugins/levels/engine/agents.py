@@ -1,0 +1,382 @@
+"""Playability checks: can a player get through this level?
+
+Three agents, picked from the legend (:meth:`Legend.guess_view`):
+
+* ``platformer`` (Super Mario Bros and the like): A* over ``(x, y, rising)`` states with jump
+  arcs. Standing on a solid tile the agent walks one tile left or right or jumps; a jump rises
+  up to ``jump`` tiles, drifting at most one tile sideways per tile climbed, and may be released
+  early; falling drifts the same way. Gaps of up to ``2 * jump - 1`` tiles at equal height can be
+  cleared, and four-tile-high pipes climbed, as in the original game. Enemies are stompable
+  (walkable); hazards that are not enemies, and the bottom edge, are deadly. Goal: from a standing
+  cell in the first few columns to any cell of the last column.
+* ``ladder`` (Lode Runner): breadth-first over cells with ladders, ropes, falling and digging
+  through diggable floor; playable when every piece of gold is reachable from the spawn.
+* ``topdown`` (dungeons, caves, Zelda): flood fill. Playable when the exit is reachable from the
+  start and every room (walkable region with doors closed) has a reachable cell.
+
+Every agent returns a :class:`Check` with the path it found (or the furthest it got), drawn by the
+editor and exported as a polyline to Tiled.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .level import Level
+
+
+@dataclass
+class Check:
+    playable: bool
+    mode: str
+    path: list[tuple[int, int]] = field(default_factory=list)
+    reason: str = ""
+    furthest: int = 0  # furthest column reached (platformer), reachable cells (others)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"playable": self.playable, "mode": self.mode, "reason": self.reason,
+                "furthest": self.furthest, "path_length": len(self.path), **self.details}
+
+
+def check(level: Level, mode: str = "auto", jump: int = 4) -> Check:
+    """Run the agent for ``mode`` (``auto`` asks the legend which game this is)."""
+    if mode == "auto":
+        mode = level.legend.guess_view()
+    if mode == "platformer":
+        return platformer(level, jump=jump)
+    if mode == "ladder":
+        return ladder(level)
+    if mode == "topdown":
+        return topdown(level)
+    raise ValueError(f"unknown check mode {mode!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Platformer: A* with jump arcs
+# ----------------------------------------------------------------------------------------------
+def start_cells(solid: np.ndarray, walk: np.ndarray, start_cols: int = 3) -> list[tuple[int, int]]:
+    """Standing cells in the first column that has any, within the first ``start_cols``."""
+    w = solid.shape[1]
+    stand = walk[:-1] & solid[1:]
+    for x in range(min(start_cols, w)):
+        ys = np.nonzero(stand[:, x])[0]
+        if len(ys):
+            return [(x, int(y)) for y in ys]
+    return []
+
+
+def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
+               solid: np.ndarray | None = None, walk: np.ndarray | None = None,
+               removable: np.ndarray | None = None, bridges: bool = False) -> Check:
+    """A* from the left edge to the right edge; see the module docstring for the moves.
+
+    With ``removable`` (cells the agent may clear) and ``bridges`` (it may place a block under a
+    step into the air), each such edit costs more than any walk, so the search returns the path
+    needing the fewest tile changes: that is how :func:`repair.repair` works. The edits are in
+    ``check.details["edits"]`` as ``(x, y, "remove" | "place")``.
+    """
+    if solid is None:
+        solid = level.mask("solid")
+    if walk is None:
+        walk = level.mask("walkable")
+    h, w = solid.shape
+    n = h * w
+    edit = n * 8  # one edit outweighs any path without edits
+    ok = walk if removable is None else (walk | removable)
+    wk = ok.ravel().tolist()
+    ex = (np.where(walk, 0, edit) if removable is not None else np.zeros((h, w), dtype=np.int64)
+          ).ravel().tolist()
+    hang = jump  # first apex state; apex states drift sideways before falling
+    bridge = hang + apex  # standing on a block the repair placed
+    seeds = [(y * w + x, ex[y * w + x]) for x, y in start_cells(solid, ok, start_cols)]
+    if not seeds and bridges:  # nowhere to stand: the repair may place a first block
+        seeds = [(bridge * n + y * w, edit + ex[y * w] + (h - 2 - y))
+                 for y in range(h - 1) if wk[y * w]]
+    if not seeds:
+        return Check(False, "platformer", [], "nowhere to stand in the first columns", 0)
+    ground = np.zeros_like(solid)
+    ground[:-1] = solid[1:]
+    gr = ground.ravel().tolist()
+    goal_x = w - 1
+    parent: dict[int, int] = {}
+    gbest: dict[int, int] = {}
+    heap: list[tuple[int, int, int]] = []
+    for s, cost in seeds:
+        gbest[s] = cost
+        parent[s] = -1
+        heapq.heappush(heap, (goal_x - (s % n) % w + cost, cost, s))
+    best_state, best_x = seeds[0][0], (seeds[0][0] % n) % w
+    push = heapq.heappush
+    pop = heapq.heappop
+    while heap:
+        _, g, s = pop(heap)
+        if g != gbest.get(s):
+            continue
+        j, i = divmod(s, n)
+        y, x = divmod(i, w)
+        if x > best_x:
+            best_x, best_state = x, s
+        if x == goal_x:
+            return _result(True, parent, s, n, w, bridge, walk, "", goal_x)
+        moves: list[int] = []  # new states
+        if (j == 0 and gr[i]) or j == bridge:  # standing
+            if x > 0 and wk[i - 1]:
+                moves.append(i - 1)
+                if bridges and y + 1 < h and not gr[i - 1]:
+                    moves.append(bridge * n + i - 1)
+            if x < goal_x and wk[i + 1]:
+                moves.append(i + 1)
+                if bridges and y + 1 < h and not gr[i + 1]:
+                    moves.append(bridge * n + i + 1)
+            if y > 0:
+                up = i - w
+                nj = (jump - 1 if jump > 1 else hang) * n
+                if wk[up]:
+                    moves.append(nj + up)
+                    if x > 0 and wk[up - 1] and wk[i - 1]:
+                        moves.append(nj + up - 1)
+                    if x < goal_x and wk[up + 1] and wk[i + 1]:
+                        moves.append(nj + up + 1)
+        else:
+            if 0 < j < hang and y > 0:  # still rising
+                up = i - w
+                nj = (j - 1 if j > 1 else hang) * n
+                if wk[up]:
+                    moves.append(nj + up)
+                if x > 0 and wk[up - 1] and (wk[up] or wk[i - 1]):
+                    moves.append(nj + up - 1)
+                if x < goal_x and wk[up + 1] and (wk[up] or wk[i + 1]):
+                    moves.append(nj + up + 1)
+            if j >= hang:  # at the top of the arc: drift sideways before falling
+                na = (j + 1 if j + 1 < hang + apex else 0) * n
+                if x > 0 and wk[i - 1]:
+                    moves.append(na + i - 1)
+                if x < goal_x and wk[i + 1]:
+                    moves.append(na + i + 1)
+            if y + 1 < h:  # falling (or releasing the jump)
+                dn = i + w
+                if wk[dn]:
+                    moves.append(dn)
+                if x > 0 and wk[dn - 1] and (wk[dn] or wk[i - 1]):
+                    moves.append(dn - 1)
+                if x < goal_x and wk[dn + 1] and (wk[dn] or wk[i + 1]):
+                    moves.append(dn + 1)
+            if j > 0 and gr[i]:  # a jump that touched ground can stand there
+                moves.append(i)
+        for ns in moves:
+            ni = ns % n
+            g2 = g + 1 + ex[ni] + (edit if ns >= bridge * n else 0)
+            if g2 < gbest.get(ns, 1 << 60):
+                gbest[ns] = g2
+                parent[ns] = s
+                push(heap, (g2 + goal_x - ni % w, g2, ns))
+    return _result(False, parent, best_state, n, w, bridge, walk,
+                   f"stuck at column {best_x} of {w}", best_x)
+
+
+def _result(ok: bool, parent: dict[int, int], s: int, n: int, w: int, bridge: int,
+            walk: np.ndarray, reason: str, furthest: int) -> Check:
+    states = []
+    while s != -1:
+        states.append(s)
+        s = parent[s]
+    states.reverse()
+    path: list[tuple[int, int]] = []
+    edits: list[tuple[int, int, str]] = []
+    for st in states:
+        j, i = divmod(st, n)
+        x, y = i % w, i // w
+        if not walk[y, x] and (x, y, "remove") not in edits:
+            edits.append((x, y, "remove"))
+        if j == bridge and (x, y + 1, "place") not in edits:
+            edits.append((x, y + 1, "place"))
+        if not path or path[-1] != (x, y):
+            path.append((x, y))
+    check = Check(ok, "platformer", path, reason, furthest)
+    if edits:
+        check.details["edits"] = edits
+    return check
+
+
+# ----------------------------------------------------------------------------------------------
+# Ladder platformer (Lode Runner): ladders, ropes, falling, digging
+# ----------------------------------------------------------------------------------------------
+def ladder(level: Level) -> Check:
+    lg = level.legend
+    solid = level.mask("solid")
+    walk = level.mask("walkable")
+    climb = level.mask("climbable")
+    rope = level.mask("rope")
+    dig = level.mask("diggable")
+    h, w = solid.shape
+    gold = {(int(x), int(y)) for y, x in zip(*np.nonzero(
+        level.mask("gold") | level.mask("pickupable") | level.mask("collectable")), strict=True)}
+    spawn = np.argwhere(level.mask("spawn") | level.mask("start"))
+    if len(spawn):
+        start = (int(spawn[0][1]), int(spawn[0][0]))
+    else:
+        stand = np.argwhere(walk[:-1] & (solid[1:] | climb[1:]))
+        if not len(stand):
+            return Check(False, "ladder", [], "no spawn tile and nowhere to stand", 0)
+        start = (int(stand[-1][1]), int(stand[-1][0]))
+    parent: dict[tuple[int, int], tuple[int, int] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        x, y = queue.popleft()
+        below_solid = y + 1 >= h or solid[y + 1, x]
+        supported = below_solid or climb[y, x] or (y + 1 < h and climb[y + 1, x] and
+                                                   not rope[y + 1, x])
+        nxt: list[tuple[int, int]] = []
+        if not supported:
+            if y + 1 < h and walk[y + 1, x]:
+                nxt.append((x, y + 1))
+        else:
+            for dx in (-1, 1):
+                if 0 <= x + dx < w and walk[y, x + dx]:
+                    nxt.append((x + dx, y))
+                # dig the floor diagonally below, then drop into the hole
+                if 0 <= x + dx < w and y + 1 < h and dig[y + 1, x + dx] and (
+                        walk[y, x + dx] or dig[y, x + dx]):
+                    nxt.append((x + dx, y + 1))
+            if y + 1 < h and dig[y + 1, x]:  # dig a staircase straight down
+                nxt.append((x, y + 1))
+            if climb[y, x] and not rope[y, x] and y > 0 and walk[y - 1, x]:
+                nxt.append((x, y - 1))
+            if y + 1 < h and walk[y + 1, x]:
+                nxt.append((x, y + 1))
+        for c in nxt:
+            if c not in parent:
+                parent[c] = (x, y)
+                queue.append(c)
+    # a dug cell holds its tile: the agent may stand "in" a diggable tile only transiently
+    missing = [g for g in gold if g not in parent]
+    target = max((g for g in gold if g in parent), key=lambda g: _depth(parent, g), default=None)
+    path = _walk_back(parent, target) if target else [start]
+    ok = not missing and bool(gold)
+    reason = "" if ok else (f"{len(missing)} of {len(gold)} gold unreachable" if gold
+                            else "no gold to collect")
+    del lg
+    return Check(ok, "ladder", path, reason, len(parent),
+                 {"gold": len(gold), "gold_reachable": len(gold) - len(missing)})
+
+
+def _depth(parent: dict[Any, Any], c: Any) -> int:
+    d = 0
+    while parent[c] is not None:
+        c = parent[c]
+        d += 1
+    return d
+
+
+def _walk_back(parent: dict[Any, Any], c: Any) -> list[tuple[int, int]]:
+    out = []
+    while c is not None:
+        out.append(c)
+        c = parent[c]
+    return out[::-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Top-down: flood fill
+# ----------------------------------------------------------------------------------------------
+def topdown(level: Level) -> Check:
+    from scipy import ndimage
+
+    walk = level.mask("walkable")
+    doors = level.mask("door")
+    if not walk.any():
+        return Check(False, "topdown", [], "no walkable tile", 0)
+    starts = np.argwhere(level.mask("start") | level.mask("spawn"))
+    exits = np.argwhere(level.mask("exit") | level.mask("goal"))
+    walk = walk | door_tunnels(doors, level.mask("solid"))
+    labels, _ = ndimage.label(walk)
+    stairs = level.mask("stair")
+    if stairs.sum() > 1:  # stairs lead to one another (Zelda's underground passages)
+        linked = np.unique(labels[stairs])
+        labels[np.isin(labels, linked)] = linked[0]
+    if len(starts):
+        sy, sx = (int(v) for v in starts[0])
+    else:  # no start tile: the biggest walkable region stands for "where the player is"
+        counts = np.bincount(labels.ravel())
+        counts[0] = 0
+        sy, sx = (int(v) for v in np.argwhere(labels == counts.argmax())[0])
+    reach = labels == labels[sy, sx]
+    rooms, n_rooms = ndimage.label(walk & ~doors)
+    sizes = np.bincount(rooms.ravel(), minlength=n_rooms + 1)
+    big = np.nonzero(sizes >= 4)[0]
+    big = big[big > 0]
+    if not level.legend.find("floor", "door"):  # open terrain: no rooms, only start to exit
+        big = big[:0]
+    reached = np.unique(rooms[reach & (rooms > 0)])
+    unreached = np.setdiff1d(big, reached)
+    path: list[tuple[int, int]] = []
+    exit_ok = True
+    if len(exits):
+        ey, ex = (int(v) for v in exits[0])
+        exit_ok = bool(reach[ey, ex])
+        if exit_ok:
+            path = bfs_path(walk, (sx, sy), (ex, ey))
+    ok = exit_ok and len(unreached) == 0
+    reasons = []
+    if not exit_ok:
+        reasons.append("the exit cannot be reached from the start")
+    if len(unreached):
+        reasons.append(f"{len(unreached)} of {len(big)} rooms unreachable")
+    return Check(ok, "topdown", path or [(sx, sy)], "; ".join(reasons), int(reach.sum()),
+                 {"rooms": int(len(big)), "rooms_reachable": int(len(big) - len(unreached)),
+                  "reachable_fraction": round(float(reach.sum() / walk.sum()), 4)})
+
+
+def door_tunnels(doors: np.ndarray, solid: np.ndarray, reach: int = 4) -> np.ndarray:
+    """Solid cells between two facing doors (at most ``reach - 1`` apart): passing a door takes
+    the player through the wall to the door opposite, as between Zelda's rooms."""
+    out = np.zeros_like(doors)
+    h, w = doors.shape
+    for k in range(2, reach + 1):
+        # horizontal: door at x, door at x+k, solid between
+        if w > k:
+            between = np.ones((h, w - k), dtype=bool)
+            for d in range(1, k):
+                between &= solid[:, d:w - k + d]
+            pair = doors[:, :w - k] & doors[:, k:] & between
+            for d in range(1, k):
+                out[:, d:w - k + d] |= pair
+        if h > k:
+            between = np.ones((h - k, w), dtype=bool)
+            for d in range(1, k):
+                between &= solid[d:h - k + d, :]
+            pair = doors[:h - k, :] & doors[k:, :] & between
+            for d in range(1, k):
+                out[d:h - k + d, :] |= pair
+    return out
+
+
+def bfs_path(walk: np.ndarray, start: tuple[int, int], goal: tuple[int, int]
+             ) -> list[tuple[int, int]]:
+    """Shortest 4-connected path over ``walk`` (empty when there is none)."""
+    h, w = walk.shape
+    wk = walk.ravel().tolist()
+    s, g = start[1] * w + start[0], goal[1] * w + goal[0]
+    parent = {s: -1}
+    q = deque([s])
+    while q:
+        i = q.popleft()
+        if i == g:
+            out = []
+            while i != -1:
+                out.append((i % w, i // w))
+                i = parent[i]
+            return out[::-1]
+        x = i % w
+        for j in (i - w if i >= w else -1, i + w if i + w < h * w else -1,
+                  i - 1 if x > 0 else -1, i + 1 if x < w - 1 else -1):
+            if j >= 0 and wk[j] and j not in parent:
+                parent[j] = i
+                q.append(j)
+    return []

@@ -1,0 +1,555 @@
+"""Learned level generators: a MarioGAN-style DCGAN and a VAE on one-hot tile windows.
+
+Data: every ``h x w`` window (default 14x28, stride 1) of the training levels, one channel per
+legend tile. 15 Super Mario Bros levels give about 2,400 windows.
+
+GAN: a DCGAN generator (latent -> 256x4x7 -> transposed convolutions -> tile logits, cropped to
+the window) against a convolutional critic with spectral normalisation, hinge loss. The critic
+sees the generator's *hard* one-hot output (argmax) with straight-through softmax gradients, so
+it cannot tell real from fake merely because real windows are exactly one-hot and soft
+probabilities are not (the usual failure of GANs on discrete tiles).
+
+VAE: a convolutional encoder to a Gaussian latent and the same decoder, trained on cross-entropy
+reconstruction plus a KL term (``beta``). Its prior gives samples; its encoder gives the latent of
+any segment (so existing segments can seed a search).
+
+Both sample levels by drawing segments and stitching them left to right; an optional CMA-ES latent
+search per segment looks for segments the platformer agent can finish, that join the previous
+segment, and that match targets such as "more enemies" or "more gaps".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from studio import storage
+from studio.errors import Cancelled, UserError
+
+from . import agents, metrics, render
+from .level import Legend, Level, from_indices, levels_legend
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoints/last.safetensors"
+
+
+class Reporter(Protocol):
+    """What training needs from a job context (``studio.jobs.JobContext`` satisfies it)."""
+
+    def check(self) -> None: ...
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None: ...
+    def metric(self, name: str, step: float, value: float) -> None: ...
+    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None: ...
+    def log(self, text: str, level: str = "info") -> None: ...
+    def add_artifact(self, path: str | Path, kind: str, **info: Any) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class SegmentSet:
+    legend: Legend
+    windows: np.ndarray  # (N, h, w) legend indices
+    levels: list[Level]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.windows.shape[1]), int(self.windows.shape[2])
+
+
+def make_segments(levels: list[Level], height: int | None = None, width: int = 28,
+                  stride: int = 1) -> SegmentSet:
+    if not levels:
+        raise UserError("no levels to train on")
+    legend = levels_legend(levels)
+    for lv in levels:
+        lv.legend = legend
+    h = height or min(min(lv.height for lv in levels), 32)
+    too_small = [lv.name for lv in levels if lv.height < h or lv.width < width]
+    usable = [lv for lv in levels if lv.height >= h and lv.width >= width]
+    if not usable:
+        raise UserError(f"every level is smaller than the {width}x{h} training window: "
+                        f"{', '.join(too_small[:5])}")
+    codes = metrics.windows(usable, h, width, stride)
+    windows = legend.index_lut()[codes]
+    return SegmentSet(legend, windows.astype(np.int64), usable)
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+class Generator(nn.Module):
+    """latent -> (C, h, w) tile logits; also the VAE's decoder."""
+
+    def __init__(self, channels: int, latent: int, h: int, w: int, base: int = 64) -> None:
+        super().__init__()
+        self.h, self.w = h, w
+        self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
+        self.fc = nn.Linear(latent, base * 4 * self.h0 * self.w0)
+        self.bn0 = nn.BatchNorm2d(base * 4)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(base * 4, base * 2, 4, 2, 1), nn.BatchNorm2d(base * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(base * 2, base, 4, 2, 1), nn.BatchNorm2d(base), nn.ReLU(True),
+            nn.Conv2d(base, channels, 3, 1, 1),
+        )
+        self.base = base
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(-1, self.base * 4, self.h0, self.w0)
+        x = F.relu(self.bn0(x))
+        return self.net(x)[:, :, :self.h, :self.w]
+
+
+class Critic(nn.Module):
+    def __init__(self, channels: int, h: int, w: int, base: int = 64) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(channels, base, 3, 1, 1)), nn.LeakyReLU(0.2, True),
+            sn(nn.Conv2d(base, base * 2, 4, 2, 1)), nn.LeakyReLU(0.2, True),
+            sn(nn.Conv2d(base * 2, base * 4, 4, 2, 1)), nn.LeakyReLU(0.2, True),
+        )
+        with torch.no_grad():
+            n = self.net(torch.zeros(1, channels, h, w)).numel()
+        self.out = sn(nn.Linear(n, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(x).flatten(1)).squeeze(1)
+
+
+class Encoder(nn.Module):
+    def __init__(self, channels: int, latent: int, h: int, w: int, base: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, base, 3, 1, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(base, base * 2, 4, 2, 1), nn.BatchNorm2d(base * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(base * 2, base * 4, 4, 2, 1), nn.BatchNorm2d(base * 4),
+            nn.LeakyReLU(0.2, True),
+        )
+        with torch.no_grad():
+            n = self.net(torch.zeros(1, channels, h, w)).numel()
+        self.mu = nn.Linear(n, latent)
+        self.logvar = nn.Linear(n, latent)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.net(x).flatten(1)
+        return self.mu(f), self.logvar(f).clamp(-10, 10)
+
+
+def straight_through(logits: torch.Tensor) -> torch.Tensor:
+    """Hard one-hot forward, softmax gradient backward."""
+    soft = logits.softmax(1)
+    hard = F.one_hot(soft.argmax(1), logits.shape[1]).permute(0, 3, 1, 2).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    model: str = "gan"
+    steps: int = 3000
+    batch: int = 64
+    lr: float = 2e-4
+    latent: int = 32
+    width: int = 28
+    height: int = 0  # 0: the levels' height (capped at 32)
+    base: int = 16  # channel width: 16 keeps a step cheap on a CPU
+    ema_decay: float = 0.999
+    beta: float = 1.0  # VAE KL weight
+    seed: int = 0
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    chars: list[str] = field(default_factory=list)
+    legend: dict[str, Any] = field(default_factory=dict)
+    game: str = ""
+
+
+def _one_hot(idx: torch.Tensor, c: int) -> torch.Tensor:
+    return F.one_hot(idx, c).permute(0, 3, 1, 2).float()
+
+
+def build(cfg: TrainConfig, channels: int, h: int, w: int) -> dict[str, nn.Module]:
+    if cfg.model == "gan":
+        return {"G": Generator(channels, cfg.latent, h, w, cfg.base),
+                "D": Critic(channels, h, w, cfg.base)}
+    if cfg.model == "vae":
+        return {"E": Encoder(channels, cfg.latent, h, w, cfg.base),
+                "G": Generator(channels, cfg.latent, h, w, cfg.base)}
+    raise UserError(f"unknown model {cfg.model!r}: choose gan or vae")
+
+
+def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
+          resume: bool = False, device: str = "cpu",
+          on_resume: Callable[[int], None] | None = None) -> Path:
+    """Train ``cfg.model`` on ``data``, writing config.json, metrics (through ``ctx``),
+    checkpoints/last.safetensors (model, optimisers, RNG, step) and model.safetensors.
+
+    The generator's weights are also kept as an exponential moving average (``ema_decay``),
+    which evens out the oscillation of GAN training; every ``eval_every`` steps the averaged
+    generator is measured on a fixed set of latents (playable fraction, tile-distribution
+    distance, novelty) and ``model.safetensors`` holds the best-scoring snapshot (model
+    selection on a validation metric; sampling uses fresh latents).
+    """
+    h, w = data.shape
+    c = len(data.legend)
+    cfg.height, cfg.width = h, w
+    cfg.chars = data.legend.chars
+    cfg.legend = data.legend.to_json()
+    cfg.game = data.legend.name
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        nets = build(cfg, c, h, w)
+        nets["G_ema"] = copy.deepcopy(nets["G"])
+    for m in nets.values():
+        m.to(dev)
+    nets["G_ema"].eval()
+    betas = (0.5, 0.999) if cfg.model == "gan" else (0.9, 0.999)
+    if cfg.model == "gan":
+        opts = {"G": torch.optim.Adam(nets["G"].parameters(), cfg.lr, betas=betas),
+                "D": torch.optim.Adam(nets["D"].parameters(), cfg.lr * 2, betas=betas)}
+    else:
+        params = list(nets["E"].parameters()) + list(nets["G"].parameters())
+        opts = {"VAE": torch.optim.Adam(params, cfg.lr * 5, betas=betas)}
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    best = -float("inf")
+    ckpt = run_dir / CHECKPOINT
+    if resume:
+        if not ckpt.exists():
+            raise UserError(f"nothing to resume in {run_dir}: it has no {CHECKPOINT}")
+        state = storage.load_state(ckpt)
+        saved = state.get("config", {})
+        if saved.get("model") != cfg.model or saved.get("chars") != cfg.chars or \
+                [saved.get("height"), saved.get("width")] != [h, w]:
+            raise UserError("the checkpoint was trained with another model, tile set or window "
+                            "size; start a new run instead of resuming")
+        for k, m in nets.items():
+            m.load_state_dict(state["nets"][k])
+        for k, o in opts.items():
+            o.load_state_dict(state["opts"][k])
+        gen.set_state(state["gen"])
+        step = int(state["step"])
+        best = float(state.get("best", best))
+        if on_resume is not None:
+            on_resume(step)  # drop curve points past the checkpoint
+        ctx.log(f"resumed from step {step}")
+    storage.atomic_write_json(run_dir / CONFIG, asdict(cfg))
+    real = torch.from_numpy(data.windows)
+    train_hist = metrics.histogram(data.levels, data.legend)
+    ref_windows = data.legend.codes()[data.windows[:: max(1, len(data.windows) // 600)]]
+    eval_z = torch.from_numpy(np.random.default_rng(cfg.seed + 1).standard_normal(
+        (128, cfg.latent)).astype(np.float32))
+    pick = np.random.default_rng(cfg.seed + 2).choice(len(data.windows),
+                                                       min(64, len(data.windows)), replace=False)
+    real_div = metrics.diversity([from_indices(data.windows[i], data.legend) for i in pick])
+    ema_params = list(nets["G_ema"].parameters())
+    g_params = list(nets["G"].parameters())
+
+    def save() -> None:
+        storage.save_state(ckpt, {
+            "nets": {k: m.state_dict() for k, m in nets.items()},
+            "opts": {k: o.state_dict() for k, o in opts.items()},
+            "gen": gen.get_state(), "step": step, "best": best, "config": asdict(cfg)})
+
+    def export(score: float) -> None:
+        weights = {f"G.{n}": t for n, t in nets["G_ema"].state_dict().items()}
+        if "E" in nets:
+            weights.update({f"E.{n}": t for n, t in nets["E"].state_dict().items()})
+        storage.save_tensors(run_dir / WEIGHTS, weights,
+                             {"config": json.dumps(asdict(cfg)), "step": str(step),
+                              "score": f"{score:.4f}"})
+
+    t0 = time.monotonic()
+    start_step = step
+    try:
+        while step < cfg.steps:
+            ctx.check()
+            nets["G"].train()
+            nets["D" if "D" in nets else "E"].train()
+            idx = torch.randint(0, len(real), (cfg.batch,), generator=gen)
+            x = _one_hot(real[idx], c).to(dev)
+            if cfg.model == "gan":
+                losses = _gan_step(nets, opts, x, cfg, gen, dev)
+            else:
+                losses = _vae_step(nets, opts, x, cfg)
+            with torch.no_grad():  # warm-up: early on the average must follow quickly
+                decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
+                torch._foreach_lerp_(ema_params, g_params, 1.0 - decay)
+            step += 1
+            if step % 10 == 0 or step == cfg.steps:
+                for k, v in losses.items():
+                    ctx.metric(k, step, v)
+                rate = (step - start_step) / max(1e-6, time.monotonic() - t0)
+                ctx.progress(step, cfg.steps, f"step {step} · {rate:.1f} steps/s")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                _recalibrate(nets["G_ema"], cfg.latent, gen, dev)
+                score = _evaluate(ctx, nets["G_ema"], eval_z, data.legend, train_hist,
+                                  ref_windows, real_div, step)
+                if score > best or not (run_dir / WEIGHTS).exists():
+                    best = max(best, score)
+                    export(score)
+            if step % cfg.checkpoint_every == 0:
+                save()
+    except Cancelled:
+        save()
+        ctx.log(f"cancelled at step {step}; checkpoint saved (resume with --resume)")
+        raise
+    save()
+    ctx.log(f"kept the best snapshot: score {best:.3f} (playable fraction, penalised for tile "
+            "distance and lack of variety)")
+    ctx.add_artifact(run_dir / WEIGHTS, "model", model=cfg.model, steps=step)
+    return run_dir
+
+
+def _gan_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
+              x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, dev: torch.device
+              ) -> dict[str, float]:
+    G, D = nets["G"], nets["D"]
+    b = x.shape[0]
+    z = torch.randn(b, cfg.latent, generator=gen).to(dev)
+    fake = straight_through(G(z))
+    d_loss = F.relu(1 - D(x)).mean() + F.relu(1 + D(fake.detach())).mean()
+    opts["D"].zero_grad(set_to_none=True)
+    d_loss.backward()
+    opts["D"].step()
+    z = torch.randn(b, cfg.latent, generator=gen).to(dev)
+    g_loss = -D(straight_through(G(z))).mean()
+    opts["G"].zero_grad(set_to_none=True)
+    g_loss.backward()
+    opts["G"].step()
+    return {"loss/D": float(d_loss.detach()), "loss/G": float(g_loss.detach())}
+
+
+def _vae_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
+              x: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+    E, G = nets["E"], nets["G"]
+    mu, logvar = E(x)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    logits = G(z)
+    rec = F.cross_entropy(logits, x.argmax(1), reduction="sum") / x.shape[0]
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / x.shape[0]
+    loss = rec + cfg.beta * kl
+    opts["VAE"].zero_grad(set_to_none=True)
+    loss.backward()
+    opts["VAE"].step()
+    return {"loss/reconstruction": float(rec.detach()), "loss/KL": float(kl.detach())}
+
+
+@torch.no_grad()
+def _recalibrate(G: nn.Module, latent: int, gen: torch.Generator, dev: torch.device) -> None:
+    """Batch-norm statistics for the averaged weights (the live generator's running statistics
+    belong to other weights): a few forward passes in training mode, cumulative average."""
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    G.train()
+    for _ in range(4):
+        G(torch.randn(128, latent, generator=gen).to(dev))
+    G.eval()
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+
+
+@torch.no_grad()
+def _evaluate(ctx: Reporter, G: nn.Module, z: torch.Tensor, legend: Legend,
+              train_hist: np.ndarray, ref_windows: np.ndarray, real_div: float, step: int
+              ) -> float:
+    """Quality of ``G`` on fixed latents; returns the model-selection score: the playable
+    fraction, minus the tile-distribution distance, minus a penalty when samples are much less
+    varied than real windows (a generator of flat ground is always playable, close in tile
+    counts, and useless)."""
+    was_training = G.training
+    G.eval()
+    idx = G(z.to(next(G.parameters()).device)).argmax(1).cpu().numpy()
+    segs = [from_indices(i, legend) for i in idx]
+    playable = float(np.mean([agents.check(s).playable for s in segs]))
+    js = metrics.js_divergence(metrics.histogram(segs, legend), train_hist)
+    nov = float(metrics.nearest_distance(np.stack([s.grid for s in segs[:32]]),
+                                         ref_windows).mean())
+    ctx.metric("quality/playable", step, playable)
+    ctx.metric("quality/tile_js", step, js)
+    div = metrics.diversity(segs[:64])
+    ctx.metric("quality/novelty", step, nov)
+    ctx.metric("quality/diversity", step, div)
+    strip = np.concatenate([s.grid for s in segs[:6]], axis=1)
+    picture = render.render(Level(strip, legend), 6)
+    ctx.preview("image", picture, step=step)
+    G.train(was_training)
+    return playable - 4.0 * js - 2.0 * max(0.0, 0.8 * real_div - div)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Targets:
+    """What the latent search aims at (None: do not care)."""
+
+    enemies: float | None = None
+    gaps: float | None = None
+
+    def error(self, feats: dict[str, float]) -> float:
+        e = 0.0
+        if self.enemies is not None:
+            e += abs(feats.get("enemies", 0.0) - self.enemies) / max(1.0, self.enemies)
+        if self.gaps is not None:
+            e += abs(feats.get("gaps", 0.0) - self.gaps) / max(1.0, self.gaps)
+        return e
+
+    @property
+    def any(self) -> bool:
+        return self.enemies is not None or self.gaps is not None
+
+
+class LevelModel:
+    """A trained GAN or VAE loaded from its run folder, ready to sample."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        run_dir = Path(run_dir).expanduser()
+        cfg_path = run_dir / CONFIG
+        weights = run_dir / WEIGHTS
+        if not cfg_path.exists():
+            raise UserError(f"{run_dir} is not a levels model folder (no {CONFIG}); pass the "
+                            "RUN_DIR a 'train' job wrote")
+        if not weights.exists():
+            if (run_dir / CHECKPOINT).exists():
+                raise UserError(f"{run_dir} holds an unfinished run (only a checkpoint): resume "
+                                "training to finish it, or train again")
+            raise UserError(f"{run_dir} has no {WEIGHTS}")
+        try:
+            raw = storage.read_json(cfg_path)
+            known = {f for f in TrainConfig.__dataclass_fields__}
+            self.cfg = TrainConfig(**{k: v for k, v in raw.items() if k in known})
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"{cfg_path} is unreadable ({exc})") from None
+        from .vglc import legend_from_json
+
+        self.legend = legend_from_json(self.cfg.legend, str(cfg_path))
+        h, w = self.cfg.height, self.cfg.width
+        self.G = Generator(len(self.legend), self.cfg.latent, h, w, self.cfg.base)
+        tensors = storage.load_tensors(weights)
+        g_state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
+        try:
+            self.G.load_state_dict(g_state)
+        except RuntimeError as exc:
+            raise UserError(f"{weights} does not match its config.json ({exc})") from None
+        self.E: Encoder | None = None
+        if self.cfg.model == "vae":
+            self.E = Encoder(len(self.legend), self.cfg.latent, h, w, self.cfg.base)
+            self.E.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("E.")})
+            self.E.eval()
+        self.G.eval()
+        self.device = device
+        self.run_dir = run_dir
+
+    @property
+    def segment_shape(self) -> tuple[int, int]:
+        return self.cfg.height, self.cfg.width
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latents ``(N, latent)`` to tile codes ``(N, h, w)``."""
+        t = torch.as_tensor(np.asarray(z, dtype=np.float32))
+        idx = self.G(t).argmax(1).numpy()
+        return self.legend.codes()[idx]
+
+    def latents(self, n: int, seed: int) -> np.ndarray:
+        return np.random.default_rng(seed).standard_normal((n, self.cfg.latent))
+
+    def segments(self, n: int, seed: int) -> list[Level]:
+        return [Level(g, self.legend) for g in self.decode(self.latents(n, seed))]
+
+    def search_segment(self, seed: int, targets: Targets, before: np.ndarray | None = None,
+                       budget: int = 240, check: Callable[[], None] | None = None
+                       ) -> tuple[np.ndarray, dict[str, Any]]:
+        """CMA-ES in latent space for a segment that is playable (joined to ``before``, the
+        previous columns) and close to ``targets``. Returns ``(codes, info)``."""
+        ctx_cols = 0 if before is None else min(before.shape[1], 8)
+        cache: dict[bytes, float] = {}
+
+        def cost(zs: np.ndarray) -> np.ndarray:
+            grids = self.decode(zs)
+            out = np.empty(len(grids))
+            for k, g in enumerate(grids):
+                key = g.tobytes()
+                if key not in cache:
+                    joined = g if before is None else np.concatenate(
+                        [before[:, -ctx_cols:], g], axis=1)
+                    res = agents.check(Level(joined, self.legend))
+                    feats = metrics.features(Level(g, self.legend))
+                    penalty = 0.0 if res.playable else 10.0 + 5.0 * (
+                        1 - res.furthest / max(1, joined.shape[1] - 1))
+                    cache[key] = penalty + targets.error(feats)
+                out[k] = cache[key]
+            return out
+
+        z0 = self.latents(1, seed)[0]
+        good = 0.05 if targets.any else 0.0
+        z, f, evals = _search(cost, self.cfg.latent, seed, budget, z0, good, check)
+        codes = self.decode(z[None])[0]
+        return codes, {"cost": f, "evaluations": evals, "playable": f < 10.0}
+
+    def generate(self, n: int, seed: int, segments: int = 4, search: bool = False,
+                 targets: Targets | None = None, budget: int = 240,
+                 check: Callable[[], None] | None = None) -> list[Level]:
+        """``n`` levels of ``segments`` stitched segments each."""
+        targets = targets or Targets()
+        out = []
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            parts: list[np.ndarray] = []
+            infos: list[dict[str, Any]] = []
+            for _ in range(segments):
+                if check is not None:
+                    check()
+                sub_seed = int(rng.integers(0, 2**31))
+                if search:
+                    prev = parts[-1] if parts else None
+                    codes, info = self.search_segment(sub_seed, targets, prev, budget, check)
+                    infos.append(info)
+                else:
+                    codes = self.decode(self.latents(1, sub_seed))[0]
+                parts.append(codes)
+            lv = Level(np.concatenate(parts, axis=1), self.legend, f"{self.cfg.model}-{i:03d}",
+                       {"method": self.cfg.model, "seed": seed, "index": i,
+                        "segments": segments, "search": search,
+                        "model": str(self.run_dir)})
+            if infos:
+                lv.meta["search_evaluations"] = int(sum(x["evaluations"] for x in infos))
+            out.append(lv)
+        return out
+
+    @torch.no_grad()
+    def encode(self, codes: np.ndarray) -> np.ndarray:
+        if self.E is None:
+            raise UserError("only a VAE can encode segments into its latent space")
+        idx = torch.as_tensor(self.legend.index_lut()[codes])
+        mu, _ = self.E(_one_hot(idx, len(self.legend)))
+        return mu.numpy()
+
+
+def _search(cost: Callable[[np.ndarray], np.ndarray], dim: int, seed: int, budget: int,
+            x0: np.ndarray, good: float, check: Callable[[], None] | None
+            ) -> tuple[np.ndarray, float, int]:
+    from .search import minimise
+
+    return minimise(cost, dim, seed, budget, 0.8, x0, good, check)

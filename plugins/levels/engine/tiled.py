@@ -1,0 +1,383 @@
+"""Tiled JSON maps (.tmj) and tilesets (.tsj): write maps Tiled opens, read maps Tiled wrote.
+
+Written maps are finite, orthogonal, right-down, one tile layer in CSV encoding (a JSON array of
+global tile ids) with every key Tiled's JSON reader expects (``type``, ``version``,
+``tiledversion``, ``orientation``, ``renderorder``, ``infinite``, ``nextlayerid``,
+``nextobjectid``, ``compressionlevel``). The tileset is embedded or external (``{"firstgid": 1,
+"source": "x.tsj"}``) and points at a PNG sheet written beside the map. Each tile carries its
+VGLC character and properties as Tiled custom properties, and the whole legend rides along as a map
+property, so a map read back is the same level.
+
+Reading accepts what Tiled writes: embedded or external tilesets (.tsj/.json, and .tsx XML),
+CSV or base64 data (uncompressed, zlib or gzip), infinite maps (chunks), group layers, and gids
+with flip flags (the flags are dropped with a warning: a tile map of characters cannot flip).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import string
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.errors import UserError
+from studio.storage import atomic_path, atomic_write_json
+
+from .level import Legend, Level, Tile
+from .render import TilesetImage, colour_tiles, tileset_sheet
+
+TILED_VERSION = "1.10.2"
+FORMAT_VERSION = "1.10"
+FLIP_MASK = 0xF0000000  # horizontal, vertical, diagonal, hexagonal-120 flags
+_CHAR_POOL = (string.ascii_letters + string.digits + "#$%&*+-./:;<=>?@[]^_`{|}~!,()'\"")
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+def _props(items: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
+    return [{"name": n, "type": t, "value": v} for n, t, v in items]
+
+
+def tileset_json(legend: Legend, image: str, tile: int, columns: int, sheet_w: int,
+                 sheet_h: int, name: str) -> dict[str, Any]:
+    tiles = []
+    for i, (c, t) in enumerate(legend.tiles.items()):
+        items: list[tuple[str, str, Any]] = [("char", "string", c)]
+        items += [(p, "bool", True) for p in t.props]
+        tiles.append({"id": i, "properties": _props(items)})
+    return {
+        "columns": columns, "image": image, "imageheight": sheet_h, "imagewidth": sheet_w,
+        "margin": 0, "name": name, "spacing": 0, "tilecount": len(legend),
+        "tileheight": tile, "tilewidth": tile, "tiles": tiles,
+    }
+
+
+def write_tmj(level: Level, path: str | Path, *, tile: int = 16, external_tileset: bool = False,
+              tiles: np.ndarray | None = None, path_cells: list[tuple[int, int]] | None = None
+              ) -> list[Path]:
+    """Write ``level`` as a Tiled map; returns every file written (map, sheet, maybe .tsj).
+
+    Args:
+        tile: tile size in pixels for the generated colour sheet.
+        external_tileset: write the tileset to ``<name>.tsj`` and reference it (shared tilesets).
+        tiles: legend-ordered tile pixels (an imported tileset image) instead of colour tiles.
+        path_cells: the agent's path, stored as a polyline in an object layer named "agent path".
+    """
+    path = Path(path)
+    legend = level.legend
+    if tiles is None:
+        tiles = colour_tiles(legend, tile)
+    th, tw = int(tiles.shape[1]), int(tiles.shape[2])
+    columns = min(len(legend), 8)
+    sheet = tileset_sheet(tiles, columns)
+    stem = path.stem
+    sheet_path = path.with_name(f"{stem}_tiles.png")
+    from PIL import Image
+
+    with atomic_path(sheet_path, suffix=".png") as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    written = [path, sheet_path]
+    ts = tileset_json(legend, sheet_path.name, th, columns, sheet.shape[1], sheet.shape[0],
+                      legend.name or "tiles")
+    ts["tilewidth"] = tw
+    if external_tileset:
+        tsj_path = path.with_name(f"{stem}.tsj")
+        atomic_write_json(tsj_path, {"type": "tileset", "version": FORMAT_VERSION,
+                                     "tiledversion": TILED_VERSION, **ts})
+        written.append(tsj_path)
+        tileset_ref: dict[str, Any] = {"firstgid": 1, "source": tsj_path.name}
+    else:
+        tileset_ref = {"firstgid": 1, **ts}
+    gids = (level.indices() + 1).astype(np.int64)
+    layers: list[dict[str, Any]] = [{
+        "data": gids.ravel().tolist(), "height": level.height, "id": 1, "name": "tiles",
+        "opacity": 1, "type": "tilelayer", "visible": True, "width": level.width, "x": 0, "y": 0,
+    }]
+    next_object = 1
+    if path_cells:
+        points = [{"x": (x + 0.5) * tw, "y": (y + 0.5) * th} for x, y in path_cells]
+        x0, y0 = points[0]["x"], points[0]["y"]
+        layers.append({
+            "draworder": "topdown", "id": 2, "name": "agent path", "opacity": 1,
+            "type": "objectgroup", "visible": True, "x": 0, "y": 0,
+            "objects": [{"id": 1, "name": "agent path", "type": "", "rotation": 0,
+                         "visible": True, "x": x0, "y": y0, "width": 0, "height": 0,
+                         "polyline": [{"x": p["x"] - x0, "y": p["y"] - y0} for p in points]}],
+        })
+        next_object = 2
+    meta = {k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)}
+    doc = {
+        "compressionlevel": -1, "height": level.height, "infinite": False, "layers": layers,
+        "nextlayerid": len(layers) + 1, "nextobjectid": next_object,
+        "orientation": "orthogonal",
+        "properties": _props([("legend", "string", json.dumps(legend.to_json())),
+                              ("generator", "string", json.dumps(meta))]),
+        "renderorder": "right-down", "tiledversion": TILED_VERSION, "tileheight": th,
+        "tilesets": [tileset_ref], "tilewidth": tw, "type": "map", "version": FORMAT_VERSION,
+        "width": level.width,
+    }
+    atomic_write_json(path, doc, indent=1)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path.name} is not UTF-8 JSON text") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path.name} is not valid JSON ({exc.msg}, line {exc.lineno})"
+                        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path.name} is not a JSON object")
+    return data
+
+
+def _read_tsx(path: Path) -> dict[str, Any]:
+    """The subset of a TSX (XML) tileset we use, in JSON-format keys."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise UserError(f"external tileset {path} does not exist") from None
+    except ET.ParseError as exc:
+        raise UserError(f"tileset {path.name} is not valid XML ({exc})") from None
+    ts: dict[str, Any] = {k: root.get(k) for k in ("name",)}
+    for k in ("tilewidth", "tileheight", "tilecount", "columns", "margin", "spacing"):
+        ts[k] = int(root.get(k, "0"))
+    img = root.find("image")
+    if img is not None:
+        ts["image"] = img.get("source")
+    tiles = []
+    for t in root.findall("tile"):
+        props = [{"name": p.get("name"), "type": p.get("type", "string"),
+                  "value": p.get("value", p.text)} for p in t.findall("properties/property")]
+        tiles.append({"id": int(t.get("id", "0")), "type": t.get("type") or t.get("class"),
+                      "properties": props})
+    ts["tiles"] = tiles
+    return ts
+
+
+def _decode_data(data: Any, encoding: str | None, compression: str | None, count: int,
+                 where: str) -> np.ndarray:
+    if isinstance(data, list):
+        arr = np.asarray(data, dtype=np.int64)
+    elif isinstance(data, str):
+        if (encoding or "csv") == "csv":
+            try:
+                arr = np.asarray([int(v) for v in data.replace("\n", "").split(",") if v.strip()],
+                                 dtype=np.int64)
+            except ValueError:
+                raise UserError(f"{where}: CSV tile data holds something that is not a number"
+                                ) from None
+        else:
+            try:
+                raw = base64.b64decode(data)
+                if compression == "zlib":
+                    raw = zlib.decompress(raw)
+                elif compression == "gzip":
+                    raw = gzip.decompress(raw)
+                elif compression == "zstd":
+                    raise UserError(f"{where} uses zstd compression, which this studio cannot "
+                                    "read: in Tiled set Map Properties > Tile Layer Format to "
+                                    "CSV or Base64 (zlib) and save again")
+                elif compression:
+                    raise UserError(f"{where}: unknown compression {compression!r}")
+            except (ValueError, zlib.error, OSError) as exc:
+                raise UserError(f"{where}: corrupt base64 tile data ({exc})") from None
+            if len(raw) % 4:
+                raise UserError(f"{where}: base64 tile data is not a whole number of tiles")
+            arr = np.asarray(struct.unpack(f"<{len(raw) // 4}I", raw), dtype=np.int64)
+    else:
+        raise UserError(f"{where}: tile layer has no data")
+    if arr.size != count:
+        raise UserError(f"{where}: tile data has {arr.size} tiles but the layer is {count}")
+    return arr
+
+
+def _tile_layers(layers: list[Any], warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    out = []
+    for layer in layers:
+        if not isinstance(layer, dict):
+            continue
+        if layer.get("type") == "group":
+            out += _tile_layers(layer.get("layers", []), warn)
+        elif layer.get("type") == "tilelayer" and layer.get("visible", True):
+            out.append(layer)
+    return out
+
+
+def read_tmj(path: str | Path, legend: Legend | None = None,
+             warn: Callable[[str], None] | None = None) -> Level:
+    """Read a Tiled JSON map into a :class:`Level`.
+
+    Tiles are identified by their ``char`` custom property (written by :func:`write_tmj`); other
+    tiles get fresh characters and take their boolean custom properties (and their Tiled class)
+    as legend properties. With several visible tile layers, the upper layer's non-empty tiles win.
+    """
+    path = Path(path).expanduser()
+    warn = warn or (lambda s: None)
+    doc = _load_json(path, "Tiled map")
+    if doc.get("type", "map") != "map":
+        raise UserError(f"{path.name} is a Tiled {doc.get('type')!r} file, not a map")
+    for key in ("width", "height", "layers", "tilesets"):
+        if key not in doc:
+            raise UserError(f"{path.name} is not a Tiled JSON map (no {key!r} key)")
+    if doc.get("orientation", "orthogonal") != "orthogonal":
+        warn(f"{path.name} is {doc['orientation']}; its tiles are read as an orthogonal grid")
+    layers = _tile_layers(doc["layers"], warn)
+    if not layers:
+        raise UserError(f"{path.name} has no visible tile layer")
+    # grid bounds (infinite maps store chunks with their own coordinates)
+    if doc.get("infinite"):
+        xs, ys, xe, ye = [], [], [], []
+        for layer in layers:
+            for ch in layer.get("chunks", []):
+                xs.append(ch["x"])
+                ys.append(ch["y"])
+                xe.append(ch["x"] + ch["width"])
+                ye.append(ch["y"] + ch["height"])
+        if not xs:
+            raise UserError(f"{path.name} is an infinite map with no tiles")
+        ox, oy, width, height = min(xs), min(ys), max(xe) - min(xs), max(ye) - min(ys)
+    else:
+        ox, oy, width, height = 0, 0, int(doc["width"]), int(doc["height"])
+    if width <= 0 or height <= 0:
+        raise UserError(f"{path.name} has no tiles ({width}x{height})")
+    gids = np.zeros((height, width), dtype=np.int64)
+    for n, layer in enumerate(layers):
+        where = f"{path.name} layer {layer.get('name', n)!r}"
+        enc, comp = layer.get("encoding"), layer.get("compression")
+        if doc.get("infinite"):
+            for ch in layer.get("chunks", []):
+                arr = _decode_data(ch.get("data"), enc, comp, ch["width"] * ch["height"], where)
+                arr = arr.reshape(ch["height"], ch["width"])
+                y0, x0 = ch["y"] - oy, ch["x"] - ox
+                view = gids[y0:y0 + ch["height"], x0:x0 + ch["width"]]
+                np.copyto(view, arr, where=arr != 0)
+        else:
+            lw, lh = int(layer.get("width", width)), int(layer.get("height", height))
+            arr = _decode_data(layer.get("data"), enc, comp, lw * lh, where).reshape(lh, lw)
+            h, w = min(lh, height), min(lw, width)
+            np.copyto(gids[:h, :w], arr[:h, :w], where=arr[:h, :w] != 0)
+    if len(layers) > 1:
+        warn(f"{path.name} has {len(layers)} tile layers; they were flattened (upper tiles win)")
+    if (gids & FLIP_MASK).any():
+        warn(f"{path.name} has flipped or rotated tiles; flips are ignored")
+    gids &= ~FLIP_MASK & 0xFFFFFFFF
+
+    # tilesets: gid -> (tileset dict, local id)
+    tilesets = []
+    for ts in doc["tilesets"]:
+        first = int(ts.get("firstgid", 1))
+        if "source" in ts:
+            src = (path.parent / ts["source"]).resolve()
+            data = _read_tsx(src) if src.suffix.lower() == ".tsx" else _load_json(
+                src, "external tileset")
+            data = {**data, "_dir": str(src.parent)}
+        else:
+            data = {**ts, "_dir": str(path.parent)}
+        tilesets.append((first, data))
+    tilesets.sort(key=lambda t: t[0])
+
+    stored = _map_property(doc, "legend")
+    base = None
+    if stored:
+        try:
+            from .vglc import legend_from_json
+
+            base = legend_from_json(json.loads(stored), path.name)
+        except (ValueError, UserError):
+            warn(f"{path.name}: its stored legend is unreadable; rebuilt from tile properties")
+    if legend is not None:
+        base = legend if base is None else legend.merged(base)
+
+    used = sorted(int(g) for g in np.unique(gids))
+    char_of: dict[int, str] = {}
+    tiles_out: dict[str, Tile] = dict(base.tiles) if base else {}
+    taken = set(tiles_out)
+    pool = (c for c in _CHAR_POOL if c not in taken)
+    order: dict[str, int] = {}
+    image_info: tuple[Path, int, int, int, int] | None = None
+    for gid in used:
+        if gid == 0:
+            continue
+        first, ts = next(((f, t) for f, t in reversed(tilesets) if f <= gid), (None, None))
+        if ts is None:
+            raise UserError(f"{path.name} uses tile id {gid}, which no tileset covers")
+        local = gid - first
+        tile = next((t for t in ts.get("tiles", []) if int(t.get("id", -1)) == local), {})
+        props_list = tile.get("properties") or []
+        if isinstance(props_list, dict):  # Tiled < 1.2 wrote properties as an object
+            props_list = [{"name": k, "value": v} for k, v in props_list.items()]
+        char = next((str(p.get("value")) for p in props_list if p.get("name") == "char"
+                     and isinstance(p.get("value"), str) and len(p.get("value")) == 1), None)
+        if char is None:
+            char = next(pool, None)
+            if char is None:
+                raise UserError(f"{path.name} uses more distinct tiles than this studio can "
+                                "name with single characters")
+        char_of[gid] = char
+        if char not in tiles_out:
+            props = [str(p["name"]).lower() for p in props_list
+                     if p.get("name") != "char" and p.get("value") is True]
+            cls = tile.get("type") or tile.get("class")
+            if cls:
+                props.insert(0, str(cls).lower())
+            tiles_out[char] = Tile(char, tuple(props) if props else ("passable",))
+        if image_info is None and ts.get("image"):
+            image_info = (Path(ts["_dir"]) / ts["image"], int(ts.get("tilewidth", 16)),
+                          int(ts.get("tileheight", 16)), int(ts.get("margin", 0)),
+                          int(ts.get("spacing", 0)))
+        if ts.get("image") and image_info and Path(ts["_dir"]) / ts["image"] == image_info[0]:
+            order[char] = local
+    if 0 in used:  # an empty cell in Tiled: the legend's empty tile (or a new "void" one)
+        empty = Legend(tiles_out.values()).empty if tiles_out and any(
+            t.walkable for t in tiles_out.values()) else None
+        if empty is None:
+            empty = next(pool, "~")
+            tiles_out[empty] = Tile(empty, ("passable", "empty"))
+        char_of[0] = empty
+    name = (base.name if base else "") or path.stem
+    view = base.view if base else ""
+    new_legend = Legend(tiles_out.values(), name, view)
+    lut = np.zeros(max(char_of) + 1, dtype=np.uint8)
+    for gid, c in char_of.items():
+        lut[gid] = ord(c)
+    level = Level(lut[gids], new_legend, path.stem)
+    meta = _map_property(doc, "generator")
+    if meta:
+        try:
+            level.meta.update(json.loads(meta))
+        except ValueError:
+            pass
+    level.meta["source"] = str(path)
+    if image_info is not None and image_info[0].exists() and not stored:
+        level.meta["tileset_image"] = TilesetImage(image_info[0], image_info[1], image_info[2],
+                                                   image_info[3], image_info[4], order)
+    return level
+
+
+def _map_property(doc: dict[str, Any], name: str) -> str | None:
+    props = doc.get("properties") or []
+    if isinstance(props, dict):
+        v = props.get(name)
+        return v if isinstance(v, str) else None
+    for p in props:
+        if isinstance(p, dict) and p.get("name") == name and isinstance(p.get("value"), str):
+            return p["value"]
+    return None

@@ -1,0 +1,241 @@
+"""Video Game Level Corpus text levels and their legends, for any game.
+
+A VGLC level is a text file, one line per row, one character per tile. Its legend comes in one of
+two shapes, both read here:
+
+* JSON, ``{"tiles": {"X": ["solid", "ground"], "-": ["passable", "empty"], ...}}`` (Super Mario
+  Bros, Lode Runner, ...);
+* text lines ``C = NAME`` (The Legend of Zelda's README.txt), whose names are turned into
+  properties by keyword: wall/block → solid, floor → passable, door, stair, monster → enemy,
+  lava/water/element → hazard, void.
+
+Bad input gets a message that names the file, the line and what to do: ragged rows, characters
+the legend does not know, empty files, a JSON legend that describes something else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from studio.errors import UserError
+from studio.storage import atomic_write_text
+
+from .level import Legend, Level, Tile
+
+LEVEL_EXTS = (".txt", ".lvl")
+_LEGEND_LINE = re.compile(r"^\s*(\S)\s*=\s*(.+?)\s*$")
+
+# keyword -> properties for legends written as "C = NAME" (matched on whole words, before "(")
+_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
+    ("WALL", ("solid", "wall")),
+    ("BLOCK", ("solid", "block")),
+    ("GROUND", ("solid", "ground")),
+    ("SOLID", ("solid",)),
+    ("BRICK", ("solid", "breakable")),
+    ("FLOOR", ("passable", "floor")),
+    ("EMPTY", ("passable", "empty")),
+    ("SKY", ("passable", "empty")),
+    ("DOOR", ("passable", "door")),
+    ("STAIR", ("passable", "stair")),
+    ("LADDER", ("passable", "climbable", "ladder")),
+    ("ROPE", ("passable", "climbable", "rope")),
+    ("MONSTER", ("enemy", "passable")),
+    ("ENEMY", ("enemy", "passable")),
+    ("ELEMENT", ("hazard", "element")),
+    ("LAVA", ("hazard", "lava")),
+    ("WATER", ("hazard", "water")),
+    ("SPIKE", ("hazard", "spike")),
+    ("COIN", ("passable", "collectable", "coin")),
+    ("GOLD", ("passable", "collectable", "gold")),
+    ("START", ("passable", "start")),
+    ("EXIT", ("passable", "exit")),
+    ("VOID", ("void",)),
+]
+
+
+def props_from_name(name: str) -> tuple[str, ...]:
+    """Properties for a legend name such as ``"ELEMENT + FLOOR (LAVA/BLOCK, WATER/BLOCK)"``.
+
+    Keywords of the main name decide what the tile does; words in parentheses are kept as
+    descriptive properties only (so "(LAVA/BLOCK)" does not turn a floor into a wall). A tile that
+    is both an element and a block is solid; an element on a floor is a hazard.
+    """
+    main, _, extra = name.partition("(")
+    words = set(re.findall(r"[A-Z]+", main.upper()))
+    props: list[str] = []
+    for key, ps in _KEYWORDS:
+        if key in words:
+            props += [p for p in ps if p not in props]
+    if "solid" in props and "passable" in props:
+        props.remove("passable")
+    label = main.strip().lower()
+    props.append(label)
+    for word in re.findall(r"[A-Za-z]+", extra):
+        w = word.lower()
+        if w not in props:
+            props.append(w)
+    if not any(p in props for p in ("solid", "passable", "hazard", "void", "enemy")):
+        props.insert(0, "passable")
+    return tuple(props)
+
+
+def read_legend(path: str | Path, name: str = "") -> Legend:
+    """A legend from a VGLC JSON file or a ``C = NAME`` text file."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"legend file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UserError(f"legend file {path} is not UTF-8 text") from None
+    game = name or path.parent.name.replace("_", " ")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"legend {path.name} is not valid JSON ({exc.msg}, line {exc.lineno})"
+                            ) from None
+        return legend_from_json(data, path.name, game)
+    tiles: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        m = _LEGEND_LINE.match(line)
+        if m:
+            tiles[m.group(1)] = props_from_name(m.group(2))
+    if not tiles:
+        raise UserError(f"{path.name} holds no legend lines: expected JSON {{\"tiles\": ...}} "
+                        "or lines such as 'W = WALL'")
+    return Legend([Tile(c, p) for c, p in tiles.items()], game)
+
+
+def legend_from_json(data: Any, source: str = "legend", game: str = "") -> Legend:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a legend is a JSON object with a \"tiles\" key")
+    tiles = data.get("tiles")
+    if tiles is None:
+        keys = ", ".join(sorted(map(str, data))[:6])
+        hint = (" It looks like a room-graph legend (nodes/edges), not a tile legend; for The "
+                "Legend of Zelda the tile legend is README.txt." if "nodes" in data else "")
+        raise UserError(f"{source} has no \"tiles\" key (it has: {keys}).{hint}")
+    if not isinstance(tiles, dict) or not tiles:
+        raise UserError(f"{source}: \"tiles\" must map each tile character to a list of "
+                        "properties")
+    for char, props in tiles.items():
+        if len(char) != 1:
+            raise UserError(f"{source}: tile key {char!r} must be exactly one character")
+        if not isinstance(props, list | str):
+            raise UserError(f"{source}: tile {char!r} needs a list of properties")
+    return Legend.from_mapping(tiles, str(data.get("name") or game), str(data.get("view", "")),
+                               data.get("colors") if isinstance(data.get("colors"), dict) else None)
+
+
+def find_legend(level_path: Path) -> Path | None:
+    """The legend beside a level: a JSON with a ``"tiles"`` key, else a README/legend text file."""
+    folder = level_path.parent
+    for p in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(p.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("tiles"), dict):
+            return p
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.suffix.lower() == ".txt" and p.stem.lower() in ("readme", "legend"):
+            try:
+                if any(_LEGEND_LINE.match(ln) for ln in p.read_text("utf-8").splitlines()):
+                    return p
+            except (OSError, UnicodeDecodeError):
+                continue
+    return None
+
+
+def parse_level_text(text: str, legend: Legend, source: str = "level",
+                     strict: bool = True) -> Level:
+    """Rows of characters into a :class:`Level`, checking shape and tiles.
+
+    Raises:
+        UserError: empty text, rows of different lengths, or characters the legend lacks (with
+            ``strict``; otherwise unknown characters are added as plain passable tiles).
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise UserError(f"{source} is empty: a VGLC level is one line of tile characters per row")
+    width = len(lines[0])
+    for i, line in enumerate(lines, 1):
+        if len(line) != width:
+            raise UserError(f"{source}: line {i} has {len(line)} tiles but line 1 has {width}; "
+                            "every row of a level must be the same length (ragged rows)")
+    try:
+        for line in lines:
+            line.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UserError(f"{source}: tiles must be single-byte characters") from None
+    level = Level.from_lines(lines, legend, name=Path(source).stem)
+    unknown = level.unknown_chars()
+    if unknown:
+        if strict:
+            where = []
+            for ch in unknown[:5]:
+                y, x = next((y, ln.index(ch)) for y, ln in enumerate(lines) if ch in ln)
+                where.append(f"{ch!r} (line {y + 1}, column {x + 1})")
+            known = "".join(legend.chars)
+            raise UserError(f"{source} uses tile characters its legend does not define: "
+                            f"{', '.join(where)}. The legend knows {known!r}; add them to the "
+                            "legend JSON or pick the right legend.")
+        extra = legend
+        for ch in unknown:
+            extra = extra.with_tile(Tile(ch, ("passable", "unknown")))
+        level.legend = extra
+    return level
+
+
+def read_level(path: str | Path, legend: Legend | str | Path | None = None,
+               strict: bool = True) -> Level:
+    """Read a VGLC text level; the legend is given, or found beside the file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"level file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder: pass one level file (or use --data for a folder)")
+    if not isinstance(legend, Legend):
+        legend_path = Path(legend).expanduser() if legend else find_legend(path)
+        if legend_path is None:
+            raise UserError(f"no legend found for {path.name}: put the game's legend JSON (e.g. "
+                            "smb.json) beside it or pass --legend FILE")
+        legend = read_legend(legend_path)
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise UserError(f"{path.name} is a binary file, not a VGLC text level")
+    level = parse_level_text(raw.decode("latin-1"), legend, path.name, strict)
+    level.name = path.stem
+    level.meta["source"] = str(path)
+    return level
+
+
+def level_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise UserError(f"the folder {folder} does not exist")
+    if folder.is_file():
+        return [folder]
+    files = [p for p in sorted(folder.iterdir())
+             if p.suffix.lower() in (*LEVEL_EXTS, ".tmj") and p.stem.lower() not in
+             ("readme", "legend", "license") and not p.name.startswith(".")]
+    if not files:
+        raise UserError(f"{folder} holds no level files (.txt VGLC levels or .tmj Tiled maps)")
+    return files
+
+
+def write_level(level: Level, path: str | Path, legend_path: str | Path | None = None) -> Path:
+    """Write VGLC text (and, if asked, the legend JSON beside it), atomically."""
+    path = Path(path)
+    atomic_write_text(path, level.text())
+    if legend_path is not None:
+        atomic_write_text(Path(legend_path), level.legend.dumps() + "\n")
+    return path

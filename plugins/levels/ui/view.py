@@ -1,0 +1,259 @@
+"""The tile view: paints a level, lets the user paint, erase and select; never computes.
+
+The level is drawn from a small cached QImage (one pixel per tile, coloured through the legend's
+lookup table) scaled up without smoothing, or from a tileset image when one is set and the map is
+small enough to afford it. Overlays: the agent's path, pinned (painted) tiles, the selection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from plugins.levels.engine.level import Level
+
+TOOLS = ("paint", "erase", "select")
+MAX_TILESET_PIXELS = 24_000_000  # above this the view falls back to colours
+
+
+def qimage_rgb(arr: np.ndarray) -> QImage:
+    """A deep-copied QImage of an ``(H, W, 3)`` uint8 array."""
+    arr = np.ascontiguousarray(arr)
+    h, w, _ = arr.shape
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class TileView(QWidget):
+    #: a finished paint/erase stroke: list of (x, y, old code, new code)
+    stroke = Signal(list)
+    #: the selection changed: (x0, y0, x1, y1) exclusive, or None
+    selection_changed = Signal(object)
+    #: the tile under the mouse: (x, y) or None
+    hovered = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.level: Level | None = None
+        self.tile = 12
+        self.tool = "paint"
+        self.brush = ord("X")
+        self.path: list[tuple[int, int]] = []
+        self.show_path = True
+        self.pins: np.ndarray | None = None
+        self.selection: tuple[int, int, int, int] | None = None
+        self.tiles: np.ndarray | None = None  # legend-ordered tileset pixels
+        self._image: QImage | None = None
+        self._pixmap: QPixmap | None = None
+        self._stroke: dict[tuple[int, int], tuple[int, int]] = {}
+        self._painting = False
+        self._erasing = False
+        self._drag_from: tuple[int, int] | None = None
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    # -- model ----------------------------------------------------------------------------------
+    def set_level(self, level: Level | None, keep_selection: bool = False) -> None:
+        self.level = level
+        if not keep_selection:
+            self.set_selection(None)
+        if level is not None and (self.pins is None or self.pins.shape != level.grid.shape):
+            self.pins = np.zeros(level.grid.shape, dtype=bool)
+        self.refresh()
+
+    def set_tiles(self, tiles: np.ndarray | None) -> None:
+        self.tiles = tiles
+        self.refresh()
+
+    def set_path(self, path: list[tuple[int, int]]) -> None:
+        self.path = list(path)
+        self.update()
+
+    def set_selection(self, rect: tuple[int, int, int, int] | None) -> None:
+        self.selection = rect
+        self.selection_changed.emit(rect)
+        self.update()
+
+    def set_zoom(self, tile: int) -> None:
+        self.tile = int(max(2, min(48, tile)))
+        self._pixmap = None
+        self.updateGeometry()
+        self.resize(self.sizeHint())
+        self.update()
+
+    def refresh(self) -> None:
+        """Rebuild the cached picture after the level changed as a whole."""
+        self._image = None
+        self._pixmap = None
+        self.updateGeometry()
+        self.resize(self.sizeHint())
+        self.update()
+
+    def _picture(self) -> QPixmap | None:
+        lv = self.level
+        if lv is None:
+            return None
+        if self._pixmap is not None:
+            return self._pixmap
+        use_tiles = (self.tiles is not None and len(self.tiles) == len(lv.legend)
+                     and lv.grid.size * self.tiles.shape[1] * self.tiles.shape[2]
+                     <= MAX_TILESET_PIXELS)
+        if use_tiles:
+            from plugins.levels.engine.render import render
+
+            img = qimage_rgb(render(lv, tiles=self.tiles))
+        else:
+            img = qimage_rgb(lv.legend.color_lut()[lv.grid])
+        self._image = img
+        self._pixmap = QPixmap.fromImage(img)
+        return self._pixmap
+
+    def sizeHint(self) -> QSize:
+        if self.level is None:
+            return QSize(400, 200)
+        return QSize(self.level.width * self.tile, self.level.height * self.tile)
+
+    # -- painting -------------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().window())
+        pix = self._picture()
+        lv = self.level
+        if pix is None or lv is None:
+            p.setPen(self.palette().placeholderText().color())
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                       "Generate a level or open one (VGLC .txt or Tiled .tmj)")
+            return
+        t = self.tile
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        p.drawPixmap(QRect(0, 0, lv.width * t, lv.height * t), pix)
+        if t >= 8:  # faint grid
+            p.setPen(QPen(QColor(0, 0, 0, 28), 1))
+            clip = event.rect()
+            x0, x1 = clip.left() // t, min(lv.width, clip.right() // t + 1)
+            y0, y1 = clip.top() // t, min(lv.height, clip.bottom() // t + 1)
+            for x in range(x0, x1 + 1):
+                p.drawLine(x * t, y0 * t, x * t, y1 * t)
+            for y in range(y0, y1 + 1):
+                p.drawLine(x0 * t, y * t, x1 * t, y * t)
+        if self.pins is not None and self.pins.any():
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(255, 255, 255, 200))
+            r = max(2, t // 5)
+            for y, x in np.argwhere(self.pins):
+                p.drawRect(int(x) * t + 1, int(y) * t + 1, r, r)
+        if self.show_path and self.path:
+            pen = QPen(QColor(255, 255, 255, 230), max(2.0, t / 4))
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+            shadow = QPen(QColor(0, 0, 0, 140), max(3.0, t / 4 + 2))
+            shadow.setCapStyle(Qt.PenCapStyle.RoundCap)
+            pts = [QPointF((x + 0.5) * t, (y + 0.5) * t) for x, y in self.path]
+            for pn in (shadow, pen):
+                p.setPen(pn)
+                p.drawPolyline(pts)
+        if self.selection is not None:
+            x0, y0, x1, y1 = self.selection
+            p.setBrush(QColor(80, 160, 255, 50))
+            p.setPen(QPen(QColor(40, 120, 255), 2, Qt.PenStyle.DashLine))
+            p.drawRect(x0 * t, y0 * t, (x1 - x0) * t, (y1 - y0) * t)
+        p.end()
+
+    # -- mouse ----------------------------------------------------------------------------------
+    def cell_at(self, pos: QPoint | QPointF) -> tuple[int, int] | None:
+        if self.level is None:
+            return None
+        x, y = int(pos.x()) // self.tile, int(pos.y()) // self.tile
+        if 0 <= x < self.level.width and 0 <= y < self.level.height:
+            return (x, y)
+        return None
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        cell = self.cell_at(event.position())
+        if cell is None or event.button() not in (Qt.MouseButton.LeftButton,
+                                                  Qt.MouseButton.RightButton):
+            return
+        erase = event.button() == Qt.MouseButton.RightButton or self.tool == "erase"
+        if self.tool == "select" and event.button() == Qt.MouseButton.LeftButton:
+            self._drag_from = cell
+            self.set_selection((cell[0], cell[1], cell[0] + 1, cell[1] + 1))
+            return
+        self._stroke = {}
+        self._erasing = erase
+        self._painting = True
+        self._apply(cell)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        cell = self.cell_at(event.position())
+        self.hovered.emit(cell)
+        if cell is None or not event.buttons():
+            return
+        if self._drag_from is not None:
+            (ax, ay), (bx, by) = self._drag_from, cell
+            self.set_selection((min(ax, bx), min(ay, by), max(ax, bx) + 1, max(ay, by) + 1))
+        elif self._painting:
+            self._apply(cell)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._drag_from is not None:
+            self._drag_from = None
+            return
+        self._painting = False
+        if self._stroke:
+            changes = [(x, y, old, new) for (x, y), (old, new) in self._stroke.items()
+                       if old != new]
+            self._stroke = {}
+            if changes:
+                self.stroke.emit(changes)
+
+    def _apply(self, cell: tuple[int, int]) -> None:
+        lv = self.level
+        if lv is None:
+            return
+        x, y = cell
+        code = ord(lv.legend.empty) if self._erasing else self.brush
+        old = int(lv.grid[y, x])
+        if (x, y) not in self._stroke:
+            self._stroke[(x, y)] = (old, code)
+        else:
+            self._stroke[(x, y)] = (self._stroke[(x, y)][0], code)
+        self.set_cells([(x, y, code)])
+
+    def set_cells(self, cells: list[tuple[int, int, int]], pin: bool | None = None) -> None:
+        """Change tiles (paint, undo, redo) and patch the cached picture in place."""
+        lv = self.level
+        if lv is None:
+            return
+        lut = lv.legend.color_lut()
+        for x, y, code in cells:
+            lv.grid[y, x] = code
+            if pin is not None and self.pins is not None:
+                self.pins[y, x] = pin
+            elif self.pins is not None:
+                self.pins[y, x] = True
+            if self._image is not None and self.tiles is None:
+                c = lut[code]
+                self._image.setPixelColor(x, y, QColor(int(c[0]), int(c[1]), int(c[2])))
+        if self.tiles is not None:
+            self._image = None
+        self._pixmap = None
+        self.update()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            step = 1 if event.angleDelta().y() > 0 else -1
+            self.set_zoom(self.tile + step * max(1, self.tile // 6))
+            event.accept()
+        else:
+            super().wheelEvent(event)
