@@ -352,6 +352,7 @@ def train_domain_classifier(
     batch_size: int = 64,
     lr: float = 3e-3,
     val_fraction: float = 0.1,
+    label_smoothing: float = 0.0,
 ) -> DomainClassifier:
     """Train a :class:`DomainClassifier` on the user's own images.
 
@@ -368,6 +369,8 @@ def train_domain_classifier(
         steps: optimiser steps (batch ``batch_size``); cosine learning-rate decay.
         check: called every step; raise from it to cancel.
         progress: called as ``progress(done, total)``.
+        label_smoothing: 0 keeps the classifier's confidences calibrated the usual way (a
+            judge's "confidence > 0.9" then means what it says).
     """
     import torch
     import torch.nn.functional as F
@@ -421,7 +424,7 @@ def train_domain_classifier(
                 yb = torch.randint(0, 4, (batch_size,), generator=gen).to(device)
                 xb = torch.stack([torch.rot90(im, int(k), dims=(1, 2)) for im, k in zip(xb, yb,
                                                                                          strict=True)])
-            loss = F.cross_entropy(net(xb), yb, label_smoothing=0.05)
+            loss = F.cross_entropy(net(xb), yb, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
