@@ -143,15 +143,19 @@ def _generate_pixels(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     total = per_batch * len(batches)
     out_w, out_h = (req.image.shape[1], req.image.shape[0]) if req.image is not None else (
         size, size)
+    edit = req.image is not None
     for bi, (start, k) in enumerate(batches):
 
-        def on_step(i: int, n_steps: int, x0: Any, bi: int = bi) -> None:
+        def on_step(i: int, n_steps: int, x0: Any, bi: int = bi, k: int = k) -> None:
             nonlocal steps_done
             steps_done += 1
             ctx.progress(steps_done, total, f"batch {bi + 1}/{len(batches)}, step {i + 1}/"
                                             f"{n_steps}")
             if req.previews and throttle.ready(force=i + 1 == n_steps):
-                ctx.preview("image", to_preview(x0().clamp(-1, 1)), step=i + 1, total=n_steps)
+                x = x0().clamp(-1, 1)
+                # editing: the first image, to lay over the canvas; sampling: the whole batch
+                ctx.preview("image", to_preview(x[:1] if edit else x), step=i + 1,
+                            total=n_steps, grid=not edit and k > 1)
 
         with torch.inference_mode():
             x = denoise(lambda xx, t: unet(xx, t).sample, sched,
@@ -305,8 +309,8 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     try:
         for bi, (start, k) in enumerate(batches):
 
-            def callback(p: Any, i: int, t: Any, cb_kwargs: dict[str, Any], bi: int = bi
-                         ) -> dict[str, Any]:
+            def callback(p: Any, i: int, t: Any, cb_kwargs: dict[str, Any], bi: int = bi,
+                         k: int = k) -> dict[str, Any]:
                 nonlocal steps_done
                 ctx.check()
                 steps_done += 1
@@ -316,7 +320,9 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
                 if tap is not None and throttle.ready(force=i + 1 == n_steps):
                     x0 = _latent_x0(p, tap, req.guidance, info.family)
                     if x0 is not None:
-                        ctx.preview("image", to_preview(x0), step=i + 1, total=n_steps)
+                        edit = req.image is not None
+                        ctx.preview("image", to_preview(x0[:1] if edit else x0), step=i + 1,
+                                    total=n_steps, grid=not edit and k > 1)
                 return cb_kwargs
 
             out = pipe(num_images_per_prompt=k, generator=make_generators(req.seed + start, k),

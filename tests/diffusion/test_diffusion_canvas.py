@@ -1,0 +1,209 @@
+"""The canvas editor with pytest-qt: brush strokes with undo/redo, a real inpainting job from the
+canvas whose result arrives as a layer, layers, history, outpainting, PNG export and training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from plugins.diffusion.plugin import DiffusionPlugin
+
+WAIT_MS = 90_000
+
+
+@pytest.fixture
+def panel(qtbot: Any, make_host: Any) -> Any:
+    from plugins.diffusion.ui.panel import DiffusionPanel
+
+    host = make_host(DiffusionPlugin())
+    widget = DiffusionPanel(host)
+    widget.resize(1200, 800)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.shutdown()
+
+
+def _stroke(view: Any, points: list[tuple[float, float]]) -> None:
+    """Drag the left button through image coordinates ``points`` on the canvas."""
+    vp = view.viewport()
+
+    def at(p: tuple[float, float]) -> QPoint:
+        return view.mapFromScene(QPointF(*p))
+
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(points[0]))
+    for p in points[1:]:
+        QTest.mouseMove(vp, at(p))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       at(points[-1]))
+
+
+def _open_photo(panel: Any, photo: Path) -> Any:
+    edit = panel.edit
+    assert edit.open_image(photo)
+    edit.canvas.fit()
+    return edit
+
+
+def test_brush_stroke_undo_redo(panel: Any, photo: Path) -> None:
+    edit = _open_photo(panel, photo)
+    doc = edit.doc
+    assert doc.mask_array().max() == 0
+    edit.canvas.brush_size = 8
+    edit.canvas.hardness = 1.0
+    _stroke(edit.canvas, [(5, 24), (15, 24), (25, 24), (35, 24)])
+    painted = doc.mask_array()
+    assert painted[24, 20] > 0.9 and painted[24, 5:35].min() > 0.5  # along the stroke
+    assert painted[2, 2] == 0 and painted[45, 20] == 0  # and nowhere else
+    assert edit.act_undo.isEnabled()
+    doc.undo_stack.undo()
+    assert doc.mask_array().max() == 0
+    doc.undo_stack.redo()
+    np.testing.assert_array_equal(doc.mask_array(), painted)
+    # the eraser removes part of it, also undoably
+    edit.set_tool("eraser")
+    _stroke(edit.canvas, [(20, 18), (20, 30)])
+    assert doc.mask_array()[24, 20] < 0.1 and doc.mask_array()[24, 8] > 0.9
+    doc.undo_stack.undo()
+    np.testing.assert_array_equal(doc.mask_array(), painted)
+    # opening the image was undoable too
+    while doc.undo_stack.canUndo():
+        doc.undo_stack.undo()
+    assert doc.is_empty
+
+
+def test_inpaint_from_the_canvas_adds_a_result_layer(qtbot: Any, panel: Any, pixel_model: Path,
+                                                     photo: Path) -> None:
+    edit = _open_photo(panel, photo)
+    edit.set_model(str(pixel_model))
+    qtbot.waitUntil(lambda: edit.model_info is not None, timeout=WAIT_MS)
+    assert "unconditional 16 px" in edit.model_label.text()
+    original = edit.doc.flatten().copy()
+    edit.canvas.brush_size = 12
+    edit.canvas.hardness = 1.0
+    _stroke(edit.canvas, [(10, 20), (25, 20)])
+    mask = edit.doc.mask_array()
+    edit.set_mode("inpaint")
+    edit.steps_spin.setValue(4)
+    edit.seed_spin.setValue(7)
+    handle = edit.generate()
+    assert handle is not None and not edit.generate_button.isEnabled()
+    qtbot.waitUntil(lambda: len(edit.doc.layers) == 2 and edit.handle is None, timeout=WAIT_MS)
+    result = edit.doc.layers[-1]
+    assert result.params["mode"] == "inpaint" and result.params["seed"] == 7
+    assert result.name.startswith("inpaint")
+    flat = edit.doc.flatten().astype(int)
+    assert np.abs(flat - original)[mask == 0].max() <= 1
+    assert np.abs(flat - original)[mask > 0.99].mean() > 3
+    assert edit.layers.list.count() == 2 and edit.history.count() == 1
+    assert "Done" in edit.status.text()
+    # the result is undoable like a stroke
+    edit.doc.undo_stack.undo()
+    assert len(edit.doc.layers) == 1
+    edit.doc.undo_stack.redo()
+    assert len(edit.doc.layers) == 2
+    # a history entry restores its settings with one click
+    edit.seed_spin.setValue(99)
+    edit.steps_spin.setValue(30)
+    item = edit.history.item(0)
+    edit.history.itemClicked.emit(item)
+    assert edit.seed_spin.value() == 7 and edit.steps_spin.value() == 4
+    assert edit.mode == "inpaint"
+
+
+def test_layers_visibility_opacity_and_order(panel: Any, photo: Path) -> None:
+    edit = _open_photo(panel, photo)
+    doc = edit.doc
+    red = np.zeros((48, 40, 3), np.uint8)
+    red[..., 0] = 255
+    top = doc.add_result(red, "red", {"seed": 1, "mode": "txt2img"})
+    assert doc.flatten()[0, 0].tolist() == [255, 0, 0]
+    doc.set_opacity(top.id, 0.5)
+    assert 100 < doc.flatten()[0, 0, 0] < 255
+    doc.set_visible(top.id, False)
+    base = doc.flatten()[0, 0].tolist()
+    assert base != [255, 0, 0]
+    doc.undo_stack.undo()  # visible again
+    doc.undo_stack.undo()  # opacity back to 1
+    assert doc.flatten()[0, 0].tolist() == [255, 0, 0]
+    doc.move_layer(top.id, -1)  # below the photo now
+    assert doc.layers[0].id == top.id and doc.flatten()[0, 0].tolist() == base
+    doc.undo_stack.undo()
+    assert doc.layers[-1].id == top.id
+    # the layers list mirrors it: top layer first, checkbox = visibility
+    assert edit.layers.list.item(0).text() == "red"
+    edit.layers.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert not doc.layers[-1].visible
+
+
+def test_grow_canvas_masks_the_new_area(panel: Any, photo: Path) -> None:
+    edit = _open_photo(panel, photo)
+    edit.grow_spins["right"].setValue(16)
+    edit.grow_spins["top"].setValue(8)
+    edit.grow()
+    doc = edit.doc
+    assert (doc.width, doc.height) == (56, 56)
+    m = doc.mask_array()
+    assert m[0, 0] == 1.0 and m[30, 50] == 1.0 and m[30, 10] == 0.0
+    assert edit.mode == "inpaint"
+    doc.undo_stack.undo()
+    assert (doc.width, doc.height) == (40, 48) and doc.mask_array().max() == 0
+
+
+def test_export_png_carries_parameters_and_reads_back(panel: Any, photo: Path,
+                                                      tmp_path: Path) -> None:
+    from plugins.diffusion.engine.infotext import read_png_parameters
+
+    edit = _open_photo(panel, photo)
+    params = {"prompt": "a tiny house", "steps": 12, "scheduler": "unipc", "seed": 321,
+              "guidance": 5.5, "mode": "img2img", "strength": 0.35, "width": 40, "height": 48}
+    edit.doc.add_result(np.full((48, 40, 3), 90, np.uint8), "result", params)
+    out = edit.export_png(tmp_path / "export.png")
+    p = read_png_parameters(out)
+    assert (p.prompt, p.steps, p.scheduler, p.seed, p.strength) == ("a tiny house", 12, "unipc",
+                                                                    321, 0.35)
+    edit.prompt_edit.setPlainText("something else")
+    edit.seed_spin.setValue(1)
+    assert edit.read_parameters(out)
+    assert edit.prompt_edit.toPlainText() == "a tiny house" and edit.seed_spin.value() == 321
+    assert edit.scheduler_combo.currentData() == "unipc" and edit.mode == "img2img"
+    assert not edit.read_parameters(photo)  # a PNG without parameters: a message, no crash
+    assert "no generation parameters" in edit.status.text()
+
+
+def test_bad_inputs_in_the_editor_show_messages(panel: Any, tmp_path: Path) -> None:
+    edit = panel.edit
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    assert not edit.open_image(bad)
+    assert "not an image" in edit.status.text()
+    assert edit.generate() is None and "Choose a model" in edit.status.text()
+    edit.model_edit.setText("/nowhere")
+    edit.set_mode("inpaint")
+    assert edit.generate() is None and "Open an image" in edit.status.text()
+
+
+def test_train_tab_trains_and_hands_the_model_to_the_editor(qtbot: Any, panel: Any,
+                                                            image_folder: Path,
+                                                            tmp_path: Path) -> None:
+    tab = panel.train
+    tab.data_edit.setText(str(image_folder))
+    tab.preset_combo.setCurrentIndex(tab.preset_combo.findData("tiny"))
+    tab.steps_spin.setValue(3)
+    tab.batch_spin.setValue(2)
+    tab.out_edit.setText(str(tmp_path / "run"))
+    assert tab.start() is not None
+    qtbot.waitUntil(lambda: tab.handle is None, timeout=WAIT_MS)
+    assert "Done" in tab.status.text(), tab.status.text()
+    assert tab._steps == [1, 2, 3]
+    assert tab.grid_label.pixmap() is not None and not tab.grid_label.pixmap().isNull()
+    assert tab.use_button.isEnabled() and tab.resume_check.isChecked()
+    tab.use_button.click()
+    assert panel.tabs.currentWidget() is panel.edit
+    assert panel.edit.model_edit.text() == str(tmp_path / "run" / "model")
