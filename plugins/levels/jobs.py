@@ -321,9 +321,8 @@ def info(ctx: JobContext, level: Path, legend: Path | None = None) -> LevelBatch
     entry = _check_entry(lv, res)
     entry.update({"width": lv.width, "height": lv.height, "game": lv.legend.name,
                   "tiles": {c: list(t.props) for c, t in lv.legend.tiles.items()}})
-    batch = LevelBatch([lv], None, [], [entry], results=[res])
-    batch.summary = entry
-    return batch
+    return LevelBatch([lv], None, [], [entry], summary=entry, results=[res],
+                      text=json.dumps(entry, indent=2))
 
 
 def train(ctx: JobContext, data: Path, model: Literal["gan", "vae"] = "gan", steps: int = 3000,

@@ -19,10 +19,14 @@ class LevelBatch:
     summary: dict[str, Any] = field(default_factory=dict)
     #: the agent's results (with their paths) for the levels, where they were checked
     results: list[Any] = field(default_factory=list)
+    #: what the command line prints instead of the folder (e.g. a JSON description)
+    text: str | None = None
 
     def __str__(self) -> str:
         """The CLI prints this: the output folder, or a one-line summary when nothing was
         saved."""
+        if self.text is not None:
+            return self.text
         if self.folder is not None:
             return str(self.folder)
         if self.files:

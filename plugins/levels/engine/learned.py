@@ -196,7 +196,8 @@ def build(cfg: TrainConfig, channels: int, h: int, w: int) -> dict[str, nn.Modul
 
 def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
           resume: bool = False, device: str = "cpu",
-          on_resume: Callable[[int], None] | None = None) -> Path:
+          on_resume: Callable[[int], None] | None = None,
+          max_seconds: float | None = None) -> Path:
     """Train ``cfg.model`` on ``data``, writing config.json, metrics (through ``ctx``),
     checkpoints/last.safetensors (model, optimisers, RNG, step) and model.safetensors.
 
@@ -205,6 +206,9 @@ def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
     generator is measured on a fixed set of latents (playable fraction, tile-distribution
     distance, novelty) and ``model.safetensors`` holds the best-scoring snapshot (model
     selection on a validation metric; sampling uses fresh latents).
+
+    ``max_seconds`` ends training early (after an evaluation) once that much time has passed:
+    benchmarks train for a fixed budget, with ``cfg.steps`` as the upper bound.
     """
     h, w = data.shape
     c = len(data.legend)
@@ -255,7 +259,7 @@ def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
     train_hist = metrics.histogram(data.levels, data.legend)
     ref_windows = data.legend.codes()[data.windows[:: max(1, len(data.windows) // 600)]]
     eval_z = torch.from_numpy(np.random.default_rng(cfg.seed + 1).standard_normal(
-        (128, cfg.latent)).astype(np.float32))
+        (256, cfg.latent)).astype(np.float32))
     pick = np.random.default_rng(cfg.seed + 2).choice(len(data.windows),
                                                        min(64, len(data.windows)), replace=False)
     real_div = metrics.diversity([from_indices(data.windows[i], data.legend) for i in pick])
@@ -281,6 +285,7 @@ def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
     try:
         while step < cfg.steps:
             ctx.check()
+            out_of_time = max_seconds is not None and time.monotonic() - t0 > max_seconds
             nets["G"].train()
             nets["D" if "D" in nets else "E"].train()
             idx = torch.randint(0, len(real), (cfg.batch,), generator=gen)
@@ -298,6 +303,8 @@ def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
                     ctx.metric(k, step, v)
                 rate = (step - start_step) / max(1e-6, time.monotonic() - t0)
                 ctx.progress(step, cfg.steps, f"step {step} · {rate:.1f} steps/s")
+            if out_of_time:
+                cfg.steps = step  # the budget is spent: evaluate and stop here
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 _recalibrate(nets["G_ema"], cfg.latent, gen, dev)
                 score = _evaluate(ctx, nets["G_ema"], eval_z, data.legend, train_hist,
@@ -482,7 +489,10 @@ class LevelModel:
                        budget: int = 240, check: Callable[[], None] | None = None
                        ) -> tuple[np.ndarray, dict[str, Any]]:
         """CMA-ES in latent space for a segment that is playable (joined to ``before``, the
-        previous columns) and close to ``targets``. Returns ``(codes, info)``."""
+        previous columns) and close to ``targets``. Returns ``(codes, info)``.
+
+        The search starts from the plain sample for ``seed`` and returns it unchanged when it
+        already qualifies, so searching only replaces the segments that needed it."""
         ctx_cols = 0 if before is None else min(before.shape[1], 8)
         cache: dict[bytes, float] = {}
 
@@ -504,7 +514,11 @@ class LevelModel:
 
         z0 = self.latents(1, seed)[0]
         good = 0.05 if targets.any else 0.0
-        z, f, evals = _search(cost, self.cfg.latent, seed, budget, z0, good, check)
+        f0 = float(cost(z0[None])[0])
+        if f0 <= good:  # the plain sample already qualifies: keep the model's distribution
+            return self.decode(z0[None])[0], {"cost": f0, "evaluations": 1, "playable": True}
+        z, f, evals = _search(cost, self.cfg.latent, seed, budget - 1, z0, good, check)
+        evals += 1
         codes = self.decode(z[None])[0]
         return codes, {"cost": f, "evaluations": evals, "playable": f < 10.0}
 

@@ -214,9 +214,6 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
 
     def union(s: int, d: int) -> int:
         cache = memo[d]
-        r = cache.get(s)
-        if r is not None:
-            return r
         r = 0
         if s.bit_count() <= 12:
             masks = compat[d]
@@ -250,7 +247,10 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
                     if not s & compat[(d + 2) % 4][old.bit_length() - 1]:
                         return False
                     continue
-                new = old & union(s, d)
+                allowed = memo[d].get(s)
+                if allowed is None:
+                    allowed = union(s, d)
+                new = old & allowed
                 if new != old:
                     if not new:
                         return False

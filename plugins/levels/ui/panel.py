@@ -499,8 +499,8 @@ class LevelsPanel(QWidget):
         vp = self.scroll.viewport().size()
         w, h = max(100, vp.width() - 4), max(100, vp.height() - 4)
         tile = min(w // lv.width, h // lv.height)
-        if lv.width > 3 * lv.height:
-            tile = h // lv.height
+        if lv.width > 3 * lv.height:  # a side-scroller: full height, scroll sideways
+            tile = min(h // lv.height, 16)
         self.zoom.setValue(int(max(4, min(32, tile))))
 
     def _fill_brushes(self) -> None:
@@ -595,11 +595,12 @@ class LevelsPanel(QWidget):
         never reads a later edit. Old folders are pruned."""
         root = self.host.workspace / "levels" / "scratch"
         folder = root / f"{next(_scratch_ids):06d}"
-        vglc.write_level(level, folder / "level.txt", folder / "legend.json")
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in level.name) or "level"
+        vglc.write_level(level, folder / f"{stem}.txt", folder / "legend.json")
         olds = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
         for old in olds[:-24]:
             shutil.rmtree(old, ignore_errors=True)
-        return folder / "level.txt"
+        return folder / f"{stem}.txt"
 
     def _params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -1,8 +1,10 @@
 """The tile view: paints a level, lets the user paint, erase and select; never computes.
 
-The level is drawn from a small cached QImage (one pixel per tile, coloured through the legend's
-lookup table) scaled up without smoothing, or from a tileset image when one is set and the map is
-small enough to afford it. Overlays: the agent's path, pinned (painted) tiles, the selection.
+The level is drawn from one cached pixmap at base resolution -- a tile image per cell (the
+user's tileset image, or 16 px colour tiles with their character drawn in), or one pixel per
+cell for maps too big for that -- scaled to the zoom. Painting patches single tiles into the
+pixmap, so strokes stay instant on big maps. Overlays: the agent's path, pinned (painted)
+tiles, the selection.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ class TileView(QWidget):
         self.pins: np.ndarray | None = None
         self.selection: tuple[int, int, int, int] | None = None
         self.tiles: np.ndarray | None = None  # legend-ordered tileset pixels
-        self._image: QImage | None = None
         self._pixmap: QPixmap | None = None
+        self._tile_images: list[QImage] | None = None
+        self._cell = (1, 1)
         self._stroke: dict[tuple[int, int], tuple[int, int]] = {}
         self._painting = False
         self._erasing = False
@@ -87,35 +90,37 @@ class TileView(QWidget):
 
     def set_zoom(self, tile: int) -> None:
         self.tile = int(max(2, min(48, tile)))
-        self._pixmap = None
         self.updateGeometry()
         self.resize(self.sizeHint())
         self.update()
 
     def refresh(self) -> None:
         """Rebuild the cached picture after the level changed as a whole."""
-        self._image = None
         self._pixmap = None
         self.updateGeometry()
         self.resize(self.sizeHint())
         self.update()
 
     def _picture(self) -> QPixmap | None:
+        """The level at its base resolution: one tile image per cell (the tileset image, or
+        colour tiles with their character drawn in), or one pixel per cell for huge maps."""
         lv = self.level
         if lv is None:
             return None
         if self._pixmap is not None:
             return self._pixmap
-        use_tiles = (self.tiles is not None and len(self.tiles) == len(lv.legend)
-                     and lv.grid.size * self.tiles.shape[1] * self.tiles.shape[2]
-                     <= MAX_TILESET_PIXELS)
-        if use_tiles:
-            from plugins.levels.engine.render import render
+        from plugins.levels.engine.render import colour_tiles, render
 
-            img = qimage_rgb(render(lv, tiles=self.tiles))
+        tiles = self.tiles if self.tiles is not None and len(self.tiles) == len(lv.legend) \
+            else colour_tiles(lv.legend, 16)
+        if lv.grid.size * tiles.shape[1] * tiles.shape[2] <= MAX_TILESET_PIXELS:
+            self._tile_images = [qimage_rgb(t) for t in tiles]
+            self._cell = (int(tiles.shape[2]), int(tiles.shape[1]))
+            img = qimage_rgb(render(lv, tiles=tiles))
         else:
+            self._tile_images = None
+            self._cell = (1, 1)
             img = qimage_rgb(lv.legend.color_lut()[lv.grid])
-        self._image = img
         self._pixmap = QPixmap.fromImage(img)
         return self._pixmap
 
@@ -136,9 +141,9 @@ class TileView(QWidget):
                        "Generate a level or open one (VGLC .txt or Tiled .tmj)")
             return
         t = self.tile
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, t < self._cell[0])
         p.drawPixmap(QRect(0, 0, lv.width * t, lv.height * t), pix)
-        if t >= 8:  # faint grid
+        if t >= 8 and self._tile_images is None:  # faint grid (tile images have edges)
             p.setPen(QPen(QColor(0, 0, 0, 28), 1))
             clip = event.rect()
             x0, x1 = clip.left() // t, min(lv.width, clip.right() // t + 1)
@@ -235,19 +240,25 @@ class TileView(QWidget):
         lv = self.level
         if lv is None:
             return
+        pix = self._pixmap
+        painter = QPainter(pix) if pix is not None else None
+        index = lv.legend.index_lut()
         lut = lv.legend.color_lut()
+        cw, ch = self._cell
         for x, y, code in cells:
             lv.grid[y, x] = code
-            if pin is not None and self.pins is not None:
-                self.pins[y, x] = pin
-            elif self.pins is not None:
-                self.pins[y, x] = True
-            if self._image is not None and self.tiles is None:
+            if self.pins is not None:
+                self.pins[y, x] = True if pin is None else pin
+            if painter is None:
+                continue
+            i = int(index[code])
+            if self._tile_images is not None and i >= 0:
+                painter.drawImage(x * cw, y * ch, self._tile_images[i])
+            else:
                 c = lut[code]
-                self._image.setPixelColor(x, y, QColor(int(c[0]), int(c[1]), int(c[2])))
-        if self.tiles is not None:
-            self._image = None
-        self._pixmap = None
+                painter.fillRect(x * cw, y * ch, cw, ch, QColor(int(c[0]), int(c[1]), int(c[2])))
+        if painter is not None:
+            painter.end()
         self.update()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
