@@ -71,6 +71,7 @@ def train(
     collapse_threshold: float = 0.3,
     collapse_after: int = 500,
     max_images: int | None = None,
+    max_minutes: float | None = None,
     seed: int = 0,
     resume: bool = False,
 ) -> str:
@@ -98,6 +99,7 @@ def train(
             images' diversity.
         collapse_after: steps before the collapse watch starts (early samples all look alike).
         max_images: use at most this many images.
+        max_minutes: stop after this much training time (checkpoint kept; Resume continues).
         seed: random seed (weights, batches, noise).
         resume: continue the run in --out from its last checkpoint.
     """
@@ -197,7 +199,8 @@ def train(
                              preview_every=max(1, preview_every),
                              checkpoint_every=max(1, checkpoint_every),
                              collapse_threshold=collapse_threshold,
-                             collapse_after=max(0, collapse_after))
+                             collapse_after=max(0, collapse_after),
+                             max_seconds=None if max_minutes is None else max_minutes * 60)
     loop.run(trainer, schedule, run_dir, ctx, info)
     ctx.add_artifact(run_dir / modelfile.GENERATOR_FILE, "generator", step=trainer.step)
     return str(run_dir)

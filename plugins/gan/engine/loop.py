@@ -37,6 +37,9 @@ class Schedule:
     checkpoint_every: int = 1000
     collapse_threshold: float = 0.3  # diversity relative to real images
     collapse_after: int = 500  # steps before collapse can be reported (early samples are alike)
+    max_seconds: float | None = None  # stop (as if Stop was pressed, but "done") after this long
+    min_log_interval: float = 0.2  # seconds; fast GPUs log less often than every log_every steps
+    min_preview_interval: float = 1.0  # seconds; nobody watches more than one grid a second
 
 
 def save_checkpoint(trainer: GanTrainer, run_dir: Path, info: dict[str, Any],
@@ -80,17 +83,26 @@ def run(trainer: GanTrainer, schedule: Schedule, run_dir: Path, reporter: Report
                          collapse_threshold=schedule.collapse_threshold)
         return model, grid
 
+    last_log = last_preview = 0.0
     try:
         while trainer.step < schedule.steps:
             reporter.check()
             trainer.train_step()
             step = trainer.step
-            if step % schedule.log_every == 0 or step == schedule.steps:
+            now = time.monotonic()
+            out_of_time = (schedule.max_seconds is not None
+                           and now - t0 >= schedule.max_seconds)
+            last = step == schedule.steps or out_of_time
+            if (step % schedule.log_every == 0 and now - last_log >= schedule.min_log_interval
+                    ) or last:
+                last_log = now
                 reporter.metrics(step, **trainer.pop_stats())
-                rate = (step - start) / max(time.monotonic() - t0, 1e-6)
+                rate = (step - start) / max(now - t0, 1e-6)
                 reporter.progress(step, schedule.steps, f"step {step} · {rate:.1f} steps/s")
-            checkpoint = step % schedule.checkpoint_every == 0 or step == schedule.steps
-            if step % schedule.preview_every == 0 or checkpoint:
+            checkpoint = step % schedule.checkpoint_every == 0 or last
+            if (step % schedule.preview_every == 0
+                    and now - last_preview >= schedule.min_preview_interval) or checkpoint:
+                last_preview = now
                 model, grid = preview_and_watch()
                 if checkpoint:
                     save_checkpoint(trainer, run_dir, info, model)
@@ -98,6 +110,10 @@ def run(trainer: GanTrainer, schedule: Schedule, run_dir: Path, reporter: Report
 
                     save_png(grid, samples_dir / f"step_{step:07d}.png",
                              {"gan:step": str(step)})
+            if out_of_time:
+                reporter.log(f"Time budget reached at step {step} "
+                             f"({(now - t0) / 60:.1f} min); checkpoint saved.")
+                break
     except Cancelled:
         if trainer.step > 0:
             save_checkpoint(trainer, run_dir, info)

@@ -139,7 +139,9 @@ def minibatch_std(h: Tensor, group: int) -> Tensor:
     if g < 2:
         return torch.cat([h, torch.zeros(n, 1, hh, ww, device=h.device, dtype=h.dtype)], 1)
     grouped = h.float().view(n // g, g, c, hh, ww)
-    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+    dev = grouped - grouped.mean(dim=1, keepdim=True)
+    # (written out: torch's var over a middle dimension is ~6x slower on the CPU, forward+back)
+    std = ((dev * dev).mean(dim=1) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
     feat = std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, hh, ww).to(h.dtype)
     return torch.cat([h, feat], 1)
 

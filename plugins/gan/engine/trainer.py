@@ -66,6 +66,8 @@ class GanTrainer:
             raise ValueError("a conditional model needs labels")
         self.cfg = cfg
         self.device = torch.device(device)
+        if self.device.type == "cuda":  # fixed shapes every step: let cuDNN pick its fastest
+            torch.backends.cudnn.benchmark = True
         self.images = _at_size(images.to(self.device), cfg.net_size)
         self.labels = labels.to(self.device) if (labels is not None and cfg.conditional) else None
         self.policy = parse_policy(cfg.diffaug)

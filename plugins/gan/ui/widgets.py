@@ -77,10 +77,13 @@ class ImageView(QLabel):
             self.setPixmap(QPixmap())
             self.setText(self._placeholder)
             return
-        h, w = self._image.shape[:2]
         avail = self.contentsRect().size()
-        k = max(1, min(avail.width() // max(w, 1), avail.height() // max(h, 1)))
-        self.setPixmap(to_pixmap(self._image, k))
+        pix = QPixmap.fromImage(to_qimage(self._image))
+        if avail.width() > 8 and avail.height() > 8:
+            # as large as fits, with crisp pixels (nearest neighbour) for small GAN images
+            pix = pix.scaled(avail, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.FastTransformation)
+        self.setPixmap(pix)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 320)

@@ -1,0 +1,156 @@
+"""Speed bench for the GAN plugin: training steps/s through the studio vs a bare loop.
+
+Both runs train the same model (the default preset on the built-in digits, or ``--preset`` /
+``--arch``) with the same batch, in the same process, on the same device:
+
+* **bare**: ``GanTrainer.train_step()`` in a plain ``for`` loop: no worker thread, no events,
+  no metrics file, no previews, no checkpoints;
+* **studio**: the ``train`` job submitted from the GAN panel to the studio's worker, with the
+  Live plots widget following it (curves redrawn as points arrive) and the panel's preview grid
+  refreshed every ``--preview-every`` steps (sampling the EMA generator, collapse check, PNG),
+  metrics written to metrics.jsonl, a checkpoint every ``--checkpoint-every`` steps.
+
+Steps/s is measured over the same step window in both (after ``--warmup`` steps), from the
+metric timestamps of the job and from the clock around the bare loop. The runs alternate
+(bare, studio, bare, studio...) and the medians are compared, which cancels most of the drift of
+a shared machine. Bar: studio / bare >= 0.95.
+
+    python bench/gan_speed.py                   # CPU, 2 threads
+    python bench/gan_speed.py --device cuda     # on a GPU (autocast as configured)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BAR = 0.95
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--arch", default=None)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=300, help="measured steps per run")
+    ap.add_argument("--preview-every", type=int, default=100)
+    ap.add_argument("--checkpoint-every", type=int, default=150)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from PySide6.QtWidgets import QApplication
+
+    from plugins.common.images import builtin_digits
+    from plugins.gan.engine import data as data_mod
+    from plugins.gan.engine.config import make_config
+    from plugins.gan.engine.trainer import GanTrainer
+    from plugins.gan.plugin import GanPlugin
+    from studio import device as device_mod
+    from studio.host import PanelHost
+    from studio.plots import PlotsWidget
+    from studio.qtjobs import JobManager
+    from studio.settings import Settings
+
+    app = QApplication.instance() or QApplication([])
+    tmp = Path(tempfile.mkdtemp(prefix="gan_speed_"))
+    settings = Settings(device=args.device, cpu_threads=args.threads,
+                        workspace=str(tmp / "workspace"))
+    dev = device_mod.resolve(args.device, args.threads).torch_device
+    builtin_digits(tmp / "workspace")
+    ds = data_mod.load_dataset("digits", tmp / "workspace", 32)
+    native = data_mod.native_size(ds.images, 32)
+    total = args.warmup + args.steps
+
+    def sync() -> None:
+        if dev.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def bare() -> float:
+        cfg = make_config(args.arch, args.preset, size=32, channels=ds.channels,
+                          num_classes=len(ds.classes), class_names=list(ds.classes),
+                          train_size=native if native != 32 else 0)
+        images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous()
+        t = GanTrainer(cfg, images, torch.from_numpy(ds.labels), dev)
+        for _ in range(args.warmup):
+            t.train_step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            t.train_step()
+        sync()
+        return args.steps / (time.perf_counter() - t0)
+
+    manager = JobManager(settings)
+    plugin = GanPlugin()
+    plots = PlotsWidget(manager.metrics)
+    plots.resize(900, 600)
+    plots.show()
+    host = PanelHost(manager, plugin, show_plots=lambda job_id: plots.add_job(job_id, "train"))
+    panel = plugin.create_panel(host)
+    panel.resize(1300, 850)
+    panel.show()
+
+    def studio(i: int) -> float:
+        t = panel.train
+        t.data.setText("digits")
+        t.steps.setValue(total)
+        t.preview_every.setValue(args.preview_every)
+        t.checkpoint_every.setValue(args.checkpoint_every)
+        t.out.setText(str(tmp / f"run{i}"))
+        if args.arch:
+            t.arch.setCurrentIndex(t.arch.findData(args.arch))
+        t.preset.setCurrentIndex(t.preset.findData(args.preset))
+        times: dict[int, float] = {}
+
+        def on_event(ev) -> None:
+            if ev.kind == "metric" and ev.data["name"] == "loss/D":
+                times[int(ev.data["step"])] = ev.time
+
+        manager.event.connect(on_event)
+        handle = t.start()
+        assert handle is not None
+        while not handle.is_finished:
+            app.processEvents()
+            time.sleep(0.005)
+        manager.drain()
+        manager.event.disconnect(on_event)
+        if handle.record.state != "done":
+            raise SystemExit(f"studio run {handle.record.state}: {handle.record.error}")
+        steps = sorted(times)
+        first = min((s for s in steps if s >= args.warmup), default=None)
+        if first is None or steps[-1] <= first:
+            raise SystemExit("not enough metric points to time the studio run")
+        return (steps[-1] - first) / (times[steps[-1]] - times[first])
+
+    bares, studios = [], []
+    for i in range(args.repeats):
+        bares.append(bare())
+        print(f"bare   #{i + 1}: {bares[-1]:.2f} steps/s", flush=True)
+        studios.append(studio(i))
+        print(f"studio #{i + 1}: {studios[-1]:.2f} steps/s (plots redrawn "
+              f"{plots.redraws} times so far)", flush=True)
+    b, s = statistics.median(bares), statistics.median(studios)
+    ratio = s / b
+    print(f"device {dev}, preset {args.preset}, {args.steps} measured steps, previews every "
+          f"{args.preview_every}, checkpoints every {args.checkpoint_every}")
+    print(f"{'PASS' if ratio >= BAR else 'FAIL'}: studio {s:.2f} steps/s / bare {b:.2f} steps/s "
+          f"= {ratio:.3f} (bar {BAR})")
+    manager.shutdown()
+    return 0 if ratio >= BAR else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
