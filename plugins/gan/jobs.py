@@ -325,7 +325,8 @@ def eval(
     cfg = loaded.config
     ds = data_mod.load_dataset(data, ctx.workspace, cfg.size,
                                "gray" if cfg.channels == 1 else "rgb", max_real,
-                               lambda d, t: ctx.progress(d, t, "reading images"), ctx.check)
+                               lambda d, t: ctx.progress(0, n, f"reading images {d}/{t}"),
+                               ctx.check)
     if cfg.conditional and list(ds.classes) != cfg.class_names:
         ctx.warn(f"the data's classes ({', '.join(ds.classes)}) differ from the model's "
                  f"({', '.join(cfg.class_names)})")
@@ -347,7 +348,7 @@ def eval(
 
     extra: dict[str, Any] = {}
     if inception is not None:
-        ctx.progress(0, None, "loading InceptionV3")
+        ctx.progress(n, n, "loading InceptionV3")
         extractor: Any = im.load_inception(inception, ctx.device)
     else:
         cache = loaded.run_dir / f"eval-domain-{data_mod.summary(ds)['fingerprint']}.safetensors"
@@ -374,7 +375,7 @@ def eval(
             probs = extractor.predict_proba(fake)
             extra["class_agreement"] = float((probs.argmax(1) == np.asarray(labels)).mean())
             extra["confident"] = float((probs.max(1) > 0.9).mean())
-    ctx.progress(0, None, "computing features")
+    ctx.progress(n, n, "computing features")
     result = im.evaluate_images(ds.images, fake, extractor)
     result.update(extra)
     result.update({"model": str(loaded.run_dir), "model_id": loaded.model_id,

@@ -93,7 +93,7 @@ class Directions:
     explained: torch.Tensor  # (k,): share of variance explained
 
 
-def compute_directions(model: LoadedModel, k: int = 8, n: int = 4000, seed: int = 0
+def compute_directions(model: LoadedModel, k: int = 8, n: int = 2000, seed: int = 0
                        ) -> Directions:
     """GANSpace (Härkönen et al. 2020), as it is done for BigGAN: PCA of the generator's early
     activations (the 4x4 stem) for ``n`` random latents, then linear regression from the principal
@@ -128,14 +128,14 @@ def load_directions(model: LoadedModel, k: int = 8) -> Directions:
                 return Directions(t["vectors"][:k], t["stdev"][:k], t["explained"][:k])
         except (storage.CorruptFileError, ValueError, KeyError):
             pass  # stale or broken cache: recompute below
-    d = compute_directions(model, k)
+    d = compute_directions(model, max(k, 8))  # cache a few extra: sliders ask for fewer
     try:
         storage.save_tensors(path, {"vectors": d.vectors, "stdev": d.stdev,
                                     "explained": d.explained},
                              {"model_id": model.model_id, "k": str(len(d.stdev))})
     except OSError:
         pass  # a read-only model folder still gets its directions, just not cached
-    return d
+    return Directions(d.vectors[:k], d.stdev[:k], d.explained[:k])
 
 
 # ----------------------------------------------------------------------------------------------
