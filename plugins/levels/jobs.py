@@ -423,6 +423,7 @@ def sample(ctx: JobContext, model: Path, n: int = 20, seed: int = 0, out: Path |
         ctx.check()
         lv = m.generate(1, seed * 100_003 + i, segments, search, targets, budget, ctx.check)[0]
         lv.name = f"{m.cfg.model}-{seed}-{i:03d}"
+        lv.meta.update({"seed": seed, "index": i})
         levels.append(lv)
         results.append(agents.check(lv))
         ctx.progress(i + 1, n, lv.name)

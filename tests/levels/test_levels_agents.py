@@ -166,3 +166,12 @@ def test_metrics_distances_novelty_diversity(shared_dir: Path) -> None:
     assert metrics.diversity([window, flat(28)]) > 0.0
     feats = metrics.features(flat(40, gap=(12, 3)))
     assert feats["gaps"] == 1 and feats["gap_tiles"] == 3
+
+
+def test_a_segment_may_be_entered_from_a_runway_but_a_level_may_not() -> None:
+    seg = flat(28, gap=(0, 4))  # opens with a gap: the previous segment's floor leads in
+    assert not agents.check(seg).playable
+    res = agents.check(seg, runway=True)
+    assert res.playable and res.details["runway"] and res.path[-1][0] == 27
+    assert all(x >= 0 for x, _y in res.path)
+    assert not agents.check(flat(28, gap=(0, 12)), runway=True).playable

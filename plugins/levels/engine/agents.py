@@ -44,12 +44,34 @@ class Check:
                 "furthest": self.furthest, "path_length": len(self.path), **self.details}
 
 
-def check(level: Level, mode: str = "auto", jump: int = 4) -> Check:
-    """Run the agent for ``mode`` (``auto`` asks the legend which game this is)."""
+def check(level: Level, mode: str = "auto", jump: int = 4, runway: bool = False) -> Check:
+    """Run the agent for ``mode`` (``auto`` asks the legend which game this is).
+
+    ``runway`` (platformers): the level is a *segment* the player enters from the previous
+    one, so the agent may also start from a one-column ledge at floor height just left of it
+    (a segment that opens with a gap is fine if the gap can be jumped). Whole levels are checked
+    without it: they must start on solid ground.
+    """
     if mode == "auto":
         mode = level.legend.guess_view()
     if mode == "platformer":
-        return platformer(level, jump=jump)
+        if not runway:
+            return platformer(level, jump=jump)
+        solid = level.mask("solid")
+        walk = level.mask("walkable")
+        lead_solid = np.zeros((level.height, 1), dtype=bool)
+        lead_solid[-1] = True
+        res = platformer(level, jump=jump, start_cols=1,
+                         solid=np.concatenate([lead_solid, solid], axis=1),
+                         walk=np.concatenate([~lead_solid, walk], axis=1))
+        res.path = [(x - 1, y) for x, y in res.path if x >= 1]
+        res.furthest = max(0, res.furthest - 1)
+        if not res.playable and start_cells(solid, walk):  # no worse than the strict check
+            strict = platformer(level, jump=jump)
+            if strict.playable or strict.furthest > res.furthest:
+                return strict
+        res.details["runway"] = True
+        return res
     if mode == "ladder":
         return ladder(level)
     if mode == "topdown":

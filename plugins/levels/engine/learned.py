@@ -115,20 +115,31 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, channels: int, h: int, w: int, base: int = 64) -> None:
+    """Convolutional critic with spectral normalisation and a minibatch standard-deviation
+    feature (Karras et al.): seeing how varied a batch is lets it punish a generator that
+    repeats itself, the usual way GANs lose diversity on small tile datasets."""
+
+    def __init__(self, channels: int, h: int, w: int, base: int = 64, mbstd: bool = True
+                 ) -> None:
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
+        self.mbstd = mbstd
         self.net = nn.Sequential(
             sn(nn.Conv2d(channels, base, 3, 1, 1)), nn.LeakyReLU(0.2, True),
             sn(nn.Conv2d(base, base * 2, 4, 2, 1)), nn.LeakyReLU(0.2, True),
             sn(nn.Conv2d(base * 2, base * 4, 4, 2, 1)), nn.LeakyReLU(0.2, True),
         )
         with torch.no_grad():
-            n = self.net(torch.zeros(1, channels, h, w)).numel()
+            f = self.net(torch.zeros(1, channels, h, w))
+        n = f.numel() + (f.shape[2] * f.shape[3] if mbstd else 0)
         self.out = sn(nn.Linear(n, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.net(x).flatten(1)).squeeze(1)
+        f = self.net(x)
+        if self.mbstd:
+            std = f.std(0, unbiased=False).mean().view(1, 1, 1, 1)
+            f = torch.cat([f, std.expand(f.shape[0], 1, f.shape[2], f.shape[3])], 1)
+        return self.out(f.flatten(1)).squeeze(1)
 
 
 class Encoder(nn.Module):
@@ -171,6 +182,7 @@ class TrainConfig:
     height: int = 0  # 0: the levels' height (capped at 32)
     base: int = 16  # channel width: 16 keeps a step cheap on a CPU
     ema_decay: float = 0.999
+    mbstd: bool = True
     beta: float = 1.0  # VAE KL weight
     seed: int = 0
     eval_every: int = 250
@@ -187,7 +199,7 @@ def _one_hot(idx: torch.Tensor, c: int) -> torch.Tensor:
 def build(cfg: TrainConfig, channels: int, h: int, w: int) -> dict[str, nn.Module]:
     if cfg.model == "gan":
         return {"G": Generator(channels, cfg.latent, h, w, cfg.base),
-                "D": Critic(channels, h, w, cfg.base)}
+                "D": Critic(channels, h, w, cfg.base, cfg.mbstd)}
     if cfg.model == "vae":
         return {"E": Encoder(channels, cfg.latent, h, w, cfg.base),
                 "G": Generator(channels, cfg.latent, h, w, cfg.base)}
@@ -388,7 +400,7 @@ def _evaluate(ctx: Reporter, G: nn.Module, z: torch.Tensor, legend: Legend,
     G.eval()
     idx = G(z.to(next(G.parameters()).device)).argmax(1).cpu().numpy()
     segs = [from_indices(i, legend) for i in idx]
-    playable = float(np.mean([agents.check(s).playable for s in segs]))
+    playable = float(np.mean([agents.check(s, runway=True).playable for s in segs]))
     js = metrics.js_divergence(metrics.histogram(segs, legend), train_hist)
     nov = float(metrics.nearest_distance(np.stack([s.grid for s in segs[:32]]),
                                          ref_windows).mean())
@@ -397,11 +409,14 @@ def _evaluate(ctx: Reporter, G: nn.Module, z: torch.Tensor, legend: Legend,
     div = metrics.diversity(segs[:64])
     ctx.metric("quality/novelty", step, nov)
     ctx.metric("quality/diversity", step, div)
-    strip = np.concatenate([s.grid for s in segs[:6]], axis=1)
-    picture = render.render(Level(strip, legend), 6)
+    from plugins.common.images import make_grid
+
+    tiles = render.colour_tiles(legend, 6, glyphs=False)
+    picture = make_grid(np.stack([render.render(s, tiles=tiles) for s in segs[:6]]), nrow=3,
+                        pad=3, pad_value=255)
     ctx.preview("image", picture, step=step)
     G.train(was_training)
-    return playable - 4.0 * js - 2.0 * max(0.0, 0.8 * real_div - div)
+    return playable - 4.0 * js - 3.0 * max(0.0, 0.9 * real_div - div)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ class LevelsPanel(QWidget):
         self.run_dir = QLineEdit()
         self.run_dir.setPlaceholderText("new folder in the workspace")
         tf.addRow("Run folder:", _path_row(self.run_dir, self, True, "Run folder"))
-        self.resume = QCheckBox("Resume from the run folder's checkpoint")
+        self.resume = QCheckBox("Resume from its checkpoint")
         tf.addRow(self.resume)
         trow = QHBoxLayout()
         self.train_button = QPushButton("Train")
@@ -538,7 +538,8 @@ class LevelsPanel(QWidget):
             return
         parts = [f"{lv.width}×{lv.height}", lv.legend.name or "custom tiles"]
         if lv.meta.get("method"):
-            parts.append(f"{lv.meta['method']} seed {lv.meta.get('seed', '?')}")
+            idx = f" #{lv.meta['index']}" if "index" in lv.meta else ""
+            parts.append(f"{lv.meta['method']} seed {lv.meta.get('seed', '?')}{idx}")
         pins = int(self.view.pins.sum()) if self.view.pins is not None else 0
         if pins:
             parts.append(f"{pins} pinned")
