@@ -145,7 +145,9 @@ def generate(ctx: JobContext, method: Method = "wfc", example: Path | None = Non
             lv.name = f"{base_level.name}-{method}-{s}"
         else:
             lv = gen.make(method, width, height, s, example=ex_level, params=params,
-                          pins=pin_map, check=ctx.check)
+                          pins=pin_map, check=ctx.check,
+                          progress=(lambda d, t: ctx.progress(d, t, f"WFC {d}/{t} cells"))
+                          if count == 1 else None)
         levels.append(lv)
         results.append(agents.check(lv) if check else None)
         ctx.progress(i + 1, count, f"{lv.name}")

@@ -50,6 +50,7 @@ def default_size(method: str, example: Level | None, params: dict[str, Any]) -> 
 def make(method: str, width: int, height: int, seed: int, *, example: Level | None = None,
          params: dict[str, Any] | None = None, pins: dict[tuple[int, int], int] | None = None,
          check: Callable[[], None] | None = None,
+         progress: Callable[[int, int], None] | None = None,
          stats: wfc.WfcStats | None = None) -> Level:
     """A new level. ``params`` may hold any generator's options; each takes what it knows."""
     params = dict(params or {})
@@ -64,7 +65,8 @@ def make(method: str, width: int, height: int, seed: int, *, example: Level | No
         model = wfc.learn(example.grid, int(params.get("pattern", 3)),
                           int(params.get("symmetry", 1)))
         grid = wfc.generate(model, width, height, seed, pins=pins,
-                            anchor=str(params.get("anchor", "auto")), check=check, stats=stats)
+                            anchor=str(params.get("anchor", "auto")), check=check,
+                            progress=progress, stats=stats)
         level = Level(grid, example.legend, f"wfc-{seed}")
     else:
         level = _FUNCS[method](width, height, seed, **_accepts(_FUNCS[method], params))

@@ -156,6 +156,7 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
              pins: dict[tuple[int, int], int] | None = None, anchor: str = "auto",
              max_backtracks: int = 2000, restarts: int = 20, trail_depth: int = 256,
              check: Callable[[], None] | None = None,
+             progress: Callable[[int, int], None] | None = None,
              stats: WfcStats | None = None) -> np.ndarray:
     """A ``(height, width)`` grid of tile codes in which every overlap agrees.
 
@@ -164,6 +165,7 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
         anchor: ``"rows"``, ``"edges"``, ``"none"`` or ``"auto"`` (rows when the output is as tall
             as the example, else edges; none for rotated/mirrored pattern sets).
         check: called now and then; raise from it to cancel.
+        progress: called now and then with ``(decided cells, cells)``.
     Raises:
         WfcError: every restart ran out of backtracks.
     """
@@ -279,7 +281,8 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
             raise WfcError("the example's patterns cannot fill a map of this size")
         heap = fresh_heap(wave)
         # (wave before, cell, chosen pattern); bounded so big maps stay small in memory
-        trail: deque[tuple[list[int], int, int]] = deque(maxlen=trail_depth)
+        depth = max(8, min(trail_depth, 4_000_000 // max(1, cells)))  # bounded memory
+        trail: deque[tuple[list[int], int, int]] = deque(maxlen=depth)
         backtracks = 0
         ok = True
         while True:
@@ -294,8 +297,11 @@ def generate(model: OverlapModel, width: int, height: int, seed: int, *,
             if cell < 0:
                 break  # every cell decided
             st.decisions += 1
-            if check is not None and st.decisions % 256 == 0:
-                check()
+            if st.decisions % 256 == 0:
+                if check is not None:
+                    check()
+                if progress is not None:
+                    progress(sum(1 for v in wave if not v & (v - 1)), cells)
             s = wave[cell]
             weights = row_weights[cell // pw]
             # weighted choice among the set bits
