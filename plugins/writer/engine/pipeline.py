@@ -1,0 +1,266 @@
+"""From a corpus to a saved model folder: the whole training recipe in one place.
+
+The train job, the Shakespeare bench and (later) the chatbot's fine-tuning call
+:func:`run_training`; it reads the corpus, trains or loads the tokenizer, builds or loads the
+model, runs :class:`~.training.Trainer` and saves a standard Hugging Face folder.
+
+Run folder layout (``RUN``)::
+
+    RUN/config.json                   what was asked (request + resolved hyper-parameters)
+    RUN/tokenizer/                    the tokenizer trained on the corpus (new models)
+    RUN/checkpoints/last.safetensors  resumable state; best.safetensors: best validation weights
+    RUN/model/                        the result: config.json + model.safetensors + tokenizer
+                                      (or adapter_config.json + adapter_model.safetensors)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from plugins.writer.engine import presets as presets_mod
+from plugins.writer.engine.corpus import Corpus, load_corpus
+from plugins.writer.engine.reporting import Reporter
+from plugins.writer.engine.training import TrainConfig, TrainResult
+from studio.errors import UserError
+
+CONFIG_NAME = "config.json"
+FORMAT = "studio-writer-run-1"
+
+
+@dataclass
+class TrainRequest:
+    """What the user asked for. Zero means "choose for me" for the numeric settings."""
+
+    data: list[str]
+    preset: str = "tiny"
+    base_model: str | None = None  # a local model folder to fine-tune; None: new model
+    method: Literal["full", "lora"] = "full"
+    merge_lora: bool = True
+    tokenizer: Literal["bpe", "char"] = "bpe"
+    vocab_size: int = 0
+    val_fraction: float = 0.1
+    steps: int = 2000
+    batch_size: int = 0
+    block_size: int = 0
+    lr: float = 0.0
+    warmup: int = -1
+    eval_every: int = 0
+    patience: int = 0
+    max_seconds: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
+
+    @property
+    def from_scratch(self) -> bool:
+        return not self.base_model
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CorpusStats:
+    """Counts shown to the user before training starts."""
+
+    files: int
+    chars: int
+    train_chars: int
+    val_chars: int
+    train_tokens: int
+    val_tokens: int
+    vocab_size: int
+    tokenizer: str
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.train_chars / max(1, self.train_tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["chars_per_token"] = self.chars_per_token
+        return d
+
+    def summary(self) -> str:
+        return (f"{self.files} file(s), {self.chars:,} characters: {self.train_chars:,} for "
+                f"training ({self.train_tokens:,} tokens), {self.val_chars:,} held out "
+                f"({self.val_tokens:,} tokens); {self.chars_per_token:.2f} characters per "
+                f"token, vocabulary {self.vocab_size:,} ({self.tokenizer})")
+
+
+@dataclass
+class TrainOutcome:
+    model_dir: Path
+    result: TrainResult
+    stats: CorpusStats
+    params: tuple[int, int]  # trainable, total
+
+
+def resolve_config(req: TrainRequest, context: int | None = None) -> TrainConfig:
+    """Fill the "auto" settings: a preset's defaults for new models, fine-tuning defaults
+    (small LR, shorter warmup) for existing ones."""
+    if req.from_scratch:
+        p = presets_mod.get_preset(req.preset)
+        batch, block, lr, warmup = p.batch_size, p.block_size, p.lr, p.warmup
+    else:
+        batch, block = 8, min(256, context or 256)
+        lr = 2e-4 if req.method == "lora" else 5e-5
+        warmup = 20
+    cfg = TrainConfig.from_json(dict(req.extra))
+    cfg.steps = req.steps
+    cfg.batch_size = req.batch_size or batch
+    cfg.block_size = req.block_size or block
+    if context is not None and cfg.block_size > context:
+        cfg.block_size = context
+    cfg.lr = req.lr or lr
+    cfg.warmup = warmup if req.warmup < 0 else req.warmup
+    cfg.warmup = min(cfg.warmup, max(0, req.steps // 5))
+    cfg.eval_every = req.eval_every or max(10, min(250, req.steps // 10))
+    cfg.patience = req.patience
+    cfg.max_seconds = req.max_seconds
+    cfg.seed = req.seed
+    cfg.method = req.method if not req.from_scratch else "full"
+    cfg.validate()
+    return cfg
+
+
+def read_corpus(req: TrainRequest, rep: Reporter) -> tuple[Corpus, list[str], list[str]]:
+    corpus = load_corpus(req.data)
+    train, val = corpus.split(req.val_fraction)
+    if not train:
+        raise UserError("no training text is left after holding out validation text: lower "
+                        "the validation fraction or add text")
+    if corpus.ignored:
+        rep.log(f"{len(corpus.ignored)} file(s) without a .txt/.md extension were not used "
+                f"(e.g. {corpus.ignored[0].name})")
+    return corpus, train, val
+
+
+def build_new_model(preset: presets_mod.Preset, tokenizer: Any, block_size: int,
+                    seed: int) -> Any:
+    """A freshly initialised Llama-style model for ``tokenizer`` (see :mod:`.presets`)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    eot = tokenizer.eos_token_id
+    config = LlamaConfig(**preset.model_kwargs(len(tokenizer), max(block_size, preset.block_size)),
+                         bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.bos_token_id = eot
+    model.generation_config.eos_token_id = eot
+    model.generation_config.pad_token_id = eot
+    return model
+
+
+def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
+                 resume: bool = False) -> TrainOutcome:
+    """Train as ``req`` says, writing into ``run_dir``; returns where the model was saved.
+
+    With ``resume`` the run folder's own ``config.json`` and tokenizer are used (``req.steps``
+    and ``req.max_seconds`` may extend the run) and training continues from the last checkpoint.
+    """
+    from plugins.writer.engine.generation import context_length
+    from plugins.writer.engine.loading import load_causal_lm, save_pretrained_folder
+    from plugins.writer.engine.tokenizer import (
+        encode_documents,
+        load_tokenizer,
+        save_tokenizer,
+        train_tokenizer,
+    )
+    from plugins.writer.engine.training import Trainer, apply_lora, count_parameters
+    from studio import storage
+
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / CONFIG_NAME
+    saved: dict[str, Any] | None = None
+    if resume:
+        if not cfg_path.exists():
+            raise UserError(f"{run_dir} is not a writer training run (no config.json): there is "
+                            "nothing to resume")
+        saved = storage.read_json(cfg_path)
+        if saved.get("format") != FORMAT:
+            raise UserError(f"{run_dir} was not made by the writer's train job")
+        old = TrainRequest(**saved["request"])
+        old.steps, old.max_seconds = req.steps, req.max_seconds
+        req = old
+    elif (run_dir / "checkpoints" / "last.safetensors").exists():
+        raise UserError(f"{run_dir} already holds a training run: resume it (--resume) or "
+                        "choose another output folder")
+
+    corpus, train_texts, val_texts = read_corpus(req, rep)
+    rep.log(f"corpus: {corpus.summary()}")
+    rep.check()
+
+    # -- tokenizer and model --------------------------------------------------------------------
+    if req.from_scratch:
+        preset = presets_mod.get_preset(req.preset)
+        tok_dir = run_dir / "tokenizer"
+        if resume:
+            tokenizer = load_tokenizer(tok_dir)
+        else:
+            rep.progress(0, None, "training the tokenizer")
+            tokenizer = train_tokenizer(train_texts, req.tokenizer, req.vocab_size,
+                                        check=rep.check)
+            save_tokenizer(tokenizer, tok_dir)
+        context = None
+        model = None
+    else:
+        model, tokenizer, info = load_causal_lm(req.base_model or "", device=device,
+                                                dtype="float32")
+        rep.log(f"fine-tuning {info.describe()} ({req.method})")
+        context = context_length(model.config)
+    cfg = resolve_config(req, context)
+    if saved is not None:  # keep the run's own hyper-parameters, except its length
+        kept = TrainConfig.from_json(saved["train"])
+        kept.steps, kept.max_seconds = cfg.steps, cfg.max_seconds
+        cfg = kept
+    rep.progress(0, None, "tokenising the corpus")
+    train_ids = encode_documents(tokenizer, train_texts, check=rep.check)
+    val_ids = encode_documents(tokenizer, val_texts, check=rep.check) if val_texts else []
+    stats = CorpusStats(len(corpus.documents), corpus.chars, sum(map(len, train_texts)),
+                        sum(map(len, val_texts)), len(train_ids), len(val_ids), len(tokenizer),
+                        req.tokenizer if req.from_scratch else "the model's own")
+    rep.log(stats.summary())
+    rep.preview("corpus", stats.to_json())
+    if model is None:
+        model = build_new_model(preset, tokenizer, cfg.block_size, cfg.seed).to(device)
+    if cfg.method == "lora":
+        model = apply_lora(model, cfg)
+    params = count_parameters(model)
+    rep.log(f"model: {params[1]:,} parameters, {params[0]:,} trained")
+    if not resume:
+        storage.atomic_write_json(cfg_path, {
+            "format": FORMAT, "request": req.to_json(), "train": cfg.to_json(),
+            "corpus": stats.to_json(), "fingerprint": corpus.fingerprint(),
+            "model_config": model.config.to_dict() if req.from_scratch else None,
+            "params": {"trainable": params[0], "total": params[1]}})
+    elif saved and saved.get("fingerprint") != corpus.fingerprint():
+        rep.log("the corpus changed since this run started; training goes on with the new "
+                "text", "warning")
+    val_cpt = stats.val_chars / max(1, stats.val_tokens) if val_ids else None
+
+    trainer = Trainer(model, train_ids, val_ids, cfg, rep, device=device,
+                      checkpoint_dir=run_dir / "checkpoints", val_chars_per_token=val_cpt)
+    if cfg.max_seconds > 0 and not resume:
+        cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
+    result = trainer.run(resume=resume)
+    best_step = trainer.restore_best() if cfg.keep_best else None
+    if best_step is not None and best_step != result.step:
+        rep.log(f"keeping the weights of step {best_step} (best validation loss "
+                f"{result.best_val:.4f})")
+
+    # -- save -----------------------------------------------------------------------------------
+    out = run_dir / "model"
+    extra = {"studio": "writer", "run": str(run_dir), "step": result.step,
+             "best_step": best_step, "val_loss": result.best_val if best_step else
+             result.last_val, "corpus": stats.to_json(), "train": cfg.to_json()}
+    to_save = model
+    if cfg.method == "lora" and req.merge_lora:
+        to_save = model.merge_and_unload()
+    save_pretrained_folder(to_save, tokenizer, out, extra)
+    rep.log(f"saved the model to {out}")
+    return TrainOutcome(out, result, stats, params)

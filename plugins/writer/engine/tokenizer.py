@@ -1,0 +1,169 @@
+"""Tokenizers: trained on the user's corpus for new models, loaded from folders for others.
+
+New models get one of two tokenizers, both built with Hugging Face ``tokenizers`` and saved as a
+``tokenizer.json`` folder that plain ``AutoTokenizer.from_pretrained`` loads:
+
+- ``"bpe"``: byte-level BPE (GPT-2's scheme). Any text round-trips exactly, and each token covers
+  several characters, so a model sees more text per step: on a CPU budget that is the biggest
+  single win over character models.
+- ``"char"``: one token per character seen in the corpus (plus ``<unk>`` for unseen ones). Tiny
+  vocabulary; the classic char-RNN set-up.
+
+``<|endoftext|>`` is the document separator (eos, bos and padding), as in GPT-2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from studio.errors import UserError
+
+EOT = "<|endoftext|>"
+UNK = "<unk>"
+TokenizerKind = Literal["bpe", "char"]
+
+
+def auto_vocab_size(train_chars: int) -> int:
+    """A BPE vocabulary that suits the corpus size.
+
+    Small corpora cannot support many merges (rare tokens are never learnt well), large ones
+    profit from longer tokens. About one token type per 500 characters, between 512 and 16,384,
+    rounded to a multiple of 64 (friendlier matrix shapes). Tinyshakespeare (1 MB) gets 2,048.
+    """
+    size = int(train_chars / 500)
+    size = max(512, min(16384, size))
+    return int(round(size / 64) * 64)
+
+
+def train_tokenizer(texts: Sequence[str], kind: TokenizerKind = "bpe", vocab_size: int = 0,
+                    check: Callable[[], None] | None = None) -> Any:
+    """Train a tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast``.
+
+    Args:
+        texts: the training documents (never the validation text: it must stay unseen).
+        kind: ``"bpe"`` (byte-level BPE) or ``"char"`` (characters).
+        vocab_size: BPE vocabulary size including the 256 byte tokens; 0 picks
+            :func:`auto_vocab_size`. Ignored for ``"char"``.
+        check: called between stages (cancel).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    total = sum(len(t) for t in texts)
+    if total == 0:
+        raise UserError("the corpus is empty: there is no text to train a tokenizer on")
+    if kind == "char":
+        chars = sorted(set().union(*(set(t) for t in texts)))
+        vocab = {UNK: 0, EOT: 1}
+        for ch in chars:
+            vocab.setdefault(ch, len(vocab))
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
+        tok.decoder = decoders.Fuse()
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT,
+                                       pad_token=EOT, unk_token=UNK)
+    elif kind == "bpe":
+        vocab_size = vocab_size or auto_vocab_size(total)
+        if vocab_size < 258:
+            raise UserError(f"a byte-level BPE vocabulary needs at least 258 entries (256 bytes "
+                            f"and the separator), not {vocab_size}")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
+        if check is not None:
+            check()
+        tok.train_from_iterator(_pieces(texts), trainer, length=len(texts))
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT,
+                                       pad_token=EOT)
+    else:
+        raise UserError(f"unknown tokenizer kind {kind!r}: choose bpe or char")
+    if check is not None:
+        check()
+    return fast
+
+
+def _pieces(texts: Sequence[str], size: int = 1 << 20) -> Any:
+    """Feed long documents in ~1 MB pieces (cut after a newline) so the trainer's memory stays
+    flat; BPE counts words, so a cut between lines changes nothing."""
+    for text in texts:
+        start = 0
+        while start < len(text):
+            end = min(len(text), start + size)
+            if end < len(text):
+                nl = text.rfind("\n", start, end)
+                end = nl + 1 if nl > start else end
+            yield text[start:end]
+            start = end
+
+
+def save_tokenizer(tokenizer: Any, folder: str | os.PathLike[str]) -> Path:
+    """``save_pretrained`` plus a ``tokenizer_class`` older transformers releases also know.
+
+    transformers 5 writes ``TokenizersBackend``; ``PreTrainedTokenizerFast`` is its alias there
+    and the real class in 4.x, so the folder loads in both.
+    """
+    from studio.storage import atomic_write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(folder))
+    cfg_path = folder / "tokenizer_config.json"
+    if cfg_path.exists():
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if cfg.get("tokenizer_class") == "TokenizersBackend":
+            cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+            atomic_write_json(cfg_path, cfg)
+    return folder
+
+
+def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
+    """``AutoTokenizer`` from a local folder: no network, no remote code.
+
+    A tokenizer without a padding token gets its eos token as padding (batched generation and
+    evaluation need one).
+    """
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
+                                            trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {folder}: {str(exc).splitlines()[0]}. "
+                        "A model folder needs its tokenizer files (tokenizer.json or "
+                        "vocab/merges files) beside config.json.") from None
+    if tok.pad_token_id is None and tok.eos_token_id is not None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def encode_documents(tokenizer: Any, texts: Sequence[str],
+                     check: Callable[[], None] | None = None) -> list[int]:
+    """Token ids of ``texts`` in order, each document closed by the eos token (when the tokenizer
+    has one) so the model learns where documents end and never blends two across the seam.
+
+    Models whose bos differs from eos (Llama-style) also get a bos at each document start, as
+    their pre-training did.
+    """
+    eos = tokenizer.eos_token_id
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id != eos else None
+    ids: list[int] = []
+    batch = 64
+    for i in range(0, len(texts), batch):
+        if check is not None:
+            check()
+        chunk = list(texts[i:i + batch])
+        encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+        for doc in encoded:
+            if bos is not None:
+                ids.append(bos)
+            ids.extend(doc)
+            if eos is not None:
+                ids.append(eos)
+    return ids

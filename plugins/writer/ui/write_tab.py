@@ -1,0 +1,561 @@
+"""The Write tab: a document editor where the model continues your text at the cursor.
+
+Continue submits the ``generate`` job on the interactive lane; its text chunks arrive as preview
+events and are inserted at the position where Continue was pressed (a ``QTextCursor`` that moves
+along with the document, so typing elsewhere meanwhile is safe). One Ctrl+Z removes a whole
+continuation. Stop cancels the job and ignores anything still in flight, so the text stops at
+once. Alternatives streams several continuations into a list to pick from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from plugins.writer.ui.documents import DocumentStore
+from studio.qtjobs import JobHandle
+
+PROMPT_CHARS = 6000  # text before the cursor sent as the prompt (the model keeps what fits)
+AUTOSAVE_IDLE_MS = 1000  # save this long after the last edit...
+AUTOSAVE_MAX_S = 5.0  # ...but at least this often while text keeps changing (streaming)
+
+
+class WriteTab(QWidget):
+    """Editor + sampling controls + Continue / Stop / Alternatives."""
+
+    #: a message for the status bar
+    message = Signal(str)
+
+    def __init__(self, host: Any, store: DocumentStore, model_path: Callable[[], str | None],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.store = store
+        self.model_path = model_path
+        self.doc_id: str | None = None
+        self.recovered: str = ""
+        self._handle: JobHandle | None = None
+        self._alt_handle: JobHandle | None = None
+        self._insert: QTextCursor | None = None
+        self._first_chunk = True
+        self._alt_anchor = 0
+        self._dirty_since: float | None = None
+        self._loading = False
+
+        # -- editor column ----------------------------------------------------------------------
+        self.docs = QComboBox()
+        self.docs.setMinimumWidth(220)
+        self.docs.activated.connect(self._on_doc_chosen)
+        self.new_button = QPushButton("New")
+        self.new_button.clicked.connect(self.new_document)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Copy a .txt/.md file into a new document (the file itself "
+                                    "is never changed)")
+        self.open_button.clicked.connect(self._ask_open)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self._ask_export)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self._ask_delete)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Document:"))
+        bar.addWidget(self.docs, 1)
+        for b in (self.new_button, self.open_button, self.export_button, self.delete_button):
+            bar.addWidget(b)
+
+        self.editor = QPlainTextEdit()
+        self.editor.setPlaceholderText("Write here, then press Continue (Ctrl+Return) to let the "
+                                       "model go on from the cursor.")
+        font = QFont("Georgia")
+        font.setStyleHint(QFont.StyleHint.Serif)
+        font.setPointSize(12)
+        self.editor.setFont(font)
+        self.editor.textChanged.connect(self._on_text_changed)
+        self.save_label = QLabel("")
+        self.save_label.setObjectName("writerSaveLabel")
+        self.speed_label = QLabel("")
+        status = QHBoxLayout()
+        status.addWidget(self.save_label, 1)
+        status.addWidget(self.speed_label)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addLayout(bar)
+        lv.addWidget(self.editor, 1)
+        lv.addLayout(status)
+
+        # -- controls column --------------------------------------------------------------------
+        self.temperature = self._dspin(0.0, 2.5, 0.05, 0.8, "0 is greedy (always the likeliest "
+                                       "word); higher is more surprising")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 1000)
+        self.top_k.setValue(50)
+        self.top_k.setToolTip("Choose among the k likeliest tokens (0: no limit)")
+        self.top_p = self._dspin(0.05, 1.0, 0.05, 0.95, "Nucleus sampling: choose among the "
+                                 "likeliest tokens that together reach this probability")
+        self.rep_penalty = self._dspin(0.5, 2.0, 0.05, 1.0, "Above 1 discourages repeating "
+                                       "words already in the text")
+        self.max_new = QSpinBox()
+        self.max_new.setRange(1, 4096)
+        self.max_new.setValue(200)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(1)
+        self.random_seed = QCheckBox("random")
+        self.random_seed.setChecked(True)
+        self.random_seed.setToolTip("A fresh seed each time (the seed used is shown below; "
+                                    "untick to reproduce a result)")
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self.seed.setEnabled(False)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.random_seed)
+        self.stop_edit = QLineEdit()
+        self.stop_edit.setPlaceholderText(r"e.g. \n\n, THE END")
+        self.stop_edit.setToolTip(r"Stop sequences, comma separated; \n is a new line")
+        form = QFormLayout()
+        form.addRow("Temperature:", self.temperature)
+        form.addRow("Top-k:", self.top_k)
+        form.addRow("Top-p:", self.top_p)
+        form.addRow("Repetition penalty:", self.rep_penalty)
+        form.addRow("Max new tokens:", self.max_new)
+        form.addRow("Seed:", seed_row)
+        form.addRow("Stop at:", self.stop_edit)
+        sampling = QGroupBox("Sampling")
+        sampling.setLayout(form)
+
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setShortcut("Ctrl+Return")
+        self.continue_button.setToolTip("Continue the text at the cursor (Ctrl+Return)")
+        self.continue_button.clicked.connect(self.continue_text)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setShortcut("Escape")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.alt_button = QPushButton("Alternatives")
+        self.alt_button.setToolTip("Several short continuations to choose from")
+        self.alt_button.clicked.connect(self.request_alternatives)
+        self.alt_count = QSpinBox()
+        self.alt_count.setRange(2, 8)
+        self.alt_count.setValue(3)
+        self.alt_count.setToolTip("How many alternatives")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.continue_button)
+        buttons.addWidget(self.stop_button)
+        alt_row = QHBoxLayout()
+        alt_row.addWidget(self.alt_button, 1)
+        alt_row.addWidget(self.alt_count)
+
+        self.alt_list = QListWidget()
+        self.alt_list.setWordWrap(True)
+        self.alt_list.setToolTip("Double-click an alternative to insert it at the cursor")
+        self.alt_list.itemDoubleClicked.connect(self.use_alternative)
+        self.use_button = QPushButton("Insert chosen")
+        self.use_button.clicked.connect(lambda: self.use_alternative(self.alt_list.currentItem()))
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(sampling)
+        rv.addLayout(buttons)
+        rv.addLayout(alt_row)
+        rv.addWidget(self.alt_list, 1)
+        rv.addWidget(self.use_button)
+        rv.addWidget(self.status)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setSingleShot(True)
+        self._autosave_timer.setInterval(AUTOSAVE_IDLE_MS)
+        self._autosave_timer.timeout.connect(self.autosave)
+        self._open_session()
+
+    @staticmethod
+    def _dspin(lo: float, hi: float, step: float, value: float, tip: str) -> QDoubleSpinBox:
+        w = QDoubleSpinBox()
+        w.setRange(lo, hi)
+        w.setSingleStep(step)
+        w.setDecimals(2)
+        w.setValue(value)
+        w.setToolTip(tip)
+        return w
+
+    # -- settings ---------------------------------------------------------------------------------
+    def sampling_params(self) -> dict[str, Any]:
+        stops = [s.strip() for s in self.stop_edit.text().split(",") if s.strip()]
+        return {
+            "max_new_tokens": self.max_new.value(),
+            "temperature": self.temperature.value(),
+            "top_k": self.top_k.value(),
+            "top_p": self.top_p.value(),
+            "repetition_penalty": self.rep_penalty.value(),
+            "seed": None if self.random_seed.isChecked() else self.seed.value(),
+            "stop": stops,
+        }
+
+    def state(self) -> dict[str, Any]:
+        p = self.sampling_params()
+        p["random_seed"] = self.random_seed.isChecked()
+        p["seed"] = self.seed.value()
+        p["stop_text"] = self.stop_edit.text()
+        p["alternatives"] = self.alt_count.value()
+        return p
+
+    def restore_state(self, s: dict[str, Any]) -> None:
+        try:
+            self.max_new.setValue(int(s.get("max_new_tokens", self.max_new.value())))
+            self.temperature.setValue(float(s.get("temperature", self.temperature.value())))
+            self.top_k.setValue(int(s.get("top_k", self.top_k.value())))
+            self.top_p.setValue(float(s.get("top_p", self.top_p.value())))
+            self.rep_penalty.setValue(float(s.get("repetition_penalty",
+                                                  self.rep_penalty.value())))
+            self.seed.setValue(int(s.get("seed", self.seed.value())))
+            self.random_seed.setChecked(bool(s.get("random_seed", True)))
+            self.stop_edit.setText(str(s.get("stop_text", "")))
+            self.alt_count.setValue(int(s.get("alternatives", 3)))
+        except (TypeError, ValueError):
+            pass  # a hand-edited state file must not stop the panel from opening
+
+    # -- documents ------------------------------------------------------------------------------
+    def _open_session(self) -> None:
+        session = self.store.read_session()
+        docs = self.store.list()
+        current = session.get("current")
+        if current and any(d.id == current for d in docs):
+            self.open_document(current)
+            if not session.get("clean_exit", True):
+                self.recovered = current
+                saved = time.localtime(self.store.path(current).stat().st_mtime)
+                self.save_label.setText("Recovered after an unexpected exit (autosaved "
+                                        f"{time.strftime('%H:%M:%S', saved)})")
+            cursor = self.editor.textCursor()
+            cursor.setPosition(min(int(session.get("cursor", 0)),
+                                   len(self.editor.toPlainText())))
+            self.editor.setTextCursor(cursor)
+        elif docs:
+            self.open_document(docs[0].id)
+        else:
+            self.new_document()
+        self.store.write_session(clean_exit=False)
+
+    def _refresh_docs(self) -> None:
+        self.docs.blockSignals(True)
+        self.docs.clear()
+        for d in self.store.list():
+            self.docs.addItem(d.title, d.id)
+        idx = self.docs.findData(self.doc_id)
+        if idx >= 0:
+            self.docs.setCurrentIndex(idx)
+        self.docs.blockSignals(False)
+
+    def open_document(self, doc_id: str) -> None:
+        self.autosave()
+        self.stop()
+        self._loading = True
+        try:
+            self.editor.setPlainText(self.store.load(doc_id))
+        finally:
+            self._loading = False
+        self.doc_id = doc_id
+        self.editor.moveCursor(QTextCursor.MoveOperation.End)
+        self.store.write_session(current=doc_id)
+        self.save_label.setText("Saved")
+        self._refresh_docs()
+
+    def new_document(self, text: str = "") -> str:
+        self.autosave()
+        doc_id = self.store.new(text)
+        self.open_document(doc_id)
+        return doc_id
+
+    def _on_doc_chosen(self, index: int) -> None:
+        doc_id = self.docs.itemData(index)
+        if doc_id and doc_id != self.doc_id:
+            self.open_document(doc_id)
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a text", "",
+                                              "Text (*.txt *.md *.markdown);;All files (*)")
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str | Path) -> str | None:
+        """A copy of a UTF-8 text file as a new document; bad files get a message."""
+        from plugins.writer.engine.corpus import read_text_file
+        from studio.errors import UserError
+
+        try:
+            text = read_text_file(path)
+        except UserError as exc:
+            self.status.setText(str(exc))
+            QMessageBox.warning(self, "Cannot open", str(exc))
+            return None
+        return self.new_document(text)
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", "Text (*.txt);;Markdown (*.md)")
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str | Path) -> Path:
+        out = self.store.export(self.editor.toPlainText(), path)
+        self.message.emit(f"Exported to {out}")
+        self.status.setText(f"Exported to {out}")
+        return out
+
+    def _ask_delete(self) -> None:
+        if self.doc_id is None:
+            return
+        answer = QMessageBox.question(self, "Delete document",
+                                      f"Delete “{self.docs.currentText()}”? This cannot be undone.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_current()
+
+    def delete_current(self) -> None:
+        if self.doc_id is None:
+            return
+        self.stop()
+        self._autosave_timer.stop()
+        self.store.delete(self.doc_id)
+        self.doc_id = None
+        docs = self.store.list()
+        if docs:
+            self.open_document(docs[0].id)
+        else:
+            self.new_document()
+
+    # -- autosave -------------------------------------------------------------------------------
+    def _on_text_changed(self) -> None:
+        if self._loading:
+            return
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        self.save_label.setText("Editing…")
+        if now - self._dirty_since >= AUTOSAVE_MAX_S:
+            self.autosave()
+        else:
+            self._autosave_timer.start()
+
+    def autosave(self) -> None:
+        """Write the document now if it changed (atomic: a crash mid-write keeps the old file)."""
+        self._autosave_timer.stop()
+        if self._dirty_since is None or self.doc_id is None:
+            return
+        try:
+            self.store.save(self.doc_id, self.editor.toPlainText())
+            self.store.write_session(current=self.doc_id,
+                                     cursor=self.editor.textCursor().position())
+        except OSError as exc:
+            self.save_label.setText(f"Autosave failed: {exc}")
+            return
+        self._dirty_since = None
+        self.save_label.setText(f"Saved {time.strftime('%H:%M:%S')}")
+        title = self.docs.currentText()
+        from plugins.writer.ui.documents import title_of
+
+        new_title = title_of(self.editor.toPlainText())
+        if new_title != title:
+            self._refresh_docs()
+
+    def shutdown(self) -> None:
+        self.stop()
+        self.autosave()
+        if self.doc_id is not None:
+            self.store.write_session(current=self.doc_id,
+                                     cursor=self.editor.textCursor().position(), clean_exit=True)
+
+    # -- generation -----------------------------------------------------------------------------
+    def _model_or_warn(self) -> str | None:
+        model = self.model_path()
+        if not model:
+            self.status.setText("Choose a model first (train one in the Train tab, or Browse "
+                                "for a model folder).")
+            return None
+        return model
+
+    @property
+    def busy(self) -> bool:
+        return self._handle is not None
+
+    def continue_text(self) -> JobHandle | None:
+        """Stream a continuation into the document at the cursor."""
+        if self._handle is not None:
+            return None
+        model = self._model_or_warn()
+        if model is None:
+            return None
+        cursor = self.editor.textCursor()
+        pos = cursor.selectionEnd()
+        prompt = self.editor.toPlainText()[:pos][-PROMPT_CHARS:]
+        self._insert = QTextCursor(self.editor.document())
+        self._insert.setPosition(pos)
+        self._first_chunk = True
+        params = {"model": model, "prompt": prompt, **self.sampling_params()}
+        handle = self.host.submit("generate", params, show_plots=False)
+        self._handle = handle
+        handle.preview.connect(lambda kind, payload, data, h=handle: self._on_preview(
+            h, kind, payload, data))
+        handle.finished.connect(lambda rec, h=handle: self._on_finished(h, rec))
+        self._set_busy(True)
+        self.status.setText("Writing…")
+        return handle
+
+    def _on_preview(self, handle: JobHandle, kind: str, payload: Any, data: Any) -> None:
+        if handle is not self._handle:
+            return  # stopped: ignore what was still in flight
+        if kind == "text" and self._insert is not None and payload:
+            if self._first_chunk:
+                self._insert.beginEditBlock()
+                self._first_chunk = False
+            else:
+                self._insert.joinPreviousEditBlock()
+            self._insert.insertText(str(payload))
+            self._insert.endEditBlock()
+            self.editor.setTextCursor(self._insert)
+            self.editor.ensureCursorVisible()
+        elif kind == "stats" and isinstance(payload, dict):
+            self._show_stats(payload)
+
+    def _show_stats(self, stats: dict[str, Any]) -> None:
+        tps = float(stats.get("tokens_per_s", 0.0))
+        self.speed_label.setText(f"{tps:.1f} tokens/s · seed {stats.get('seed', '?')}")
+
+    def _on_finished(self, handle: JobHandle, rec: Any) -> None:
+        if handle is not self._handle:
+            return
+        self._handle = None
+        self._insert = None
+        self._set_busy(False)
+        if rec.state == "failed":
+            self.status.setText(f"Could not continue: {rec.error}")
+        elif rec.state == "cancelled":
+            self.status.setText("Stopped.")
+        else:
+            self.status.setText("")
+        self.autosave()
+
+    def stop(self) -> None:
+        """Stop the running continuation (and alternatives) at once."""
+        for h in (self._handle, self._alt_handle):
+            if h is not None and not h.is_finished:
+                h.cancel()
+        if self._handle is not None:
+            self._handle = None
+            self._insert = None
+            self.status.setText("Stopped.")
+        self._alt_handle = None
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.continue_button.setEnabled(not busy)
+        self.alt_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy or self._alt_handle is not None)
+
+    # -- alternatives ---------------------------------------------------------------------------
+    def request_alternatives(self) -> JobHandle | None:
+        if self._handle is not None or self._alt_handle is not None:
+            return None
+        model = self._model_or_warn()
+        if model is None:
+            return None
+        pos = self.editor.textCursor().selectionEnd()
+        self._alt_anchor = pos
+        prompt = self.editor.toPlainText()[:pos][-PROMPT_CHARS:]
+        n = self.alt_count.value()
+        params = {"model": model, "prompt": prompt, "n": n, **self.sampling_params()}
+        params["max_new_tokens"] = min(params["max_new_tokens"], 80)
+        self.alt_list.clear()
+        for _ in range(n):
+            item = QListWidgetItem("…")
+            item.setData(Qt.ItemDataRole.UserRole, "")
+            self.alt_list.addItem(item)
+        handle = self.host.submit("alternatives", params, show_plots=False)
+        self._alt_handle = handle
+        handle.preview.connect(lambda kind, payload, data, h=handle: self._on_alt_preview(
+            h, kind, payload, data))
+        handle.finished.connect(lambda rec, h=handle: self._on_alt_finished(h, rec))
+        self.continue_button.setEnabled(False)
+        self.alt_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.status.setText("Writing alternatives…")
+        return handle
+
+    def _on_alt_preview(self, handle: JobHandle, kind: str, payload: Any, data: Any) -> None:
+        if handle is not self._alt_handle:
+            return
+        if kind == "text":
+            i = int(data.get("index", 0))
+            item = self.alt_list.item(i)
+            if item is not None:
+                text = str(item.data(Qt.ItemDataRole.UserRole)) + str(payload)
+                item.setData(Qt.ItemDataRole.UserRole, text)
+                item.setText(text.strip() or "…")
+        elif kind == "stats" and isinstance(payload, dict):
+            self._show_stats(payload)
+
+    def _on_alt_finished(self, handle: JobHandle, rec: Any) -> None:
+        if handle is not self._alt_handle:
+            return
+        self._alt_handle = None
+        self._set_busy(self._handle is not None)
+        if rec.state == "failed":
+            self.status.setText(f"Could not write alternatives: {rec.error}")
+        elif rec.state == "done":
+            for i, text in enumerate(rec.result or []):
+                item = self.alt_list.item(i)
+                if item is not None:
+                    item.setData(Qt.ItemDataRole.UserRole, text)
+                    item.setText(text.strip() or "(nothing: the model ended the text here)")
+            self.status.setText("Double-click an alternative to insert it.")
+            if self.alt_list.count():
+                self.alt_list.setCurrentRow(0)
+
+    def use_alternative(self, item: QListWidgetItem | None) -> None:
+        """Insert the chosen alternative where Alternatives was pressed."""
+        if item is None:
+            return
+        text = str(item.data(Qt.ItemDataRole.UserRole) or "")
+        if not text:
+            return
+        cursor = QTextCursor(self.editor.document())
+        cursor.setPosition(min(self._alt_anchor, len(self.editor.toPlainText())))
+        cursor.insertText(text)
+        self.editor.setTextCursor(cursor)
+        self.editor.setFocus()

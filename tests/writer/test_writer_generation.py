@@ -1,0 +1,138 @@
+"""Streaming generation: chunks, seeds, stop sequences, cancel, long outputs, batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugins.writer.engine.generation import (
+    STOP_CANCELLED,
+    STOP_LENGTH,
+    STOP_SEQUENCE,
+    Generator,
+    SamplingSettings,
+    _StopScanner,
+    parse_stop_sequences,
+)
+from studio.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_gpt2: Path) -> Generator:
+    return Generator.from_folder(tiny_gpt2)
+
+
+def test_greedy_matches_model_generate(gen: Generator) -> None:
+    import torch
+
+    prompt = "First Citizen:\n"
+    ids = gen.encode(prompt)
+    s = SamplingSettings(max_new_tokens=20, temperature=0, stop_at_eos=False)
+    text = gen.generate(prompt, s)
+    ref = gen.model.generate(torch.tensor([ids]), max_new_tokens=20, do_sample=False,
+                             min_new_tokens=20, pad_token_id=gen.tokenizer.eos_token_id)
+    expected = gen.tokenizer.decode(ref[0, len(ids):].tolist(), skip_special_tokens=True)
+    assert text == expected
+    assert gen.last_stats.new_tokens == 20 and gen.last_stats.stop_reason == STOP_LENGTH
+
+
+def test_stream_chunks_join_to_the_text_and_seed_reproduces(gen: Generator) -> None:
+    s = SamplingSettings(max_new_tokens=40, temperature=1.0, seed=7, stop_at_eos=False)
+    chunks = list(gen.stream("Speak", s))
+    assert len(chunks) > 1
+    assert "".join(chunks) == gen.generate("Speak", s)
+    other = gen.generate("Speak", SamplingSettings(max_new_tokens=40, temperature=1.0, seed=8,
+                                                   stop_at_eos=False))
+    assert other != "".join(chunks)
+    assert gen.last_stats.seed == 8 and gen.last_stats.tokens_per_s > 0
+
+
+def test_detokenizer_never_emits_half_a_character(gen: Generator) -> None:
+    from plugins.writer.engine.generation import _Detokenizer
+
+    text = " Café 😀 naïve — 漢字 done"
+    ids = gen.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > len(text) / 2  # unseen characters are split into byte tokens
+    d = _Detokenizer(gen.tokenizer, gen.encode("Speak"))
+    chunks = [d.push(i) for i in ids]
+    chunks.append(d.flush())
+    assert all("\ufffd" not in c for c in chunks)
+    assert "".join(chunks) == text
+
+
+def test_stop_sequence_cuts_exactly(gen: Generator) -> None:
+    base = SamplingSettings(max_new_tokens=40, temperature=1.0, seed=11, stop_at_eos=False)
+    full = gen.generate("All:\n", base)
+    words = [w for w in full.split() if len(w) >= 2]
+    assert len(words) >= 2, full
+    stop = words[len(words) // 2][:2]  # a stop string met part-way through
+    s = SamplingSettings(max_new_tokens=40, temperature=1.0, seed=11, stop_at_eos=False,
+                         stop=(stop,))
+    chunks = list(gen.stream("All:\n", s))
+    assert "".join(chunks) == full[:full.index(stop)]
+    assert gen.last_stats.stop_reason == STOP_SEQUENCE
+
+
+def test_stop_scanner_holds_back_partial_matches() -> None:
+    sc = _StopScanner(["THE END"])
+    out = sc.feed("and so THE") + sc.feed(" EN")
+    assert out == "and so "  # "THE EN" might start the stop sequence
+    out += sc.feed("D of it")
+    assert out == "and so " and sc.stopped
+    sc = _StopScanner(["\n\n"])
+    assert sc.feed("a\n") == "a"
+    assert sc.feed("b") == "\nb"
+    assert sc.flush() == ""
+    assert parse_stop_sequences(["\\n\\n", "", "x\\ty", "a\\\\n"]) == ["\n\n", "x\ty", "a\\n"]
+
+
+def test_cancel_stops_between_tokens(gen: Generator) -> None:
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    s = SamplingSettings(max_new_tokens=200, temperature=1.0, seed=1, stop_at_eos=False)
+    list(gen.stream("Speak", s, cancel=cancel))
+    assert gen.last_stats.new_tokens == 5
+    assert gen.last_stats.stop_reason == STOP_CANCELLED
+
+
+def test_generation_beyond_the_context_window(gen: Generator) -> None:
+    assert gen.context == 64
+    s = SamplingSettings(max_new_tokens=150, temperature=1.0, seed=3, stop_at_eos=False)
+    long_prompt = "Speak, speak. " * 40  # longer than the window too
+    list(gen.stream(long_prompt, s))
+    assert gen.last_stats.new_tokens == 150
+    assert gen.last_stats.prompt_tokens <= 63
+
+
+def test_many_alternatives_in_one_batch(gen: Generator, tiny_llama: Path) -> None:
+    s = SamplingSettings(max_new_tokens=15, temperature=1.0, seed=5, stop_at_eos=False)
+    texts = gen.generate_many("You", 3, s)
+    assert len(texts) == 3 and len(set(texts)) == 3
+    llama = Generator.from_folder(tiny_llama)
+    assert len(llama.generate_many("", 2, s)) == 2  # empty prompt starts a new text
+
+
+def test_min_new_tokens_and_settings_validation(gen: Generator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    eos = gen.tokenizer.eos_token_id
+    forward = gen._forward
+
+    def eos_loving(ids, cache):
+        logits = forward(ids, cache)
+        logits[:, eos] += 1e4
+        return logits
+
+    monkeypatch.setattr(gen, "_forward", eos_loving)
+    gen.generate("Speak", SamplingSettings(max_new_tokens=10, temperature=0))
+    assert gen.last_stats.new_tokens == 1  # ended on eos at once
+    gen.generate("Speak", SamplingSettings(max_new_tokens=10, temperature=0, min_new_tokens=4))
+    assert gen.last_stats.new_tokens == 5
+    for bad in (dict(max_new_tokens=0), dict(temperature=-1), dict(top_p=0),
+                dict(repetition_penalty=0)):
+        with pytest.raises(UserError):
+            SamplingSettings(**bad).validate()

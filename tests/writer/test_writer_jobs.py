@@ -1,0 +1,67 @@
+"""The command line exactly as documented: train, generate, eval (and the Hub job offline)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio import cli
+
+
+def test_cli_train_generate_eval(tmp_path: Path, corpus_file: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    rc = cli.cmd_run("writer", "train", ["--data", str(corpus_file), "--preset", "tiny",
+                                         "--steps", "3", "--out", str(run), "--batch-size", "2",
+                                         "--block-size", "16", "--eval-every", "3"])
+    out = capsys.readouterr().out.strip()
+    assert rc == 0
+    assert out == str(run / "model")
+    assert (run / "model" / "model.safetensors").exists() and (run / "run.json").exists()
+    assert (run / "metrics.jsonl").read_text().count("loss/train") >= 1
+
+    rc = cli.cmd_run("writer", "generate", ["--model", str(run), "--prompt", "First Citizen:",
+                                            "--max-new-tokens", "12", "--seed", "1"])
+    first = capsys.readouterr().out
+    assert rc == 0 and first.strip()
+    cli.cmd_run("writer", "generate", ["--model", str(run), "--prompt", "First Citizen:",
+                                       "--max-new-tokens", "12", "--seed", "1"])
+    assert capsys.readouterr().out == first  # same seed, same text
+
+    held = tmp_path / "held.txt"
+    held.write_text("All:\nSpeak, speak.\n", encoding="utf-8")
+    rc = cli.cmd_run("writer", "eval", ["--model", str(run / "model"), "--data", str(held)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "perplexity:" in text and "bits per character:" in text
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "latin.txt"
+    bad.write_bytes("déjà vu".encode("latin-1"))
+    rc = cli.cmd_run("writer", "train", ["--data", str(bad), "--steps", "2",
+                                         "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "latin.txt" in err and "not UTF-8" in err and "Traceback" not in err
+    rc = cli.cmd_run("writer", "generate", ["--model", str(tmp_path), "--prompt", "x"])
+    assert rc == 1 and "config.json" in capsys.readouterr().err
+
+
+def test_download_is_refused_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.cmd_run("writer", "download", ["--repo-id", "HuggingFaceTB/SmolLM2-135M"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "offline" in err
+
+
+def test_plugin_module_imports_neither_torch_nor_qt() -> None:
+    code = ("import sys, plugins.writer.plugin as p; p.WriterPlugin.jobs; "
+            "bad = [m for m in ('torch', 'PySide6', 'transformers') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stdout + res.stderr

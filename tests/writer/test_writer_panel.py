@@ -1,0 +1,154 @@
+"""The Writer panel with pytest-qt: streaming Continue, Stop, alternatives, autosave and crash
+recovery, export, training and evaluation from the window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugins.writer.plugin import WriterPlugin
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def panel(qtbot, make_host, tiny_gpt2: Path):
+    plugin = WriterPlugin()
+    host = make_host(plugin)
+    p = plugin.create_panel(host)
+    qtbot.addWidget(p)
+    p.add_model(str(tiny_gpt2))
+    return p
+
+
+def test_continue_streams_at_the_cursor_and_undo_removes_it(qtbot, panel) -> None:
+    w = panel.write_tab
+    original = "First Citizen:\nSpeak. [end]"
+    w.editor.setPlainText(original)
+    cursor = w.editor.textCursor()
+    cursor.setPosition(len("First Citizen:\nSpeak."))
+    w.editor.setTextCursor(cursor)
+    w.random_seed.setChecked(False)
+    w.seed.setValue(3)
+    w.max_new.setValue(25)
+    chunks: list[str] = []
+    handle = w.continue_text()
+    handle.preview.connect(lambda kind, payload, data: chunks.append(payload)
+                           if kind == "text" else None)
+    assert not w.continue_button.isEnabled() and w.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: handle.is_finished and not w.busy, timeout=WAIT_MS)
+    result = handle.record.result
+    assert handle.record.state == "done" and result
+    assert len(chunks) > 1  # it streamed
+    assert w.editor.toPlainText() == "First Citizen:\nSpeak." + result + " [end]"
+    assert "tokens/s" in w.speed_label.text()
+    assert w.continue_button.isEnabled()
+    w.editor.undo()
+    assert w.editor.toPlainText() == original
+
+
+def test_stop_halts_at_once(qtbot, panel) -> None:
+    w = panel.write_tab
+    w.editor.setPlainText("All:\n")
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    w.max_new.setValue(4000)
+    handle = w.continue_text()
+    qtbot.waitUntil(lambda: len(w.editor.toPlainText()) > len("All:\n"), timeout=WAIT_MS)
+    w.stop()
+    frozen = w.editor.toPlainText()
+    assert w.continue_button.isEnabled() and not w.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert w.editor.toPlainText() == frozen  # nothing arrives after Stop
+    assert handle.record.state == "cancelled"
+
+
+def test_alternatives_to_pick_from(qtbot, panel) -> None:
+    w = panel.write_tab
+    w.editor.setPlainText("You are")
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    w.alt_count.setValue(3)
+    w.max_new.setValue(12)
+    handle = w.request_alternatives()
+    qtbot.waitUntil(lambda: handle.is_finished and w._alt_handle is None, timeout=WAIT_MS)
+    texts = list(handle.record.result)
+    assert len(texts) == 3 and w.alt_list.count() == 3
+    w.use_alternative(w.alt_list.item(1))
+    assert w.editor.toPlainText() == "You are" + texts[1]
+
+
+def test_no_model_gives_a_message(qtbot, make_host) -> None:
+    plugin = WriterPlugin()
+    p = plugin.create_panel(make_host(plugin))
+    qtbot.addWidget(p)
+    assert p.current_model() is None
+    assert p.write_tab.continue_text() is None
+    assert "Choose a model" in p.write_tab.status.text()
+
+
+def test_autosave_and_recovery_after_a_crash(qtbot, make_host, tmp_path: Path) -> None:
+    plugin = WriterPlugin()
+    host = make_host(plugin)
+    first = plugin.create_panel(host)
+    qtbot.addWidget(first)
+    first.write_tab.editor.insertPlainText("Chapter one\nIt was a dark night.")
+    qtbot.waitUntil(lambda: first.write_tab.save_label.text().startswith("Saved "),
+                    timeout=10_000)  # the idle timer saved it
+    doc = first.write_tab.doc_id
+    # the process "crashes": no shutdown(); a new panel opens on the same workspace
+    second = plugin.create_panel(host)
+    qtbot.addWidget(second)
+    assert second.write_tab.doc_id == doc
+    assert second.write_tab.editor.toPlainText() == "Chapter one\nIt was a dark night."
+    assert "Recovered" in second.write_tab.save_label.text()
+    assert second.write_tab.docs.currentText() == "Chapter one"
+    out = second.write_tab.export_to(tmp_path / "story.md")
+    assert out.read_text(encoding="utf-8") == "Chapter one\nIt was a dark night."
+    second.shutdown()  # a clean exit: nothing to recover next time
+    third = plugin.create_panel(host)
+    qtbot.addWidget(third)
+    assert "Recovered" not in third.write_tab.save_label.text()
+    assert third.write_tab.editor.toPlainText() == "Chapter one\nIt was a dark night."
+
+
+def test_opening_a_non_utf8_file_is_explained(qtbot, panel, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    bad = tmp_path / "old.txt"
+    bad.write_bytes("Grüße".encode("cp1252"))
+    assert panel.write_tab.import_file(bad) is None
+    assert shown and "old.txt" in shown[0] and "byte offset 2" in shown[0]
+    good = tmp_path / "new.md"
+    good.write_text("# A title\nbody", encoding="utf-8")
+    doc = panel.write_tab.import_file(good)
+    assert doc and panel.write_tab.editor.toPlainText() == "# A title\nbody"
+    assert good.read_text(encoding="utf-8") == "# A title\nbody"  # the source is untouched
+
+
+def test_train_then_evaluate_from_the_panel(qtbot, panel, corpus_file: Path) -> None:
+    t = panel.train_tab
+    t.data_edit.setText(str(corpus_file))
+    h = t.inspect_corpus()
+    qtbot.waitUntil(lambda: h.is_finished and t.stats is not None, timeout=WAIT_MS)
+    assert "characters" in t.stats_label.text() and "tokens" in t.stats_label.text()
+    assert "parameters" in t.preset.currentText()
+    t.steps.setValue(3)
+    t.batch.setValue(2)
+    t.block.setValue(16)
+    handle = t.start_training()
+    qtbot.waitUntil(lambda: handle.is_finished and t.handle is None, timeout=WAIT_MS)
+    assert handle.record.state == "done", handle.record.error
+    model_dir = str(handle.record.result)
+    assert panel.current_model() == model_dir  # the new model is chosen
+    assert "trained:" in panel.model_combo.currentText()
+
+    e = panel.eval_tab
+    e.data_edit.setText(str(corpus_file))
+    eh = e.evaluate()
+    qtbot.waitUntil(lambda: eh.is_finished and e.handle is None, timeout=WAIT_MS)
+    assert e.result is not None and e.result["perplexity"] > 1
+    assert float(e.bpc.text()) == pytest.approx(e.result["bits_per_char"], abs=1e-4)
