@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default=None, help="dcgan, wgan-gp or sngan (default: preset's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--judge-steps", type=int, default=300)
+    ap.add_argument("--judge-steps", type=int, default=400)
     ap.add_argument("--workspace", default=None, help="where the digits PNGs are written "
                     "(default: a temporary folder)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_folder, run_job
+from gan_helpers import TINY, make_folder, run_job
 
 from plugins.gan.engine import data as data_mod
 from plugins.gan.engine import loop

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_job
+from gan_helpers import run_job
 
 from plugins.common import pngmeta
 from plugins.gan.engine import explore

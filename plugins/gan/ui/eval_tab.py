@@ -146,7 +146,7 @@ class EvalTab(QWidget):
                 continue
             i = self.history.rowCount()
             self.history.insertRow(i)
-            space = ("FID · " if r.get("comparable") else "domain · ") + str(r.get("extractor"))
+            space = ("FID · " if r.get("comparable") else "") + str(r.get("extractor"))
             cells = [str(r.get("step", "")), f"{r.get('fd', float('nan')):.3f}",
                      f"{r.get('kid', float('nan')):.5f}", f"{r.get('kid_std', float('nan')):.5f}",
                      space, f"{r.get('n_real')}/{r.get('n_fake')}"]
