@@ -169,6 +169,10 @@ class InceptionExtractor:
         # Only the TensorFlow FID network reproduces published FID numbers.
         self.comparable = variant == "pytorch-fid"
         self.name = f"inception-v3 ({variant})"
+        #: optional hooks for long runs (InceptionV3 on a CPU takes a while): ``check()`` may
+        #: raise to cancel, ``progress(done, total)`` is called after each batch
+        self.check: Callable[[], None] | None = None
+        self.progress: Callable[[int, int], None] | None = None
 
     def features(self, images: np.ndarray) -> np.ndarray:
         import torch
@@ -177,8 +181,12 @@ class InceptionExtractor:
         out = []
         with torch.no_grad():
             for i in range(0, len(arr), self.batch_size):
+                if self.check is not None:
+                    self.check()
                 x = _to_tensor(arr[i:i + self.batch_size], 3, 299, self.device, antialias=False)
                 out.append(self.net(x).double().cpu().numpy())
+                if self.progress is not None:
+                    self.progress(min(len(arr), i + self.batch_size), len(arr))
         return np.concatenate(out) if out else np.zeros((0, 2048))
 
 

@@ -350,6 +350,8 @@ def eval(
     if inception is not None:
         ctx.progress(n, n, "loading InceptionV3")
         extractor: Any = im.load_inception(inception, ctx.device)
+        extractor.check = ctx.check
+        extractor.progress = lambda d, t: ctx.progress(d, t, "InceptionV3 features")
     else:
         cache = loaded.run_dir / f"eval-domain-{data_mod.summary(ds)['fingerprint']}.safetensors"
         extractor = None

@@ -107,3 +107,12 @@ def test_eval_job_reports_a_domain_fd(trained_run: Path, tiny_folder: Path) -> N
     again = run_job("eval", model=str(trained_run), data=str(tiny_folder), n=16,
                     classifier_steps=10)
     assert again.result["fd"] == pytest.approx(r["fd"])  # same classifier, same samples
+
+
+def test_eval_with_a_wrong_inception_file_fails_clearly(trained_run: Path, tiny_folder: Path,
+                                                        tmp_path: Path) -> None:
+    bogus = tmp_path / "inception.pth"
+    bogus.write_text("not weights")
+    rec = run_job("eval", model=str(trained_run), data=str(tiny_folder), n=16,
+                  inception=str(bogus))
+    assert rec.state == "failed" and "not a readable weights file" in rec.error
