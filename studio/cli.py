@@ -216,6 +216,14 @@ def _pop_out(argv: list[str]) -> tuple[list[str], str | None]:
 
 
 def _job_help(plugin_id: str, job: str) -> int:
+    try:
+        return _print_job_help(plugin_id, job)
+    except BrokenPipeError:  # `studio run P J --help | head`: the reader left, that's fine
+        sys.stderr.close()
+        return 0
+
+
+def _print_job_help(plugin_id: str, job: str) -> int:
     plugin = registry.get(plugin_id)
     spec = plugin.job(job)
     fn = spec.load()

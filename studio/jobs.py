@@ -218,6 +218,12 @@ class JobContext:
         if self.run is not None:
             self.run.add_artifact(path, kind, **info)
 
+    def truncate_metrics(self, after_step: float) -> None:
+        """On resume from a checkpoint at ``after_step``: drop later curve points so the plot has
+        no duplicated tail, and keep logging into the run's metrics.jsonl."""
+        if self.run is not None:
+            self.run.truncate_metrics(after_step)
+
 
 class _Lane:
     def __init__(self, runner: JobRunner, name: str) -> None:

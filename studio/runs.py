@@ -211,6 +211,17 @@ class RunDir:
                                        if a.get("path") != entry["path"]] + [entry]
         self.save_manifest()
 
+    def truncate_metrics(self, after_step: float) -> None:
+        """Drop curve points after ``after_step`` (resume) and keep logging into the new file.
+
+        The open writer must be closed and reopened around the swap: ``os.replace`` leaves it
+        appending to the old, unlinked file otherwise, and every later point would be lost.
+        """
+        with self._lock:
+            self.metrics.close()
+            truncate_metrics(self.path, after_step)
+            self.metrics = MetricsWriter(self.path / METRICS_FILE)
+
     def finish(self, state: str, result: Any = None, error: str | None = None) -> None:
         self.metrics.close()
         self.manifest.state = state

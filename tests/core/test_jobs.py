@@ -132,6 +132,19 @@ def test_cancelled_run_keeps_its_folder_and_resume_appends_history(tmp_path: Pat
     assert max(runs.read_metrics(out)["lr"][0]) <= 2
 
 
+def test_ctx_truncate_metrics_keeps_logging_after_resume(tmp_path: Path) -> None:
+    """Regression: truncating swapped the file under the open writer, losing later points."""
+    run = runs.RunDir.open(tmp_path / "r", "demo", "count", {}, "cpu")
+    for step in range(1, 11):
+        run.metrics.write("loss", step, 1.0 / step, 0.0)
+    run.truncate_metrics(5)
+    for step in range(6, 9):
+        run.metrics.write("loss", step, 2.0, 0.0)
+    run.finish("done")
+    steps, values = runs.read_metrics(tmp_path / "r")["loss"]
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8] and values[-3:] == [2.0, 2.0, 2.0]
+
+
 def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
     (tmp_path / runs.METRICS_FILE).write_text(
         '{"step": 1, "name": "loss", "value": 0.5}\n{"step": 2, "name": "lo')
