@@ -241,3 +241,13 @@ def test_diversity_measure_and_collapse_warning(tmp_path: Path) -> None:
     assert len(rep.warnings) == 1 and "collapse" in rep.warnings[0]  # once, not every preview
     assert rep.previews[-1]["collapse"] is True
     assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= rep.metric_names
+
+
+def test_time_budget_ends_the_run_done_with_a_checkpoint(tiny_folder: Path, tmp_path: Path
+                                                         ) -> None:
+    rec = run_job("train", data=str(tiny_folder), steps=10_000, max_minutes=0.0001,
+                  out=str(tmp_path / "budget"), **TINY)
+    assert rec.state == "done", rec.error
+    step = _state(tmp_path / "budget")["step"]
+    assert 1 <= step < 10_000
+    assert (tmp_path / "budget" / "generator.safetensors").exists()
