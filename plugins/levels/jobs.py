@@ -367,26 +367,8 @@ def train(ctx: JobContext, data: Path, model: Literal["gan", "vae"] = "gan", ste
     cfg = learned.TrainConfig(model=model, steps=steps, batch=batch, lr=lr, latent=latent,
                               width=width, height=height, base=base, beta=beta, seed=seed)
     learned.train(ctx, segs, cfg, run_dir, resume=resume, device=ctx.device,
-                  on_resume=lambda step: _truncate_metrics(ctx, step))
+                  on_resume=ctx.truncate_metrics)
     return str(run_dir)
-
-
-def _truncate_metrics(ctx: JobContext, step: int) -> None:
-    """Drop curve points after the checkpoint's step before training goes on.
-
-    HOST: ``runs.truncate_metrics`` replaces metrics.jsonl with a new file, but the run's
-    ``MetricsWriter`` (opened before the job started) keeps appending to the old, now unlinked,
-    file, so every point after a resume would be lost. Until the host offers a truncate that
-    reopens its writer, close the writer, truncate, and open a fresh one.
-    """
-    from studio.runs import METRICS_FILE, MetricsWriter, truncate_metrics
-
-    run = ctx.run
-    if run is None:
-        return
-    run.metrics.close()
-    truncate_metrics(run.path, step)
-    run.metrics = MetricsWriter(run.path / METRICS_FILE)
 
 
 def sample(ctx: JobContext, model: Path, n: int = 20, seed: int = 0, out: Path | None = None,
