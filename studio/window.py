@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -32,7 +34,7 @@ from PySide6.QtWidgets import (
 from studio import __version__, fmt, registry, runs, theme
 from studio import settings as settings_mod
 from studio.host import PanelHost
-from studio.jobs import FINAL_STATES, RUNNING, JobRecord
+from studio.jobs import FINAL_STATES, RUNNING, Event, JobRecord
 from studio.plots import PlotsWidget
 from studio.qtjobs import JobManager
 from studio.registry import PluginRecord
@@ -96,6 +98,9 @@ class MainWindow(QMainWindow):
         self.manager = JobManager(self.settings, self)
         self.records = records if records is not None else registry.discover()
         self.panels: dict[str, QWidget] = {}
+        self._containers: dict[str, QWidget] = {}
+        self._follow: set[int] = set()  # jobs whose curves to show once they report metrics
+        self._plotted: set[int] = set()  # jobs already listed in the plots dock
         self.hosts: dict[str, PanelHost] = {}
         self._force_close = False
 
@@ -147,7 +152,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.plots_dock], [420], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [210], Qt.Orientation.Vertical)
         self.manager.log_message.connect(self.log_widget.append)
-        self.manager.job_added.connect(self._on_job_added)
+        self.manager.event.connect(self._on_event)
         self.manager.job_changed.connect(self._on_job_changed)
         self.jobs_widget.job_selected.connect(self.plots_widget.show_source)
 
@@ -224,17 +229,19 @@ class MainWindow(QMainWindow):
 
     # -- plugins --------------------------------------------------------------------------------
     def select_plugin(self, plugin_id: str) -> QWidget:
+        """Show ``plugin_id``'s panel (built on first use) and return it."""
         for row in range(self.navigator.count()):
             if self.navigator.item(row).data(Qt.ItemDataRole.UserRole) == plugin_id:
                 self.navigator.setCurrentRow(row)
-                return self.stack.currentWidget()
+                return self.panel(plugin_id)
         raise KeyError(plugin_id)
 
     def _on_nav(self, row: int) -> None:
         if row < 0:
             return
         plugin_id = self.navigator.item(row).data(Qt.ItemDataRole.UserRole)
-        self.stack.setCurrentWidget(self.panel(plugin_id))
+        self.panel(plugin_id)
+        self.stack.setCurrentWidget(self._containers[plugin_id])
         if self.settings.last_plugin != plugin_id:
             self.settings.last_plugin = plugin_id
             self._save_settings_quietly()
@@ -265,17 +272,31 @@ class MainWindow(QMainWindow):
                 log.error("plugin %s panel failed:\n%s", plugin_id, rec.traceback)
                 widget = ErrorPage(rec)
         self.panels[plugin_id] = widget
-        self.stack.addWidget(widget)
+        # A scroll area keeps a panel's minimum size from forcing the window wider than the
+        # screen (a 1366-px laptop); scroll bars appear only when the panel does not fit.
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setWidget(widget)
+        self._containers[plugin_id] = area
+        self.stack.addWidget(area)
         return widget
 
     # -- jobs, plots, status --------------------------------------------------------------------
     def _follow_job(self, job_id: int) -> None:
-        rec = self.manager.runner.record(job_id)
-        self.plots_widget.add_job(job_id, f"#{job_id} {rec.title}")
+        """Show this job's curves as soon as it reports a metric. Jobs that never do (a quick
+        generation) leave the plot the user is watching alone."""
+        self._follow.add(job_id)
+        if job_id in self._plotted:
+            self.plots_widget.show_source(job_id)
 
-    def _on_job_added(self, rec: JobRecord) -> None:
-        if rec.id not in [s for _, s in self.plots_widget._sources]:
-            self.plots_widget.add_job(rec.id, f"#{rec.id} {rec.title}", select=False)
+    def _on_event(self, ev: Event) -> None:
+        if ev.kind != "metric" or ev.job_id in self._plotted:
+            return
+        self._plotted.add(ev.job_id)
+        rec = self.manager.runner.record(ev.job_id)
+        select = ev.job_id in self._follow or self.plots_widget.current_source is None
+        self.plots_widget.add_job(ev.job_id, f"#{rec.id} {rec.title}", select=select)
 
     def _on_job_changed(self, rec: JobRecord) -> None:
         if rec.state in FINAL_STATES:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -152,14 +151,13 @@ class JobForm(QGroupBox):
             self.status.setText(rec.state)
 
 
-class JobFormPanel(QScrollArea):
-    """The default panel: a title, the plugin's description and one form per job."""
+class JobFormPanel(QWidget):
+    """The default panel: a title, the plugin's description and one form per job (the window
+    puts every panel in a scroll area)."""
 
     def __init__(self, plugin: Plugin, host: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWidgetResizable(True)
-        inner = QWidget()
-        lay = QVBoxLayout(inner)
+        lay = QVBoxLayout(self)
         title = QLabel(plugin.name)
         title.setObjectName("pluginTitle")
         lay.addWidget(title)
@@ -171,4 +169,3 @@ class JobFormPanel(QScrollArea):
         for form in self.forms.values():
             lay.addWidget(form)
         lay.addStretch(1)
-        self.setWidget(inner)

@@ -6,9 +6,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
     QHeaderView,
     QMessageBox,
     QProgressBar,
+    QPushButton,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -49,8 +52,20 @@ class JobsWidget(QWidget):
         self.tree.setColumnWidth(COL_CANCEL, 70)
         self.tree.itemSelectionChanged.connect(self._on_select)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
+        self.show_quick = QCheckBox("Show finished quick jobs")
+        self.show_quick.setToolTip("Previews and quick generations that finished without error "
+                                   "are hidden to keep the list short")
+        self.show_quick.toggled.connect(self._refilter)
+        clear = QPushButton("Clear finished")
+        clear.clicked.connect(self.clear_finished)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        bar.addWidget(self.show_quick)
+        bar.addStretch(1)
+        bar.addWidget(clear)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(bar)
         lay.addWidget(self.tree)
         self.items: dict[int, QTreeWidgetItem] = {}
         self.bars: dict[int, QProgressBar] = {}
@@ -87,7 +102,7 @@ class JobsWidget(QWidget):
 
     def update_job(self, rec: JobRecord) -> None:
         item = self.items.get(rec.id)
-        if item is None:
+        if item is None or rec.id not in self.bars:
             return
         item.setText(COL_STATE, rec.state)
         item.setForeground(COL_STATE, QColor(STATE_COLOURS.get(rec.state, "#8C8C8C")))
@@ -119,6 +134,24 @@ class JobsWidget(QWidget):
         item.setText(COL_ELAPSED, fmt.duration(rec.elapsed) if rec.started else "")
         btn = self.cancel_buttons[rec.id]
         btn.setEnabled(rec.state not in FINAL_STATES)
+        item.setHidden(self._hide(rec))
+
+    def _hide(self, rec: JobRecord) -> bool:
+        """Successful quick (interactive-lane) jobs are noise once done, unless asked for."""
+        return rec.lane == "interactive" and rec.state == DONE and not self.show_quick.isChecked()
+
+    def _refilter(self) -> None:
+        for job_id, item in self.items.items():
+            item.setHidden(self._hide(self.manager.runner.record(job_id)))
+
+    def clear_finished(self) -> None:
+        """Remove finished jobs from the list (their run folders stay on disk)."""
+        for job_id in list(self.items):
+            if self.manager.runner.record(job_id).state in FINAL_STATES:
+                item = self.items.pop(job_id)
+                self.bars.pop(job_id, None)
+                self.cancel_buttons.pop(job_id, None)
+                self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
 
     def _update_elapsed(self) -> None:
         for rec in self.manager.active():

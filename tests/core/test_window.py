@@ -171,3 +171,33 @@ def test_exception_in_a_slot_is_reported_not_fatal(window: MainWindow) -> None:
         window.report_exception(type(exc), exc, exc.__traceback__)
     assert "ValueError: a slot broke" in window.log_widget.text()
     assert "a slot broke" in window.statusBar().currentMessage()
+
+
+def test_quick_jobs_neither_steal_the_plot_nor_clutter_the_jobs_list(
+        window: MainWindow, qtbot) -> None:
+    window.select_plugin("demo")
+    host = window.hosts["demo"]
+    train = host.submit("count", {"steps": 5})
+    qtbot.waitUntil(lambda: train.is_finished, timeout=20000)
+    window.manager.drain()
+    assert window.plots_widget.current_source == train.id
+    quick = host.submit("echo", {"text": "x"})  # an interactive job that logs no metric
+    qtbot.waitUntil(lambda: quick.is_finished, timeout=20000)
+    window.manager.drain()
+    assert window.plots_widget.current_source == train.id  # still showing the training curves
+    assert window.plots_widget.source_box.count() == 1
+    assert window.jobs_widget.items[quick.id].isHidden()
+    assert not window.jobs_widget.items[train.id].isHidden()
+    window.jobs_widget.show_quick.setChecked(True)
+    assert not window.jobs_widget.items[quick.id].isHidden()
+    window.jobs_widget.clear_finished()
+    assert window.jobs_widget.tree.topLevelItemCount() == 0
+
+
+def test_every_panel_fits_the_default_window_size(window: MainWindow) -> None:
+    """A panel's minimum size must not force the window wider than 1400 px."""
+    window.resize(1400, 900)
+    for rec in window.records:
+        window.select_plugin(rec.id)
+        window.resize(1400, 900)
+        assert window.width() <= 1400, rec.id
