@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     from plugins.common.images import builtin_digits
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from studio.settings import Settings
 
     app = QApplication.instance() or QApplication([])
+    app.setQuitOnLastWindowClosed(False)
     tmp = Path(tempfile.mkdtemp(prefix="gan_speed_"))
     settings = Settings(device=args.device, cpu_threads=args.threads,
                         workspace=str(tmp / "workspace"))
@@ -122,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         manager.event.connect(on_event)
         handle = t.start()
         assert handle is not None
-        while not handle.is_finished:
-            app.processEvents()
-            time.sleep(0.005)
+        loop = QEventLoop()  # the GUI thread idles in Qt's event loop, as in the window
+        handle.finished.connect(loop.quit)
+        loop.exec()  # finished is delivered by the manager's drain timer, so it cannot be missed
         manager.drain()
         manager.event.disconnect(on_event)
         if handle.record.state != "done":
