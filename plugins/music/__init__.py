@@ -1,0 +1,1 @@
+"""The VAE music composer: learn phrases from MIDI or audio, sample, interpolate, play, export."""

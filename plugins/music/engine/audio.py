@@ -1,0 +1,179 @@
+"""Audio mode: sound files into log-mel clips (torchaudio) and generated mels back into sound.
+
+Files are read with soundfile (WAV, FLAC, OGG/Vorbis, AIFF and, where libsndfile has it, MP3),
+mixed to mono, resampled to the model's rate, cut into fixed-length clips and turned into
+log-mel spectrograms scaled to [0, 1] against a fixed full-scale reference (so quiet clips stay
+quiet). Griffin-Lim (torchaudio) turns a mel back into a waveform: the mel is first mapped to a
+linear-frequency spectrogram by least squares (``InverseMelScale``), then phase is estimated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from plugins.music.engine.config import AudioConfig
+from plugins.music.engine.data import FileReport, PhraseSet, scan
+from studio.errors import UserError
+
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+SILENCE_DBFS = -50.0
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message is the reason."""
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and the file's sample rate. Raises :class:`AudioError`."""
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise AudioError("is empty (0 bytes)")
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (RuntimeError, OSError, ValueError, TypeError) as exc:  # sf.LibsndfileError et al.
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise AudioError(f"is not a readable audio file ({text})") from None
+    if data.shape[0] == 0:
+        raise AudioError("has no samples")
+    return data.mean(axis=1).astype(np.float32), int(sr)
+
+
+def resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
+    if sr == target:
+        return np.asarray(x, dtype=np.float32)
+    import torchaudio.functional as AF
+
+    y = AF.resample(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), sr, target)
+    return y.numpy()
+
+
+def reference_db(cfg: AudioConfig) -> float:
+    """Mel power (dB) of a full-scale sine: the top of the [0, 1] range."""
+    return 20.0 * math.log10(cfg.n_fft / 4.0)
+
+
+@lru_cache(maxsize=4)
+def _mel(sample_rate: int, n_fft: int, hop: int, n_mels: int) -> Any:
+    import torchaudio.transforms as T
+
+    return T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
+                            power=2.0)
+
+
+@lru_cache(maxsize=4)
+def _inverse(sample_rate: int, n_fft: int, hop: int, n_mels: int, iters: int) -> tuple[Any, Any]:
+    import torchaudio.transforms as T
+
+    inv = T.InverseMelScale(n_stft=n_fft // 2 + 1, n_mels=n_mels, sample_rate=sample_rate)
+    gl = T.GriffinLim(n_fft=n_fft, hop_length=hop, power=2.0, n_iter=iters)
+    return inv, gl
+
+
+def log_mel(wave: np.ndarray | torch.Tensor, cfg: AudioConfig) -> np.ndarray:
+    """``(n_mels, frames)`` in [0, 1] for a mono waveform (or ``(B, n_mels, frames)``)."""
+    x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+    mel = _mel(cfg.sample_rate, cfg.n_fft, cfg.hop, cfg.n_mels)(x)
+    db = 10.0 * torch.log10(mel.clamp_min(1e-10))
+    unit = ((db - reference_db(cfg)) / cfg.top_db + 1.0).clamp(0.0, 1.0)
+    return unit.numpy().astype(np.float32)
+
+
+def mel_to_audio(unit_mel: np.ndarray | torch.Tensor, cfg: AudioConfig,
+                 seed: int = 0) -> np.ndarray:
+    """Griffin-Lim: ``(n_mels, frames)`` (or batched) in [0, 1] back to float32 samples."""
+    m = torch.as_tensor(np.asarray(unit_mel, dtype=np.float32))
+    db = (m - 1.0) * cfg.top_db + reference_db(cfg)
+    power = torch.pow(10.0, db / 10.0)
+    power = torch.where(m <= 0.0, torch.zeros_like(power), power)  # the floor means silence
+    inv, gl = _inverse(cfg.sample_rate, cfg.n_fft, cfg.hop, cfg.n_mels, cfg.griffin_lim_iters)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # Griffin-Lim starts from random phases: keep it reproducible
+        wave = gl(inv(power))
+    return wave.numpy().astype(np.float32)
+
+
+def clips(wave: np.ndarray, cfg: AudioConfig) -> list[np.ndarray]:
+    """Non-overlapping clips of ``cfg.clip_samples``; silent ones (below -50 dBFS RMS) dropped."""
+    n = cfg.clip_samples
+    out = []
+    for s in range(0, len(wave) - n + 1, n):
+        c = wave[s:s + n]
+        rms = float(np.sqrt(np.mean(c.astype(np.float64) ** 2)))
+        if rms > 0 and 20 * math.log10(rms) > SILENCE_DBFS:
+            out.append(c)
+    return out
+
+
+def load_audio_folder(
+    root: str | os.PathLike[str],
+    cfg: AudioConfig,
+    progress: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] | None = None,
+    max_clips_per_file: int = 200,
+) -> PhraseSet:
+    """Log-mel clips of every audio file under ``root`` (with a per-file report)."""
+    root = Path(root).expanduser()
+    files = scan(root, AUDIO_EXTS)
+    if not files:
+        raise UserError(f"{root} has no audio files (looked for {', '.join(AUDIO_EXTS)}, "
+                        "including sub-folders)")
+    mels: list[np.ndarray] = []
+    index: list[int] = []
+    reports: list[FileReport] = []
+    for i, f in enumerate(files):
+        if check is not None:
+            check()
+        rep = FileReport(f)
+        reports.append(rep)
+        try:
+            wave, sr = read_audio(f)
+        except AudioError as exc:
+            rep.reason = str(exc)
+            continue
+        wave = resample(wave, sr, cfg.sample_rate)
+        cs = clips(wave, cfg)[:max_clips_per_file]
+        if not cs:
+            secs = cfg.clip_samples / cfg.sample_rate
+            rep.reason = (f"shorter than one {secs:.2f} s clip" if len(wave) < cfg.clip_samples
+                          else "silent (below -50 dBFS)")
+            continue
+        batch = log_mel(np.stack(cs), cfg)
+        mels += list(batch[:, None])
+        index += [i] * len(cs)
+        rep.phrases = len(cs)
+        if progress is not None:
+            progress(i + 1, len(files))
+    if not mels:
+        reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in reports[:3] if r.reason)
+        raise UserError(f"none of the {len(files)} audio files in {root} gave a clip "
+                        f"({reasons}{' …' if len(reports) > 3 else ''})")
+    return PhraseSet("audio", 0, np.stack(mels).astype(np.float32),
+                     np.asarray(index, dtype=np.int64), files, reports, root)
+
+
+def first_clip(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
+    """The first non-silent clip of a file as a ``(1, n_mels, frames)`` mel (for encoding)."""
+    try:
+        wave, sr = read_audio(path)
+    except AudioError as exc:
+        raise UserError(f"{Path(path).name} {exc}") from None
+    wave = resample(wave, sr, cfg.sample_rate)
+    if len(wave) < cfg.clip_samples:
+        wave = np.pad(wave, (0, cfg.clip_samples - len(wave)))
+    cs = clips(wave, cfg)
+    if not cs:
+        raise UserError(f"{Path(path).name} is silent: nothing to encode")
+    return log_mel(cs[0], cfg)[None]
+

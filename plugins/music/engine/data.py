@@ -1,0 +1,223 @@
+"""Training data: folders of MIDI (melody or piano-roll phrases) or audio (log-mel clips).
+
+Each file gets a line in a per-file report: how many phrases it gave, or why it was skipped. The
+source folder is only read. Phrases keep the index of their file so the hold-out split is by file
+(a phrase and its overlapping neighbour never land on both sides).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from plugins.music.engine import midi as midi_mod
+from plugins.music.engine.phrase import (
+    FIRST_PITCH_TOKEN,
+    HOLD,
+    MAX_PITCH,
+    MIN_PITCH,
+    REST,
+    ROLL_LOW,
+    ROLL_PITCHES,
+    STEPS_PER_BAR,
+    notes_to_roll,
+)
+from studio.errors import UserError
+
+MODES = ("melody", "pianoroll", "audio")
+
+
+@dataclass
+class FileReport:
+    path: Path
+    phrases: int = 0
+    reason: str = ""  # why the file gave nothing ("" when it was used)
+
+
+@dataclass
+class PhraseSet:
+    """Phrases ready for a model.
+
+    ``data`` is int64 tokens ``(N, steps)`` for melodies, uint8 ``(N, 2, 96, steps)`` for
+    piano-rolls, float32 ``(N, 1, n_mels, frames)`` in [0, 1] for audio.
+    """
+
+    mode: str
+    bars: int
+    data: np.ndarray
+    file_index: np.ndarray
+    files: list[Path]
+    reports: list[FileReport] = field(default_factory=list)
+    root: Path | None = None
+    notes: str = ""  # extra lines for the report (e.g. phrases dropped and why)
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def skipped(self) -> list[FileReport]:
+        return [r for r in self.reports if r.reason]
+
+    def report(self, limit: int = 50) -> str:
+        used = [r for r in self.reports if not r.reason]
+        lines = [f"{len(self)} {self.bars}-bar {self.mode} phrases from {len(used)} of "
+                 f"{len(self.reports)} file(s) in {self.root}"]
+        if self.notes:
+            lines.append(self.notes)
+        skipped = self.skipped
+        if skipped:
+            lines.append(f"{len(skipped)} file(s) skipped:")
+            lines += [f"  {r.path.name}: {r.reason}" for r in skipped[:limit]]
+            if len(skipped) > limit:
+                lines.append(f"  … and {len(skipped) - limit} more")
+        return "\n".join(lines)
+
+    def subset(self, mask: np.ndarray) -> PhraseSet:
+        return PhraseSet(self.mode, self.bars, self.data[mask], self.file_index[mask], self.files,
+                         self.reports, self.root, self.notes)
+
+    def split(self, holdout: float, seed: int = 0) -> tuple[PhraseSet, PhraseSet]:
+        """(train, held-out) by file: a fixed, seeded ``holdout`` fraction of files is held out."""
+        held = held_out_files(len(self.files), holdout, seed)
+        mask = np.isin(self.file_index, held)
+        return self.subset(~mask), self.subset(mask)
+
+
+def held_out_files(n_files: int, holdout: float, seed: int = 0) -> np.ndarray:
+    """Indices of the held-out files: the first ``round(n * holdout)`` of a seeded permutation
+    (at least one when ``holdout > 0`` and there are two or more files)."""
+    if holdout <= 0 or n_files < 2:
+        return np.zeros(0, dtype=np.int64)
+    k = min(n_files - 1, max(1, int(round(n_files * holdout))))
+    return np.sort(np.random.default_rng(seed).permutation(n_files)[:k])
+
+
+def scan(root: Path, exts: tuple[str, ...]) -> list[Path]:
+    """Files with one of ``exts`` under ``root`` (recursive, sorted, hidden ones ignored)."""
+    if not root.exists():
+        raise UserError(f"the data folder {root} does not exist")
+    if root.is_file():
+        return [root] if root.suffix.lower() in exts else []
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files += [Path(dirpath) / f for f in sorted(filenames)
+                  if not f.startswith(".") and f.lower().endswith(exts)]
+    return files
+
+
+def usable_melody(tokens: np.ndarray, min_notes: int = 2, max_silence: float = 0.5) -> str:
+    """"" when a melody phrase is worth training on, else why not."""
+    onsets = int((tokens >= FIRST_PITCH_TOKEN).sum())
+    if onsets < min_notes:
+        return "fewer than two notes"
+    if (tokens == REST).mean() > max_silence:
+        return "mostly silent"
+    return ""
+
+
+def load_midi_folder(
+    root: str | os.PathLike[str],
+    bars: int = 2,
+    mode: str = "melody",
+    melody: str = "auto",
+    hop_bars: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> PhraseSet:
+    """Phrases from every MIDI file under ``root`` (melody tokens or piano-rolls).
+
+    Raises:
+        UserError: the folder is missing, has no MIDI files, or gives no phrases at all.
+    """
+    if mode not in ("melody", "pianoroll"):
+        raise UserError(f"MIDI data gives melody or pianoroll phrases, not {mode}")
+    root = Path(root).expanduser()
+    files = scan(root, midi_mod.MIDI_EXTS)
+    if not files:
+        raise UserError(f"{root} has no MIDI files (looked for {', '.join(midi_mod.MIDI_EXTS)}, "
+                        "including sub-folders)")
+    steps = bars * STEPS_PER_BAR
+    rows: list[np.ndarray] = []
+    index: list[int] = []
+    reports: list[FileReport] = []
+    dropped: dict[str, int] = {}
+    for i, f in enumerate(files):
+        if check is not None:
+            check()
+        rep = FileReport(f)
+        reports.append(rep)
+        try:
+            piece = midi_mod.read_midi(f)
+            if not piece.bar_starts(bars):
+                sigs = sorted({f"{spb // 4}/4" if spb % 4 == 0 else f"{spb} steps"
+                               for _, _, spb in piece.segments})
+                rep.reason = (f"no {bars}-bar stretch in 4/4 (time signatures: "
+                              f"{', '.join(sigs)}; phrases need 16 sixteenths per bar)")
+                continue
+            if mode == "melody":
+                for tokens in midi_mod.melody_tokens(piece, bars, melody, hop_bars):
+                    why = usable_melody(tokens)
+                    if why:
+                        dropped[why] = dropped.get(why, 0) + 1
+                        continue
+                    rows.append(tokens)
+                    index.append(i)
+                    rep.phrases += 1
+            else:
+                for notes in midi_mod.pianoroll_windows(piece, bars, hop_bars):
+                    if not len(notes):
+                        dropped["silent"] = dropped.get("silent", 0) + 1
+                        continue
+                    rows.append(np.asarray(notes_to_roll(notes, steps), dtype=np.uint8))
+                    index.append(i)
+                    rep.phrases += 1
+            if rep.phrases == 0:
+                rep.reason = "no usable phrase (too few notes or mostly silent)"
+        except midi_mod.MidiError as exc:
+            rep.reason = str(exc)
+        if progress is not None and (i % 16 == 0 or i == len(files) - 1):
+            progress(i + 1, len(files))
+    if not rows:
+        reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in reports[:3] if r.reason)
+        raise UserError(f"none of the {len(files)} MIDI files in {root} gave a {bars}-bar "
+                        f"{mode} phrase ({reasons}{' …' if len(reports) > 3 else ''})")
+    notes = ""
+    if dropped:
+        notes = "phrases left out: " + ", ".join(f"{n} {why}" for why, n in dropped.items())
+    data = np.stack(rows)
+    if mode == "melody":
+        data = data.astype(np.int64)
+    return PhraseSet(mode, bars, data, np.asarray(index, dtype=np.int64), files, reports, root,
+                     notes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation by transposition (numpy; the trainer does the same in torch on batches)
+# ----------------------------------------------------------------------------------------------
+def transpose_range(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per phrase, the lowest and highest semitone shift that keeps every pitch on the keyboard."""
+    pitched = tokens >= FIRST_PITCH_TOKEN
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    lo = np.where(pitched, tokens, big).min(axis=1) - FIRST_PITCH_TOKEN + MIN_PITCH
+    hi = np.where(pitched, tokens, small).max(axis=1) - FIRST_PITCH_TOKEN + MIN_PITCH
+    return MIN_PITCH - lo, MAX_PITCH - hi
+
+
+def transpose_tokens(tokens: np.ndarray, shift: int) -> np.ndarray:
+    out = tokens.copy()
+    pitched = out >= FIRST_PITCH_TOKEN
+    out[pitched] += shift
+    return out
+
+
+def roll_pitch_range() -> tuple[int, int]:
+    return ROLL_LOW, ROLL_LOW + ROLL_PITCHES - 1
+
+
+__all__ = ["HOLD", "MODES", "REST", "FileReport", "PhraseSet", "held_out_files",
+           "load_midi_folder", "scan", "transpose_range", "transpose_tokens"]

@@ -1,0 +1,387 @@
+"""The training loop shared by every mode, the train job and the benches.
+
+beta-VAE objective with MusicVAE's two tricks against posterior collapse: beta ramps up from 0
+over ``kl_warmup`` steps, and the KL is only penalised above ``free_bits`` nats per phrase. The
+learning rate follows a cosine from ``lr`` to ``lr_final`` over the run, measured in steps or,
+with a time budget (the bench), in whichever of steps and wall time is further along.
+
+Checkpoints (model, optimiser, step, RNG and batch-order state) are written with
+``studio.storage.save_state`` every ``checkpoint_every`` steps, at the end and on cancel, so a
+resumed run continues exactly where it stopped and a cancelled one loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from plugins.music.engine import config as cfg_mod
+from plugins.music.engine import keys as keys_mod
+from plugins.music.engine.config import ModelConfig, TrainConfig
+from plugins.music.engine.data import PhraseSet, transpose_range
+from plugins.music.engine.models import build_model, kl_divergence, reparameterise
+from plugins.music.engine.phrase import FIRST_PITCH_TOKEN, Phrase, roll_to_notes, tokens_to_notes
+from studio import storage
+from studio.errors import Cancelled
+
+CHECKPOINT = "checkpoints/last.safetensors"
+LOG_EVERY = 10
+
+
+class Reporter(Protocol):
+    """What the loop needs from a job context (``studio.jobs.JobContext`` is one)."""
+
+    def check(self) -> None: ...
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None: ...
+    def metric(self, name: str, step: float, value: float) -> None: ...
+    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None: ...
+    def log(self, text: str, level: str = "info") -> None: ...
+
+
+class QuietReporter:
+    """A reporter for benches and tests: records metrics, optionally prints, never cancels."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self.echo = echo
+        self.history: dict[str, list[tuple[float, float]]] = {}
+        self.previews: list[tuple[str, Any]] = []
+
+    def check(self) -> None:
+        return None
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        return None
+
+    def metric(self, name: str, step: float, value: float) -> None:
+        self.history.setdefault(name, []).append((step, float(value)))
+
+    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None:
+        self.previews.append((kind, payload))
+
+    def log(self, text: str, level: str = "info") -> None:
+        if self.echo is not None:
+            self.echo(text)
+
+
+@dataclass
+class Batcher:
+    """Shuffled mini-batches from tensors in memory, with random transposition for melodies and
+    piano-rolls. Its generator state is checkpointed, so resume replays the same order."""
+
+    data: torch.Tensor
+    batch_size: int
+    mode: str
+    transpose: int
+    seed: int
+    generator: torch.Generator = field(init=False)
+    lo: torch.Tensor | None = field(init=False, default=None)
+    hi: torch.Tensor | None = field(init=False, default=None)
+    _perm: torch.Tensor | None = field(init=False, default=None)
+    _pos: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        if self.mode == "melody" and self.transpose:
+            lo, hi = transpose_range(self.data.cpu().numpy())
+            self.lo = torch.from_numpy(np.maximum(lo, -self.transpose)).to(self.data.device)
+            self.hi = torch.from_numpy(np.minimum(hi, self.transpose)).to(self.data.device)
+
+    def state(self) -> dict[str, Any]:
+        return {"gen": self.generator.get_state(), "pos": self._pos,
+                "perm": self._perm if self._perm is not None else torch.zeros(0)}
+
+    def load_state(self, st: dict[str, Any]) -> None:
+        self.generator.set_state(st["gen"])
+        self._pos = int(st["pos"])
+        self._perm = st["perm"].long() if st["perm"].numel() else None
+
+    def next(self) -> torch.Tensor:
+        n = self.data.shape[0]
+        bs = min(self.batch_size, n)
+        if self._perm is None or self._pos + bs > n:
+            self._perm = torch.randperm(n, generator=self.generator)
+            self._pos = 0
+        idx = self._perm[self._pos:self._pos + bs].to(self.data.device)
+        self._pos += bs
+        x = self.data[idx]
+        if self.mode == "melody" and self.lo is not None and self.hi is not None:
+            lo, hi = self.lo[idx], self.hi[idx]
+            r = torch.rand(bs, generator=self.generator).to(x.device)
+            shift = lo + (r * (hi - lo + 1).float()).long().clamp(max=hi - lo)
+            x = torch.where(x >= FIRST_PITCH_TOKEN, x + shift[:, None], x)
+        elif self.mode == "pianoroll" and self.transpose:
+            rows = x.amax(dim=(0, 1, 3)).nonzero()
+            if len(rows):
+                low, high = int(rows.min()), int(rows.max())
+                k_lo = max(-self.transpose, -low)
+                k_hi = min(self.transpose, x.shape[2] - 1 - high)
+                k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=self.generator))
+                x = torch.roll(x, k, dims=2)
+        return x if self.mode == "melody" else x.float()
+
+
+def phrase_tensor(ps: PhraseSet, device: str = "cpu") -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(ps.data))
+    return (t.long() if ps.mode == "melody" else t).to(device)
+
+
+def beta_at(step: int, tc: TrainConfig) -> float:
+    return tc.beta * min(1.0, step / max(1, tc.kl_warmup))
+
+
+def lr_at(frac: float, step: int, tc: TrainConfig) -> float:
+    warm = min(1.0, (step + 1) / 50)
+    frac = min(1.0, max(0.0, frac))
+    return warm * (tc.lr_final + 0.5 * (tc.lr - tc.lr_final) * (1 + math.cos(math.pi * frac)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: Any, data: torch.Tensor, *, sample_z: bool = False, temperature: float = 0.0,
+             limit: int | None = 512, seed: int = 0, batch: int = 256) -> dict[str, float]:
+    """Held-out reconstruction: teacher-forced and free-running ("sampled") per-step accuracy.
+
+    ``sample_z`` draws z from q(z|x) instead of taking its mean; ``temperature`` 0 decodes with
+    argmax, above 0 it samples each step. Piano-rolls report frame F1, mels their error in dB.
+    """
+    from plugins.music.engine import metrics
+
+    was_training = model.training
+    model.eval()
+    x_all = data if limit is None else data[:limit]
+    g = torch.Generator().manual_seed(seed)
+    mode = model.cfg.mode
+    tf_hits = samp_hits = onset_hits = onsets = total = 0.0
+    f1_num = f1_den = err = 0.0
+    for i in range(0, x_all.shape[0], batch):
+        x = x_all[i:i + batch]
+        keys = None
+        if mode == "melody" and model.cfg.key_normalise:
+            x, keys = keys_mod.normalise(x)
+        mu, logvar = model.encode(x)
+        z = reparameterise(mu, logvar, g) if sample_z else mu
+        _, logits = model.reconstruction(x, z)
+        if mode == "melody":
+            tf = logits.argmax(-1)
+            out = model.generate(z, temperature, g)
+            if keys is not None:  # compare in the phrases' own keys
+                x, tf, out = (keys_mod.denormalise(t, keys) for t in (x, tf, out))
+            tf_hits += float((tf == x).sum())
+            pred = out.cpu().numpy()
+            target = x.cpu().numpy()
+            samp_hits += metrics.token_accuracy(pred, target) * target.size
+            mask = target >= FIRST_PITCH_TOKEN
+            onset_hits += float((pred[mask] == target[mask]).sum())
+            onsets += float(mask.sum())
+            total += target.size
+        else:
+            p = torch.sigmoid(logits)
+            if mode == "pianoroll":
+                pb, tb = p[:, 1] > 0.5, x[:, 1] > 0.5
+                f1_num += 2 * float((pb & tb).sum())
+                f1_den += float(pb.sum() + tb.sum())
+            else:
+                top_db = (model.cfg.audio.top_db if model.cfg.audio else 80.0)
+                err += float((p - x).abs().sum()) * top_db
+                total += x.numel()
+    model.train(was_training)
+    if mode == "melody":
+        return {"tf_accuracy": tf_hits / total, "sampled_accuracy": samp_hits / total,
+                "onset_accuracy": onset_hits / max(1.0, onsets)}
+    if mode == "pianoroll":
+        return {"frame_f1": f1_num / f1_den if f1_den else 1.0}
+    return {"mel_error_db": err / max(1.0, total)}
+
+
+@torch.no_grad()
+def prior_phrases(model: Any, n: int, temperature: float = 1.0, seed: int = 0,
+                  device: str = "cpu", key_prior: list[float] | None = None) -> list[Phrase]:
+    """``n`` phrases decoded from z ~ N(0, I), in random keys (live previews)."""
+    from plugins.music.engine.generate import decode
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.cfg.latent, generator=g).to(device)
+    keys = None
+    if model.cfg.mode == "melody" and model.cfg.key_normalise:
+        keys = keys_mod.sample_keys(n, key_prior, g).to(device)
+    return decode(model, z, temperature, g, keys=keys)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+class Trainer:
+    """Trains one model into ``run_dir`` (``config.json``, ``model.safetensors``, checkpoints).
+
+    Args:
+        model_cfg, train_cfg: what to build and how to train it.
+        train_set, val_set: phrases (``val_set`` may be empty: no held-out metrics then).
+        run_dir: the run folder.
+        reporter: a job context or :class:`QuietReporter`.
+        device: torch device string.
+        time_budget: seconds; training stops when reached and the LR schedule follows it.
+        extra_config: stored in config.json (data description, tempo, ...).
+    """
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: PhraseSet,
+                 val_set: PhraseSet | None, run_dir: Path, reporter: Reporter,
+                 device: str = "cpu", time_budget: float | None = None,
+                 extra_config: dict[str, Any] | None = None) -> None:
+        self.mc, self.tc = model_cfg, train_cfg
+        self.run_dir = Path(run_dir)
+        self.rep = reporter
+        self.device = device
+        self.time_budget = time_budget
+        self.extra = dict(extra_config or {})
+        torch.manual_seed(train_cfg.seed)
+        self.model = build_model(model_cfg).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.lr)
+        self.train_x = phrase_tensor(train_set, device)
+        self.val_x = phrase_tensor(val_set, device) if val_set is not None and len(val_set) \
+            else None
+        self.step = 0
+        self.elapsed = 0.0
+        self.last_eval: dict[str, float] = {}
+        if model_cfg.mode == "melody" and model_cfg.key_normalise:
+            self.train_x, keys = keys_mod.normalise(self.train_x)
+            self.extra["key_prior"] = keys_mod.key_prior(keys)
+        # transposing a key-normalised phrase would only move it out of C: no augmentation then
+        shifts = 0 if model_cfg.mode == "audio" or (model_cfg.mode == "melody"
+                                                     and model_cfg.key_normalise) \
+            else train_cfg.transpose
+        self.batcher = Batcher(self.train_x, train_cfg.batch_size, model_cfg.mode, shifts,
+                               train_cfg.seed)
+
+    # -- persistence ----------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT
+
+    def save(self) -> None:
+        """Checkpoint (resumable) and the model folder's weights + config, atomically."""
+        storage.save_state(self.checkpoint_path, {
+            "model": self.model.state_dict(), "optim": self.opt.state_dict(),
+            "step": self.step, "elapsed": self.elapsed, "rng": storage.capture_rng(),
+            "batcher": self.batcher.state(), "last_eval": dict(self.last_eval)})
+        storage.save_tensors(self.run_dir / cfg_mod.MODEL_FILE, self.model.state_dict(),
+                             {"format": "studio-music-vae"})
+        cfg_mod.write_config(self.run_dir, self.mc, self.tc, trained_steps=self.step,
+                             train_seconds=round(self.elapsed, 1),
+                             evaluation=dict(self.last_eval), **self.extra)
+
+    def resume(self) -> bool:
+        """Load the last checkpoint if there is one; True when it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        st = storage.load_state(self.checkpoint_path, device="cpu")
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optim"])
+        self.step = int(st["step"])
+        self.elapsed = float(st.get("elapsed", 0.0))
+        self.last_eval = dict(st.get("last_eval") or {})
+        storage.restore_rng(st["rng"])
+        self.batcher.load_state(st["batcher"])
+        return True
+
+    # -- one step -------------------------------------------------------------------------------
+    def train_step(self, beta: float, lr: float) -> dict[str, float]:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x = self.batcher.next()
+        mu, logvar = self.model.encode(x)
+        z = reparameterise(mu, logvar)
+        nll, logits = self.model.reconstruction(x, z)
+        kl = kl_divergence(mu, logvar)
+        kl_cost = torch.relu(kl - self.tc.free_bits)
+        loss = (nll + beta * kl_cost).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tc.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.opt.step()
+        out = {"loss/recon": float(nll.detach().mean()), "loss/kl": float(kl.detach().mean())}
+        with torch.no_grad():
+            if self.mc.mode == "melody":
+                out["accuracy/train"] = float((logits.argmax(-1) == x).float().mean())
+            elif self.mc.mode == "pianoroll":
+                p = logits[:, 1] > 0
+                t = x[:, 1] > 0.5
+                den = float(p.sum() + t.sum())
+                out["accuracy/train_f1"] = 2 * float((p & t).sum()) / den if den else 1.0
+        return out
+
+    def fraction(self) -> float:
+        f = self.step / max(1, self.tc.steps)
+        if self.time_budget:
+            f = max(f, self.elapsed / self.time_budget)
+        return f
+
+    def run(self) -> dict[str, float]:
+        """Train until ``train_cfg.steps`` (or the time budget); returns the last evaluation."""
+        self.model.train()
+        tc = self.tc
+        total = tc.steps
+        self.rep.progress(self.step, total, "training")
+        try:
+            while self.step < total and not (self.time_budget
+                                              and self.elapsed >= self.time_budget):
+                self.rep.check()
+                t0 = time.perf_counter()
+                beta = beta_at(self.step, tc)
+                lr = lr_at(self.fraction(), self.step, tc)
+                values = self.train_step(beta, lr)
+                self.step += 1
+                self.elapsed += time.perf_counter() - t0
+                if self.step % LOG_EVERY == 0 or self.step == 1:
+                    for name, v in {**values, "beta": beta, "lr": lr}.items():
+                        self.rep.metric(name, self.step, v)
+                self.rep.progress(self.step, total,
+                                  f"recon {values['loss/recon']:.2f}  kl {values['loss/kl']:.1f}")
+                if self.step % tc.eval_every == 0:
+                    self.eval_and_preview()
+                if self.step % tc.checkpoint_every == 0:
+                    self.save()
+        except Cancelled:
+            self.rep.log(f"cancelled at step {self.step}: saving a checkpoint to resume from")
+            self.save()
+            raise
+        if self.step % tc.eval_every:
+            self.eval_and_preview()
+        self.save()
+        return dict(self.last_eval)
+
+    def eval_and_preview(self) -> None:
+        if self.val_x is not None:
+            ev = evaluate(self.model, self.val_x, limit=256)
+            self.last_eval = {k: round(v, 5) for k, v in ev.items()}
+            names = {"tf_accuracy": "accuracy/val", "sampled_accuracy": "accuracy/val_sampled",
+                     "onset_accuracy": "accuracy/val_onsets", "frame_f1": "accuracy/val_f1",
+                     "mel_error_db": "mel_error_db/val"}
+            for k, v in ev.items():
+                self.rep.metric(names.get(k, k), self.step, v)
+            self.rep.log(f"step {self.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
+        if self.mc.mode != "audio":  # audio previews would need Griffin-Lim every eval
+            self.model.eval()
+            phrases = prior_phrases(self.model, 4, 1.0, seed=self.step, device=self.device,
+                                    key_prior=self.extra.get("key_prior"))
+            self.model.train()
+            self.rep.preview("phrases", {"phrases": [p.to_payload() for p in phrases],
+                                         "title": f"samples at step {self.step}"})
+
+
+def tokens_to_phrases(tokens: np.ndarray, label: str = "") -> list[Phrase]:
+    steps = tokens.shape[-1]
+    return [Phrase(tokens_to_notes(t), steps, "melody", label) for t in tokens]
+
+
+def rolls_to_phrases(rolls: np.ndarray, label: str = "") -> list[Phrase]:
+    return [Phrase(roll_to_notes(r), r.shape[-1], "pianoroll", label) for r in rolls]

@@ -1,0 +1,1 @@
+"""The music plugin's Qt panel (thin: widgets, job submission, painting; no heavy compute)."""

@@ -1,0 +1,214 @@
+"""The phrase strip: every phrase as a small piano-roll tile, painted by hand.
+
+One widget paints all tiles (QPainter rectangles only; no per-note widgets, no numpy work beyond
+reading a few dozen note rows), so a strip of dozens of phrases redraws in well under a frame.
+Audio phrases show their log-mel spectrogram instead of notes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from plugins.music.engine.phrase import STEPS_PER_BAR, STEPS_PER_QUARTER, Phrase
+
+TILE_W, TILE_H, GAP = 230, 168, 8
+HEADER = 20
+ROLE_COLOURS = {"A": QColor("#2563eb"), "B": QColor("#db2777")}
+KIND_COLOURS = {"melody": QColor("#f59e0b"), "pianoroll": QColor("#10b981"),
+                "source": QColor("#64748b"), "model": QColor("#8b5cf6")}
+
+
+def _mel_image(mel: np.ndarray) -> QImage:
+    """A magma-like colour image of a [0, 1] mel (low frequencies at the bottom)."""
+    m = np.clip(np.asarray(mel, dtype=np.float32), 0.0, 1.0)[::-1]
+    r = np.clip(m * 1.6, 0, 1)
+    g = np.clip(m * 1.6 - 0.6, 0, 1)
+    b = np.clip(0.35 + m * 0.9 - m * m * 0.9, 0, 1)
+    rgb = (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb)
+    h, w, _ = rgb.shape
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class StripView(QWidget):
+    """Tiles of phrases in rows; click selects, double-click plays, right-click for a menu."""
+
+    selection_changed = Signal(int)
+    activated = Signal(int)
+    menu_requested = Signal(int, QPoint)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.phrases: list[Phrase] = []
+        self.selected = -1
+        self.roles: dict[int, str] = {}
+        self.playhead: tuple[int, float] | None = None
+        self._images: dict[int, QImage] = {}
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumHeight(TILE_H + 2 * GAP)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    # -- data -----------------------------------------------------------------------------------
+    def set_phrases(self, phrases: list[Phrase]) -> None:
+        self.phrases = list(phrases)
+        self.selected = 0 if phrases else -1
+        self.roles = {}
+        self.playhead = None
+        self._images = {i: _mel_image(p.mel) for i, p in enumerate(self.phrases)
+                        if p.kind == "audio" and p.mel is not None}
+        self.updateGeometry()
+        self.update()
+        self.selection_changed.emit(self.selected)
+
+    def select(self, index: int) -> None:
+        if index != self.selected and -1 <= index < len(self.phrases):
+            self.selected = index
+            self.update()
+            self.selection_changed.emit(index)
+
+    def set_playhead(self, head: tuple[int, float] | None) -> None:
+        if head != self.playhead:
+            self.playhead = head
+            self.update()
+
+    # -- geometry -------------------------------------------------------------------------------
+    def columns(self, width: int | None = None) -> int:
+        w = self.width() if width is None else width
+        return max(1, (w - GAP) // (TILE_W + GAP))
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        rows = max(1, -(-len(self.phrases) // self.columns(width)))
+        return GAP + rows * (TILE_H + GAP)
+
+    def sizeHint(self) -> QSize:
+        return QSize(4 * (TILE_W + GAP) + GAP, self.heightForWidth(4 * (TILE_W + GAP) + GAP))
+
+    def resizeEvent(self, event) -> None:
+        self.setMinimumHeight(self.heightForWidth(self.width()))
+        super().resizeEvent(event)
+
+    def tile_rect(self, index: int) -> QRectF:
+        cols = self.columns()
+        avail = self.width() - GAP
+        w = max(TILE_W, avail // cols - GAP) if len(self.phrases) >= cols else TILE_W
+        r, c = divmod(index, cols)
+        return QRectF(GAP + c * (w + GAP), GAP + r * (TILE_H + GAP), w, TILE_H)
+
+    def index_at(self, pos: QPoint) -> int:
+        for i in range(len(self.phrases)):
+            if self.tile_rect(i).contains(pos.toPointF()):
+                return i
+        return -1
+
+    # -- input ----------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        i = self.index_at(event.position().toPoint())
+        if i >= 0:
+            self.select(i)
+            if event.button() == Qt.MouseButton.RightButton:
+                self.menu_requested.emit(i, event.globalPosition().toPoint())
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        i = self.index_at(event.position().toPoint())
+        if i >= 0:
+            self.activated.emit(i)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() in (Qt.Key.Key_Right, Qt.Key.Key_Down) and self.phrases:
+            self.select(min(len(self.phrases) - 1, self.selected + 1))
+        elif event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Up) and self.phrases:
+            self.select(max(0, self.selected - 1))
+        else:
+            super().keyPressEvent(event)
+
+    # -- painting -------------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        pal = self.palette()
+        if not self.phrases:
+            p.setPen(pal.color(pal.ColorRole.PlaceholderText))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                       "No phrases yet: sample from a model, or load a MIDI file.")
+            return
+        clip = event.rect()
+        for i, ph in enumerate(self.phrases):
+            rect = self.tile_rect(i)
+            if rect.intersects(QRectF(clip)):
+                self._paint_tile(p, rect, i, ph)
+
+    def _paint_tile(self, p: QPainter, rect: QRectF, i: int, ph: Phrase) -> None:
+        dark = self.palette().color(self.palette().ColorRole.Window).lightness() < 128
+        bg = QColor("#111827") if dark else QColor("#f8fafc")
+        p.fillRect(rect, bg)
+        role = self.roles.get(i)
+        border = ROLE_COLOURS.get(role or "", QColor("#94a3b8"))
+        if i == self.selected:
+            border = QColor("#f97316")
+        p.setPen(QPen(border, 2 if i == self.selected or role else 1))
+        p.drawRect(rect.adjusted(0.5, 0.5, -0.5, -0.5))
+        font = QFont(self.font())
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        p.setFont(font)
+        p.setPen(self.palette().color(self.palette().ColorRole.Text))
+        title = ph.label or f"phrase {i + 1}"
+        key = ph.meta.get("key")
+        if key:
+            title += f"  ·  {key}"
+        if role:
+            title = f"[{role}] {title}"
+        p.drawText(rect.adjusted(6, 2, -6, 0).toRect(),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        area = rect.adjusted(4, HEADER, -4, -4)
+        if ph.kind == "audio":
+            img = self._images.get(i)
+            if img is not None:
+                p.drawImage(area, img)
+        else:
+            self._paint_notes(p, area, ph, dark)
+        if self.playhead is not None and self.playhead[0] == i:
+            x = area.left() + self.playhead[1] * area.width()
+            p.setPen(QPen(QColor("#ef4444"), 2))
+            p.drawLine(int(x), int(area.top()), int(x), int(area.bottom()))
+
+    def _paint_notes(self, p: QPainter, area: QRectF, ph: Phrase, dark: bool) -> None:
+        notes = np.asarray(ph.notes).reshape(-1, 4)
+        steps = max(1, ph.steps)
+        if len(notes):
+            lo, hi = int(notes[:, 0].min()) - 2, int(notes[:, 0].max()) + 2
+        else:
+            lo, hi = 58, 74
+        if hi - lo < 14:
+            mid = (hi + lo) // 2
+            lo, hi = mid - 7, mid + 7
+        rows = hi - lo + 1
+        rh = area.height() / rows
+        sw = area.width() / steps
+        # black-key rows and C lines
+        shade = QColor(255, 255, 255, 10) if dark else QColor(0, 0, 0, 14)
+        for pitch in range(lo, hi + 1):
+            y = area.bottom() - (pitch - lo + 1) * rh
+            if pitch % 12 in (1, 3, 6, 8, 10):
+                p.fillRect(QRectF(area.left(), y, area.width(), rh), shade)
+        grid = QColor(255, 255, 255, 40) if dark else QColor(0, 0, 0, 40)
+        for s in range(0, steps + 1, STEPS_PER_QUARTER):
+            x = area.left() + s * sw
+            p.setPen(QPen(grid, 1.5 if s % STEPS_PER_BAR == 0 else 0.5))
+            p.drawLine(int(x), int(area.top()), int(x), int(area.bottom()))
+        colour = KIND_COLOURS.get(str(ph.meta.get("role", ph.kind)), KIND_COLOURS["melody"])
+        p.setPen(QPen(colour.darker(140), 1))
+        for pitch, start, end, vel in notes.tolist():
+            y = area.bottom() - (pitch - lo + 1) * rh
+            c = QColor(colour)
+            c.setAlpha(int(120 + 135 * min(127, vel) / 127))
+            p.setBrush(c)
+            p.drawRect(QRectF(area.left() + start * sw, y, max(2.0, (end - start) * sw - 1),
+                              max(2.0, rh - 0.5)))
+        p.setBrush(Qt.BrushStyle.NoBrush)
