@@ -184,7 +184,7 @@ def train(ctx: Reporter, cfg: TrainConfig, run_dir: Path, *, workspace: Path, de
     snr_all = alphas / (1.0 - alphas)
     budget = cfg.minutes * 60.0 if cfg.minutes and cfg.minutes > 0 else None
     autocast = _autocast(device)
-    loss_smooth: float | None = None
+    loss_avg, avg_weight = 0.0, 0.0  # bias-corrected moving average (no lag at the start)
     t_loop = time.monotonic() - elapsed
     step_times: list[float] = []
 
@@ -238,7 +238,9 @@ def train(ctx: Reporter, cfg: TrainConfig, run_dir: Path, *, workspace: Path, de
             ema.update(unet)
             step += 1
             value = float(loss.detach())
-            loss_smooth = value if loss_smooth is None else 0.98 * loss_smooth + 0.02 * value
+            loss_avg = 0.98 * loss_avg + 0.02 * value
+            avg_weight = 0.98 * avg_weight + 0.02
+            loss_smooth = loss_avg / avg_weight
             ctx.metric("loss/train", step, value)
             ctx.metric("loss/smoothed", step, loss_smooth)
             ctx.metric("lr", step, opt.param_groups[0]["lr"])

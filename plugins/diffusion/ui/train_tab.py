@@ -132,7 +132,9 @@ class TrainTab(QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "loss")
+        self.plot.setLabel("left", "loss (log scale)")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.setLogMode(y=True)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setClipToView(True)
