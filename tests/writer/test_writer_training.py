@@ -134,3 +134,18 @@ def test_learning_rate_schedule() -> None:
     timed = TrainConfig(steps=10**9, warmup=0, max_seconds=60.0)
     assert lr_factor(5, timed, elapsed=60.0) == pytest.approx(timed.min_lr_ratio)
     assert lr_factor(5, timed, elapsed=30.0) == pytest.approx(0.55)
+
+
+def test_stop_keeps_the_model_so_far(tmp_path: Path, corpus_file: Path,
+                                     micro_preset: str) -> None:
+    cancel = threading.Event()
+
+    def on_metric(name: str, step: float, value: float) -> None:
+        if name == "loss/train" and step == 3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_training(_req(corpus_file, preset=micro_preset, steps=50, eval_every=25),
+                     tmp_path / "run", NullReporter(cancel=cancel, on_metric=on_metric))
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()

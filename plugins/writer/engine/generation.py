@@ -144,29 +144,34 @@ class _Detokenizer:
         self.ids: list[int] = list(prompt_ids[-6:])
         self.prefix = 0
         self.read = len(self.ids)
+        self.prefix_text = self._decode(self.prefix, self.read)
+
+    def _decode(self, start: int, end: int | None = None) -> str:
+        return self.tok.decode(self.ids[start:end], skip_special_tokens=True)
 
     def push(self, token: int) -> str:
         self.ids.append(token)
-        prefix_text = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
-        new_text = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
-            delta = new_text[len(prefix_text):]
+        new_text = self._decode(self.prefix)
+        if len(new_text) > len(self.prefix_text) and not new_text.endswith("\ufffd"):
+            delta = new_text[len(self.prefix_text):]
             self.prefix, self.read = self.read, len(self.ids)
             if self.prefix > 64:  # keep the window short
                 cut = self.prefix - 6
                 self.ids = self.ids[cut:]
                 self.prefix -= cut
                 self.read -= cut
+            self.prefix_text = self._decode(self.prefix, self.read)
             return delta
         return ""
 
     def flush(self) -> str:
         """Whatever is still held back when the text ends (bytes that never completed a
         character decode as replacement characters, exactly as ``tokenizer.decode`` shows)."""
-        prefix_text = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
-        new_text = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        new_text = self._decode(self.prefix)
+        out = new_text[len(self.prefix_text):]
         self.prefix = self.read = len(self.ids)
-        return new_text[len(prefix_text):]
+        self.prefix_text = ""
+        return out
 
 
 class _StopScanner:

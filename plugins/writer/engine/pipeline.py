@@ -24,7 +24,7 @@ from plugins.writer.engine import presets as presets_mod
 from plugins.writer.engine.corpus import Corpus, load_corpus
 from plugins.writer.engine.reporting import Reporter
 from plugins.writer.engine.training import TrainConfig, TrainResult
-from studio.errors import UserError
+from studio.errors import Cancelled, UserError
 
 CONFIG_NAME = "config.json"
 FORMAT = "studio-writer-run-1"
@@ -163,7 +163,7 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
     and ``req.max_seconds`` may extend the run) and training continues from the last checkpoint.
     """
     from plugins.writer.engine.generation import context_length
-    from plugins.writer.engine.loading import load_causal_lm, save_pretrained_folder
+    from plugins.writer.engine.loading import load_causal_lm
     from plugins.writer.engine.tokenizer import (
         encode_documents,
         load_tokenizer,
@@ -247,20 +247,38 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
                       checkpoint_dir=run_dir / "checkpoints", val_chars_per_token=val_cpt)
     if cfg.max_seconds > 0 and not resume:
         cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
-    result = trainer.run(resume=resume)
-    best_step = trainer.restore_best() if cfg.keep_best else None
-    if best_step is not None and best_step != result.step:
-        rep.log(f"keeping the weights of step {best_step} (best validation loss "
-                f"{result.best_val:.4f})")
+    try:
+        result = trainer.run(resume=resume)
+    except Cancelled:
+        # Stop means "enough": keep what was learnt so far (the checkpoint is already written,
+        # so Resume can still continue from here).
+        rep.log(f"stopped at step {trainer.step}; saving the model so far")
+        _save_result(trainer, model, tokenizer, req, cfg, stats, run_dir, rep, trainer.step,
+                     trainer.last_val)
+        raise
+    out = _save_result(trainer, model, tokenizer, req, cfg, stats, run_dir, rep, result.step,
+                       result.last_val)
+    return TrainOutcome(out, result, stats, params)
 
-    # -- save -----------------------------------------------------------------------------------
+
+def _save_result(trainer: Any, model: Any, tokenizer: Any, req: TrainRequest, cfg: TrainConfig,
+                 stats: CorpusStats, run_dir: Path, rep: Reporter, step: int,
+                 last_val: float | None) -> Path:
+    """Save the best-validation weights (or the last ones) as ``run_dir/model``."""
+    from plugins.writer.engine.loading import save_pretrained_folder
+
+    best_step = trainer.restore_best() if cfg.keep_best else None
+    if best_step is not None and best_step != step:
+        rep.log(f"keeping the weights of step {best_step} (best validation loss "
+                f"{trainer.best_val:.4f})")
     out = run_dir / "model"
-    extra = {"studio": "writer", "run": str(run_dir), "step": result.step,
-             "best_step": best_step, "val_loss": result.best_val if best_step else
-             result.last_val, "corpus": stats.to_json(), "train": cfg.to_json()}
+    extra = {"studio": "writer", "run": str(run_dir), "step": step, "best_step": best_step,
+             "val_loss": trainer.best_val if best_step else last_val,
+             "corpus": stats.to_json(), "train": cfg.to_json()}
     to_save = model
     if cfg.method == "lora" and req.merge_lora:
+        # in place: the run ends here (a later resume rebuilds the model from its checkpoint)
         to_save = model.merge_and_unload()
     save_pretrained_folder(to_save, tokenizer, out, extra)
     rep.log(f"saved the model to {out}")
-    return TrainOutcome(out, result, stats, params)
+    return out

@@ -31,6 +31,12 @@ class DocInfo:
     path: Path
 
 
+def breakable(path: object) -> str:
+    """A path a word-wrapping label can break after each separator (long paths would otherwise
+    force the whole panel wider than the window)."""
+    return str(path).replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
 def title_of(text: str, fallback: str = "Untitled") -> str:
     """The first non-empty line (without Markdown heading marks), shortened."""
     for line in text.splitlines():

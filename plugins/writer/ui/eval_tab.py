@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from plugins.writer.ui.documents import breakable
 from studio.qtjobs import JobHandle
 
 EXPLAIN = ("Perplexity: how many tokens the model hesitates between, on average (lower is "
@@ -143,7 +144,7 @@ class EvalTab(QWidget):
         self.npc.setText(f"{r['nats_per_char']:.4f}")
         self.detail.setText(f"{r['tokens']:,} tokens, {r['chars']:,} characters in "
                             f"{r['files']} file(s); window {r['window']}, stride {r['stride']}; "
-                            f"model {r['model']}")
+                            f"model {breakable(r['model'])}")
 
     def state(self) -> dict[str, Any]:
         return {"data": self.data_edit.text()}

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.writer.engine.presets import PRESETS, param_count
+from plugins.writer.ui.documents import breakable
 from studio import fmt
 from studio.qtjobs import JobHandle
 
@@ -83,6 +84,9 @@ class TrainTab(QWidget):
         self.source.addItem("Fine-tune the model chosen above", "finetune")
         self.source.currentIndexChanged.connect(self._update_enabled)
         self.preset = QComboBox()
+        self.preset.currentIndexChanged.connect(self._show_preset)
+        self.preset_note = QLabel("")
+        self.preset_note.setWordWrap(True)
         self.tokenizer = QComboBox()
         self.tokenizer.addItem("byte-level BPE (recommended)", "bpe")
         self.tokenizer.addItem("characters", "char")
@@ -95,6 +99,7 @@ class TrainTab(QWidget):
         model_form = QFormLayout()
         model_form.addRow("Model:", self.source)
         model_form.addRow("Size:", self.preset)
+        model_form.addRow("", self.preset_note)
         model_form.addRow("Tokenizer:", self.tokenizer)
         model_form.addRow("Fine-tuning:", self.method)
         model_form.addRow("", self.merge)
@@ -168,15 +173,12 @@ class TrainTab(QWidget):
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        top = QHBoxLayout()
-        col1 = QVBoxLayout()
-        col1.addWidget(corpus_box)
-        col1.addWidget(model_box)
-        col1.addStretch(1)
-        top.addLayout(col1, 3)
-        top.addWidget(settings_box, 2)
+        columns = QHBoxLayout()
+        columns.addWidget(model_box, 1)
+        columns.addWidget(settings_box, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(corpus_box)
+        layout.addLayout(columns)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
@@ -200,9 +202,19 @@ class TrainTab(QWidget):
         self.preset.clear()
         for p in PRESETS.values():
             n = param_count(p, vocab)
-            self.preset.addItem(f"{p.name}: {fmt.count(n)} parameters ({p.layers} layers, "
-                                f"width {p.width}); {p.description}", p.name)
+            self.preset.addItem(f"{p.name}: {fmt.count(n)} parameters", p.name)
+            self.preset.setItemData(self.preset.count() - 1,
+                                    f"{p.layers} layers, width {p.width}, context "
+                                    f"{p.block_size} tokens; {p.description}",
+                                    Qt.ItemDataRole.ToolTipRole)
         self.preset.setCurrentIndex(max(0, self.preset.findData(current)))
+        self._show_preset()
+
+    def _show_preset(self, *_: Any) -> None:
+        tip = self.preset.currentData(Qt.ItemDataRole.ToolTipRole)
+        vocab_note = "" if self.stats else " (parameters counted for a 2,048-token vocabulary " \
+            "until you Count)"
+        self.preset_note.setText(f"{tip}{vocab_note}" if tip else "")
 
     def _update_enabled(self) -> None:
         new = self.source.currentData() == "new"
@@ -366,14 +378,15 @@ class TrainTab(QWidget):
         if rec.state == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.result_label.setText(f"Model saved to {rec.result}. It is now the chosen "
-                                      "model: try it in the Write tab.")
+            self.result_label.setText(f"Model saved to {breakable(rec.result)}. It is now the "
+                                      "chosen model: try it in the Write tab.")
             self.model_trained.emit(str(rec.result))
         elif rec.state == "cancelled":
             self.progress.setFormat("stopped")
             model_dir = (rec.run_dir or self.last_run or Path()) / "model"
             if model_dir.exists():
-                self.result_label.setText(f"Stopped. The model so far is in {model_dir}; "
+                self.result_label.setText(f"Stopped. The model so far is in "
+                                          f"{breakable(model_dir)}; "
                                           "Resume… continues from the checkpoint.")
                 self.model_trained.emit(str(model_dir))
             else:
