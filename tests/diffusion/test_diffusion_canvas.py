@@ -207,3 +207,38 @@ def test_train_tab_trains_and_hands_the_model_to_the_editor(qtbot: Any, panel: A
     tab.use_button.click()
     assert panel.tabs.currentWidget() is panel.edit
     assert panel.edit.model_edit.text() == str(tmp_path / "run" / "model")
+
+
+def test_cancel_from_the_editor_keeps_the_canvas(qtbot: Any, panel: Any, pixel_model: Path,
+                                                 photo: Path) -> None:
+    edit = _open_photo(panel, photo)
+    edit.model_edit.setText(str(pixel_model))
+    edit.set_mode("img2img")
+    edit.strength_slider.setValue(100)
+    edit.steps_spin.setValue(1000)
+    handle = edit.generate()
+    qtbot.waitUntil(lambda: handle.record.done >= 1, timeout=WAIT_MS)
+    edit.cancel_button.click()
+    qtbot.waitUntil(lambda: edit.handle is None, timeout=WAIT_MS)
+    assert handle.record.state == "cancelled" and handle.record.done < 1000
+    assert len(edit.doc.layers) == 1 and "Cancelled" in edit.status.text()
+    assert not edit.canvas.preview_visible and edit.generate_button.isEnabled()
+
+
+def test_text_to_image_on_an_empty_canvas_creates_the_picture(qtbot: Any, panel: Any,
+                                                              text_model: Path) -> None:
+    edit = panel.edit
+    edit.set_model(str(text_model))
+    qtbot.waitUntil(lambda: edit.model_info is not None, timeout=WAIT_MS)
+    assert edit.prompt_edit.isEnabled()
+    edit.prompt_edit.setPlainText("a green tree")
+    edit.steps_spin.setValue(3)
+    edit.n_spin.setValue(2)
+    assert edit.generate() is not None
+    qtbot.waitUntil(lambda: edit.handle is None, timeout=WAIT_MS)
+    doc = edit.doc
+    assert (doc.width, doc.height) == (32, 32) and len(doc.layers) == 2
+    assert doc.layers[0].visible and not doc.layers[1].visible  # variations start hidden
+    assert [layer.params["seed"] for layer in doc.layers] == [1, 2]
+    assert doc.layers[0].params["prompt"] == "a green tree"
+    assert edit.history.count() == 2

@@ -146,3 +146,14 @@ def test_bad_training_data_is_refused_clearly(run_job: Any, tmp_path: Path) -> N
         from plugins.diffusion.engine.presets import unet_config
 
         unet_config("small", 48, 3)
+
+
+def test_64px_training_adds_a_level(image_folder: Path, tmp_path: Path) -> None:
+    from plugins.diffusion.engine.presets import unet_config
+    from plugins.diffusion.engine.train import TrainConfig, train
+
+    assert len(unet_config("small", 64, 3)["block_out_channels"]) == 5
+    cfg = TrainConfig(data=str(image_folder), steps=1, **{**TINY, "size": 64})
+    model = train(_CancelAt(10**6), cfg, tmp_path / "run", workspace=tmp_path / "ws")
+    cfg_json = json.loads((model / "unet" / "config.json").read_text())
+    assert cfg_json["sample_size"] == 64 and len(cfg_json["block_out_channels"]) == 3

@@ -63,6 +63,7 @@ class EditTab(QWidget):
         self.model_info: dict[str, Any] | None = None
         self._info_handle: Any = None
         self._result_count = 0
+        self._request_seed = 0
         self._build()
         self.doc.undo_stack.canUndoChanged.connect(self.act_undo.setEnabled)
         self.doc.undo_stack.canRedoChanged.connect(self.act_redo.setEnabled)
@@ -533,6 +534,7 @@ class EditTab(QWidget):
                 self.doc.mask_to_png(mask_path)
                 params["mask"] = str(mask_path)
                 job = "inpaint"
+        self._request_seed = int(params["seed"])
         self.handle = self.host.submit(job, params, title=f"Diffusion: {job}", show_plots=False)
         self.handle.preview.connect(self._on_preview)
         self.handle.progress.connect(self._on_progress)
@@ -573,7 +575,7 @@ class EditTab(QWidget):
         self._result_count += 1
         mode = params.get("mode", "result")
         name = f"{mode} #{self._result_count} (seed {params.get('seed')})"
-        first_of_batch = params.get("seed") == self.seed_spin.value()
+        first_of_batch = params.get("seed") == self._request_seed
         self.doc.add_result(img, name, params, visible=first_of_batch or self.doc.is_empty)
         self.history.add(img, params)
 
