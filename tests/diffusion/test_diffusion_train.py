@@ -157,3 +157,20 @@ def test_64px_training_adds_a_level(image_folder: Path, tmp_path: Path) -> None:
     model = train(_CancelAt(10**6), cfg, tmp_path / "run", workspace=tmp_path / "ws")
     cfg_json = json.loads((model / "unet" / "config.json").read_text())
     assert cfg_json["sample_size"] == 64 and len(cfg_json["block_out_channels"]) == 3
+
+
+def test_learning_rate_schedule_and_time_budget() -> None:
+    from plugins.diffusion.engine.train import _budget_horizon, lr_factor
+
+    assert lr_factor(0, 100, 1000) == pytest.approx(0.01)
+    assert lr_factor(99, 100, 1000) == pytest.approx(1.0)
+    assert lr_factor(100, 100, 1000) == pytest.approx(1.0)
+    assert lr_factor(1000, 100, 1000) == pytest.approx(0.1)  # decays to 10% at the horizon
+    assert lr_factor(550, 100, 1000) == pytest.approx(0.55)
+    # 0.1 s per step, 100 s budget, 50 s spent at step 500: about 500 more steps fit
+    times = [0.1] * 50
+    horizon = _budget_horizon(500, 10**7, 10**7, 50.0, 100.0, times)
+    assert 950 <= horizon <= 1000
+    assert _budget_horizon(500, 10**7, 700, 50.0, 100.0, times) == 700  # --steps still caps
+    assert _budget_horizon(700, 1000, 10**7, 100.5, 100.0, times) == 700  # out of time: stop
+    assert _budget_horizon(900, 1000, 10**7, 90.0, 100.0, times) == 1000  # frozen near the end
