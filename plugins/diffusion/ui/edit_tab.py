@@ -64,6 +64,7 @@ class EditTab(QWidget):
         self._info_handle: Any = None
         self._result_count = 0
         self._request_seed = 0
+        self._inputs: list[Path] = []
         self._build()
         self.doc.undo_stack.canUndoChanged.connect(self.act_undo.setEnabled)
         self.doc.undo_stack.canRedoChanged.connect(self.act_redo.setEnabled)
@@ -535,6 +536,7 @@ class EditTab(QWidget):
                 params["mask"] = str(mask_path)
                 job = "inpaint"
         self._request_seed = int(params["seed"])
+        self._inputs = [Path(params[k]) for k in ("image", "mask") if k in params]
         self.handle = self.host.submit(job, params, title=f"Diffusion: {job}", show_plots=False)
         self.handle.preview.connect(self._on_preview)
         self.handle.progress.connect(self._on_progress)
@@ -593,6 +595,9 @@ class EditTab(QWidget):
 
     def _on_finished(self, rec: Any) -> None:
         self.handle = None
+        for path in self._inputs:  # the flattened canvas and mask were only for this job
+            path.unlink(missing_ok=True)
+        self._inputs = []
         self.canvas.hide_preview()
         self.progress.setValue(1000 if rec.state == "done" else 0)
         if rec.state == "done":
