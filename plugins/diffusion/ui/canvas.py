@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
     QWidget,
 )
@@ -72,6 +73,13 @@ class CanvasView(QGraphicsView):
         self._cursor.setZValue(1002)
         self._cursor.hide()
         self._scene.addItem(self._cursor)
+        self._placeholder = QGraphicsSimpleTextItem(
+            "Open an image (Ctrl+O) to edit it,\nor choose a model and Generate.")
+        self._placeholder.setBrush(QBrush(QColor(200, 200, 205)))
+        font = self._placeholder.font()
+        font.setPointSize(13)
+        self._placeholder.setFont(font)
+        self._scene.addItem(self._placeholder)
         self._stroke = None
         self._panning: QPointF | None = None
         self._space = False
@@ -98,6 +106,10 @@ class CanvasView(QGraphicsView):
         rect = QRectF(0, 0, self.doc.width, self.doc.height)
         self._frame.setRect(rect)
         self._frame.setVisible(not self.doc.is_empty)
+        self._placeholder.setVisible(self.doc.is_empty)
+        if self.doc.is_empty:
+            self.resetTransform()
+            self.centerOn(self._placeholder)
         self._scene.setSceneRect(rect.adjusted(-2000, -2000, 2000, 2000))
         self._refresh_mask()
 
@@ -129,10 +141,12 @@ class CanvasView(QGraphicsView):
                                                              h / max(1, pix.height())))
         if self.doc.is_empty:
             self._scene.setSceneRect(QRectF(0, 0, w, h).adjusted(-2000, -2000, 2000, 2000))
+        self._placeholder.hide()
         self._preview_item.show()
 
     def hide_preview(self) -> None:
         self._preview_item.hide()
+        self._placeholder.setVisible(self.doc.is_empty)
 
     @property
     def preview_visible(self) -> bool:

@@ -142,10 +142,10 @@ class TrainTab(QWidget):
         self.curve_loss = self.plot.plot([], [], pen=pg.mkPen((120, 160, 220, 110)), name="loss")
         self.curve_smooth = self.plot.plot([], [], pen=pg.mkPen((40, 90, 200), width=2),
                                            name="smoothed")
-        self.plot.setMinimumHeight(200)
+        self.plot.setMinimumSize(200, 200)
         self.grid_label = QLabel("Samples appear here while training.")
         self.grid_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.grid_label.setMinimumSize(256, 256)
+        self.grid_label.setMinimumSize(160, 160)
         self.grid_label.setObjectName("placeholder")
 
         right = QVBoxLayout()
