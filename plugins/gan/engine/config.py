@@ -26,8 +26,11 @@ from typing import Any
 ARCHS = ("dcgan", "wgan-gp", "sngan")
 SIZES = (32, 64, 128)
 
-#: model widths and batch sizes; ``fast`` is tuned to learn the built-in digits on 2 CPU cores in
-#: 10 minutes, the others want a GPU.
+#: model widths and batch sizes; the others want a GPU. ``fast`` is tuned to learn the built-in
+#: digits on 2 CPU cores in 10 minutes: with SNGAN, translation DiffAugment and the digits' native
+#: 16 px it reached (bench judge, 1,000 samples) 92% confident samples at 2,500 steps and 97-98%
+#: from 3,000 to 6,000 steps, every class 9.6-9.8%, diversity ~0.92 of the real digits'. One step
+#: took 0.11-0.2 s on one busy CPU thread.
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"g_width": 16, "d_width": 32, "z_dim": 64, "batch_size": 64},
     "balanced": {"g_width": 32, "d_width": 64, "z_dim": 100, "batch_size": 64},
