@@ -10,7 +10,6 @@ edits and the exact latent vector in their text chunks.
 from __future__ import annotations
 
 import base64
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from plugins.common import pngmeta
-from plugins.common.images import make_grid, to_uint8
+from plugins.common.images import to_uint8
 from plugins.gan.engine.modelfile import LoadedModel, load_model
 from studio import storage
 from studio.errors import UserError
@@ -303,11 +302,6 @@ def regenerate(png: Path, model: str | Path | None = None, device: str = "cpu"
     return image, text, loaded
 
 
-def strip(images: np.ndarray, pad: int = 2) -> np.ndarray:
-    """Images side by side (one row)."""
-    return make_grid(images, nrow=len(images), pad=pad)
-
-
 def describe(model: LoadedModel) -> dict[str, Any]:
     """What the Explore tab shows about a model."""
     cfg = model.config
@@ -315,10 +309,6 @@ def describe(model: LoadedModel) -> dict[str, Any]:
             "channels": cfg.channels, "classes": model.class_names if cfg.conditional else [],
             "step": model.info.get("step"), "z_dim": cfg.z_dim, "model_id": model.model_id,
             "path": str(model.run_dir)}
-
-
-def json_safe(obj: Any) -> str:
-    return json.dumps(obj, default=str)
 
 
 def grid_columns(n: int) -> int:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -196,15 +195,6 @@ def banner(parent: QWidget | None = None) -> QLabel:
                       " border-radius: 4px; padding: 6px; }")
     lab.hide()
     return lab
-
-
-def vbox(*widgets: QWidget, margins: int = 0) -> QWidget:
-    w = QWidget()
-    lay = QVBoxLayout(w)
-    lay.setContentsMargins(margins, margins, margins, margins)
-    for x in widgets:
-        lay.addWidget(x)
-    return w
 
 
 def ask_save(parent: QWidget, title: str, start: Path, file_filter: str) -> Path | None:
