@@ -6,8 +6,9 @@ float32 numpy buffer on a render thread (:class:`Transport`); the PortAudio call
 takes no locks, allocates no arrays and touches neither torch nor Qt (this module imports
 neither). The GUI talks to it through single-writer fields: it writes a play request and bumps a
 sequence number; the callback, the only writer of the play position, picks the request up at its
-next block. A stopped stream is restarted on Play, so time-to-first-sound is one stream start
-plus one block (measured by ``bench/music_playback.py``).
+next block. After playback the stream stays open and running (writing silence) for a few
+seconds, so pressing Play again is a flag flip, not a stream start; after that it stops itself
+and the next Play restarts it (measured by ``bench/music_playback.py``).
 
 ``import sounddevice`` raises OSError when the PortAudio library is missing: it is imported only
 when playback is first wanted, and the failure becomes :class:`AudioUnavailable` with a message
@@ -60,11 +61,13 @@ class Player:
         channels: output channels (the mono buffer is copied to each).
         latency: PortAudio's suggested latency ("low", "high" or seconds).
         capture: keep a copy of every frame written (tests check what was really sent).
+        keepalive: seconds of silence the stream keeps running after playback, so the next
+            Play starts at the next block instead of waiting for a stream start.
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = 2,
                  latency: str | float = "low", blocksize: int = 0, device: Any = None,
-                 capture: bool = False) -> None:
+                 capture: bool = False, keepalive: float = 3.0) -> None:
         self.sample_rate = sample_rate
         self.channels = channels
         self.latency = latency
@@ -78,7 +81,10 @@ class Player:
         self._req_seq = 0
         self._stop_seq = 0
         self.loop = False
+        self._want = False
+        self.keepalive_frames = int(keepalive * sample_rate)
         # written by the audio callback only
+        self._idle = 0
         self._seen_seq = 0
         self._seen_stop = 0
         self._pos = 0
@@ -136,19 +142,18 @@ class Player:
         self.t_play = time.perf_counter()
         self._req = (start, end, first)
         self._req_seq += 1
+        self._want = True
         self._start_stream()
 
     def stop(self) -> None:
-        """Silence at the next block; the stream is stopped (device released) right after."""
+        """Silence from the next block (the stream idles on for ``keepalive`` seconds)."""
+        self._want = False
         self._stop_seq += 1
-        with self._lock:
-            if self._stream is not None and self._stream.active:
-                self._stream.abort()  # drop queued blocks: silence now, not after the buffer
 
     @property
     def playing(self) -> bool:
         """True from :meth:`play` until the range ends (not looping) or :meth:`stop`."""
-        if self._stream is None or (self._stop_seq != self._seen_stop and not self._stream.active):
+        if not self._want or self._stream is None:
             return False
         return self._req_seq != self._seen_seq or (self._playing and self._stream.active)
 
@@ -216,9 +221,10 @@ class Player:
         seq = self._req_seq
         if seq != self._seen_seq:
             self._seen_seq = seq
-            self._start, self._end, self._first_nz = self._req
-            self._pos = self._start
-            self._playing = True
+            if self._want:  # a Stop pressed after this Play wins
+                self._start, self._end, self._first_nz = self._req
+                self._pos = self._start
+                self._playing = True
         buf = self._buf
         pos, end = self._pos, min(self._end, buf.shape[0])
         filled = 0
@@ -242,10 +248,11 @@ class Player:
             outdata[filled:] = 0.0
         self._pos = pos
         self.frames_out += frames
+        self._idle = 0 if self._playing else self._idle + frames
         self.timings[self.n_callbacks % N_TIMINGS] = time.perf_counter() - t0
         self.n_callbacks += 1
-        if not self._playing and self._sd is not None:
-            raise self._sd.CallbackStop
+        if self._idle > self.keepalive_frames and self._sd is not None:
+            raise self._sd.CallbackStop  # idle long enough: release the device
 
 
 class Transport:

@@ -47,6 +47,7 @@ class StripView(QWidget):
         self.roles: dict[int, str] = {}
         self.playhead: tuple[int, float] | None = None
         self._images: dict[int, QImage] = {}
+        self.pitch_range = (58, 74)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setMinimumHeight(TILE_H + 2 * GAP)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -59,6 +60,17 @@ class StripView(QWidget):
         self.playhead = None
         self._images = {i: _mel_image(p.mel) for i, p in enumerate(self.phrases)
                         if p.kind == "audio" and p.mel is not None}
+        # one pitch range for the whole strip, so tiles side by side compare at a glance
+        rows = [np.asarray(p.notes).reshape(-1, 4) for p in self.phrases if len(p.notes)]
+        if rows:
+            allp = np.concatenate(rows)[:, 0]
+            lo, hi = int(allp.min()) - 2, int(allp.max()) + 2
+        else:
+            lo, hi = 58, 74
+        if hi - lo < 14:
+            mid = (hi + lo) // 2
+            lo, hi = mid - 7, mid + 7
+        self.pitch_range = (lo, hi)
         self.updateGeometry()
         self.update()
         self.selection_changed.emit(self.selected)
@@ -181,13 +193,7 @@ class StripView(QWidget):
     def _paint_notes(self, p: QPainter, area: QRectF, ph: Phrase, dark: bool) -> None:
         notes = np.asarray(ph.notes).reshape(-1, 4)
         steps = max(1, ph.steps)
-        if len(notes):
-            lo, hi = int(notes[:, 0].min()) - 2, int(notes[:, 0].max()) + 2
-        else:
-            lo, hi = 58, 74
-        if hi - lo < 14:
-            mid = (hi + lo) // 2
-            lo, hi = mid - 7, mid + 7
+        lo, hi = self.pitch_range
         rows = hi - lo + 1
         rh = area.height() / rows
         sw = area.width() / steps
