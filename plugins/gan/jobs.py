@@ -185,7 +185,7 @@ def train(
     trainer = GanTrainer(cfg, images, labels, device)
     if state is not None:
         trainer.load_state_dict(state)
-        _truncate_metrics(ctx, trainer.step)
+        ctx.truncate_metrics(trainer.step)
         ctx.log(f"Resuming {run_dir.name} at step {trainer.step} of {steps}.")
     res = (f"{cfg.size} px" if cfg.net_size == cfg.size else
            f"{cfg.net_size} px (the images' native resolution), shown at {cfg.size} px")
@@ -204,23 +204,6 @@ def train(
     loop.run(trainer, schedule, run_dir, ctx, info)
     ctx.add_artifact(run_dir / modelfile.GENERATOR_FILE, "generator", step=trainer.step)
     return str(run_dir)
-
-
-def _truncate_metrics(ctx: JobContext, step: int) -> None:
-    """Drop metric points after the checkpoint we resume from.
-
-    # HOST: ``runs.truncate_metrics`` swaps in a new metrics.jsonl (os.replace) while the run's
-    # MetricsWriter keeps the old file open, so every point logged after resuming would land in
-    # the unlinked file and vanish. Close the writer, truncate, reopen. Proposed host fix: a
-    # ``RunDir.truncate_metrics(after_step)`` doing exactly this under the writer's lock.
-    """
-    from studio.runs import MetricsWriter, truncate_metrics
-
-    run = ctx.run
-    assert run is not None
-    run.metrics.close()
-    truncate_metrics(run.path, after_step=step)
-    run.metrics = MetricsWriter(run.metrics.path)
 
 
 # ----------------------------------------------------------------------------------------------
