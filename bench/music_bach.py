@@ -39,12 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None,
                     help="train exactly this many steps (no time budget unless --minutes given)")
     ap.add_argument("--preset", default="default")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: this model gains little from a second thread and "
+                         "loses 3-7x when another process wants the core)")
     ap.add_argument("--workspace", default=None,
                     help="where the chorale MIDI files live (default: the studio workspace)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=512)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override preset fields for tuning, e.g. batch_size=64 lr=0.003")
     args = ap.parse_args(argv)
 
     import torch
@@ -72,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 
     mc, tc = preset(args.preset, "melody", 2)
     tc.seed = args.seed
+    for item in args.set:
+        key, _, value = item.partition("=")
+        obj = mc if hasattr(mc, key) else tc
+        if not hasattr(obj, key):
+            ap.error(f"unknown field {key}")
+        setattr(obj, key, type(getattr(obj, key))(value))
+        print(f"override: {key} = {value}")
     budget = None
     if args.steps is not None:
         tc.steps = args.steps

@@ -8,7 +8,9 @@ forms stays light.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,31 @@ from studio.jobs import JobContext
 
 Mode = Literal["melody", "pianoroll", "audio"]
 Preset = Literal["tiny", "small", "default", "large"]
+
+
+@contextlib.contextmanager
+def _torch_threads(ctx: JobContext, mode: str) -> Iterator[None]:
+    """One torch thread for melody models on the CPU, unless the user chose a thread count.
+
+    Their LSTM steps are far too small to split: each op then waits on a barrier for the second
+    thread, and when any other program holds a core it crawls (measured here: 200 training
+    steps of the small preset took 172 s with two threads on a busy 2-core machine, 8.9 s with
+    one; on a quiet machine two threads gain little). Convolutional models keep the setting.
+    """
+    # HOST: JobContext has no public view of the thread setting; read the private one.
+    settings = getattr(ctx, "_settings", None)
+    chosen = int(getattr(settings, "cpu_threads", 0) or 0)
+    if mode != "melody" or chosen > 0 or not ctx.device.startswith("cpu"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _out_dir(ctx: JobContext, out: Path | None, job: str) -> Path:
@@ -46,7 +73,7 @@ def train(
     ctx: JobContext,
     data: str = "bach",
     bars: Literal[2, 4] = 2,
-    steps: int = 3000,
+    steps: int = 6000,
     mode: Mode = "melody",
     preset: Preset = "default",
     melody: str = "auto",
@@ -166,7 +193,8 @@ def train(
 
         truncate_metrics(run_dir, after_step=trainer.step)
         ctx.log(f"resumed at step {trainer.step} of {tc.steps}")
-    evaluation = trainer.run()
+    with _torch_threads(ctx, mode):
+        evaluation = trainer.run()
     ctx.add_artifact(run_dir / config.MODEL_FILE, "model", steps=trainer.step, mode=mode,
                      **evaluation)
     return str(run_dir)
@@ -190,7 +218,8 @@ def sample(ctx: JobContext, model: Path, n: int = 8, seed: int = 1, temperature:
 
     lm = gen.load_model(model, ctx.device)
     ctx.progress(0, n, "sampling")
-    phrases = gen.sample(lm, n, seed, temperature, key)
+    with _torch_threads(ctx, lm.mode):
+        phrases = gen.sample(lm, n, seed, temperature, key)
     target = _out_dir(ctx, out, "samples")
     files = gen.write_phrases(phrases, target, "sample", tempo or lm.tempo)
     ctx.progress(n, n, "done")
@@ -220,7 +249,8 @@ def interpolate(ctx: JobContext, model: Path, a: Path, b: Path, steps: int = 5,
     pa = gen.phrases_from_file(a, lm, melody, limit=1)[0].with_label("A")
     pb = gen.phrases_from_file(b, lm, melody, limit=1)[0].with_label("B")
     ctx.check()
-    phrases = gen.interpolate(lm, pa, pb, steps, temperature)
+    with _torch_threads(ctx, lm.mode):
+        phrases = gen.interpolate(lm, pa, pb, steps, temperature)
     target = _out_dir(ctx, out, "interpolations")
     files = gen.write_phrases(phrases, target, "interp", tempo or lm.tempo)
     _emit(ctx, [pa, *phrases, pb], f"A → B in {steps} steps", target, files,
@@ -247,7 +277,8 @@ def variations(ctx: JobContext, model: Path, source: Path, n: int = 6, amount: f
 
     lm = gen.load_model(model, ctx.device)
     src = gen.phrases_from_file(source, lm, melody, limit=1)[0].with_label("original")
-    phrases = gen.variations(lm, src, n, amount, seed)
+    with _torch_threads(ctx, lm.mode):
+        phrases = gen.variations(lm, src, n, amount, seed)
     target = _out_dir(ctx, out, "variations")
     files = gen.write_phrases(phrases, target, "variation", tempo or lm.tempo)
     _emit(ctx, [src, *phrases], f"{n} variations (amount {amount:g})", target, files,
@@ -283,7 +314,8 @@ def load(ctx: JobContext, midi: Path, model: Path | None = None, bars: Literal[2
         return str(path)
     lm = gen.load_model(model, ctx.device)
     phrases = gen.phrases_from_file(path, lm, melody, limit)
-    recon = gen.reconstruct(lm, phrases)
+    with _torch_threads(ctx, lm.mode):
+        recon = gen.reconstruct(lm, phrases)
     target = _out_dir(ctx, out, "reconstructions")
     files = gen.write_phrases(recon, target, "reconstruction", lm.tempo)
     strip = [x for pair in zip(phrases, recon, strict=True) for x in pair]

@@ -87,7 +87,8 @@ class MusicPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(side.sizeHint().width() + 24)
         split.addWidget(scroll)
 
         main = QWidget()
@@ -112,6 +113,9 @@ class MusicPanel(QWidget):
         self.strip_scroll.setWidgetResizable(True)
         ml.addWidget(self.strip_scroll, 1)
         ml.addWidget(self._transport_bar())
+        self.audio_label = QLabel(self.audio_message)
+        self.audio_label.setWordWrap(True)
+        ml.addWidget(self.audio_label)
         ml.addWidget(self._export_bar())
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -120,7 +124,7 @@ class MusicPanel(QWidget):
         split.addWidget(main)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
-        split.setSizes([330, 900])
+        split.setSizes([side.sizeHint().width() + 24, 900])
 
         QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.toggle_play)
         self._timer = QTimer(self)
@@ -181,7 +185,7 @@ class MusicPanel(QWidget):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
         self.steps_spin.setSingleStep(500)
-        self.steps_spin.setValue(3000)
+        self.steps_spin.setValue(6000)
         form.addRow("Steps:", self.steps_spin)
         btns = QHBoxLayout()
         self.train_btn = QPushButton("Train")
@@ -307,9 +311,7 @@ class MusicPanel(QWidget):
         self.voice_combo.addItems(["piano", "organ", "pluck"])
         self.voice_combo.currentIndexChanged.connect(lambda _i: self._rerender())
         lay.addWidget(self.voice_combo)
-        self.audio_label = QLabel(self.audio_message)
-        self.audio_label.setWordWrap(True)
-        lay.addWidget(self.audio_label, 1)
+        lay.addStretch(1)
         return w
 
     def _export_bar(self) -> QWidget:
