@@ -152,6 +152,8 @@ def preset(name: str, mode: str, bars: int) -> tuple[ModelConfig, TrainConfig]:
             m.audio = AudioConfig()
             t.transpose = 0
     m.mode, m.bars = mode, bars
+    if mode == "melody" and bars > 2:
+        t.free_bits *= bars / 2  # a longer phrase carries proportionally more to encode
     return m, t
 
 
