@@ -126,6 +126,12 @@ class JobContext:
         return self._settings.workspace_path()
 
     @property
+    def cpu_threads(self) -> int:
+        """The CPU thread count chosen in Settings (0: automatic). A job may pick its own count
+        when this is 0, e.g. one thread for models too small to split across cores."""
+        return int(self._settings.cpu_threads or 0)
+
+    @property
     def device(self) -> str:
         """The torch device string chosen in Settings ("cuda:0", "mps" or "cpu"); resolved on
         first use so jobs that never touch torch never import it."""

@@ -30,10 +30,7 @@ def _torch_threads(ctx: JobContext, mode: str) -> Iterator[None]:
     steps of the small preset took 172 s with two threads on a busy 2-core machine, 8.9 s with
     one; on a quiet machine two threads gain little). Convolutional models keep the setting.
     """
-    # HOST: JobContext has no public view of the thread setting; read the private one.
-    settings = getattr(ctx, "_settings", None)
-    chosen = int(getattr(settings, "cpu_threads", 0) or 0)
-    if mode != "melody" or chosen > 0 or not ctx.device.startswith("cpu"):
+    if mode != "melody" or ctx.cpu_threads > 0 or not ctx.device.startswith("cpu"):
         yield
         return
     import torch
