@@ -38,6 +38,7 @@ class JobHandle(QObject):
         super().__init__(manager)
         self.manager = manager
         self.record = record
+        self._delivered = False
 
     @property
     def id(self) -> int:
@@ -48,7 +49,9 @@ class JobHandle(QObject):
 
     @property
     def is_finished(self) -> bool:
-        return self.record.state in FINAL_STATES
+        """True once ``finished`` has been emitted on the GUI thread (not merely once the
+        worker is done), so code that waits on it sees every event the job sent."""
+        return self._delivered
 
 
 class MetricStore:
@@ -197,6 +200,7 @@ class JobManager(QObject):
             changed[ev.job_id] = handle.record
             handle.state.emit(data["state"])
             if data["state"] in FINAL_STATES:
+                handle._delivered = True
                 handle.finished.emit(handle.record)
         self.event.emit(ev)
 
