@@ -67,7 +67,9 @@ class PlotsWidget(QWidget):
         self.redraws = 0  # counted for tests and the latency bench
 
         self.source_box = QComboBox()
-        self.source_box.setMinimumWidth(220)
+        self.source_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_box.setMinimumContentsLength(12)
         self.source_box.currentIndexChanged.connect(self._on_source_changed)
         self.smoothing = QDoubleSpinBox()
         self.smoothing.setRange(0.0, 0.99)
@@ -81,7 +83,7 @@ class PlotsWidget(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.source_box, 1)
-        top.addWidget(QLabel("Smoothing:"))
+        top.addWidget(QLabel("Smooth:"))
         top.addWidget(self.smoothing)
         top.addWidget(open_btn)
 

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.navigator = QListWidget()
         self.navigator.setObjectName("navigator")
         self.navigator.setIconSize(QSize(28, 28))
-        self.navigator.setFixedWidth(210)
+        self.navigator.setFixedWidth(190)
         self.stack = QStackedWidget()
         central = QWidget()
         from PySide6.QtWidgets import QHBoxLayout
@@ -149,8 +149,7 @@ class MainWindow(QMainWindow):
                                      Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.jobs_dock, self.log_dock)
         self.jobs_dock.raise_()
-        self.resizeDocks([self.plots_dock], [420], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.jobs_dock], [210], Qt.Orientation.Vertical)
+        self._docks_sized = False
         self.manager.log_message.connect(self.log_widget.append)
         self.manager.event.connect(self._on_event)
         self.manager.job_changed.connect(self._on_job_changed)
@@ -179,6 +178,15 @@ class MainWindow(QMainWindow):
         start = self._initial_plugin()
         if start is not None:
             self.select_plugin(start)
+
+    def showEvent(self, event: object) -> None:
+        """Size the docks once, when the window first has its real size (resizeDocks before
+        the first show is overridden by the layout)."""
+        super().showEvent(event)  # type: ignore[arg-type]
+        if not self._docks_sized:
+            self._docks_sized = True
+            self.resizeDocks([self.plots_dock], [380], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.jobs_dock], [200], Qt.Orientation.Vertical)
 
     # -- construction helpers -------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -300,6 +301,16 @@ class MusicPanel(QWidget):
         self.loop_check = QCheckBox("Loop")
         self.loop_check.toggled.connect(self._on_loop)
         lay.addWidget(self.loop_check)
+        lay.addStretch(1)
+        # second row: the panel must fit beside the plots dock at 1400 px
+        outer = QWidget()
+        rows = QVBoxLayout(outer)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.addWidget(w)
+        w2 = QWidget()
+        lay = QHBoxLayout(w2)
+        lay.setContentsMargins(0, 0, 0, 0)
+        rows.addWidget(w2)
         lay.addWidget(QLabel("Tempo"))
         self.tempo_spin = QSpinBox()
         self.tempo_spin.setRange(30, 300)
@@ -312,23 +323,23 @@ class MusicPanel(QWidget):
         self.voice_combo.currentIndexChanged.connect(lambda _i: self._rerender())
         lay.addWidget(self.voice_combo)
         lay.addStretch(1)
-        return w
+        return outer
 
     def _export_bar(self) -> QWidget:
         w = QWidget()
-        lay = QHBoxLayout(w)
+        lay = QGridLayout(w)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(QLabel("Export:"))
+        lay.addWidget(QLabel("Export:"), 0, 0)
         self.export_buttons: list[QPushButton] = []
-        for text, fmt, which in (("MIDI (selected)", "mid", "selected"),
-                                 ("MIDI (strip)", "mid", "strip"),
-                                 ("WAV (selected)", "wav", "selected"),
-                                 ("WAV (strip)", "wav", "strip")):
+        for i, (text, fmt, which) in enumerate((("MIDI (selected)", "mid", "selected"),
+                                                ("MIDI (strip)", "mid", "strip"),
+                                                ("WAV (selected)", "wav", "selected"),
+                                                ("WAV (strip)", "wav", "strip"))):
             b = QPushButton(text)
             b.clicked.connect(lambda _=False, f=fmt, s=which: self.export(f, s))
-            lay.addWidget(b)
+            lay.addWidget(b, i // 2, 1 + i % 2)
             self.export_buttons.append(b)
-        lay.addStretch(1)
+        lay.setColumnStretch(3, 1)
         return w
 
     # ------------------------------------------------------------------------------------------
