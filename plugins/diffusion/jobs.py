@@ -28,7 +28,7 @@ def train(
     lr: float = 2e-3,
     ema_decay: float = 0.995,
     channels: Literal["auto", "gray", "rgb"] = "auto",
-    prediction: Literal["epsilon", "v_prediction"] = "epsilon",
+    prediction: Literal["v_prediction", "epsilon"] = "v_prediction",
     flip: bool = False,
     minutes: float = 0.0,
     sample_every: int = 500,
@@ -47,7 +47,8 @@ def train(
         lr: peak learning rate (warm-up, then cosine decay)
         ema_decay: decay of the weight average used for samples and the saved model
         channels: auto picks grayscale when every image is gray
-        prediction: what the UNet predicts: the noise (epsilon) or v
+        prediction: what the UNet predicts: v (default: well-behaved with every sampler) or the
+            noise (epsilon)
         flip: augment with horizontal flips (off for digits and text)
         minutes: wall-clock budget for training (0: no limit); the schedule adapts to it
         sample_every: steps between preview grids

@@ -226,3 +226,21 @@ def test_grayscale_model_edits_colour_images(run_job: Any, gray_model: Path, pho
                   steps=3, out=str(tmp_path / "g.png"))
     assert res.state == "done", res.error
     assert _png(tmp_path / "g.png").shape == (48, 40, 3)
+
+
+def test_solvers_clip_like_the_model_was_trained() -> None:
+    """A model trained with clip_sample (DDPM/DDIM clip the predicted image to [-1, 1]) gets the
+    same clip in DPM-Solver++ and UniPC (as thresholding); an SD config, which does not clip,
+    does not."""
+    from plugins.diffusion.engine.schedulers import make_scheduler
+    from plugins.diffusion.engine.train import make_noise_scheduler
+
+    trained = make_noise_scheduler("v_prediction").config
+    for name in ("dpm++", "unipc"):
+        s = make_scheduler(name, trained)
+        assert s.config.thresholding and s.config.sample_max_value == 1.0
+        assert s.config.prediction_type == "v_prediction"
+    sd = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+          "clip_sample": False, "num_train_timesteps": 1000}
+    assert not make_scheduler("dpm++", sd).config.thresholding
+    assert make_scheduler("DPM++ 2M Karras", sd).config.algorithm_type == "dpmsolver++"

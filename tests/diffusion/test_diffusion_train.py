@@ -34,6 +34,9 @@ def test_train_writes_a_diffusers_pipeline_and_previews(run_job: Any, image_fold
 
     pipe = DDPMPipeline.from_pretrained(model_dir, use_safetensors=True)
     assert pipe.unet.config.in_channels == 3 and pipe.unet.config.sample_size == 32
+    # v-prediction sampled from the last timestep: every sampler starts where the noise belongs
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.scheduler.config.timestep_spacing == "trailing"
     out = pipe(batch_size=1, num_inference_steps=2, output_type="np").images
     assert out.shape == (1, 32, 32, 3) and np.isfinite(out).all()
     assert sorted(p.name for p in (model_dir / "unet").iterdir()) == [

@@ -70,5 +70,11 @@ def make_scheduler(name: str, base_config: Any) -> Any:
         extra = {"algorithm_type": "dpmsolver++", "solver_order": 2}
     elif name == "unipc":
         extra = {"solver_order": 2}
+    if config.get("clip_sample") and name in ("dpm++", "unipc"):
+        # The model was trained to make images in [-clip, clip] and its DDPM/DDIM schedulers
+        # clip the predicted image; these solvers spell the same clip as thresholding with a
+        # ceiling of the clip range (the percentile threshold is floored at 1, so it is a clip).
+        extra |= {"thresholding": True,
+                  "sample_max_value": float(config.get("clip_sample_range", 1.0))}
     # An SD scheduler config carries PNDM-only keys; ``from_config`` drops unknown keys.
     return cls.from_config(config, **extra)

@@ -9,8 +9,10 @@ What a run folder holds (``RUN`` is the job's ``--out``)::
     RUN/model/                          a standard diffusers DDPMPipeline folder (EMA weights)
 
 Choices that make a small CPU budget go far: a cosine noise schedule (better than linear at
-32 px), min-SNR loss weighting (Hang et al., 2023: much faster convergence, no extra cost), a
-short warm-up then cosine decay of the learning rate, and an EMA of the weights with warm-up. All
+32 px) with v-prediction (well conditioned at every noise level, so the few-step ODE samplers
+work from the first step), min-SNR loss weighting (Hang et al., 2023: much faster convergence,
+no extra cost), a short warm-up then cosine decay of the learning rate, and an EMA of the weights
+with warm-up. All
 the randomness of a step (batch indices, noise, timesteps) comes from one generator whose state is
 checkpointed, so a resumed run continues exactly where the interrupted one would have gone.
 """
@@ -54,7 +56,7 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 100
     ema_decay: float = 0.995
-    prediction: str = "epsilon"
+    prediction: str = "v_prediction"
     min_snr_gamma: float = 5.0
     flip: bool = False
     seed: int = 0
@@ -83,8 +85,16 @@ def make_noise_scheduler(prediction: str) -> Any:
 
     if prediction not in ("epsilon", "v_prediction"):
         raise UserError(f"prediction must be epsilon or v_prediction, not {prediction!r}")
+    # v-prediction with "trailing" spacing (Lin et al., 2024): sampling starts at the last
+    # training timestep, where the pure noise it starts from belongs, and v stays well
+    # conditioned there even though the cosine schedule's signal is ~0. On the digits this fixed
+    # DPM-Solver++ under-drawing thin digits (a "1" share of 4.8% with "leading", which starts
+    # 40 steps early at 25 steps). An epsilon model cannot predict the image at ~0 signal (Euler
+    # diverges from there), so epsilon keeps diffusers' default "leading" spacing.
     return DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
-                         prediction_type=prediction, clip_sample=True, variance_type="fixed_small")
+                         prediction_type=prediction, clip_sample=True, variance_type="fixed_small",
+                         timestep_spacing="trailing" if prediction == "v_prediction"
+                         else "leading")
 
 
 def load_training_images(cfg: TrainConfig, workspace: Path, ctx: Reporter) -> tuple[Any, Path]:
