@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from diffusion_helpers import write_png
 
 PLUGIN_ID = "diffusion"
 
@@ -166,14 +167,6 @@ def inpaint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ----------------------------------------------------------------------------------------------
 # Images
 # ----------------------------------------------------------------------------------------------
-def write_png(path: Path, array: np.ndarray) -> Path:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
-
-
 @pytest.fixture
 def photo(tmp_path: Path) -> Path:
     """A 40x48 colour image with structure (gradients and a disc)."""

@@ -91,7 +91,7 @@ def test_cli_forms_of_the_issue(pixel_model: Path, image_folder: Path, photo: Pa
 
 def test_non_image_and_mismatched_mask_are_refused(run_job: Any, pixel_model: Path, photo: Path,
                                                    tmp_path: Path) -> None:
-    from conftest import write_png
+    from diffusion_helpers import write_png
 
     notes = tmp_path / "notes.png"
     notes.write_text("not an image at all")

@@ -121,7 +121,7 @@ def test_cancel_saves_a_checkpoint_and_model(image_folder: Path, tmp_path: Path)
 
 
 def test_grayscale_folders_train_one_channel_models(run_job: Any, tmp_path: Path) -> None:
-    from conftest import write_png
+    from diffusion_helpers import write_png
 
     rng = np.random.default_rng(1)
     for i in range(4):

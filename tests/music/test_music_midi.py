@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_song
+from music_helpers import write_song
 
 from plugins.music.engine import midi as midi_mod
 from plugins.music.engine.data import load_midi_folder

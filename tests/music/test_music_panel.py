@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PHRASE_A, PHRASE_B
+from music_helpers import PHRASE_A, PHRASE_B
 from test_music_playback import null_home, run_python
 
 from plugins.music.engine import midi as midi_mod

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PHRASE_A, PHRASE_B
+from music_helpers import PHRASE_A, PHRASE_B
 
 from plugins.music.engine import generate as gen
 from plugins.music.engine import midi as midi_mod
