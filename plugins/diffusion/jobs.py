@@ -73,26 +73,9 @@ def train(
                       minutes=minutes)
     assert ctx.run_dir is not None  # makes_run=True
     model_dir = run_training(ctx, cfg, ctx.run_dir, workspace=ctx.workspace, device=ctx.device,
-                             resume=resume, truncate_metrics=lambda step: _truncate(ctx, step))
+                             resume=resume, truncate_metrics=ctx.truncate_metrics)
     ctx.add_artifact(model_dir, "diffusers-pipeline", format="DDPMPipeline/safetensors")
     return str(model_dir)
-
-
-def _truncate(ctx: JobContext, step: int) -> None:
-    """Drop metrics logged after ``step`` (resume).
-
-    # HOST: ``runs.truncate_metrics`` replaces metrics.jsonl with a new file while the run's
-    # MetricsWriter keeps appending to the old, unlinked one, so every metric after a resume was
-    # lost. Until ``RunDir`` can truncate its own writer, close it, truncate, and reopen it.
-    """
-    from studio import runs
-
-    run = ctx.run
-    if run is None:
-        return
-    run.metrics.close()
-    runs.truncate_metrics(run.path, after_step=step)
-    run.metrics = runs.MetricsWriter(run.path / runs.METRICS_FILE)
 
 
 def info(ctx: JobContext, model: str) -> dict[str, Any]:

@@ -45,7 +45,8 @@ def train(ctx: JobContext, data: str, preset: Literal["tiny", "small", "base"] =
           method: Literal["full", "lora"] = "full", merge_lora: bool = True,
           tokenizer: Literal["bpe", "char"] = "bpe", vocab_size: int = 0,
           val_fraction: float = 0.1, batch_size: int = 0, block_size: int = 0,
-          lr: float = 0.0, eval_every: int = 0, patience: int = 0, minutes: float = 0.0,
+          lr: float = 0.0, optimizer: Literal["auto", "adamw", "muon"] = "auto",
+          eval_every: int = 0, patience: int = 0, minutes: float = 0.0,
           lora_r: int = 8, seed: int = 0, resume: bool = False) -> str:
     """Train a new language model on your text, or fine-tune a local model folder.
 
@@ -62,6 +63,7 @@ def train(ctx: JobContext, data: str, preset: Literal["tiny", "small", "base"] =
         batch_size: sequences per step (0: the preset's)
         block_size: context length in tokens (0: the preset's)
         lr: peak learning rate (0: the preset's, or 5e-5 full / 2e-4 LoRA for fine-tuning)
+        optimizer: auto (new models: the preset's, Muon for tiny/small; fine-tuning: AdamW)
         eval_every: steps between validations and checkpoints (0: about 10 per run)
         patience: stop after this many validations without improvement (0: never)
         minutes: stop after this many minutes (0: no limit); the LR schedule follows the clock
@@ -77,15 +79,15 @@ def train(ctx: JobContext, data: str, preset: Literal["tiny", "small", "base"] =
                        merge_lora=merge_lora, tokenizer=tokenizer, vocab_size=vocab_size,
                        val_fraction=val_fraction, steps=steps, batch_size=batch_size,
                        block_size=block_size, lr=lr, eval_every=eval_every, patience=patience,
-                       max_seconds=minutes * 60.0, seed=seed, extra={"lora_r": lora_r})
+                       max_seconds=minutes * 60.0, seed=seed, optimizer=optimizer,
+                       extra={"lora_r": lora_r})
     if resume:
-        from studio.runs import truncate_metrics
         from studio.storage import load_state
 
         ckpt = ctx.run_dir / "checkpoints" / "last.safetensors"
         if ckpt.exists():
             try:
-                truncate_metrics(ctx.run_dir, after_step=int(load_state(ckpt)["step"]))
+                ctx.truncate_metrics(int(load_state(ckpt)["step"]))
             except Exception as exc:  # the trainer reports an unreadable checkpoint clearly
                 ctx.warn(f"could not align the metric log with the checkpoint: {exc}")
     outcome = run_training(req, ctx.run_dir, ctx, device=ctx.device, resume=resume)

@@ -136,3 +136,31 @@ def test_min_new_tokens_and_settings_validation(gen: Generator,
                 dict(repetition_penalty=0)):
         with pytest.raises(UserError):
             SamplingSettings(**bad).validate()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gemma2", "mistral"])
+def test_other_architectures_match_model_generate(arch: str, tmp_path: Path,
+                                                  tiny_tokenizer) -> None:
+    """The decoding loop is generic: greedy text equals ``model.generate`` for other families
+    (sliding-window and soft-capped models included)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from plugins.writer.engine.tokenizer import save_tokenizer
+
+    eot = tiny_tokenizer.eos_token_id
+    cfg = AutoConfig.for_model(arch, vocab_size=len(tiny_tokenizer), hidden_size=32,
+                               intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                               num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
+                               bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.save_pretrained(str(tmp_path))
+    save_tokenizer(tiny_tokenizer, tmp_path)
+    gen = Generator.from_folder(tmp_path)
+    s = SamplingSettings(max_new_tokens=12, temperature=0, stop_at_eos=False)
+    text = gen.generate("Speak", s)
+    ids = gen.encode("Speak")
+    ref = gen.model.generate(torch.tensor([ids]), max_new_tokens=12, min_new_tokens=12,
+                             do_sample=False, pad_token_id=eot)
+    assert text == gen.tokenizer.decode(ref[0, len(ids):].tolist(), skip_special_tokens=True)

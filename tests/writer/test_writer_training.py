@@ -43,11 +43,33 @@ def test_from_scratch_saves_a_folder_plain_transformers_loads(
     assert out.params[0] == out.params[1] == sum(p.numel() for p in model.parameters())
 
 
-def test_resume_after_cancel_is_exact(tmp_path: Path, corpus_file: Path,
-                                      micro_preset: str) -> None:
+def test_dropout_only_while_training(tiny_llama: Path) -> None:
+    import torch
+
+    from plugins.writer.engine.loading import load_causal_lm
+    from plugins.writer.engine.training import add_dropout
+
+    model, _, _ = load_causal_lm(tiny_llama)
+    x = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        clean = model(input_ids=x).logits
+        handles = add_dropout(model, 0.3)
+        assert len(handles) == 2 * 2 + 1  # two branches per layer + the embeddings
+        assert torch.equal(model(input_ids=x).logits, clean)  # eval mode: no effect
+        model.train()
+        assert not torch.allclose(model(input_ids=x).logits, clean)
+        for h in handles:
+            h.remove()
+        assert torch.allclose(model(input_ids=x).logits, clean)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_after_cancel_is_exact(tmp_path: Path, corpus_file: Path, micro_preset: str,
+                                      optimizer: str) -> None:
     from studio.storage import load_state
 
-    req = dict(preset=micro_preset, steps=8, eval_every=4)
+    req = dict(preset=micro_preset, steps=8, eval_every=4,
+               extra={"dropout": 0.2, "optimizer": optimizer})
     run_training(_req(corpus_file, **req), tmp_path / "straight", NullReporter())
 
     cancel = threading.Event()

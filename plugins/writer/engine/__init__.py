@@ -16,6 +16,8 @@ plugin reuses it unchanged:
                       (sampling controls, seed, stop sequences, cancel, tokens/s); a chat loop
                       calls it with ``tokenizer.apply_chat_template`` ids
 - :mod:`.evaluation`  perplexity, nats and bits per character on held-out text
+- :mod:`.pipeline`    the whole recipe: corpus -> tokenizer -> model -> Trainer -> saved folder
+- :mod:`.hub`         Hugging Face Hub download, only when the user explicitly asks
 
 Progress is reported through the small :class:`~.reporting.Reporter` protocol, which a studio
 ``JobContext`` satisfies; scripts and tests pass :class:`~.reporting.NullReporter`.

@@ -51,6 +51,7 @@ class TrainRequest:
     patience: int = 0
     max_seconds: float = 0.0
     seed: int = 0
+    optimizer: Literal["auto", "adamw", "muon"] = "auto"  # auto: the preset's / AdamW to tune
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
 
     @property
@@ -101,14 +102,19 @@ class TrainOutcome:
 def resolve_config(req: TrainRequest, context: int | None = None) -> TrainConfig:
     """Fill the "auto" settings: a preset's defaults for new models, fine-tuning defaults
     (small LR, shorter warmup) for existing ones."""
+    extra = dict(req.extra)
     if req.from_scratch:
         p = presets_mod.get_preset(req.preset)
         batch, block, lr, warmup = p.batch_size, p.block_size, p.lr, p.warmup
+        extra.setdefault("dropout", p.dropout)
+        extra.setdefault("optimizer", p.optimizer)
     else:
         batch, block = 8, min(256, context or 256)
         lr = 2e-4 if req.method == "lora" else 5e-5
         warmup = 20
-    cfg = TrainConfig.from_json(dict(req.extra))
+    if req.optimizer != "auto":
+        extra["optimizer"] = req.optimizer
+    cfg = TrainConfig.from_json(extra)
     cfg.steps = req.steps
     cfg.batch_size = req.batch_size or batch
     cfg.block_size = req.block_size or block

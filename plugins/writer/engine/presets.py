@@ -34,6 +34,8 @@ class Preset:
     lr: float
     warmup: int
     description: str
+    dropout: float = 0.0  # residual/embedding dropout while training
+    optimizer: str = "adamw"  # "muon": Muon for hidden matrices, AdamW for the rest
 
     def model_kwargs(self, vocab_size: int, max_positions: int | None = None) -> dict[str, Any]:
         """Keyword arguments for ``transformers.LlamaConfig``."""
@@ -60,8 +62,8 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset("tiny", layers=4, width=256, heads=4, ffn=704, block_size=128, batch_size=16,
-                   lr=3e-3, warmup=50,
+    "tiny": Preset("tiny", layers=4, width=192, heads=4, ffn=512, block_size=256, batch_size=8,
+                   lr=1e-2, warmup=50, optimizer="muon",
                    description="minutes on a laptop CPU; good for one author's corpus"),
     "small": Preset("small", layers=6, width=384, heads=6, ffn=1024, block_size=256,
                     batch_size=16, lr=1.5e-3, warmup=200,

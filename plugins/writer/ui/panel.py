@@ -44,7 +44,10 @@ class WriterPanel(QWidget):
 
         # -- model bar --------------------------------------------------------------------------
         self.model_combo = QComboBox()
-        self.model_combo.setMinimumWidth(360)
+        self.model_combo.setMinimumWidth(240)
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(20)
         self.model_combo.setToolTip("The model used to write and evaluate, and the one "
                                     "fine-tuned in the Train tab")
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)

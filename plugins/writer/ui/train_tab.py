@@ -80,8 +80,8 @@ class TrainTab(QWidget):
 
         # -- model ----------------------------------------------------------------------------
         self.source = QComboBox()
-        self.source.addItem("A new model, trained from scratch on this text", "new")
-        self.source.addItem("Fine-tune the model chosen above", "finetune")
+        self.source.addItem("New model, trained from scratch", "new")
+        self.source.addItem("Fine-tune the chosen model", "finetune")
         self.source.currentIndexChanged.connect(self._update_enabled)
         self.preset = QComboBox()
         self.preset.currentIndexChanged.connect(self._show_preset)
@@ -96,6 +96,10 @@ class TrainTab(QWidget):
         self.merge = QCheckBox("save LoRA merged into a full model")
         self.merge.setChecked(True)
         self.method.currentIndexChanged.connect(self._update_enabled)
+        for combo in (self.source, self.preset, self.tokenizer, self.method):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
         model_form = QFormLayout()
         model_form.addRow("Model:", self.source)
         model_form.addRow("Size:", self.preset)

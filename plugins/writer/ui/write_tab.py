@@ -69,7 +69,9 @@ class WriteTab(QWidget):
 
         # -- editor column ----------------------------------------------------------------------
         self.docs = QComboBox()
-        self.docs.setMinimumWidth(220)
+        self.docs.setMinimumWidth(140)
+        self.docs.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.docs.setMinimumContentsLength(12)
         self.docs.activated.connect(self._on_doc_chosen)
         self.new_button = QPushButton("New")
         self.new_button.clicked.connect(self.new_document)
@@ -105,7 +107,6 @@ class WriteTab(QWidget):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addLayout(bar)
         lv.addWidget(self.editor, 1)
         lv.addLayout(status)
 
@@ -198,6 +199,7 @@ class WriteTab(QWidget):
         split.setSizes([700, 300])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)  # above both columns, so the panel can be narrow
         layout.addWidget(split)
 
         self._autosave_timer = QTimer(self)
