@@ -34,25 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CONFIDENCE = 0.9
+from digits_judge import BAR_JUDGE, CONFIDENCE, judge_report, train_judge
+
 BAR_CONFIDENT = 0.80
 BAR_MIN_CLASS = 0.05
-BAR_JUDGE = 0.97
-
-
-def judge_report(probs: Any, labels: Any = None) -> dict[str, Any]:
-    import numpy as np
-
-    pred = probs.argmax(1)
-    confident = probs.max(1) > CONFIDENCE
-    share = np.bincount(pred, minlength=probs.shape[1]) / len(pred)
-    conf_share = np.bincount(pred[confident], minlength=probs.shape[1]) / len(pred)
-    out = {"confident": float(confident.mean()), "min_class_share": float(share.min()),
-           "class_shares": [round(float(s), 3) for s in share],
-           "confident_class_shares": [round(float(s), 3) for s in conf_share]}
-    if labels is not None:
-        out["accuracy"] = float((pred == np.asarray(labels)).mean())
-    return out
 
 
 class _Quiet:
@@ -117,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_images,
         frechet_distance,
         gaussian_stats,
-        train_domain_classifier,
     )
-    from plugins.common.images import builtin_digits, load_image_folder, make_grid
+    from plugins.common.images import make_grid
     from plugins.common.pngmeta import save_png
     from plugins.diffusion.engine.loading import load_model
     from plugins.diffusion.plugin import DiffusionPlugin
@@ -132,14 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(device="cpu", cpu_threads=args.threads, workspace=str(workspace))
 
     # -- the judge: a digit classifier trained on the real digits
-    t0 = time.perf_counter()
-    real = load_image_folder(builtin_digits(workspace), 32, 1)
-    judge = train_domain_classifier(real.images, real.labels, steps=args.judge_steps,
-                                    seed=args.seed, class_names=real.classes)
-    print(f"judge: {judge.name}, held-out accuracy {judge.val_accuracy:.3%} "
-          f"({time.perf_counter() - t0:.0f} s to train)", flush=True)
-    real_ref = judge_report(judge.predict_proba(real.images), real.labels)
-    print(f"real digits: {json.dumps(real_ref)}", flush=True)
+    real, judge, real_ref = train_judge(workspace, args.judge_steps, args.seed)
 
     # -- train through the studio's job runner (exactly what the window and the CLI do)
     summary: dict[str, Any] = {}

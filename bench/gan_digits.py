@@ -30,23 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CONFIDENCE = 0.9
+from digits_judge import BAR_JUDGE, CONFIDENCE, judge_report, train_judge
+
 BAR_CONFIDENT = 0.90
 BAR_MIN_CLASS = 0.05
-BAR_JUDGE = 0.97
-
-
-def judge_report(probs, labels=None) -> dict:
-    import numpy as np
-
-    pred = probs.argmax(1)
-    share = np.bincount(pred, minlength=probs.shape[1]) / len(pred)
-    out = {"confident": float((probs.max(1) > CONFIDENCE).mean()),
-           "min_class_share": float(share.min()), "class_shares": [round(float(s), 3)
-                                                                   for s in share]}
-    if labels is not None:
-        out["agreement"] = float((pred == np.asarray(labels)).mean())
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from plugins.common.imagemetrics import train_domain_classifier
-    from plugins.common.images import builtin_digits, load_image_folder, make_grid
+    from plugins.common.images import make_grid
     from plugins.common.pngmeta import save_png
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
@@ -85,14 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(device="cpu", cpu_threads=args.threads, workspace=str(workspace))
 
     # -- the judge: a digit classifier trained on the real digits
-    t0 = time.perf_counter()
-    real = load_image_folder(builtin_digits(workspace), 32, 1)
-    judge = train_domain_classifier(real.images, real.labels, steps=args.judge_steps,
-                                    seed=args.seed, class_names=real.classes)
-    print(f"judge: {judge.name}, held-out accuracy {judge.val_accuracy:.3%} "
-          f"({time.perf_counter() - t0:.0f} s to train)", flush=True)
-    real_ref = judge_report(judge.predict_proba(real.images), real.labels)
-    print(f"real digits: {json.dumps(real_ref)}", flush=True)
+    _, judge, real_ref = train_judge(workspace, args.judge_steps, args.seed)
 
     # -- train through the studio's job runner (exactly what the window and the CLI do)
     params: dict = {"data": "digits", "size": 32, "preset": args.preset, "out": str(run_dir),
