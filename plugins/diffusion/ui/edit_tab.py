@@ -197,7 +197,10 @@ class EditTab(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(side)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(290)
+        # wide enough for the settings and the vertical scroll bar: with the horizontal bar
+        # off, anything narrower clips the right edge of every group
+        scroll.setMinimumWidth(max(290, side.minimumSizeHint().width()
+                                   + scroll.verticalScrollBar().sizeHint().width() + 4))
         scroll.setMaximumWidth(420)
 
         split = QSplitter(Qt.Orientation.Horizontal)
