@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.diffusion.engine.schedulers import LABELS, SCHEDULER_NAMES
+from studio.widgets.vscroll import vertical_scroll
 
 from .canvas import CanvasView
 from .document import CanvasDocument
@@ -193,15 +193,7 @@ class EditTab(QWidget):
         self.status.setWordWrap(True)
         sv.addWidget(self.status)
         sv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(side)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        # wide enough for the settings and the vertical scroll bar: with the horizontal bar
-        # off, anything narrower clips the right edge of every group
-        scroll.setMinimumWidth(max(290, side.minimumSizeHint().width()
-                                   + scroll.verticalScrollBar().sizeHint().width() + 4))
-        scroll.setMaximumWidth(420)
+        scroll = vertical_scroll(side, 290, 420)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)

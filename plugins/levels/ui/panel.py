@@ -51,6 +51,7 @@ from studio.errors import UserError
 from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.storage import atomic_write_json
+from studio.widgets.vscroll import vertical_scroll
 
 from .commands import LevelCommand, PaintCommand
 from .view import TileView
@@ -140,11 +141,7 @@ class LevelsPanel(QWidget):
         self.tabs.addTab(self._generate_tab(), "Generate")
         self.tabs.addTab(self._learn_tab(), "Learn")
         self.tabs.addTab(self._check_tab(), "Check")
-        left = QScrollArea()
-        left.setWidgetResizable(True)
-        left.setWidget(self.tabs)
-        left.setMinimumWidth(300)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left = vertical_scroll(self.tabs, 300)
         split.addWidget(left)
         centre = QWidget()
         cl = QVBoxLayout(centre)
@@ -160,7 +157,7 @@ class LevelsPanel(QWidget):
         cl.addWidget(self.status)
         split.addWidget(centre)
         split.setStretchFactor(1, 1)
-        split.setSizes([300, 900])
+        split.setSizes([left.minimumWidth(), 900])
 
         self.view.stroke.connect(self._on_stroke)
         self.view.selection_changed.connect(self._on_selection)
