@@ -1,13 +1,18 @@
 """Live metric plots (pyqtgraph), fed from job metric events or a run's metrics.jsonl.
 
 Curves are created once and updated with ``setData`` from a 50 ms timer only when new points
-arrived (at most 20 redraws per second however fast a job logs). Long runs stay cheap through
-peak downsampling and clip-to-view, as in pyqtgraph's scrollingPlots example. Metric names with a
+arrived (at most 20 redraws per second however fast a job logs). The rate also adapts to what a
+redraw costs: the plots may use about 3% of one core (``PLOT_CPU_BUDGET``). On a 2-core machine
+a GUI thread redrawing 20 times a second (8 ms each) preempted the job's torch threads often
+enough to halve training throughput (bench/ui_latency.py); a few redraws a second look as live.
+Long runs stay cheap through peak downsampling and clip-to-view, as in pyqtgraph's
+scrollingPlots example. Metric names with a
 slash share a plot: ``loss/D`` and ``loss/G`` are two curves on the "loss" plot.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from studio import runs
 from studio.qtjobs import MetricStore
 
 REDRAW_MS = 50
+PLOT_CPU_BUDGET = 0.03  # share of one core the live plots may use while points stream in
 PALETTE = ["#4C9BE8", "#E8744C", "#58B368", "#C65AD6", "#E8C14C", "#4CD6D0", "#E84C7D", "#8C8C8C"]
 
 Series = dict[str, tuple[list[float], list[float]]]
@@ -88,6 +94,9 @@ class PlotsWidget(QWidget):
         top.addWidget(open_btn)
 
         self.graphics = pg.GraphicsLayoutWidget()
+        self._next_redraw = 0.0  # monotonic time before which streaming redraws wait
+        self._cost_since: float | None = None  # GUI-thread CPU clock when the last redraw began
+        self._redrawn_at = 0.0
         self.empty_label = QLabel("No metrics yet: start a training job, or open an earlier run.")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setObjectName("placeholder")
@@ -188,7 +197,19 @@ class PlotsWidget(QWidget):
         version = self._version()
         if version == self._drawn_version or not self.isVisible():
             return
+        now = time.monotonic()
+        if self._cost_since is not None:
+            # what the last redraw really cost: its setData and the paint that followed in the
+            # event loop (and whatever else the GUI thread did in between: an overestimate)
+            cost = time.thread_time() - self._cost_since
+            self._cost_since = None
+            self._next_redraw = max(self._next_redraw, self._redrawn_at + cost / PLOT_CPU_BUDGET)
+        if now < self._next_redraw and self._drawn_version != -1:
+            return  # streaming points wait for the budget; a forced redraw (-1) never does
         self._drawn_version = version
+        self._cost_since = time.thread_time()
+        self._redrawn_at = now
+        self._next_redraw = now + REDRAW_MS / 1000.0
         self._redraw()
 
     def _redraw(self) -> None:

@@ -22,6 +22,7 @@ from studio.plugin import JobSpec
 from studio.settings import Settings
 
 DRAIN_MS = 50
+PROGRESS_REFRESH_S = 0.25  # Jobs dock refresh for progress alone (state changes: at once)
 
 
 class JobHandle(QObject):
@@ -104,6 +105,8 @@ class JobManager(QObject):
         self.metrics = MetricStore()
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
+        self._progress_shown: dict[int, float] = {}
+        self._progress_owed: dict[int, JobRecord] = {}
         self._timer.timeout.connect(self.drain)
         self._timer.start()
         self._log_handler = _LogForwarder(self._queue)
@@ -152,7 +155,7 @@ class JobManager(QObject):
     # -- GUI-thread delivery --------------------------------------------------------------------
     def drain(self) -> None:
         """Deliver queued events; the newest progress/preview per job wins."""
-        if not self._queue:
+        if not self._queue and not self._progress_owed:
             return
         batch: list[Event] = []
         pop = self._queue.popleft
@@ -167,7 +170,7 @@ class JobManager(QObject):
                 latest[(ev.job_id, "progress", "")] = i
             elif ev.kind == "preview" and ev.data.get("replace", True):
                 latest[(ev.job_id, "preview", str(ev.data.get("kind")))] = i
-        changed: dict[int, JobRecord] = {}
+        changed: dict[int, tuple[JobRecord, bool]] = {}
         for i, ev in enumerate(batch):
             if ev.kind == "progress" and latest[(ev.job_id, "progress", "")] != i:
                 continue
@@ -175,10 +178,21 @@ class JobManager(QObject):
                     latest[(ev.job_id, "preview", str(ev.data.get("kind")))] != i:
                 continue
             self._dispatch(ev, changed)
-        for rec in changed.values():
-            self.job_changed.emit(rec)
+        now = time.monotonic()
+        for job_id, (rec, state_changed) in changed.items():
+            # progress alone refreshes the Jobs dock at most PROGRESS_REFRESH_S apart: every
+            # repaint on the GUI thread competes with the job's threads on small machines
+            if state_changed or now - self._progress_shown.get(job_id, 0.0) >= PROGRESS_REFRESH_S:
+                self._progress_shown[job_id] = now
+                self.job_changed.emit(rec)
+            else:
+                self._progress_owed[job_id] = rec
+        for job_id in [j for j in self._progress_owed if j not in changed]:
+            if now - self._progress_shown.get(job_id, 0.0) >= PROGRESS_REFRESH_S:
+                self._progress_shown[job_id] = now
+                self.job_changed.emit(self._progress_owed.pop(job_id))
 
-    def _dispatch(self, ev: Event, changed: dict[int, JobRecord]) -> None:
+    def _dispatch(self, ev: Event, changed: dict[int, tuple[JobRecord, bool]]) -> None:
         handle = self.handles.get(ev.job_id)
         kind, data = ev.kind, ev.data
         if kind == "metric":
@@ -187,7 +201,7 @@ class JobManager(QObject):
                 handle.metric.emit(data["name"], float(data["step"]), float(data["value"]))
         elif kind == "progress":
             if handle:
-                changed[ev.job_id] = handle.record
+                changed.setdefault(ev.job_id, (handle.record, False))
                 handle.progress.emit(data)
         elif kind == "preview":
             if handle:
@@ -197,7 +211,8 @@ class JobManager(QObject):
             if handle:
                 handle.log.emit(data.get("level", "info"), data.get("text", ""))
         elif kind == "state" and handle:
-            changed[ev.job_id] = handle.record
+            changed[ev.job_id] = (handle.record, True)
+            self._progress_owed.pop(ev.job_id, None)
             handle.state.emit(data["state"])
             if data["state"] in FINAL_STATES:
                 handle._delivered = True
