@@ -15,6 +15,7 @@ come back exactly as they were (the VAE round trip of latent models would otherw
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,10 +153,12 @@ def _generate_pixels(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
             ctx.progress(steps_done, total, f"batch {bi + 1}/{len(batches)}, step {i + 1}/"
                                             f"{n_steps}")
             if req.previews and throttle.ready(force=i + 1 == n_steps):
+                t0 = time.perf_counter()
                 x = x0().clamp(-1, 1)
                 # editing: the first image, to lay over the canvas; sampling: the whole batch
                 ctx.preview("image", to_preview(x[:1] if edit else x), step=i + 1,
                             total=n_steps, grid=not edit and k > 1)
+                throttle.spent(time.perf_counter() - t0)
 
         with torch.inference_mode():
             x = denoise(lambda xx, t: unet(xx, t).sample, sched,
@@ -318,11 +321,13 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
                 ctx.progress(steps_done, total,
                              f"batch {bi + 1}/{len(batches)}, step {i + 1}/{n_steps}")
                 if tap is not None and throttle.ready(force=i + 1 == n_steps):
+                    t0 = time.perf_counter()
                     x0 = _latent_x0(p, tap, req.guidance, info.family)
                     if x0 is not None:
                         edit = req.image is not None
                         ctx.preview("image", to_preview(x0[:1] if edit else x0), step=i + 1,
                                     total=n_steps, grid=not edit and k > 1)
+                    throttle.spent(time.perf_counter() - t0)
                 return cb_kwargs
 
             out = pipe(num_images_per_prompt=k, generator=make_generators(req.seed + start, k),
