@@ -63,7 +63,7 @@ def train(ctx: JobContext, data: str, preset: Literal["tiny", "small", "base"] =
         batch_size: sequences per step (0: the preset's)
         block_size: context length in tokens (0: the preset's)
         lr: peak learning rate (0: the preset's, or 5e-5 full / 2e-4 LoRA for fine-tuning)
-        optimizer: auto (new models: the preset's, Muon for tiny/small; fine-tuning: AdamW)
+        optimizer: auto (new models: the preset's, Muon for tiny; fine-tuning: AdamW)
         eval_every: steps between validations and checkpoints (0: about 10 per run)
         patience: stop after this many validations without improvement (0: never)
         minutes: stop after this many minutes (0: no limit); the LR schedule follows the clock

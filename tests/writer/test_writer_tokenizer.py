@@ -54,5 +54,6 @@ def test_bad_requests() -> None:
         train_tokenizer([""], "bpe")
     with pytest.raises(UserError, match="at least 258"):
         train_tokenizer(["some text"], "bpe", 100)
-    assert auto_vocab_size(1_003_854) == 4032
+    assert auto_vocab_size(1_003_854) == 2048
+    assert auto_vocab_size(2_000_000) == 4096
     assert auto_vocab_size(10) == 512 and auto_vocab_size(10**10) == 16384

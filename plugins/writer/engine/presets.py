@@ -63,7 +63,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", layers=4, width=192, heads=4, ffn=512, block_size=256, batch_size=8,
-                   lr=1e-2, warmup=50, optimizer="muon",
+                   lr=1e-2, warmup=50, optimizer="muon", dropout=0.2,
                    description="minutes on a laptop CPU; good for one author's corpus"),
     "small": Preset("small", layers=6, width=384, heads=6, ffn=1024, block_size=256,
                     batch_size=16, lr=1.5e-3, warmup=200,
