@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 screenshot: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/studio screenshot --out docs/screenshot.png
+	QT_QPA_PLATFORM=offscreen $(BIN)/studio screenshot --plugin levels --out docs/screenshot.png
 
 build: setup
 	$(BIN)/python -m pip install --quiet -e '.[build]'
