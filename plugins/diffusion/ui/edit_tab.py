@@ -8,7 +8,6 @@ per-step previews over the canvas, and adds each result as a layer (undoable) an
 from __future__ import annotations
 
 import itertools
-import random
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.diffusion.engine.schedulers import LABELS, SCHEDULER_NAMES
+from studio.widgets.seed import seed_row
 from studio.widgets.vscroll import vertical_scroll
 
 from .canvas import CanvasView
@@ -275,15 +275,8 @@ class EditTab(QWidget):
         self.guidance_spin.setValue(7.0)
         self.guidance_spin.setToolTip("Classifier-free guidance (text models); 0-1 turns it off")
         form.addRow("Guidance:", self.guidance_spin)
-        seed_row = QHBoxLayout()
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setValue(1)
-        dice = QToolButton(text="Random", toolTip="A random seed")
-        dice.clicked.connect(lambda: self.seed_spin.setValue(random.randint(0, 2**31 - 1)))
-        seed_row.addWidget(self.seed_spin, 1)
-        seed_row.addWidget(dice)
-        form.addRow("Seed:", seed_row)
+        self.seed_spin, row = seed_row(1)
+        form.addRow("Seed:", row)
         self.n_spin = QSpinBox()
         self.n_spin.setRange(1, 64)
         self.n_spin.setValue(1)

@@ -8,7 +8,6 @@ at most one edit job runs at a time and only the newest slider position is rende
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from plugins.gan.ui.widgets import (
     to_pixmap,
 )
 from studio.qtjobs import JobHandle
+from studio.widgets.seed import seed_button, seed_spin
 
 N_SLIDERS = 5
 SLIDER_RANGE = 30  # +-3.0 standard deviations in steps of 0.1
@@ -69,11 +69,8 @@ class ExploreTab(QWidget):
         self.n = QSpinBox()
         self.n.setRange(1, 256)
         self.n.setValue(16)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        dice = QPushButton("Random")
-        dice.clicked.connect(lambda: self.seed.setValue(random.randint(0, 99_999)))
+        self.seed = seed_spin(1)
+        dice = seed_button(self.seed)
         self.label = QComboBox()
         self.label.addItem("any class", None)
         self.gen_btn = QPushButton("Generate")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from studio.errors import UserError
 from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.storage import atomic_write_json
+from studio.widgets.seed import seed_row
 from studio.widgets.vscroll import vertical_scroll
 
 from .commands import LevelCommand, PaintCommand
@@ -189,15 +189,8 @@ class LevelsPanel(QWidget):
         size.addWidget(QLabel("×"))
         size.addWidget(self.height_spin, 1)
         form.addRow("Size (tiles):", size)
-        self.seed = _spin(0, 2**31 - 1, 3)
-        dice = QToolButton()
-        dice.setText("Random")
-        dice.setToolTip("A new random seed")
-        dice.clicked.connect(lambda: self.seed.setValue(random.randint(0, 999_999)))
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(dice)
-        form.addRow("Seed:", seed_row)
+        self.seed, row = seed_row(3)
+        form.addRow("Seed:", row)
         lay.addLayout(form)
 
         self.params_stack = QStackedWidget()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from plugins.music.engine import config as cfg_mod
 from plugins.music.engine.phrase import KEY_NAMES, Phrase
 from plugins.music.ui.strip import StripView
 from studio.storage import read_json
+from studio.widgets.seed import seed_row
 
 BUILTIN_LABEL = "Bach chorales (built-in, 371 files)"
 
@@ -221,15 +221,7 @@ class MusicPanel(QWidget):
         self.temp_spin.setValue(1.0)
         self.temp_spin.setToolTip("0: the most likely notes; higher: more surprising")
         form.addRow("Temperature:", self.temp_spin)
-        row = QHBoxLayout()
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setValue(1)
-        row.addWidget(self.seed_spin, 1)
-        dice = QPushButton("New")
-        dice.setToolTip("A new random seed")
-        dice.clicked.connect(lambda: self.seed_spin.setValue(int(time.time() * 1000) % 100000))
-        row.addWidget(dice)
+        self.seed_spin, row = seed_row(1, "New")
         form.addRow("Seed:", row)
         self.key_combo = QComboBox()
         self.key_combo.addItems(["random", *KEY_NAMES])
