@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
+    from studio.device import configure_allocator
+
+    configure_allocator()  # as the studio's entry point does; both sides share it
     import torch
 
     torch.set_num_threads(args.threads)

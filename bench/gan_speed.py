@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from studio.device import configure_allocator
+
+    configure_allocator()  # as the studio's entry point does; both sides share it
     import torch
 
     torch.set_num_threads(args.threads)

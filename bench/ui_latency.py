@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = ap.parse_args()
 
+    from studio.device import configure_allocator
+
+    configure_allocator()  # as the studio's entry point does; both sides share it
     import torch
 
     if args.threads:

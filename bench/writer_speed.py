@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = ap.parse_args(argv)
 
+    from studio.device import configure_allocator
+
+    configure_allocator()  # as the studio's entry point does; both sides share it
     import torch
     from PySide6.QtWidgets import QApplication
 

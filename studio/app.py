@@ -22,6 +22,9 @@ USAGE = """usage:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    from studio.device import configure_allocator
+
+    configure_allocator()  # before any tensor exists: see its docstring
     if not args:
         return gui()
     cmd, rest = args[0], args[1:]
