@@ -3,8 +3,9 @@
 Both runs train the same model (the default preset on the built-in digits, or ``--preset`` /
 ``--arch``) with the same batch, in the same process, on the same device:
 
-* **bare**: ``GanTrainer.train_step()`` in a plain ``for`` loop: no worker thread, no events,
-  no metrics file, no previews, no checkpoints;
+* **bare**: ``GanTrainer.train_step()`` in a plain ``for`` loop on the studio's worker thread
+  (see ``bare_on_worker``), the GUI thread blocked: no events, no metrics file, no previews, no
+  checkpoints;
 * **studio**: the ``train`` job submitted from the GAN panel to the studio's worker, with the
   Live plots widget following it (curves redrawn as points arrive) and the panel's preview grid
   refreshed every ``--preview-every`` steps (sampling the EMA generator, collapse check, PNG),
@@ -140,9 +141,28 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("not enough metric points to time the studio run")
         return (steps[-1] - first) / (times[steps[-1]] - times[first])
 
+    from studio.plugin import JobSpec
+
+    bare_spec = JobSpec("bare", "gan_speed:bare", "bare loop")
+
+    def bare_job(ctx: object) -> float:
+        return bare()
+
+    def bare_on_worker() -> float:
+        """bare() on the studio's worker thread, the GUI thread blocked. Not on the main
+        thread: torch's OpenMP keeps a thread pool per thread that ran parallel work, and with
+        two pools on two cores libgomp stops spinning, which slowed whichever loop ran second
+        (bare 33-41 steps/s before the first studio run, 23-29 after). In the window the GUI
+        thread never runs torch, so one pool is the real situation."""
+        rec = manager.runner.submit("gan", bare_spec, {}, func=bare_job)
+        manager.runner.wait(rec.id)
+        if rec.state != "done":
+            raise SystemExit(f"bare run {rec.state}: {rec.error}")
+        return float(rec.result)
+
     bares, studios = [], []
     for i in range(args.repeats):
-        bares.append(bare())
+        bares.append(bare_on_worker())
         print(f"bare   #{i + 1}: {bares[-1]:.2f} steps/s", flush=True)
         studios.append(studio(i))
         print(f"studio #{i + 1}: {studios[-1]:.2f} steps/s (plots redrawn "
