@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -231,6 +232,28 @@ class JobContext:
             self.run.truncate_metrics(after_step)
 
 
+WORKER_NICENESS = 5
+
+
+def _yield_to_the_window() -> None:
+    """Lower this worker thread's scheduling priority a little (Linux: per-thread niceness,
+    inherited by the torch/OpenMP threads it starts afterwards).
+
+    Why: with torch using every core, the GUI thread waited for a core behind the job's threads
+    and the event loop stalled up to 80 ms now and then (bench/ui_latency.py). Niceness only
+    matters while the GUI wants the CPU; the rest of the time the job still gets every core.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS)
+    except OSError:  # not allowed here: keep the inherited priority
+        pass
+
+
 class _Lane:
     def __init__(self, runner: JobRunner, name: str) -> None:
         self.name = name
@@ -361,6 +384,7 @@ class JobRunner:
         self._done[rec.id].set()
 
     def _work(self, lane: _Lane) -> None:
+        _yield_to_the_window()
         while True:
             rec = lane.queue.get()
             if rec is None:
