@@ -218,6 +218,21 @@ def load_state(path: str | os.PathLike[str], device: str = "cpu") -> Any:
     return _unflatten(json.loads(meta[_STATE_KEY]), tensors)
 
 
+def state_field(path: str | os.PathLike[str], key: str) -> Any:
+    """One plain top-level value (a step count, a format tag) of a state file, read from its
+    header only: no tensor is loaded, so asking a large checkpoint "which step?" is cheap."""
+    meta = read_tensor_metadata(path)
+    if _STATE_KEY not in meta:
+        raise CorruptFileError(f"{path} is a safetensors file but not a studio state file")
+    try:
+        node = json.loads(meta[_STATE_KEY])["__d__"][key]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{path} has no readable {key!r} ({exc})") from None
+    if isinstance(node, dict | list):
+        raise CorruptFileError(f"{path}: {key!r} is not a plain value")
+    return node
+
+
 def _flatten(obj: Any, tensors: dict[str, Any]) -> Any:
     if _is_tensor(obj):
         key = f"t{len(tensors)}"

@@ -82,13 +82,13 @@ def train(ctx: JobContext, data: str, preset: Literal["tiny", "small", "base"] =
                        max_seconds=minutes * 60.0, seed=seed, optimizer=optimizer,
                        extra={"lora_r": lora_r})
     if resume:
-        from studio.storage import load_state
+        from studio.storage import state_field
 
         ckpt = ctx.run_dir / "checkpoints" / "last.safetensors"
         if ckpt.exists():
             try:
-                ctx.truncate_metrics(int(load_state(ckpt)["step"]))
-            except Exception as exc:  # the trainer reports an unreadable checkpoint clearly
+                ctx.truncate_metrics(int(state_field(ckpt, "step")))
+            except (OSError, ValueError, TypeError) as exc:  # the trainer then says it clearly
                 ctx.warn(f"could not align the metric log with the checkpoint: {exc}")
     outcome = run_training(req, ctx.run_dir, ctx, device=ctx.device, resume=resume)
     ctx.add_dataset(Path(data).expanduser().resolve(), files=outcome.stats.files,

@@ -101,3 +101,17 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
 def test_workspace_follows_studio_home(studio_home: Path) -> None:
     assert storage.default_workspace() == studio_home / "workspace"
     assert storage.config_dir() == studio_home
+
+
+def test_state_field_reads_one_value_from_the_header(tmp_path) -> None:
+    from studio.storage import CorruptFileError, save_state, save_tensors, state_field
+
+    path = save_state(tmp_path / "ckpt.safetensors", {"step": 42, "model": {"w": torch.ones(3)}})
+    assert state_field(path, "step") == 42
+    with pytest.raises(CorruptFileError, match="model"):
+        state_field(path, "model")  # a nested structure, not a plain value
+    with pytest.raises(CorruptFileError, match="missing"):
+        state_field(path, "missing")
+    plain = save_tensors(tmp_path / "plain.safetensors", {"w": torch.ones(2)})
+    with pytest.raises(CorruptFileError, match="not a studio state file"):
+        state_field(plain, "step")

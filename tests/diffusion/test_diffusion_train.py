@@ -66,6 +66,7 @@ def test_resume_continues_exactly(run_job: Any, image_folder: Path, tmp_path: Pa
     assert run_job("train", steps=3, out=str(split), **params).state == "done"
     again = run_job("train", steps=3, out=str(split), **params)
     assert again.state == "failed" and "--resume" in again.error  # never overwrite a run
+    assert "checkpoint at step 3" in again.error
     resumed = run_job("train", steps=6, out=str(split), resume=True, **params)
     assert resumed.state == "done", resumed.error
     a = storage.load_state(straight / "checkpoints" / "last.safetensors")
@@ -177,3 +178,14 @@ def test_learning_rate_schedule_and_time_budget() -> None:
     assert _budget_horizon(500, 10**7, 700, 50.0, 100.0, times) == 700  # --steps still caps
     assert _budget_horizon(700, 1000, 10**7, 100.5, 100.0, times) == 700  # out of time: stop
     assert _budget_horizon(900, 1000, 10**7, 90.0, 100.0, times) == 1000  # frozen near the end
+
+
+def test_an_unreadable_checkpoint_in_the_out_folder_is_named_not_overwritten(
+        run_job: Any, image_folder: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a safetensors file")
+    res = run_job("train", steps=2, out=str(tmp_path / "run"), **TINY, data=str(image_folder))
+    assert res.state == "failed"
+    assert "cannot be read" in res.error and "--resume" in res.error
+    assert ckpt.read_bytes() == b"not a safetensors file"

@@ -300,10 +300,12 @@ def _autocast(device: str) -> Any:
 
 
 def _ckpt_step(path: Path) -> str:
+    """The checkpoint's step for a message; says so when the checkpoint cannot be read (the
+    caller is already reporting a problem with this folder, so this must not raise)."""
     try:
-        return str(int(storage.load_state(path)["step"]))
-    except Exception:
-        return "?"
+        return str(int(storage.state_field(path, "step")))
+    except (OSError, ValueError, TypeError):  # CorruptFileError is a ValueError
+        return "unknown: the checkpoint cannot be read"
 
 
 def _save_checkpoint(run_dir: Path, unet: Any, ema: EMA, opt: Any, gen: Any, step: int,
