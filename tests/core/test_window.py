@@ -109,6 +109,26 @@ def test_open_run_restores_curves_from_metrics_jsonl(window: MainWindow, tmp_pat
     assert len(x) == 50 and y[0] == 1.0
 
 
+def test_plots_draw_their_grid_apart_from_the_axes(window: MainWindow, tmp_path: Path) -> None:
+    """The grid is a GridItem in each view; an axis grid would make every curve update repaint
+    the axes and their text (2-3x the cost of a redraw, bench/plot_cost.py)."""
+    import pyqtgraph as pg
+
+    run = tmp_path / "grid_run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(
+        f'{{"step": {i}, "name": "{n}", "value": {i % 7}}}\n'
+        for i in range(1, 21) for n in ("loss/D", "loss/G", "diversity")))
+    window.open_run(run)
+    window.plots_widget._force_redraw()
+    plots = window.plots_widget._plots
+    assert sorted(plots) == ["diversity", "loss"]
+    for plot in plots.values():
+        grids = [item for item in plot.items if isinstance(item, pg.GridItem)]
+        assert len(grids) == 1
+        assert all(plot.getAxis(a).grid is False for a in ("left", "bottom"))
+
+
 def test_settings_persist(window: MainWindow) -> None:
     new = settings_mod.Settings(device="cpu", cpu_threads=1, theme="dark",
                                 workspace=str(window.settings.workspace_path()))
