@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300, help="measured steps per run")
     ap.add_argument("--preview-every", type=int, default=100)
     ap.add_argument("--checkpoint-every", type=int, default=150)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     panel.resize(1300, 850)
     panel.show()
 
+    gui_busy: list[float] = []  # GUI thread CPU time / wall time of each studio run
+
     def studio(i: int) -> float:
         t = panel.train
         t.data.setText("digits")
@@ -130,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         assert handle is not None
         loop = QEventLoop()  # the GUI thread idles in Qt's event loop, as in the window
         handle.finished.connect(loop.quit)
+        gui0, wall0 = time.thread_time(), time.perf_counter()
         loop.exec()  # finished is delivered by the manager's drain timer, so it cannot be missed
+        gui_busy.append((time.thread_time() - gui0) / (time.perf_counter() - wall0))
         manager.drain()
         manager.event.disconnect(on_event)
         if handle.record.state != "done":
@@ -160,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"bare run {rec.state}: {rec.error}")
         return float(rec.result)
 
-    bares, studios = [], []
+    bares: list[float] = []
+    studios: list[float] = []
     for i in range(args.repeats):
         bares.append(bare_on_worker())
         print(f"bare   #{i + 1}: {bares[-1]:.2f} steps/s", flush=True)
         studios.append(studio(i))
         print(f"studio #{i + 1}: {studios[-1]:.2f} steps/s (plots redrawn "
-              f"{plots.redraws} times so far)", flush=True)
+              f"{plots.redraws} times so far; GUI thread busy {gui_busy[-1]:.1%})", flush=True)
     b, s = statistics.median(bares), statistics.median(studios)
     ratio = s / b
     print(f"device {dev}, preset {args.preset}, {args.steps} measured steps, previews every "
