@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                         workspace=str(tmp / "workspace"))
     dev = device_mod.resolve(args.device, args.threads).torch_device
     builtin_digits(tmp / "workspace")
-    ds = data_mod.load_dataset("digits", tmp / "workspace", 32)
-    native = data_mod.native_size(ds.images, 32)
+    ds = data_mod.load_dataset("digits", tmp / "workspace", 32)  # PIL and numpy: no torch
     total = args.warmup + args.steps
 
     def sync() -> None:
@@ -85,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
 
     def bare() -> float:
+        # on the worker, as in the job: torch work on the main thread would leave an OpenMP
+        # pool there that slows every later loop on 2 cores (bench/lane_pools.py)
+        native = data_mod.native_size(ds.images, 32)
         cfg = make_config(args.arch, args.preset, size=32, channels=ds.channels,
                           num_classes=len(ds.classes), class_names=list(ds.classes),
                           train_size=native if native != 32 else 0)
@@ -153,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         return bare()
 
     def bare_on_worker() -> float:
-        """bare() on the studio's worker thread, the GUI thread blocked. Not on the main
-        thread: torch's OpenMP keeps a thread pool per thread that ran parallel work, and with
-        two pools on two cores libgomp stops spinning, which slowed whichever loop ran second
-        (bare 33-41 steps/s before the first studio run, 23-29 after). In the window the GUI
-        thread never runs torch, so one pool is the real situation."""
+        """bare() as a job of the studio's runner (its own worker thread), the GUI thread
+        blocked. Not on the main thread: torch's OpenMP keeps a thread pool for every thread
+        that ran parallel work while that thread lives, and with two pools on two cores libgomp
+        stops spinning, which slowed every later loop by a quarter (bench/lane_pools.py). In the
+        window the GUI thread never runs torch."""
         rec = manager.runner.submit("gan", bare_spec, {}, func=bare_job)
         manager.runner.wait(rec.id)
         if rec.state != "done":

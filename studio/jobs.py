@@ -384,7 +384,16 @@ class JobRunner:
         self._done[rec.id].set()
 
     def _work(self, lane: _Lane) -> None:
-        _yield_to_the_window()
+        """The lane's loop: one job at a time, each on a thread of its own that ends with it.
+
+        Why not run jobs on the lane thread itself: torch's OpenMP runtime keeps a thread pool
+        for every thread that ran parallel work, for as long as that thread lives. A lane thread
+        that once generated a sample kept its pool while the compute lane trained, and with
+        more pool threads than cores libgomp stops spin-waiting: training on 2 cores ran 27%
+        slower for the rest of the session (bench/lane_pools.py). A job's own thread takes its
+        pool with it. The lane thread only waits, so it never has one.
+        """
+        _yield_to_the_window()  # job threads inherit the lowered priority (Linux)
         while True:
             rec = lane.queue.get()
             if rec is None:
@@ -393,7 +402,10 @@ class JobRunner:
                 continue
             lane.current = rec
             try:
-                self._execute(rec)
+                worker = threading.Thread(target=self._execute, args=(rec,), daemon=True,
+                                          name=f"studio-{lane.name}-job{rec.id}")
+                worker.start()
+                worker.join()
             finally:
                 lane.current = None
 
@@ -435,7 +447,7 @@ class JobRunner:
                 "level": "error", "failure": True,
                 "text": f"{rec.title} failed: {rec.error}"
                         + (f"\n{rec.traceback}" if rec.traceback else "")}))
-            if not isinstance(exc, Exception):  # KeyboardInterrupt / SystemExit: re-raise later
+            if not isinstance(exc, Exception):  # KeyboardInterrupt / SystemExit: a stop
                 state = CANCELLED
         finally:
             rec.result = result

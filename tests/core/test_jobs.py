@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 from studio import registry, runs
-from studio.jobs import CANCELLED, DONE, FAILED, Event, JobRunner
+from studio.jobs import CANCELLED, DONE, FAILED, WORKER_NICENESS, Event, JobRunner
+from studio.plugin import JobSpec
 from studio.settings import Settings
 
 
@@ -105,6 +108,38 @@ def test_queued_job_cancels_at_once_and_interactive_lane_does_not_wait(tmp_path:
     runner.cancel(long.id)
     runner.wait(long.id, 10)
     assert long.state == CANCELLED
+    assert runner.shutdown(5)
+
+
+def _niceness() -> int | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_each_job_runs_on_a_thread_of_its_own_that_ends_with_it(tmp_path: Path) -> None:
+    """torch keeps an OpenMP pool per thread that ran parallel work, as long as the thread
+    lives; an idle pool on a lane thread slowed training on the other lane by 27% on 2 cores.
+    So a job's thread must end with the job, and still run at the lowered worker priority."""
+    runner = _runner([], tmp_path)
+    seen: list[tuple[threading.Thread, int | None]] = []
+
+    def probe(ctx: object) -> None:
+        seen.append((threading.current_thread(), _niceness()))
+
+    for lane in ("interactive", "interactive", "compute"):
+        rec = runner.submit("demo", JobSpec("probe", "tests:probe", "probe", lane=lane),
+                            func=probe)
+        runner.wait(rec.id, 20)
+        assert rec.state == DONE, rec.error
+    threads = [t for t, _ in seen]
+    assert len(set(threads)) == 3 and threading.main_thread() not in threads
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+    main = _niceness()
+    if main is not None:
+        assert {n for _, n in seen} == {min(main + WORKER_NICENESS, 19)}
     assert runner.shutdown(5)
 
 
