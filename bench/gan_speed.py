@@ -3,7 +3,7 @@
 Both runs train the same model (the default preset on the built-in digits, or ``--preset`` /
 ``--arch``) with the same batch, in the same process, on the same device:
 
-* **bare**: ``GanTrainer.train_step()`` in a plain ``for`` loop on the studio's worker thread
+* **bare**: ``GanTrainer.train_step()`` in a plain ``for`` loop as a job of the studio's runner
   (see ``bare_on_worker``), the GUI thread blocked: no events, no metrics file, no previews, no
   checkpoints;
 * **studio**: the ``train`` job submitted from the GAN panel to the studio's worker, with the

@@ -5,12 +5,13 @@ window with the Live plots dock visible, a metric and a progress event every ste
 image every 20 steps). A QTimer probe fires every 10 ms on the GUI thread and records how late
 each tick is: that lateness is the event-loop stall a user would feel. Before and after, the
 same training loop runs bare (a do-nothing context, no events, the GUI thread blocked, not
-idling) on the same worker thread, in the same process, for the same number of steps.
+idling) as a job of the same runner, in the same process, for the same number of steps. Bare
+and studio runs alternate (``--repeats`` each) and their medians are compared.
 
 Prints p50/p99/max stall in ms and the job's steps/s relative to the bare loop.
 Targets: max stall < 50 ms, throughput ratio >= 0.95.
 
-    python bench/ui_latency.py [--seconds 20] [--threads 0]
+    python bench/ui_latency.py [--seconds 10] [--repeats 3] [--threads 0]
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def bare_job(ctx: Any, steps: int = 200) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=20.0, help="approximate length of each run")
+    ap.add_argument("--seconds", type=float, default=10.0, help="approximate length of each run")
+    ap.add_argument("--repeats", type=int, default=3, help="bare and studio runs, alternating")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = ap.parse_args()
 
@@ -117,8 +119,8 @@ def main() -> None:
     spec = JobSpec("bench", "bench.ui_latency:train", "UI latency bench")
 
     def bare(steps: int) -> dict[str, float]:
-        """The loop with a do-nothing context on the studio's own worker thread, while the GUI
-        thread just waits. On the worker thread because torch's OpenMP keeps a thread pool per
+        """The loop with a do-nothing context as a job of the studio's runner, while the GUI
+        thread just waits. On a worker thread because torch's OpenMP keeps a thread pool per
         thread that ever ran parallel work: a bare run on the main thread leaves a second pool
         behind, and with more pool threads than cores libgomp stops spinning, so every parallel
         region pays a wake-up (measured: 72 steps/s with one pool, 61 once a second exists). In
@@ -133,52 +135,64 @@ def main() -> None:
     bare(10)
     probe = bare(30)
     steps = max(50, int(args.seconds / (probe["seconds"] / 30)))
-    bare_before = bare(steps)
-
-    stalls: list[float] = []
-    clock = QElapsedTimer()
+    stalls: list[float] = []  # every studio run's probe lateness, first ticks skipped
     interval = 10
 
-    def tick() -> None:
-        elapsed = clock.restart()
-        stalls.append(max(0.0, elapsed - interval))
+    def studio() -> tuple[float, float]:
+        """One studio run: its steps/s and the GUI thread's CPU share meanwhile."""
+        clock = QElapsedTimer()
+        ticks: list[float] = []
 
-    timer = QTimer()
-    timer.setInterval(interval)
-    timer.timeout.connect(tick)
+        def tick() -> None:
+            elapsed = clock.restart()
+            ticks.append(max(0.0, elapsed - interval))
 
-    handle = win.manager.submit("bench", spec, {"steps": steps}, func=train)
-    win._follow_job(handle.id)
-    clock.start()
-    timer.start()
-    # the GUI thread idles in a real event loop, as in the window (polling would steal CPU)
-    loop = QEventLoop()
-    handle.finished.connect(lambda _rec: loop.quit())
-    if not handle.is_finished:
-        loop.exec()
-    timer.stop()
-    win.manager.drain()
-    if handle.record.state != "done":
-        sys.exit(f"job ended {handle.record.state}: {handle.record.error}")
-    studio_rate = steps / handle.record.result["seconds"]
+        timer = QTimer()
+        timer.setInterval(interval)
+        timer.timeout.connect(tick)
+        handle = win.manager.submit("bench", spec, {"steps": steps}, func=train)
+        win._follow_job(handle.id)
+        clock.start()
+        timer.start()
+        gui0, wall0 = time.thread_time(), time.perf_counter()
+        # the GUI thread idles in a real event loop, as in the window (polling would steal CPU)
+        loop = QEventLoop()
+        handle.finished.connect(lambda _rec: loop.quit())
+        if not handle.is_finished:
+            loop.exec()
+        busy = (time.thread_time() - gui0) / (time.perf_counter() - wall0)
+        timer.stop()
+        win.manager.drain()
+        if handle.record.state != "done":
+            sys.exit(f"job ended {handle.record.state}: {handle.record.error}")
+        stalls.extend(ticks[5:])  # skip the first ticks (job start-up)
+        return steps / handle.record.result["seconds"], busy
+
+    # bare and studio runs alternate and the medians are compared: this shared machine drifts
+    # by 5-10% within a minute, which one pair of runs cannot tell from a real cost
+    bares: list[float] = []
+    studios: list[float] = []
+    busy: list[float] = []
+    for i in range(args.repeats):
+        bares.append(steps / bare(steps)["seconds"])
+        rate, gui = studio()
+        studios.append(rate)
+        busy.append(gui)
+        print(f"run {i + 1}: bare {bares[-1]:.2f}, studio {rate:.2f} steps/s "
+              f"(GUI thread busy {gui:.1%})", flush=True)
     redraws = win.plots_widget.redraws
-    bare_after = bare(steps)
     win.shutdown(5)
-    # bare runs before and after the studio run: machine drift affects both sides equally
-    bare_rate = steps / ((bare_before["seconds"] + bare_after["seconds"]) / 2)
+    bare_rate, studio_rate = statistics.median(bares), statistics.median(studios)
 
-    stalls_sorted = sorted(stalls[5:])  # skip the first ticks (job start-up)
+    stalls_sorted = sorted(stalls)
     p = lambda q: stalls_sorted[min(len(stalls_sorted) - 1, int(q * len(stalls_sorted)))]  # noqa: E731
-    print(f"steps: {steps} per run, torch threads {torch.get_num_threads()}, "
-          f"{len(stalls_sorted)} probe ticks, {redraws} plot redraws")
+    print(f"steps: {steps} per run, {args.repeats} runs a side, torch threads "
+          f"{torch.get_num_threads()}, {len(stalls_sorted)} probe ticks, {redraws} plot redraws")
     print(f"event-loop stall p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, "
           f"max {max(stalls_sorted):.1f} ms (target max < 50 ms)")
     print(f"mean stall {statistics.mean(stalls_sorted):.2f} ms")
-    print(f"bare runs: {steps / bare_before['seconds']:.2f} and "
-          f"{steps / bare_after['seconds']:.2f} steps/s")
-    print(f"steps/s studio {studio_rate:.2f}, bare {bare_rate:.2f}, "
+    print(f"steps/s studio {studio_rate:.2f}, bare {bare_rate:.2f} (medians), "
           f"ratio {studio_rate / bare_rate:.3f} (target >= 0.95)")
-
 
 if __name__ == "__main__":
     main()
