@@ -58,6 +58,28 @@ def smooth(values: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
+def _delete_now(plot: pg.PlotItem) -> None:
+    """Destroy a removed plot's Qt objects now, on the GUI thread.
+
+    Why: a pyqtgraph PlotItem, its view box, menus and option widgets (about a hundred Qt
+    objects) hold each other in reference cycles, so only Python's cyclic garbage collector
+    frees them, and it runs in whichever thread happens to allocate: often a job's worker
+    thread. Qt objects destroyed from a worker thread crashed the app ("shared QObject was
+    deleted directly", then a segfault) a few jobs into a session. Deleted here, what the
+    collector later finds are empty Python wrappers, which are safe to free anywhere.
+    """
+    import shiboken6
+
+    form = plot.ctrl.transformGroup.parentWidget()
+    # the parentless ones: menus, the option form, the widget groups that track their state;
+    # the plot takes its child items (view box, axes, curves, legend) with it
+    owned = [*plot.vb.menu.widgetGroups, plot.stateGroup, plot.vb.menu, plot.ctrlMenu,
+             form.window() if form else None, plot]
+    for obj in owned:
+        if obj is not None and shiboken6.isValid(obj):
+            shiboken6.delete(obj)
+
+
 class TickGrid(pg.GridItem):
     """Grid lines at the plot's labelled (major) ticks, drawn as an item of the view.
 
@@ -211,9 +233,12 @@ class PlotsWidget(QWidget):
         self._maybe_redraw()
 
     def _reset_plots(self) -> None:
-        self.graphics.clear()
+        plots = list(self._plots.values())
+        self.graphics.clear()  # out of the layout and the scene first
         self._plots.clear()
         self._curves.clear()
+        for plot in plots:
+            _delete_now(plot)
 
     def showEvent(self, event: Any) -> None:
         """Hidden plots skip redraws; catch up as soon as the dock is shown again."""

@@ -129,6 +129,38 @@ def test_plots_draw_their_grid_apart_from_the_axes(window: MainWindow, tmp_path:
         assert all(plot.getAxis(a).grid is False for a in ("left", "bottom"))
 
 
+def test_replaced_plots_leave_no_qt_objects_for_the_garbage_collector(
+        window: MainWindow, tmp_path: Path) -> None:
+    """pyqtgraph plots sit in reference cycles; if Python's collector frees their Qt objects it
+    may do so on a job's worker thread, which crashed the app. Replaced plots must be
+    destroyed on the GUI thread, leaving only empty wrappers in cycles."""
+    import gc
+
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    gc.collect()  # earlier tests' garbage
+    gc.disable()  # so that nothing collects the evidence before we look
+    try:
+        for name in ("first", "second"):
+            run = tmp_path / name
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("".join(
+                f'{{"step": {i}, "name": "loss/{name}", "value": {i}}}\n' for i in range(1, 9)))
+            window.open_run(run)  # showing the second replaces the first one's plots
+            window.plots_widget._force_redraw()
+        assert window.plots_widget.curve_names() == ["loss/second"]
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        alive = [type(o).__name__ for o in gc.garbage
+                 if isinstance(o, QObject) and shiboken6.isValid(o)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert alive == []
+
+
 def test_settings_persist(window: MainWindow) -> None:
     new = settings_mod.Settings(device="cpu", cpu_threads=1, theme="dark",
                                 workspace=str(window.settings.workspace_path()))
