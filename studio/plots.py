@@ -85,7 +85,7 @@ class TickGrid(pg.GridItem):
 
     Why not ``PlotItem.showGrid``: an axis grid makes each axis span the whole view, so every
     curve update repainted both axes with their tick text (20 ms a redraw for the GAN's four
-    plots on a 2-core machine, 9-11 ms with this; bench/plot_cost.py). The spacing comes from
+    plots on a 2-core machine, 9-15 ms with this; bench/plot_cost.py). The spacing comes from
     the axes themselves, so lines and labels agree.
     """
 
@@ -286,10 +286,7 @@ class PlotsWidget(QWidget):
         if plot is None:
             n = len(self._plots)
             plot = self.graphics.addPlot(row=n // 2, col=n % 2, title=group)
-            # A GridItem, not showGrid: an axis grid makes each axis span the view, so every
-            # curve update repainted both axes with their text (20 ms a redraw for the GAN's four
-            # plots here, 8 ms with this; bench/plot_cost.py).
-            plot.addItem(TickGrid(plot), ignoreBounds=True)
+            plot.addItem(TickGrid(plot), ignoreBounds=True)  # not showGrid: see TickGrid
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.setLabel("bottom", "step")
