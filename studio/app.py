@@ -14,6 +14,7 @@ USAGE = """usage:
   studio                                   open the window
   studio plugins                           list plugins: id, name, ok | disabled: reason
   studio jobs                              list every plugin's jobs
+  studio runs [--plugin ID] [--json]       list every run: job, state, data (trained / held out)
   studio run PLUGIN JOB [--key value ...]  run a job headless (--events jsonl for JSON lines;
                                            studio run PLUGIN JOB --help lists its options)
   studio screenshot [--plugin ID] [--size 1400x900] [--theme light|dark] --out FILE.png
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from studio.cli import list_jobs
 
         return list_jobs()
+    if cmd == "runs":
+        from studio.cli import cmd_runs
+
+        return cmd_runs(rest)
     if cmd == "run":
         if len(rest) < 2:
             sys.stderr.write("usage: studio run PLUGIN JOB [--key value ...]\n")

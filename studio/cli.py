@@ -153,9 +153,7 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
         out = None
         if spec.makes_run:
             rest, out = _pop_out(rest)
-        values: dict[str, Any] = params_mod.parse_cli(fn, rest)
-        if out is not None:
-            values["out"] = out
+        values = params_mod.parse_cli(fn, rest)
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -163,7 +161,7 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
     printer = _Printer(mode, spec.title or f"{plugin_id} {job}",
                        verbose=os.environ.get("STUDIO_DEBUG", "") not in ("", "0"))
     runner = JobRunner(printer, settings=s)
-    rec = runner.submit(plugin_id, spec, values, func=fn)
+    rec = runner.submit(plugin_id, spec, values, func=fn, out=out)
     interrupted = 0
     previous = signal.getsignal(signal.SIGINT)
     try:
@@ -230,7 +228,7 @@ def _print_job_help(plugin_id: str, job: str) -> int:
     print(f"studio run {plugin_id} {job} [options]\n")
     if spec.help or fn.__doc__:
         print((spec.help or (fn.__doc__ or "").strip().splitlines()[0]) + "\n")
-    print(params_mod.usage(fn))
+    print(params_mod.job_usage(fn))
     if spec.makes_run:
         print("  --out DIR\n      run folder (default: a new folder under the workspace)")
     print("  --events jsonl\n      print every event as a JSON line instead of a progress bar")
@@ -244,4 +242,36 @@ def list_jobs(out: TextIO = sys.stdout) -> int:
             continue
         for spec in rec.plugin.jobs:
             out.write(f"{rec.id} {spec.name}\t{spec.title}\n")
+    return 0
+
+
+def cmd_runs(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """``studio runs [--plugin ID] [--json]``: every run of the workspace (and those kept
+    elsewhere), newest first, with its data: how many examples trained it, how many were held
+    out, and the data's fingerprint."""
+    import argparse
+    import datetime as dt
+
+    from studio import runindex
+    from studio import settings as settings_mod
+
+    ap = argparse.ArgumentParser(prog="studio runs")
+    ap.add_argument("--plugin", default=None, help="only this plugin's runs")
+    ap.add_argument("--json", action="store_true", help="one JSON document (for scripts)")
+    ns = ap.parse_args(list(argv))
+    runs = runindex.scan(settings_mod.load().workspace_path(), ns.plugin)
+    if ns.json:
+        out.write(json.dumps([r.to_json() for r in runs], indent=2) + "\n")
+        return 0
+    if not runs:
+        out.write("no runs yet" + (f" for {ns.plugin}" if ns.plugin else "") + "\n")
+        return 0
+    for r in runs:
+        m = r.manifest
+        when = dt.datetime.fromtimestamp(m.started).strftime("%Y-%m-%d %H:%M")
+        data = "; ".join(f"{d.name}: {d.train} trained, {d.held_out} held out "
+                         f"({d.unit}s, {d.fingerprint[:12] or 'no fingerprint'})"
+                         for d in m.datasets) or "no data recorded"
+        out.write(f"{when}  {m.plugin:<9} {m.job:<10} {r.state:<11} {r.path}\n"
+                  f"    data: {data}\n")
     return 0

@@ -7,15 +7,19 @@ panel without any main window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from studio import params as params_mod
 from studio.plugin import Plugin
 from studio.qtjobs import JobHandle, JobManager
-from studio.settings import Settings
+from studio.settings import PluginStore, Settings
+
+P = TypeVar("P")
 
 
 class PanelHost(QObject):
@@ -23,6 +27,8 @@ class PanelHost(QObject):
 
     #: the user changed Settings (theme, device, workspace); panels may refresh
     settings_changed = Signal(object)
+    #: the user reopened one of this plugin's runs: (job name, its params object)
+    run_reopened = Signal(str, object, object)
 
     def __init__(
         self,
@@ -40,6 +46,7 @@ class PanelHost(QObject):
         self._show_plots = show_plots
         self._open_run = open_run
         self._status = status
+        self.store = PluginStore(plugin.id)
 
     @property
     def plugin_id(self) -> str:
@@ -57,14 +64,49 @@ class PanelHost(QObject):
         """Where this plugin's runs go by default (``<workspace>/runs/<plugin>``)."""
         return self.workspace / "runs" / self.plugin.id
 
-    def submit(self, job: str, params: Mapping[str, Any] | None = None, *,
-               title: str | None = None, show_plots: bool = True) -> JobHandle:
-        """Queue one of this plugin's jobs. Watch the returned handle's signals for results."""
+    def submit(self, job: str, params: Any = None, *, title: str | None = None,
+               show_plots: bool = True, out: str | Path | None = None) -> JobHandle:
+        """Queue one of this plugin's jobs with its params object (remembered as the job's
+        last values). Watch the returned handle's signals for results."""
         spec = self.plugin.job(job)
-        handle = self.manager.submit(self.plugin.id, spec, params, title=title)
+        if dataclasses.is_dataclass(params) and not isinstance(params, type):
+            self.remember(job, params)
+        handle = self.manager.submit(self.plugin.id, spec, params, title=title, out=out)
         if show_plots and self._show_plots is not None:
             self._show_plots(handle.id)
         return handle
+
+    # -- memory between sessions ----------------------------------------------------------------
+    def recall(self, job: str, cls: type[P]) -> P:
+        """The values ``job`` was last submitted with (defaults the first time)."""
+        return params_mod.from_json(cls, self.store.get("params", job))  # type: ignore[no-any-return]
+
+    def remember(self, job: str, params: Any) -> None:
+        """Keep ``params`` as ``job``'s last values (in-memory objects are not kept)."""
+        self.store.put("params", job, params_mod.to_json(params))
+
+    def recall_value(self, key: str, default: Any = None) -> Any:
+        return self.store.get("ui", key, default)
+
+    def remember_value(self, key: str, value: Any) -> None:
+        self.store.put("ui", key, value)
+
+    def reopen(self, run_dir: Path) -> bool:
+        """Tell the panel a run of this plugin was reopened, with the settings it ran with
+        (the panel puts them back in its form). False when the run is not this plugin's."""
+        from studio import manifest
+
+        m = manifest.read(run_dir)
+        if m is None or m.plugin != self.plugin.id:
+            return False
+        try:
+            cls = params_mod.job_params(self.plugin.job(m.job).load())
+        except Exception:  # a job that no longer exists or fails to import: curves still open
+            return False
+        if cls is None:
+            return False
+        self.run_reopened.emit(m.job, params_mod.from_json(cls, m.params), Path(run_dir))
+        return True
 
     def cancel(self, handle: JobHandle | int) -> None:
         self.manager.cancel(handle if isinstance(handle, int) else handle.id)

@@ -19,13 +19,14 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio import params as params_mod
 from studio.errors import Cancelled, UserError, friendly
+from studio.manifest import Example
 from studio.plugin import JobSpec
 from studio.runs import RunDir, new_run_dir
 from studio.settings import Settings
@@ -55,7 +56,7 @@ class JobRecord:
     plugin: str
     job: str
     title: str
-    params: dict[str, Any]
+    params: Any  # the job's params object (a dataclass), or a mapping from a test or legacy job
     lane: str = "compute"
     state: str = QUEUED
     done: float = 0.0
@@ -69,6 +70,7 @@ class JobRecord:
     error: str | None = None
     traceback: str | None = None
     run_dir: Path | None = None
+    out: Path | None = None  # the run folder asked for (makes_run jobs; None: a new one)
 
     @property
     def elapsed(self) -> float:
@@ -217,13 +219,40 @@ class JobContext:
         self.log(text, "warning")
 
     # -- provenance (read by the audit panel) --------------------------------------------------
+    def record_data(self, name: str, location: str | Path, examples: Sequence[Example], *,
+                    held_out: Iterable[str] = (), role: str = "train", unit: str = "file",
+                    **info: Any) -> None:
+        """Record the data this run learns from: every example with its content hash, and
+        which were held out (``held_out``: example ids). Written beside ``run.json`` so the
+        audit can ask which examples trained the model; a resumed run whose data changed is
+        warned about."""
+        if self.run is None:
+            return
+        from studio import manifest
+
+        held = set(held_out)
+        examples_file, n_train, n_held = manifest.write_examples(self.run.path, role, examples,
+                                                                 held)
+        ds = manifest.Dataset(role=role, name=name, location=str(location),
+                              fingerprint=manifest.fingerprint(e.id for e in examples),
+                              examples=len(examples), train=n_train, held_out=n_held, unit=unit,
+                              examples_file=examples_file, info=dict(info))
+        old = self.run.record_data(ds)
+        if old is not None and old.fingerprint and old.fingerprint != ds.fingerprint:
+            self.warn(f"the {role} data differs from what this run was trained on before "
+                      f"({old.examples} then, {ds.examples} now); continuing with it as it is now")
+
     def add_dataset(self, path: str | Path, **info: Any) -> None:
+        """A dataset described only by its location and counts (no per-example list)."""
         if self.run is not None:
             self.run.add_dataset(path, **info)
 
-    def add_artifact(self, path: str | Path, kind: str, **info: Any) -> None:
+    def add_artifact(self, path: str | Path, kind: str, model_kind: str = "", **info: Any
+                     ) -> None:
+        """Record something the run made (``kind="model"`` with its ``model_kind`` lists it
+        in the model library), with its content hash."""
         if self.run is not None:
-            self.run.add_artifact(path, kind, **info)
+            self.run.add_artifact(path, kind, model_kind, **info)
 
     def truncate_metrics(self, after_step: float) -> None:
         """On resume from a checkpoint at ``after_step``: drop later curve points so the plot has
@@ -295,19 +324,28 @@ class JobRunner:
         self,
         plugin_id: str,
         spec: JobSpec,
-        params: Mapping[str, Any] | None = None,
+        params: Any = None,
         *,
         title: str | None = None,
         func: Callable[..., Any] | None = None,
+        out: str | Path | None = None,
     ) -> JobRecord:
-        """Queue ``spec`` with ``params``; returns at once. Parameters are checked on the worker
-        (importing the job may import torch), so bad values end the job as failed with a clear
-        message rather than raising here."""
+        """Queue ``spec`` with ``params`` (its params object; a mapping is read as the command
+        line would); returns at once. Parameters are checked on the worker (importing the job
+        may import torch), so bad values end the job as failed with a clear message rather than
+        raising here. ``out`` names the run folder of a ``makes_run`` job."""
         if self._closed:
             raise RuntimeError("the job runner is shut down")
+        if isinstance(params, Mapping):
+            params = dict(params)
+            if "out" in params and spec.makes_run:  # legacy and test callers pass it inline
+                out = params.pop("out")
+        elif params is None:
+            params = {}
         rec = JobRecord(id=next(_ids), plugin=plugin_id, job=spec.name,
                         title=title or spec.title or f"{plugin_id} {spec.name}",
-                        params=dict(params or {}), lane=spec.lane)
+                        params=params, lane=spec.lane,
+                        out=Path(out).expanduser() if out else None)
         with self._lock:
             self._records[rec.id] = rec
             self._specs[rec.id] = (spec, func)
@@ -422,18 +460,26 @@ class JobRunner:
 
                 device.configure_torch(self.settings.cpu_threads)
             fn = func or spec.load()
-            raw = dict(rec.params)
-            out = raw.pop("out", None) if spec.makes_run else None
-            bound = params_mod.bind(fn, raw)
+            cls = params_mod.job_params(fn)
+            if cls is not None:  # typed: check everything before any folder is made
+                p = params_mod.prepare_unread(cls, rec.params)
+                recorded = params_mod.to_json(p)
+            else:
+                bound = params_mod.bind(fn, dict(rec.params))
+                recorded = dict(rec.params)
             if spec.makes_run:
-                run_path = Path(out).expanduser() if out else new_run_dir(
-                    self.settings.workspace_path(), rec.plugin, rec.job)
-                run = RunDir.open(run_path.resolve(), rec.plugin, rec.job, rec.params,
-                                  self.settings.device)
+                workspace = self.settings.workspace_path()
+                run_path = rec.out or new_run_dir(workspace, rec.plugin, rec.job)
+                run = RunDir.open(run_path.resolve(), rec.plugin, rec.job, recorded,
+                                  self.settings.device, rec.title, workspace)
                 rec.run_dir = run.path
             ctx = JobContext(rec, self._emit, cancel_flag, self.settings, run)
             ctx.check()
-            result = fn(ctx, **bound)
+            if cls is not None:
+                params_mod.read_objects(p, ctx.warn)
+                result = fn(ctx, p)
+            else:
+                result = fn(ctx, **bound)
             if result is None and run is not None:
                 result = run.path
             state = CANCELLED if cancel_flag.is_set() else DONE

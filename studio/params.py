@@ -1,114 +1,425 @@
-"""Job parameters described once, by the job function's own signature.
+"""Typed job parameters: one dataclass per job, read by the CLI, the forms and the runner.
 
-A job is ``def train(ctx, data: str, size: int = 32, arch: Literal["dcgan", "sngan"] = "dcgan")``.
-From that signature the command line builds ``--data DIR --size 32 --arch sngan`` and the window
-validates what a panel submits. Nothing is declared twice, so the CLI and the GUI cannot drift.
+A job is ``def train(ctx, p: TrainParams) -> str`` where ``TrainParams`` is a dataclass whose
+fields carry their own limits and hints::
+
+    @dataclass(kw_only=True)
+    class TrainParams:
+        data: Annotated[Path | None, Label("Images"), Widget("folder"), Help("...")] = None
+        steps: Annotated[int, Range(1, 1_000_000), Help("training steps")] = 3000
+        arch: Annotated[Literal["dcgan", "sngan"], Choices(dcgan="DCGAN", sngan="SNGAN")] = "dcgan"
+
+From that one declaration come the command line (``--data DIR --steps 10 --arch sngan``, its
+``--help``), validation with messages that name the field, the panels' widgets (``Form`` in
+``studio.widgets.form`` builds a spin box with the range, a combo with the labels), the values a
+panel remembers between sessions and the ``params`` a run manifest records. A panel submits the
+object itself, never a dict, so a newcomer can follow a value from its widget to the engine by
+name.
+
+In-memory values (a level being edited, an image, a latent) are fields too, typed as what they
+are and given a :class:`Codec`: from the window they pass as objects, from the command line as a
+file the codec reads. Nothing goes through scratch files.
+
+This module never imports Qt or torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
 import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from studio.errors import UserError
 
+__all__ = [
+    "Annotated", "Choices", "Codec", "Group", "Help", "Label", "Param", "ParamError", "Range",
+    "Special", "Unit", "Widget", "blank", "describe", "from_cli", "from_json", "job_params",
+    "prepare", "prepare_unread", "read_objects", "to_json", "usage", "validate",
+]
+
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
+_NONE = {"none", "null", ""}
+
+
+# ----------------------------------------------------------------------------------------------
+# What a field may carry
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """Inclusive limits (``None``: open) and the step a spin box or slider moves by."""
+
+    lo: float | None = None
+    hi: float | None = None
+    step: float | None = None
 
 
 @dataclass(frozen=True)
+class Help:
+    """One or two sentences: the tooltip in the window, the text under the flag in ``--help``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """The words the window shows before the widget (default: the field name, capitalised)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """A heading forms group fields under ("Sampling", "Advanced")."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A suffix shown in spin boxes (" px", " steps")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Special:
+    """What the lowest value of a spin box means ("auto", "the preset's"). For an optional
+    number (``int | None``) the value one step below the range stands for ``None``."""
+
+    text: str
+
+
+class Choices:
+    """Readable labels for a ``Literal`` field's values: ``Choices(wfc="WFC (from an example)")``
+    or ``Choices({1: "as is", 2: "mirrored"})`` for values that are not names."""
+
+    def __init__(self, labels: Mapping[Any, str] | None = None, /, **named: str) -> None:
+        self.labels: dict[Any, str] = {**dict(labels or {}), **named}
+
+    def __repr__(self) -> str:
+        return f"Choices({self.labels!r})"
+
+
+@dataclass(frozen=True)
+class Widget:
+    """A hint for the form builder.
+
+    ``kind`` is one of: ``folder``, ``file`` (open), ``save`` (a file to write), ``seed``,
+    ``slider``, ``text`` (several lines), ``model`` (the model library's picker), ``hidden``
+    (the panel supplies the value: never drawn by a generic form). ``filter`` is a file-dialog
+    filter; ``kinds`` the model kinds a picker lists.
+    """
+
+    kind: str
+    filter: str = ""
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How an in-memory value travels on the command line: as a file.
+
+    ``load`` is ``"module:function"`` (imported when first used, so declaring it costs nothing)
+    or a callable ``load(path, params, warn) -> object``: it may read other fields of the
+    params (a legend beside a level). ``describe(obj) -> dict`` says what the object was in a
+    run manifest (default: its type name). ``what`` names the file in ``--help``.
+    """
+
+    load: str | Callable[..., Any]
+    what: str = "a file"
+    describe: str | Callable[[Any], dict[str, Any]] | None = None
+
+    def loader(self) -> Callable[..., Any]:
+        return _resolve(self.load)
+
+    def summary(self, obj: Any) -> dict[str, Any]:
+        if self.describe is None:
+            return {"object": type(obj).__name__}
+        return dict(_resolve(self.describe)(obj))
+
+
+def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return typing.cast(Callable[..., Any], getattr(importlib.import_module(module), attr))
+
+
+class ParamError(UserError):
+    """A value that does not fit its field. ``str()`` names the command-line flag; ``.gui``
+    names the field as the window labels it."""
+
+    def __init__(self, param: Param, problem: str) -> None:
+        self.param = param
+        self.problem = problem
+        super().__init__(f"{param.flag} {problem}")
+
+    @property
+    def gui(self) -> str:
+        return f"{self.param.label}: {self.problem}"
+
+
+# ----------------------------------------------------------------------------------------------
+# A field, described
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Param:
     name: str  # python name, e.g. "max_new_tokens"
-    kind: type  # int, float, str, bool, Path, list
+    kind: type  # int, float, str, bool, Path, list, or the object type of a codec field
     default: Any
     required: bool
-    choices: tuple[Any, ...] | None
-    optional: bool  # None allowed
+    choices: tuple[Any, ...] | None = None
+    optional: bool = False  # None is a valid value
     help: str = ""
+    label: str = ""
+    group: str = ""
+    widget: Widget | None = None
+    range: Range | None = None
+    special: str = ""
+    unit: str = ""
+    choice_labels: Mapping[Any, str] | None = None
+    codec: Codec | None = None
+    item: type = str  # element type of a list field
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def hidden(self) -> bool:
+        return self.widget is not None and self.widget.kind == "hidden"
 
-def describe(func: Callable[..., Any]) -> list[Param]:
-    """The parameters of a job function (everything after ``ctx``)."""
+    def choice_label(self, value: Any) -> str:
+        if self.choice_labels and value in self.choice_labels:
+            return self.choice_labels[value]
+        return str(value)
+
+
+def job_params(func: Callable[..., Any]) -> type | None:
+    """The params dataclass a job function takes as its second argument (None: a legacy job
+    whose keyword arguments are its parameters)."""
+    return _job_params(func)
+
+
+@functools.lru_cache(maxsize=256)
+def _job_params(func: Callable[..., Any]) -> type | None:
     sig = inspect.signature(func)
+    names = list(sig.parameters)
+    if len(names) < 2:
+        return None
     hints = typing.get_type_hints(func)
-    docs = _param_docs(func)
-    out: list[Param] = []
-    for i, (name, p) in enumerate(sig.parameters.items()):
-        if i == 0 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue  # ctx, *args, **kwargs
-        kind, choices, optional = _analyse(hints.get(name, str))
-        required = p.default is inspect.Parameter.empty
-        out.append(
-            Param(name, kind, None if required else p.default, required, choices, optional,
-                  docs.get(name, ""))
-        )
-    return out
+    cls = hints.get(names[1])
+    return cls if isinstance(cls, type) and dataclasses.is_dataclass(cls) else None
 
 
-def bind(func: Callable[..., Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check and convert ``values`` (strings from the CLI or typed values from a panel).
+def describe(target: type | Callable[..., Any]) -> list[Param]:
+    """The parameters of a params dataclass, or of a job function (its dataclass, or for a
+    legacy job its keyword arguments after ``ctx``)."""
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return list(_describe_class(target))
+    cls = job_params(target)
+    if cls is not None:
+        return list(_describe_class(cls))
+    return _describe_signature(target)
 
-    Unknown names, missing required values and unconvertible values raise :class:`UserError`
-    naming the parameter, so a typo never silently falls back to a default.
-    """
-    params = {p.name: p for p in describe(func)}
+
+@functools.lru_cache(maxsize=256)
+def _describe_class(cls: type) -> tuple[Param, ...]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        hint = hints.get(f.name, str)
+        meta: list[Any] = []
+        if typing.get_origin(hint) is Annotated:
+            hint, *meta = typing.get_args(hint)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = (None if required else f.default if f.default is not dataclasses.MISSING
+                   else f.default_factory())  # type: ignore[misc]
+        kind, choices, optional, item = _analyse(hint)
+        info: dict[str, Any] = {}
+        for m in meta:
+            if isinstance(m, Help):
+                info["help"] = m.text
+            elif isinstance(m, Label):
+                info["label"] = m.text
+            elif isinstance(m, Group):
+                info["group"] = m.name
+            elif isinstance(m, Widget):
+                info["widget"] = m
+            elif isinstance(m, Range):
+                info["range"] = m
+            elif isinstance(m, Special):
+                info["special"] = m.text
+            elif isinstance(m, Unit):
+                info["unit"] = m.text
+            elif isinstance(m, Choices):
+                info["choice_labels"] = m.labels
+            elif isinstance(m, Codec):
+                info["codec"] = m
+        if "codec" not in info and kind not in (int, float, str, bool, Path, list):
+            raise TypeError(f"{cls.__name__}.{f.name}: a {kind.__name__} field needs a Codec "
+                            "(how the command line gives it as a file)")
+        info.setdefault("label", f.name.replace("_", " ").capitalize())
+        out.append(Param(f.name, kind, default, required, choices, optional, item=item, **info))
+    return tuple(out)
+
+
+def blank(cls: type) -> Any:
+    """An instance with every default, required fields left ``None`` (a form's starting point;
+    :func:`validate` says what is still missing)."""
+    return cls(**{p.name: None for p in _describe_class(cls) if p.required})
+
+
+# ----------------------------------------------------------------------------------------------
+# Values in
+# ----------------------------------------------------------------------------------------------
+def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
+    """Build and check an instance from strings (the CLI) or typed values (tests, JSON)."""
+    params = {p.name: p for p in _describe_class(cls)}
     values = {k.replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(values) - set(params))
     if unknown:
         names = ", ".join("--" + u.replace("_", "-") for u in unknown)
         allowed = ", ".join(p.flag for p in params.values()) or "none"
         raise UserError(f"unknown option {names} (this job takes: {allowed})")
-    bound: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
     for name, p in params.items():
         if name in values:
-            bound[name] = convert(p, values[name])
+            kwargs[name] = values[name] if p.codec is not None else convert(p, values[name])
         elif p.required:
-            raise UserError(f"missing required option {p.flag}")
-    return bound
+            kwargs[name] = None
+    obj = cls(**kwargs)
+    return validate(obj)
 
 
 def convert(p: Param, value: Any) -> Any:
-    if value is None:
-        if p.optional or not p.required:
-            return None
-        raise UserError(f"{p.flag} needs a value")
+    """One value to the field's type (strings are parsed); raises :class:`ParamError`."""
+    if value is None or (isinstance(value, str) and p.kind is not str and p.optional
+                         and value.strip().lower() in _NONE):
+        return None  # whether None is allowed here is validate's question
     try:
         if p.kind is bool:
-            out = _to_bool(value)
+            out: Any = _to_bool(value)
         elif p.kind is list:
-            out = value if isinstance(value, list | tuple) else [
+            items = value if isinstance(value, list | tuple) else [
                 s.strip() for s in str(value).split(",") if s.strip()]
-            out = list(out)
+            out = [p.item(v) if p.item is not str else str(v) for v in items]
         elif p.kind is Path:
             out = Path(value).expanduser()
         elif p.kind in (int, float, str):
-            if isinstance(value, str) and p.kind is not str and value.strip().lower() == "none" \
-                    and p.optional:
-                return None
             if p.kind is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError("not a whole number")
+            if p.kind is int and isinstance(value, str):
+                value = value.strip().replace("_", "")
             out = p.kind(value)
         else:
             out = value
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{p.flag}: cannot read {value!r} as {p.kind.__name__} ({exc})") from None
+    except (TypeError, ValueError):
+        what = {int: "a whole number", float: "a number", bool: "true or false"}.get(
+            p.kind, p.kind.__name__)
+        raise ParamError(p, f"expects {what}, not {value!r}") from None
     if p.choices is not None and out not in p.choices:
-        raise UserError(f"{p.flag} must be one of {', '.join(map(str, p.choices))}, not {value!r}")
+        out = _match_choice(p, out)
     return out
 
 
-def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> dict[str, Any]:
-    """``--key value`` pairs (``--flag`` alone means true for booleans) into bound values."""
-    params = {p.flag: p for p in describe(func)}
+def _match_choice(p: Param, value: Any) -> Any:
+    for c in p.choices or ():
+        if str(c) == str(value):  # "32" for Literal[32, 64] from the command line
+            return c
+    raise ParamError(p, f"must be one of {', '.join(map(str, p.choices or ()))}, not {value!r}")
+
+
+def validate(obj: Any) -> Any:
+    """Check every field of ``obj`` in place (types converted, limits, choices, required) and
+    return it; then the class's own ``check()`` for rules between fields, if it has one."""
+    for p in _describe_class(type(obj)):
+        value = getattr(obj, p.name)
+        if p.codec is not None:
+            if value is None and p.required:
+                raise ParamError(p, "is required")
+            continue
+        value = convert(p, value)
+        if value is None:
+            if p.required:
+                raise ParamError(p, "is required")
+            if not p.optional and p.default is not None:
+                raise ParamError(p, "needs a value")
+        elif p.kind in (int, float) and p.range is not None:
+            lo, hi = p.range.lo, p.range.hi
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ParamError(p, _range_text(p))
+        setattr(obj, p.name, value)
+    check = getattr(obj, "check", None)
+    if callable(check):  # cross-field rules the class states itself
+        check()
+    return obj
+
+
+def _decode(p: Param, value: str | Path, obj: Any, warn: Callable[[str], None] | None) -> Any:
+    assert p.codec is not None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ParamError(p, f"names {path}, which does not exist")
+    return p.codec.loader()(path, obj, warn or (lambda _text: None))
+
+
+def prepare_unread(cls: type, values: Any) -> Any:
+    """What the runner checks before a job starts: ``values`` (an instance from a panel, or a
+    mapping from a test) as a checked copy; codec fields given as files are not read yet. A
+    panel's instance is copied, so a job never changes the object a form is bound to."""
+    if isinstance(values, cls):
+        obj = dataclasses.replace(values)
+    elif isinstance(values, Mapping):
+        obj = from_mapping(cls, values)
+    else:
+        raise TypeError(f"expected {cls.__name__} or a mapping, got {type(values).__name__}")
+    return validate(obj)
+
+
+def read_objects(obj: Any, warn: Callable[[str], None] | None = None) -> Any:
+    """Read the codec fields given as files (the command line's levels, images, latents) into
+    their objects, in place."""
+    for p in _describe_class(type(obj)):
+        value = getattr(obj, p.name)
+        if p.codec is not None and isinstance(value, str | Path):
+            setattr(obj, p.name, _decode(p, value, obj, warn))
+    return obj
+
+
+def prepare(cls: type, values: Any, warn: Callable[[str], None] | None = None) -> Any:
+    """:func:`prepare_unread` then :func:`read_objects`: a job's params as it receives them."""
+    return read_objects(prepare_unread(cls, values), warn)
+
+
+def _range_text(p: Param) -> str:
+    assert p.range is not None
+    lo, hi = p.range.lo, p.range.hi
+
+    def fmt(v: float) -> str:
+        return f"{int(v):,}".replace(",", "_") if p.kind is int else f"{v:g}"
+
+    if lo is not None and hi is not None:
+        return f"must be between {fmt(lo)} and {fmt(hi)}"
+    if lo is not None:
+        return f"must be at least {fmt(lo)}"
+    return f"must be at most {fmt(hi)}"
+
+
+def from_cli(cls: type, argv: Sequence[str]) -> Any:
+    """``--key value`` pairs (``--flag`` alone means true, ``--no-flag`` false) into an
+    instance; every problem is a :class:`UserError` naming the flag."""
+    params = {p.flag: p for p in _describe_class(cls)}
     raw: dict[str, Any] = {}
     i = 0
     while i < len(argv):
@@ -117,7 +428,8 @@ def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> dict[str, Any]:
             raise UserError(f"unexpected argument {tok!r}: options are written --key value")
         key, eq, inline = tok.partition("=")
         p = params.get(key)
-        if p is None and key.startswith("--no-") and ("--" + key[5:]) in params:
+        if p is None and key.startswith("--no-") and ("--" + key[5:]) in params \
+                and params["--" + key[5:]].kind is bool:
             raw[key[5:]] = False
             i += 1
             continue
@@ -125,8 +437,7 @@ def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> dict[str, Any]:
             raw[key[2:]] = inline
             i += 1
         elif p is not None and p.kind is bool and (
-            i + 1 >= len(argv) or argv[i + 1].lower() not in _TRUE | _FALSE
-        ):
+                i + 1 >= len(argv) or argv[i + 1].lower() not in _TRUE | _FALSE):
             raw[key[2:]] = True
             i += 1
         else:
@@ -134,24 +445,125 @@ def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> dict[str, Any]:
                 raise UserError(f"{key} needs a value")
             raw[key[2:]] = argv[i + 1]
             i += 2
-    return bind(func, raw)
+    return from_mapping(cls, raw)
 
 
-def usage(func: Callable[..., Any]) -> str:
+def usage(cls: type) -> str:
+    """The options part of ``--help``: flag, values, default, limits and help text."""
     lines = []
-    for p in describe(func):
+    for p in _describe_class(cls):
         if p.kind is bool:
             val = ""
         elif p.choices:
             val = " " + "|".join(map(str, p.choices))
+        elif p.codec is not None:
+            val = " FILE"
         else:
             val = " " + p.name.upper()
-        default = "" if p.required else f" (default: {p.default})"
-        req = " (required)" if p.required else ""
-        lines.append(f"  {p.flag}{val}{req}{default}" + (f"\n      {p.help}" if p.help else ""))
+        notes = []
+        if p.required:
+            notes.append("required")
+        elif p.default is not None and p.default != []:
+            notes.append(f"default: {_show(p.default)}")
+        if p.range is not None and p.kind in (int, float):
+            notes.append(_range_text(p).removeprefix("must be "))
+        if p.special:
+            notes.append(f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}"
+                         f" or none: {p.special}" if p.optional else
+                         f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}: "
+                         f"{p.special}")
+        text = p.help + (f" ({p.codec.what})" if p.codec else "")
+        head = f"  {p.flag}{val}" + (f"  [{'; '.join(notes)}]" if notes else "")
+        lines.append(head + (f"\n      {text}" if text else ""))
     return "\n".join(lines)
 
 
+def _show(v: Any) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Values out (settings, run manifests) and back
+# ----------------------------------------------------------------------------------------------
+def to_json(obj: Any) -> dict[str, Any]:
+    """The instance as JSON-safe values. Paths become strings; in-memory objects become their
+    codec's summary (a manifest says "a level, 64x48", not megabytes of tiles)."""
+    out: dict[str, Any] = {}
+    for p in _describe_class(type(obj)):
+        v = getattr(obj, p.name)
+        if v is None or isinstance(v, bool | int | float | str):
+            out[p.name] = v
+        elif isinstance(v, Path):
+            out[p.name] = str(v)
+        elif isinstance(v, list | tuple) and all(isinstance(x, int | float | str) for x in v):
+            out[p.name] = list(v)
+        elif p.codec is not None:
+            out[p.name] = {"$object": p.codec.summary(v)}
+        else:
+            out[p.name] = repr(v)[:200]
+    return out
+
+
+def from_json(cls: type, data: Mapping[str, Any] | None) -> Any:
+    """An instance from remembered values, forgiving: unknown names are dropped, values that
+    no longer fit (a setting removed, a range tightened) fall back to the default, in-memory
+    objects are not restored. For the panel's last values and a reopened run's settings."""
+    obj = blank(cls)
+    for p in _describe_class(cls):
+        if not data or p.name not in data:
+            continue
+        v = data[p.name]
+        if p.codec is not None:
+            if isinstance(v, str):
+                setattr(obj, p.name, v)
+            continue
+        try:
+            v = convert(p, v)
+            if v is not None and p.kind in (int, float) and p.range is not None:
+                lo, hi = p.range.lo, p.range.hi
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    continue
+        except UserError:
+            continue
+        setattr(obj, p.name, v)
+    return obj
+
+
+def readable(obj: Any) -> list[tuple[str, str]]:
+    """(label, value) pairs a person can read: a job's settings in a tooltip or a report.
+    In-memory objects and unset optional values are left out."""
+    if isinstance(obj, Mapping):
+        return [(str(k).replace("_", " ").capitalize(), _show(v)) for k, v in obj.items()]
+    out = []
+    for p in _describe_class(type(obj)):
+        v = getattr(obj, p.name)
+        if p.codec is not None and not isinstance(v, str | Path):
+            continue
+        if v is None:
+            if p.special:
+                out.append((p.label, p.special))
+            continue
+        if isinstance(v, bool):
+            text = "yes" if v else "no"
+        elif p.choices:
+            text = p.choice_label(v)
+        elif isinstance(v, Path):
+            text = v.name or str(v)
+        else:
+            text = _show(v) + (p.unit or "")
+        if p.special and p.range is not None and p.range.lo is not None and v == p.range.lo:
+            text = p.special
+        out.append((p.label, text))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
 def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -163,7 +575,8 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
-def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool]:
+def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool, type]:
+    """(kind, choices, optional, list item type) of a type hint."""
     optional = False
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -171,14 +584,106 @@ def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool]:
         optional = len(args) < len(typing.get_args(hint))
         hint = args[0] if len(args) == 1 else str
         origin = typing.get_origin(hint)
+    if origin is Annotated:
+        hint = typing.get_args(hint)[0]
+        origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
-        return type(choices[0]), tuple(choices), optional
+        return type(choices[0]), tuple(choices), optional, str
     if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        return list, None, optional
-    if hint in (int, float, str, bool, Path):
-        return hint, None, optional
-    return str, None, optional
+        args = typing.get_args(hint)
+        item = args[0] if args and args[0] in (int, float, str) else str
+        return list, None, optional, item
+    if isinstance(hint, type):
+        return hint, None, optional, str
+    return str, None, optional, str
+
+
+# ----------------------------------------------------------------------------------------------
+# Legacy: jobs whose keyword arguments are their parameters (until every plugin has moved)
+# ----------------------------------------------------------------------------------------------
+def _describe_signature(func: Callable[..., Any]) -> list[Param]:
+    sig = inspect.signature(func)
+    hints = typing.get_type_hints(func)
+    docs = _param_docs(func)
+    out: list[Param] = []
+    for i, (name, p) in enumerate(sig.parameters.items()):
+        if i == 0 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue  # ctx, *args, **kwargs
+        kind, choices, optional, item = _analyse(hints.get(name, str))
+        required = p.default is inspect.Parameter.empty
+        out.append(Param(name, kind, None if required else p.default, required, choices,
+                         optional, docs.get(name, ""),
+                         label=name.replace("_", " ").capitalize(), item=item))
+    return out
+
+
+def bind(func: Callable[..., Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Legacy jobs: check and convert ``values`` into keyword arguments."""
+    params = {p.name: p for p in _describe_signature(func)}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        names = ", ".join("--" + u.replace("_", "-") for u in unknown)
+        allowed = ", ".join(p.flag for p in params.values()) or "none"
+        raise UserError(f"unknown option {names} (this job takes: {allowed})")
+    bound: dict[str, Any] = {}
+    for name, p in params.items():
+        if name in values:
+            v = convert(p, values[name])
+            if v is None and not p.optional and p.required:
+                raise UserError(f"{p.flag} needs a value")
+            bound[name] = v
+        elif p.required:
+            raise UserError(f"missing required option {p.flag}")
+    return bound
+
+
+def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> Any:
+    """The command line of a job: an instance of its params class, or (legacy) a dict."""
+    cls = job_params(func)
+    if cls is not None:
+        return from_cli(cls, argv)
+    flags = {p.flag: p for p in _describe_signature(func)}
+    raw: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("--"):
+            raise UserError(f"unexpected argument {tok!r}: options are written --key value")
+        key, eq, inline = tok.partition("=")
+        p = flags.get(key)
+        if p is None and key.startswith("--no-") and ("--" + key[5:]) in flags:
+            raw[key[5:]] = False
+            i += 1
+            continue
+        if eq:
+            raw[key[2:]] = inline
+            i += 1
+        elif p is not None and p.kind is bool and (
+                i + 1 >= len(argv) or argv[i + 1].lower() not in _TRUE | _FALSE):
+            raw[key[2:]] = True
+            i += 1
+        else:
+            if i + 1 >= len(argv):
+                raise UserError(f"{key} needs a value")
+            raw[key[2:]] = argv[i + 1]
+            i += 2
+    return bind(func, raw)
+
+
+def job_usage(func: Callable[..., Any]) -> str:
+    cls = job_params(func)
+    if cls is not None:
+        return usage(cls)
+    lines = []
+    for p in _describe_signature(func):
+        val = "" if p.kind is bool else (" " + "|".join(map(str, p.choices)) if p.choices
+                                         else " " + p.name.upper())
+        default = "" if p.required else f" (default: {p.default})"
+        req = " (required)" if p.required else ""
+        lines.append(f"  {p.flag}{val}{req}{default}" + (f"\n      {p.help}" if p.help else ""))
+    return "\n".join(lines)
 
 
 def _param_docs(func: Callable[..., Any]) -> dict[str, str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -125,11 +126,12 @@ class JobManager(QObject):
         self.runner.settings = settings
 
     # -- submit / cancel ------------------------------------------------------------------------
-    def submit(self, plugin_id: str, spec: JobSpec, params: Mapping[str, Any] | None = None,
-               *, title: str | None = None, func: Callable[..., Any] | None = None
-               ) -> JobHandle:
-        """Queue a job; ``func`` overrides ``spec.target`` (benches and tests)."""
-        rec = self.runner.submit(plugin_id, spec, params, title=title, func=func)
+    def submit(self, plugin_id: str, spec: JobSpec, params: Any = None,
+               *, title: str | None = None, func: Callable[..., Any] | None = None,
+               out: str | Path | None = None) -> JobHandle:
+        """Queue a job with its params object; ``func`` overrides ``spec.target`` (benches and
+        tests); ``out`` names a run-making job's folder."""
+        rec = self.runner.submit(plugin_id, spec, params, title=title, func=func, out=out)
         handle = JobHandle(self, rec)
         self.handles[rec.id] = handle
         self.job_added.emit(rec)

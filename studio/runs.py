@@ -23,11 +23,12 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio import manifest as manifest_mod
 from studio import storage
+from studio.manifest import Manifest
 
 RUN_MANIFEST = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -46,25 +47,6 @@ def new_run_dir(workspace: Path, plugin_id: str, job: str) -> Path:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "job"
-
-
-@dataclass
-class RunManifest:
-    plugin: str
-    job: str
-    params: dict[str, Any]
-    state: str = "running"
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    result: str | None = None
-    error: str | None = None
-    device: str = ""
-    datasets: list[dict[str, Any]] = field(default_factory=list)
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)  # earlier sessions (resumes)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class MetricsWriter:
@@ -150,16 +132,15 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    path = Path(run_dir) / RUN_MANIFEST
-    try:
-        data = storage.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The run's manifest as plain JSON of the current schema (upgraded when older); None when
+    the folder has none. Typed access: :func:`studio.manifest.read`."""
+    m = manifest_mod.read(run_dir)
+    return m.to_json() if m is not None else None
 
 
 def list_runs(workspace: Path, plugin_id: str | None = None) -> list[Path]:
-    """Every run folder under the workspace (newest first); the audit panel starts here."""
+    """Every run folder of the workspace, newest first (see :mod:`studio.runindex` for runs
+    kept elsewhere too)."""
     root = workspace / "runs"
     if not root.exists():
         return []
@@ -171,45 +152,83 @@ def list_runs(workspace: Path, plugin_id: str | None = None) -> list[Path]:
 class RunDir:
     """The host's handle on a run folder while a job writes into it."""
 
-    def __init__(self, path: Path, manifest: RunManifest) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
         self.metrics = MetricsWriter(path / METRICS_FILE)
         self._lock = threading.Lock()
+        self._t0 = time.time()
+        self._seconds_before = manifest.seconds
 
     @classmethod
-    def open(cls, path: Path, plugin: str, job: str, params: dict[str, Any], device: str
-             ) -> RunDir:
+    def open(cls, path: Path, plugin: str, job: str, params: dict[str, Any], device: str,
+             title: str = "", workspace: Path | None = None) -> RunDir:
+        """Start (or, in a folder that holds a run, continue) a run: the earlier session is
+        kept in ``sessions`` with its datasets and artifacts."""
         path.mkdir(parents=True, exist_ok=True)
-        manifest = RunManifest(plugin=plugin, job=job, params=_jsonable(params), device=device)
-        old = read_manifest(path)
-        if old:  # resuming into an existing run: keep what was recorded before
-            manifest.history = [*old.get("history", []),
-                                {k: old.get(k) for k in ("job", "params", "state", "started",
-                                                         "finished", "result", "error")}]
-            manifest.datasets = list(old.get("datasets", []))
-            manifest.artifacts = list(old.get("artifacts", []))
-        run = cls(path, manifest)
+        now = manifest_mod.Manifest(plugin=plugin, job=job, params=_jsonable(params),
+                                    title=title, device=device,
+                                    code=manifest_mod.code_version(), pid=os.getpid())
+        old = manifest_mod.read(path)
+        if old is not None:
+            now.sessions = [*old.sessions, manifest_mod.Session(
+                job=old.job, params=old.params, state=old.state, started=old.started,
+                finished=old.finished, error=old.error, device=old.device, code=old.code)]
+            now.datasets = list(old.datasets)
+            now.artifacts = list(old.artifacts)
+            now.seconds = old.seconds
+        run = cls(path, now)
         run.save_manifest()
+        if workspace is not None:
+            from studio import runindex
+
+            runindex.remember(workspace, path)
         return run
 
     def save_manifest(self) -> None:
         with self._lock:
-            storage.atomic_write_json(self.path / RUN_MANIFEST, self.manifest.to_json())
+            self.manifest.seconds = round(self._seconds_before + time.time() - self._t0, 3)
+            manifest_mod.write(self.path, self.manifest)
+
+    def record_data(self, dataset: manifest_mod.Dataset) -> manifest_mod.Dataset | None:
+        """Record a dataset (replacing the one with the same role); returns the one it
+        replaced, so a resumed run can tell whether its data changed."""
+        with self._lock:
+            old = self.manifest.dataset(dataset.role)
+            self.manifest.datasets = [d for d in self.manifest.datasets
+                                      if d.role != dataset.role] + [dataset]
+        self.save_manifest()
+        return old
 
     def add_dataset(self, path: str | os.PathLike[str], **info: Any) -> None:
-        entry = {"path": str(path), **_jsonable(info)}
-        with self._lock:
-            self.manifest.datasets = [d for d in self.manifest.datasets
-                                      if d.get("path") != entry["path"]] + [entry]
-        self.save_manifest()
+        """A dataset described without its examples (jobs that read no training data)."""
+        role = str(info.pop("role", "train"))
+        n = next((int(v) for k in ("files", "images", "phrases", "windows", "levels")
+                  if isinstance(v := info.get(k), int | float)), 0)
+        self.record_data(manifest_mod.Dataset(
+            role=role, name=Path(path).name, location=str(path),
+            fingerprint=str(info.pop("fingerprint", "") or ""), examples=n, train=n,
+            held_out=0, info=_jsonable(info)))
 
-    def add_artifact(self, path: str | os.PathLike[str], kind: str, **info: Any) -> None:
-        entry = {"path": str(path), "kind": kind, **_jsonable(info)}
+    def add_artifact(self, path: str | os.PathLike[str], kind: str, model_kind: str = "",
+                     **info: Any) -> manifest_mod.Artifact:
+        """Record a file or folder the run made, with its size and (files) content hash."""
+        p = Path(path)
+        try:
+            rel = p.resolve().relative_to(self.path.resolve()).as_posix()
+        except ValueError:
+            rel = str(p)
+        sha, size = "", 0
+        if p.is_file():
+            sha, size = manifest_mod.sha256_file(p), p.stat().st_size
+        elif p.is_dir():
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        entry = manifest_mod.Artifact(rel, kind, model_kind, sha, size, _jsonable(info))
         with self._lock:
             self.manifest.artifacts = [a for a in self.manifest.artifacts
-                                       if a.get("path") != entry["path"]] + [entry]
+                                       if a.path != entry.path] + [entry]
         self.save_manifest()
+        return entry
 
     def truncate_metrics(self, after_step: float) -> None:
         """Drop curve points after ``after_step`` (resume) and keep logging into the new file.
@@ -226,9 +245,22 @@ class RunDir:
         self.metrics.close()
         self.manifest.state = state
         self.manifest.finished = time.time()
-        self.manifest.result = None if result is None else str(result)
+        self.manifest.result = None if result is None else _relative(self.path, result)
         self.manifest.error = error
         self.save_manifest()
+
+
+def _relative(run_dir: Path, result: Any) -> str:
+    """A result inside the run folder is recorded relative to it (the folder can move)."""
+    text = str(result)
+    try:
+        p = Path(text)
+        if p.is_absolute() and p.exists():
+            rel = p.resolve().relative_to(run_dir.resolve()).as_posix()
+            return rel or "."
+    except (ValueError, OSError):
+        pass
+    return text
 
 
 def _jsonable(obj: Any) -> Any:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from studio import storage
 
@@ -26,6 +27,7 @@ class Settings:
     workspace: str = ""  # empty: the default workspace (STUDIO_HOME or the user data dir)
     theme: str = "light"
     last_plugin: str = ""
+    model_folders: list[str] = field(default_factory=list)  # searched by the model library
 
     def workspace_path(self) -> Path:
         return Path(self.workspace).expanduser() if self.workspace else storage.default_workspace()
@@ -39,6 +41,9 @@ class Settings:
             problems.append(f"theme must be one of {', '.join(THEMES)}")
         if self.cpu_threads < 0:
             problems.append("CPU threads cannot be negative")
+        if not isinstance(self.model_folders, list) or not all(
+                isinstance(f, str) for f in self.model_folders):
+            problems.append("model folders must be a list of folder paths")
         return problems
 
 
@@ -69,3 +74,39 @@ def save(s: Settings) -> Path:
     if problems:
         raise ValueError("; ".join(problems))
     return storage.atomic_write_json(settings_path(), asdict(s))
+
+
+class PluginStore:
+    """What one plugin's panel remembers between sessions: the last values of each job's
+    form and small bits of UI state. One JSON file per plugin beside ``settings.json``
+    (``plugins/<id>.json``), written atomically; a broken file is replaced, never fatal."""
+
+    def __init__(self, plugin_id: str, folder: Path | None = None) -> None:
+        self.path = (folder or storage.config_dir() / "plugins") / f"{plugin_id}.json"
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            try:
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
+                self._data = raw if isinstance(raw, dict) else {}
+            except (OSError, ValueError):
+                self._data = {}
+        return self._data
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        sec = self._load().get(section)
+        return sec.get(key, default) if isinstance(sec, dict) else default
+
+    def put(self, section: str, key: str, value: Any) -> None:
+        data = self._load()
+        sec = data.get(section)
+        if not isinstance(sec, dict):
+            sec = data[section] = {}
+        if sec.get(key) == value:
+            return
+        sec[key] = value
+        try:
+            storage.atomic_write_json(self.path, data)
+        except OSError as exc:  # a read-only config folder costs the memory, not the work
+            log.warning("could not remember %s/%s in %s: %s", section, key, self.path, exc)

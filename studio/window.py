@@ -339,6 +339,15 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip(tooltip)
 
     def open_run(self, run_dir: Path) -> None:
+        """Show a run's curves; its plugin's panel gets the settings it ran with back."""
+        from studio import manifest
+
+        m = manifest.read(run_dir)
+        if m is not None and any(r.id == m.plugin and r.plugin for r in self.records):
+            self.panel(m.plugin)
+            host = self.hosts.get(m.plugin)
+            if host is not None:
+                host.reopen(run_dir)
         n = self.plots_widget.open_run(run_dir)
         self.plots_dock.show()
         self.plots_dock.raise_()

@@ -6,59 +6,51 @@ option of a job is reachable in the window exactly as on the command line.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from studio import params as params_mod
-from studio.errors import UserError
 from studio.plugin import JobSpec, Plugin
 from studio.qtjobs import JobHandle
-
-PATH_HINTS = ("data", "model", "out", "path", "file", "dir", "image", "mask", "example", "level",
-              "legend", "midi", "weights")
+from studio.widgets.form import Form
 
 
 class JobForm(QGroupBox):
-    """Widgets for one job's parameters, plus a Run button."""
+    """Widgets for one job's params class (every field a panel need not supply), plus Run."""
 
     def __init__(self, plugin: Plugin, spec: JobSpec, host: Any, parent: QWidget | None = None
                  ) -> None:
         super().__init__(spec.title or spec.name, parent)
         self.plugin, self.spec, self.host = plugin, spec, host
-        self.fields: dict[str, tuple[params_mod.Param, QWidget]] = {}
         self.handle: JobHandle | None = None
-        form = QFormLayout(self)
+        layout = QFormLayout(self)
         func = spec.load()
+        cls = params_mod.job_params(func)
+        if cls is None:
+            raise TypeError(f"{spec.target} takes no params dataclass")
         doc = (spec.help or (func.__doc__ or "").strip().split("\n\n")[0]).strip()
         if doc:
             label = QLabel(doc)
             label.setWordWrap(True)
-            form.addRow(label)
-        for p in params_mod.describe(func):
-            widget = self._widget_for(p)
-            widget.setToolTip(p.help)
-            form.addRow(p.flag[2:] + ("*" if p.required else "") + ":", widget)
-            self.fields[p.name] = (p, widget)
+            layout.addRow(label)
+        self.form = Form(cls, self, host.recall(spec.name, cls))
+        shown = [p.name for p in params_mod.describe(cls) if not p.hidden and p.codec is None]
+        self.form.add_rows(layout, *shown)
+        self.out: QLineEdit | None = None
         if spec.makes_run:
-            out = QLineEdit()
-            out.setPlaceholderText("new folder under the workspace")
-            self.fields["out"] = (params_mod.Param("out", str, None, False, None, True), out)
-            form.addRow("out:", self._with_browse(out, "out"))
+            self.out = QLineEdit()
+            self.out.setPlaceholderText("a new folder in the workspace")
+            layout.addRow("Run folder:", self.out)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.status = QLabel("")
@@ -66,85 +58,21 @@ class JobForm(QGroupBox):
         row = QHBoxLayout()
         row.addWidget(self.run_button)
         row.addWidget(self.status, 1)
-        form.addRow(row)
-
-    def _widget_for(self, p: params_mod.Param) -> QWidget:
-        if p.kind is bool:
-            w = QCheckBox()
-            w.setChecked(bool(p.default))
-            return w
-        if p.choices:
-            w = QComboBox()
-            for c in p.choices:
-                w.addItem(str(c), c)
-            if p.default in p.choices:
-                w.setCurrentIndex(list(p.choices).index(p.default))
-            return w
-        if p.kind is int and p.default is not None:
-            w = QSpinBox()
-            w.setRange(-(2**31) + 1, 2**31 - 1)
-            w.setValue(int(p.default))
-            return w
-        line = QLineEdit("" if p.default is None else str(p.default))
-        if p.kind is Path or any(h in p.name for h in PATH_HINTS):
-            return self._with_browse(line, p.name)
-        return line
-
-    def _with_browse(self, line: QLineEdit, name: str) -> QWidget:
-        box = QWidget()
-        lay = QHBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(line, 1)
-        btn = QPushButton("…")
-        btn.setMaximumWidth(30)
-
-        def browse() -> None:
-            if name in ("data", "out", "model") or name.endswith("dir"):
-                path = QFileDialog.getExistingDirectory(self, name, line.text())
-            else:
-                path, _ = QFileDialog.getOpenFileName(self, name, line.text())
-            if path:
-                line.setText(path)
-
-        btn.clicked.connect(browse)
-        lay.addWidget(btn)
-        box.setProperty("line", line)
-        return box
-
-    def values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, (p, w) in self.fields.items():
-            line = w.property("line") if isinstance(w.property("line"), QLineEdit) else None
-            if isinstance(w, QCheckBox):
-                out[name] = w.isChecked()
-            elif isinstance(w, QComboBox):
-                out[name] = w.currentData()
-            elif isinstance(w, QSpinBox):
-                out[name] = w.value()
-            else:
-                text = (line or w).text().strip()  # type: ignore[union-attr]
-                if text or p.required:
-                    out[name] = text
-        return out
+        layout.addRow(row)
 
     def run(self) -> JobHandle | None:
-        values = self.values()
-        try:
-            func = self.spec.load()
-            checked = dict(values)
-            checked.pop("out", None)
-            params_mod.bind(func, checked)
-        except UserError as exc:
-            self.status.setText(f"⚠ {exc}")
+        p = self.form.checked(self.status)
+        if p is None:
             return None
-        self.handle = self.host.submit(self.spec.name, values)
+        out = self.out.text().strip() if self.out is not None else ""
+        self.handle = self.host.submit(self.spec.name, p, out=out or None)
         self.status.setText("queued…")
         self.handle.finished.connect(self._finished)
         return self.handle
 
     def _finished(self, rec: Any) -> None:
         if rec.state == "done":
-            self.status.setText(f"done → {rec.result}")
+            self.status.setText("done")
         elif rec.state == "failed":
             self.status.setText(f"⚠ {rec.error}")
         else:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import fmt
+from studio import params as params_mod
 from studio.jobs import CANCELLED, DONE, FAILED, FINAL_STATES, QUEUED, RUNNING, JobRecord
 from studio.qtjobs import JobManager
 
@@ -80,8 +81,8 @@ class JobsWidget(QWidget):
     def add_job(self, rec: JobRecord) -> None:
         item = QTreeWidgetItem([rec.title, rec.state, "", "", "", ""])
         item.setData(COL_JOB, Qt.ItemDataRole.UserRole, rec.id)
-        item.setToolTip(COL_JOB, f"{rec.plugin} {rec.job}\n" + "\n".join(
-            f"{k} = {v}" for k, v in rec.params.items()))
+        item.setToolTip(COL_JOB, rec.title + "\n" + "\n".join(
+            f"{label}: {text}" for label, text in params_mod.readable(rec.params)))
         self.tree.insertTopLevelItem(0, item)
         bar = QProgressBar()
         bar.setRange(0, 1000)

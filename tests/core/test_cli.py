@@ -59,7 +59,7 @@ def test_job_error_exits_nonzero_with_message() -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().endswith("error: the folder /nowhere is empty: add some images")
     proc = _run(["run", "demo", "count", "--steps", "lots"])
-    assert proc.returncode == 2 and "cannot read 'lots' as int" in proc.stderr
+    assert proc.returncode == 2 and "--steps expects a whole number, not 'lots'" in proc.stderr
     proc = _run(["run", "nope", "train"])
     assert proc.returncode == 2 and "no plugin 'nope'" in proc.stderr
 
@@ -67,7 +67,8 @@ def test_job_error_exits_nonzero_with_message() -> None:
 def test_run_help_lists_options() -> None:
     proc = _run(["run", "demo", "count", "--help"])
     assert proc.returncode == 0
-    assert "--steps STEPS (default: 20)" in proc.stdout and "how many steps" in proc.stdout
+    assert "--steps STEPS  [default: 20; between 1 and 100_000]" in proc.stdout
+    assert "how many steps" in proc.stdout
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics differ on Windows")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio import registry, runs
 from studio.jobs import CANCELLED, DONE, FAILED, WORKER_NICENESS, Event, JobRunner
+from studio.manifest import membership
 from studio.plugin import JobSpec
 from studio.settings import Settings
 
@@ -45,8 +46,13 @@ def test_job_reports_progress_metrics_and_writes_run_folder(tmp_path: Path) -> N
     assert sorted(metrics) == ["loss/a", "loss/b", "lr"]
     assert metrics["loss/a"][0] == list(map(float, range(1, 13)))
     manifest = runs.read_manifest(run_dir)
-    assert manifest["state"] == DONE and manifest["params"] == {"steps": "12"}
-    assert manifest["datasets"][0]["path"] == "/nonexistent/data"
+    assert manifest["state"] == DONE and manifest["schema"] == 2
+    assert manifest["params"] == {"steps": 12, "delay": 0.0, "shape": "sine"}
+    ds = manifest["datasets"][0]
+    assert ds["location"] == "/nonexistent/data" and (ds["train"], ds["held_out"]) == (8, 2)
+    split = membership(run_dir)
+    assert split["item9.txt@0000000000000000"] == "held_out"
+    assert sum(v == "train" for v in split.values()) == 8
     assert (run_dir / "config.json").exists()
     texts = [e.data["payload"] for e in events if e.kind == "preview"]
     assert texts == ["chunk 5", "chunk 10"]
@@ -92,7 +98,7 @@ def test_bad_parameters_fail_the_job_with_a_message(tmp_path: Path) -> None:
     rec = runner.submit("demo", _demo().job("count"), {"steps": "many"})
     runner.wait(rec.id, 20)
     runner.shutdown()
-    assert rec.state == FAILED and "--steps: cannot read 'many' as int" in rec.error
+    assert rec.state == FAILED and "--steps expects a whole number, not 'many'" in rec.error
 
 
 def test_queued_job_cancels_at_once_and_interactive_lane_does_not_wait(tmp_path: Path) -> None:
@@ -161,7 +167,7 @@ def test_cancelled_run_keeps_its_folder_and_resume_appends_history(tmp_path: Pat
     runner.wait(second.id, 10)
     runner.shutdown()
     manifest = runs.read_manifest(out)
-    assert manifest["state"] == DONE and manifest["history"][0]["state"] == CANCELLED
+    assert manifest["state"] == DONE and manifest["sessions"][0]["state"] == CANCELLED
     assert len(runs.read_metrics(out)["lr"][0]) == n_before + 3
     runs.truncate_metrics(out, after_step=2)
     assert max(runs.read_metrics(out)["lr"][0]) <= 2

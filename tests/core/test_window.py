@@ -50,7 +50,7 @@ def test_broken_plugin_page_shows_the_error(window: MainWindow) -> None:
 def test_job_progress_and_metrics_reach_dock_and_plot(window: MainWindow, qtbot) -> None:
     panel = window.select_plugin("demo")
     form = panel.forms["count"]
-    form.fields["steps"][1].setValue(12)
+    form.form.editor("steps").setValue(12)
     qtbot.mouseClick(form.run_button, Qt.MouseButton.LeftButton)
     handle = form.handle
     assert handle is not None

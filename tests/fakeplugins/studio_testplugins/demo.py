@@ -4,39 +4,52 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from studio.errors import UserError
+from studio.manifest import Example
+from studio.params import Choices, Help, Range
 from studio.plugin import JobSpec, Plugin
 from studio.storage import atomic_write_json
 
 
-def count(ctx, steps: int = 20, delay: float = 0.0,
-          shape: Literal["sine", "ramp"] = "sine") -> str:
-    """Count to ``steps``, logging a curve, writing config.json into the run folder.
+@dataclass(kw_only=True)
+class CountParams:
+    steps: Annotated[int, Range(1, 100_000), Help("how many steps to take")] = 20
+    delay: Annotated[float, Range(0, 60), Help("seconds to sleep per step")] = 0.0
+    shape: Annotated[Literal["sine", "ramp"], Choices(sine="Sine wave", ramp="Ramp"),
+                     Help("which curve to log")] = "sine"
 
-    Args:
-        steps: how many steps to take
-        delay: seconds to sleep per step
-        shape: which curve to log
-    """
-    atomic_write_json(ctx.run_dir / "config.json", {"steps": steps, "shape": shape})
-    ctx.add_dataset("/nonexistent/data", files=0)
+
+def count(ctx, p: CountParams) -> str:
+    """Count to ``steps``, logging a curve, writing config.json into the run folder."""
+    atomic_write_json(ctx.run_dir / "config.json", {"steps": p.steps, "shape": p.shape})
+    examples = [Example(f"item{i}.txt", f"{i:064x}") for i in range(10)]
+    ctx.record_data("numbers", "/nonexistent/data", examples,
+                    held_out=[e.id for e in examples[8:]])
+    steps = p.steps
     for i in range(1, steps + 1):
         ctx.check()
-        value = math.sin(i / 3) if shape == "sine" else float(i)
+        value = math.sin(i / 3) if p.shape == "sine" else float(i)
         ctx.metrics(i, **{"loss/a": value, "loss/b": -value, "lr": 0.1})
         ctx.progress(i, steps, f"step {i}")
         if i % 5 == 0:
             ctx.preview("text", f"chunk {i}", replace=False)
-        if delay:
-            ctx.sleep(delay)
+        if p.delay:
+            ctx.sleep(p.delay)
     ctx.log("counted")
     return str(ctx.run_dir)
 
 
-def slow(ctx, seconds: float = 30.0) -> str:
+@dataclass(kw_only=True)
+class SlowParams:
+    seconds: Annotated[float, Range(0, 3600), Help("how long to loop")] = 30.0
+
+
+def slow(ctx, p: SlowParams) -> str:
     """Busy-loop (like a training step) until cancelled or done."""
+    seconds = p.seconds
     t0 = time.monotonic()
     i = 0
     while time.monotonic() - t0 < seconds:
@@ -49,17 +62,28 @@ def slow(ctx, seconds: float = 30.0) -> str:
     return f"looped {i}"
 
 
-def fail(ctx, kind: Literal["crash", "user"] = "crash") -> None:
+@dataclass(kw_only=True)
+class FailParams:
+    kind: Literal["crash", "user"] = "crash"
+
+
+def fail(ctx, p: FailParams) -> None:
     """Fail on purpose."""
     ctx.progress(1, 2)
-    if kind == "user":
+    if p.kind == "user":
         raise UserError("the folder /nowhere is empty: add some images")
     raise ZeroDivisionError("division by zero in step 1")
 
 
-def echo(ctx, text: str, times: int = 1) -> str:
+@dataclass(kw_only=True)
+class EchoParams:
+    text: Annotated[str, Help("what to say")]
+    times: Annotated[int, Range(1, 100)] = 1
+
+
+def echo(ctx, p: EchoParams) -> str:
     """Return ``text`` repeated (an interactive-lane job)."""
-    return text * times
+    return p.text * p.times
 
 
 class DemoPlugin(Plugin):
