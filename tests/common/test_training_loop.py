@@ -168,3 +168,15 @@ def test_ema_warms_up_and_reads_old_checkpoints() -> None:
     bare = EMA(net, 0.999)
     bare.load_state_dict(ema.model.state_dict(), updates=7)
     assert bare.updates == 7
+
+
+def test_held_out_split_is_stable_and_sized() -> None:
+    from plugins.common.splits import held_out
+
+    ids = [f"img{i}.png@{i:016x}" for i in range(100)]
+    a = held_out(ids, 0.1, seed=3)
+    assert len(a) == 10 and a == held_out(list(reversed(ids)), 0.1, seed=3)
+    assert held_out(ids, 0.1, seed=4) != a
+    assert held_out(ids, 0.0) == set() and len(held_out(ids[:2], 0.9)) == 1
+    grown = held_out([*ids, "new.png@ffffffffffffffff"], 0.1, seed=3)
+    assert len(a & grown) >= 9  # adding a file barely moves the split
