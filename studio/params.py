@@ -468,8 +468,9 @@ def usage(cls: type) -> str:
         if p.range is not None and p.kind in (int, float):
             notes.append(_range_text(p).removeprefix("must be "))
         if p.special:
-            notes.append(f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}"
-                         f" or none: {p.special}" if p.optional else
+            # an optional field's special value is None (the lowest value is a real one); a
+            # plain number's is its lowest value ("0: auto")
+            notes.append(f"none: {p.special}" if p.optional else
                          f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}: "
                          f"{p.special}")
         text = p.help + (f" ({p.codec.what})" if p.codec else "")

@@ -124,6 +124,9 @@ def test_usage_and_readable() -> None:
     assert "--size 32|64  [default: 32]" in text
     assert "--steps STEPS  [default: 100; between 1 and 1_000]" in text
     assert "--blob FILE" in text and "(a text file)" in text
+    # an optional number's special value is None, not its lowest (valid) value
+    assert "--batch BATCH  [between 2 and 512; none: the preset's]" in text
+    assert "--width WIDTH  [default: 0; between 0 and 256; 0: auto]" in text
     p = TrainParams(data=Path("/home/someone/cats"), size=64)
     shown = dict(params.readable(p))
     assert shown["Images"] == "cats" and shown["Size"] == "64 px"
