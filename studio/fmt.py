@@ -32,3 +32,21 @@ def count(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.1f}{suffix}"
     return f"{n:.0f}"
+
+
+def when(timestamp: float | None, now: float | None = None) -> str:
+    """``today 14:03``, ``yesterday 09:12``, ``2 Dec 14:03``, ``2 Dec 2025``: when a run
+    started, in the words a person uses."""
+    import datetime as dt
+
+    if not timestamp:
+        return "—"
+    t = dt.datetime.fromtimestamp(timestamp)
+    today = dt.datetime.fromtimestamp(now).date() if now else dt.date.today()
+    if t.date() == today:
+        return f"today {t:%H:%M}"
+    if (today - t.date()).days == 1:
+        return f"yesterday {t:%H:%M}"
+    if t.year == today.year:
+        return f"{t.day} {t:%b %H:%M}"
+    return f"{t.day} {t:%b %Y}"

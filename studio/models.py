@@ -22,6 +22,7 @@ No Qt, no torch. Scanning touches the disk: panels run it off the GUI thread.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 import time
@@ -234,14 +235,27 @@ def scan_folder(root: Path, source: str = "folder", label: str = "") -> Iterator
     yield from walk(root, 1)
 
 
+def default_hf_cache() -> Path:
+    """Where huggingface_hub keeps downloads, read from the environment now (its own constant
+    is fixed when it is first imported): ``HF_HUB_CACHE``, else ``HF_HOME/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
 def scan_hf_cache(cache_dir: Path | None = None) -> Iterator[ModelEntry]:
     """Models in the Hugging Face cache (the newest snapshot of each model repository)."""
     try:
         from huggingface_hub import scan_cache_dir
     except ImportError:  # pragma: no cover - transformers depends on it
         return
+    cache_dir = cache_dir or default_hf_cache()
+    if not cache_dir.is_dir():
+        return
     try:
-        info = scan_cache_dir(cache_dir) if cache_dir else scan_cache_dir()
+        info = scan_cache_dir(cache_dir)
     except Exception:  # a missing or unreadable cache is simply empty: the library still works
         return
     for repo in sorted(info.repos, key=lambda r: r.repo_id):
@@ -352,7 +366,7 @@ class ModelLibrary:
         for folder in self.folders:
             add(scan_folder(folder, "folder", folder.name))
         if self.hf_cache is not False:
-            cache = self.hf_cache if isinstance(self.hf_cache, Path) else None
+            cache = self.hf_cache if isinstance(self.hf_cache, Path) else default_hf_cache()
             add(scan_hf_cache(cache))
         return out
 

@@ -188,6 +188,7 @@ class Param:
     choice_labels: Mapping[Any, str] | None = None
     codec: Codec | None = None
     item: type = str  # element type of a list field
+    sequence: type = list  # a list field's container: list, or tuple for a tuple[...] hint
 
     @property
     def flag(self) -> str:
@@ -247,6 +248,8 @@ def _describe_class(cls: type) -> tuple[Param, ...]:
                    else f.default_factory())  # type: ignore[misc]
         kind, choices, optional, item = _analyse(hint)
         info: dict[str, Any] = {}
+        if kind is list and _is_tuple(hint):
+            info["sequence"] = tuple  # a region (x0, y0, x1, y1) stays a tuple
         for m in meta:
             if isinstance(m, Help):
                 info["help"] = m.text
@@ -314,6 +317,8 @@ def convert(p: Param, value: Any) -> Any:
             items = value if isinstance(value, list | tuple) else [
                 s.strip() for s in str(value).split(",") if s.strip()]
             out = [p.item(v) if p.item is not str else str(v) for v in items]
+            if p.sequence is tuple:
+                out = tuple(out)
         elif p.kind is Path:
             out = Path(value).expanduser()
         elif p.kind in (int, float, str):
@@ -574,6 +579,14 @@ def _to_bool(value: Any) -> bool:
     if s in _FALSE:
         return False
     raise ValueError("expected true or false")
+
+
+def _is_tuple(hint: Any) -> bool:
+    """Whether a list-like hint (optional or not) is a tuple."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else hint
+    return hint is tuple or typing.get_origin(hint) is tuple
 
 
 def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool, type]:

@@ -355,17 +355,23 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{run_dir} has no metrics yet", 5000)
 
     def _fill_recent_runs(self) -> None:
-        """The newest runs of every plugin in the workspace, read from their run.json."""
+        """The newest runs of every plugin (the run index: the workspace and runs kept
+        elsewhere), named as the Jobs dock names them."""
+        from studio import runindex
+
         self.recent_menu.clear()
-        found = runs.list_runs(self.settings.workspace_path())[:15]
+        found = runindex.scan(self.settings.workspace_path())[:15]
         if not found:
             self.recent_menu.addAction("(no runs yet)").setEnabled(False)
-        for run_dir in found:
-            manifest = runs.read_manifest(run_dir) or {}
-            label = (f"{manifest.get('plugin', '?')} {manifest.get('job', '')}: {run_dir.name}"
-                     f"  [{manifest.get('state', '?')}]")
+        names = {r.id: r.name for r in self.records}
+        for run in found:
+            m = run.manifest
+            when = fmt.when(m.started)
+            label = (f"{m.title or m.job} ({names.get(m.plugin, m.plugin)}), {when}"
+                     f" · {run.state}")
             action = self.recent_menu.addAction(label)
-            action.triggered.connect(lambda _=False, d=run_dir: self.open_run(d))
+            action.setToolTip(run.path.name)
+            action.triggered.connect(lambda _=False, d=run.path: self.open_run(d))
 
     def report_exception(self, exc_type: type[BaseException], exc: BaseException,
                          tb: object) -> None:
@@ -401,6 +407,9 @@ class MainWindow(QMainWindow):
                                                            self.settings.cpu_threads)
         self.settings = new
         self.manager.set_settings(new)
+        from studio import models
+
+        models.library(new).invalidate()  # new folders or workspace: look again
         self.apply_theme()
         for host in self.hosts.values():
             host.settings_changed.emit(new)

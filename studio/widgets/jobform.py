@@ -97,3 +97,12 @@ class JobFormPanel(QWidget):
         for form in self.forms.values():
             lay.addWidget(form)
         lay.addStretch(1)
+        host.run_reopened.connect(self._reopened)
+
+    def _reopened(self, job: str, params: Any, run_dir: Any) -> None:
+        """A reopened run's settings go back into its job's form."""
+        form = self.forms.get(job)
+        if form is not None:
+            form.form.set(params)
+            if form.out is not None:
+                form.out.setText(str(run_dir))

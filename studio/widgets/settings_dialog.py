@@ -1,4 +1,4 @@
-"""Settings: compute device, CPU threads, workspace folder and theme."""
+"""Settings: compute device, CPU threads, workspace folder, model folders and theme."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -49,6 +50,23 @@ class SettingsDialog(QDialog):
         ws_row = QHBoxLayout()
         ws_row.addWidget(self.workspace, 1)
         ws_row.addWidget(browse)
+        self.folders = QListWidget()
+        self.folders.setMaximumHeight(96)
+        self.folders.addItems(current.model_folders)
+        self.folders.setToolTip("Folders searched for models you already have: an A1111 or "
+                                "ComfyUI models folder, a folder of .gguf files, ...")
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self._add_folder)
+        remove = QPushButton("Remove")
+        remove.clicked.connect(lambda: [self.folders.takeItem(self.folders.row(i))
+                                        for i in self.folders.selectedItems()])
+        folder_buttons = QVBoxLayout()
+        folder_buttons.addWidget(add)
+        folder_buttons.addWidget(remove)
+        folder_buttons.addStretch(1)
+        folders_row = QHBoxLayout()
+        folders_row.addWidget(self.folders, 1)
+        folders_row.addLayout(folder_buttons)
         self.theme = QComboBox()
         for t in THEMES:
             self.theme.addItem(t.capitalize(), t)
@@ -58,6 +76,7 @@ class SettingsDialog(QDialog):
         form.addRow("Compute device:", self.device)
         form.addRow("CPU threads:", self.threads)
         form.addRow("Workspace folder:", ws_row)
+        form.addRow("Model folders:", folders_row)
         form.addRow("Theme:", self.theme)
         note = QLabel("Device and threads apply to jobs started after saving.")
         note.setObjectName("placeholder")
@@ -76,10 +95,18 @@ class SettingsDialog(QDialog):
         if folder:
             self.workspace.setText(folder)
 
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A folder of models", str(Path.home()))
+        if folder and folder not in self.model_folders():
+            self.folders.addItem(folder)
+
+    def model_folders(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
     def result_settings(self) -> Settings:
         return replace(self._current, device=self.device.currentData(),
                        cpu_threads=self.threads.value(), workspace=self.workspace.text().strip(),
-                       theme=self.theme.currentData())
+                       theme=self.theme.currentData(), model_folders=self.model_folders())
 
     def _accept(self) -> None:
         s = self.result_settings()

@@ -101,3 +101,33 @@ def test_screenshot_renders_png(tmp_path: Path) -> None:
         assert len(im.convert("RGB").getcolors(1_000_000) or []) > 20
     bad = _run(["screenshot", "--plugin", "nope", "--out", str(out)])
     assert bad.returncode == 2 and "no plugin 'nope'" in bad.stderr
+
+
+def test_runs_lists_every_run_with_its_data_split(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "my runs" / "first"  # outside the workspace: remembered by the index
+    assert _run(["run", "demo", "count", "--steps", "3", "--out", str(elsewhere)]).returncode == 0
+    assert _run(["run", "demo", "count", "--steps", "4"]).returncode == 0
+    proc = _run(["runs", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(proc.stdout)
+    assert len(runs) == 2 and {r["plugin"] for r in runs} == {"demo"}
+    assert runs[1]["path"] == str(elsewhere.resolve())  # newest first
+    assert runs[0]["params"]["steps"] == 4 and runs[0]["state"] == "done"
+    ds = runs[0]["datasets"][0]
+    assert (ds["name"], ds["train"], ds["held_out"], len(ds["fingerprint"])) == (
+        "numbers", 8, 2, 32)
+    text = _run(["runs", "--plugin", "demo"]).stdout
+    assert "numbers: 8 trained, 2 held out" in text
+    assert _run(["runs", "--plugin", "gan"]).stdout.strip() == "no runs yet for gan"
+
+
+def test_when_reads_like_a_person_says_it() -> None:
+    import datetime as dt
+
+    from studio import fmt
+
+    now = dt.datetime(2026, 12, 2, 15, 0).timestamp()
+    assert fmt.when(dt.datetime(2026, 12, 2, 9, 5).timestamp(), now) == "today 09:05"
+    assert fmt.when(dt.datetime(2026, 12, 1, 23, 0).timestamp(), now) == "yesterday 23:00"
+    assert fmt.when(dt.datetime(2026, 3, 4, 8, 0).timestamp(), now) == "4 Mar 08:00"
+    assert fmt.when(dt.datetime(2025, 3, 4, 8, 0).timestamp(), now) == "4 Mar 2025"

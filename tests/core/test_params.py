@@ -141,3 +141,20 @@ def test_a_field_of_an_unknown_type_needs_a_codec() -> None:
 
     with pytest.raises(TypeError, match="needs a Codec"):
         params.describe(Bad)
+
+
+def test_a_tuple_field_stays_a_tuple() -> None:
+    """A region ``tuple[int, int, int, int]`` is parsed from "x0,y0,x1,y1" and stays a tuple
+    through validation and remembered JSON (it used to come back as a list)."""
+
+    @dataclass(kw_only=True)
+    class Region:
+        region: tuple[int, int, int, int] | None = None
+        sizes: list[int] | None = None
+
+    p = params.from_cli(Region, ["--region", "1,2,3,4", "--sizes", "5,6"])
+    assert p.region == (1, 2, 3, 4) and isinstance(p.region, tuple)
+    assert p.sizes == [5, 6] and isinstance(p.sizes, list)
+    assert params.validate(Region(region=(0, 0, 2, 2))).region == (0, 0, 2, 2)
+    back = params.from_json(Region, params.to_json(p))
+    assert back.region == (1, 2, 3, 4) and isinstance(back.region, tuple)

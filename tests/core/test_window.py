@@ -177,8 +177,10 @@ def test_settings_dialog_round_trip(qtbot) -> None:
     qtbot.addWidget(dlg)
     dlg.theme.setCurrentIndex(1)
     dlg.threads.setValue(2)
+    dlg.folders.addItem("/models/a1111")
     s = dlg.result_settings()
     assert (s.theme, s.cpu_threads, s.device) == ("dark", 2, "auto")
+    assert s.model_folders == ["/models/a1111"]
 
 
 def test_close_with_running_job_asks_then_stops_cleanly(qtbot, monkeypatch) -> None:
@@ -211,7 +213,8 @@ def test_recent_runs_menu_lists_workspace_runs(window: MainWindow, qtbot) -> Non
     qtbot.waitUntil(lambda: handle.is_finished, timeout=20000)
     window._fill_recent_runs()
     labels = [a.text() for a in window.recent_menu.actions()]
-    assert len(labels) == 1 and labels[0].startswith("demo count:") and "[done]" in labels[0]
+    assert len(labels) == 1 and labels[0].startswith("Count (Demo), today ")
+    assert labels[0].endswith("· done")
     window.recent_menu.actions()[0].trigger()
     assert window.plots_widget.current_source == handle.record.run_dir
 
@@ -253,3 +256,21 @@ def test_every_panel_fits_the_default_window_size(window: MainWindow) -> None:
         window.select_plugin(rec.id)
         window.resize(1400, 900)
         assert window.width() <= 1400, rec.id
+
+
+def test_reopening_a_run_brings_back_its_settings_and_the_form_remembers(
+        window: MainWindow, qtbot) -> None:
+    panel = window.select_plugin("demo")
+    form = panel.forms["count"]
+    form.form.editor("steps").setValue(7)
+    form.form.editor("shape").setCurrentIndex(1)  # ramp
+    qtbot.mouseClick(form.run_button, Qt.MouseButton.LeftButton)
+    handle = form.handle
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=20000)
+    run_dir = handle.record.run_dir
+    form.form.editor("steps").setValue(30)
+    window.open_run(run_dir)
+    assert form.form.p.steps == 7 and form.form.editor("steps").value() == 7
+    assert form.form.p.shape == "ramp" and form.out.text() == str(run_dir)
+    # the next session's form starts from the last submitted values
+    assert window.hosts["demo"].recall("count", type(form.form.p)).steps == 7
