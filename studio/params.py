@@ -26,7 +26,6 @@ This module never imports Qt or torch.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import inspect
 import types
@@ -210,8 +209,17 @@ def job_params(func: Callable[..., Any]) -> type | None:
     return _job_params(func)
 
 
-@functools.lru_cache(maxsize=256)
+_job_cache: dict[Callable[..., Any], type | None] = {}
+_class_cache: dict[type, tuple[Param, ...]] = {}
+
+
 def _job_params(func: Callable[..., Any]) -> type | None:
+    if func not in _job_cache:
+        _job_cache[func] = _find_job_params(func)
+    return _job_cache[func]
+
+
+def _find_job_params(func: Callable[..., Any]) -> type | None:
     sig = inspect.signature(func)
     names = list(sig.parameters)
     if len(names) < 2:
@@ -232,8 +240,14 @@ def describe(target: type | Callable[..., Any]) -> list[Param]:
     return _describe_signature(target)
 
 
-@functools.lru_cache(maxsize=256)
 def _describe_class(cls: type) -> tuple[Param, ...]:
+    """The fields of a params class (described once per class)."""
+    if cls not in _class_cache:
+        _class_cache[cls] = _read_class(cls)
+    return _class_cache[cls]
+
+
+def _read_class(cls: type) -> tuple[Param, ...]:
     hints = typing.get_type_hints(cls, include_extras=True)
     out = []
     for f in dataclasses.fields(cls):
@@ -245,7 +259,7 @@ def _describe_class(cls: type) -> tuple[Param, ...]:
             hint, *meta = typing.get_args(hint)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = (None if required else f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory())  # type: ignore[misc]
+                   else f.default_factory())  # type: ignore[misc,operator]
         kind, choices, optional, item = _analyse(hint)
         info: dict[str, Any] = {}
         if kind is list and _is_tuple(hint):
@@ -384,7 +398,7 @@ def prepare_unread(cls: type, values: Any) -> Any:
     mapping from a test) as a checked copy; codec fields given as files are not read yet. A
     panel's instance is copied, so a job never changes the object a form is bound to."""
     if isinstance(values, cls):
-        obj = dataclasses.replace(values)
+        obj: Any = dataclasses.replace(typing.cast(Any, values))
     elif isinstance(values, Mapping):
         obj = from_mapping(cls, values)
     else:
@@ -411,7 +425,8 @@ def _range_text(p: Param) -> str:
     assert p.range is not None
     lo, hi = p.range.lo, p.range.hi
 
-    def fmt(v: float) -> str:
+    def fmt(v: float | None) -> str:
+        assert v is not None
         return f"{int(v):,}".replace(",", "_") if p.kind is int else f"{v:g}"
 
     if lo is not None and hi is not None:
