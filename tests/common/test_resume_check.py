@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from resume_check import compare_metrics
 
 
