@@ -28,9 +28,12 @@ $(STAMP): pyproject.toml
 system:
 	@scripts/check_system.sh
 
+# ruff, the import contracts (pyproject.toml) and the type checker over the host and
+# plugins/common (the code every plugin builds on).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 screenshot: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/studio screenshot --plugin levels --out docs/screenshot.png

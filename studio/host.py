@@ -79,7 +79,7 @@ class PanelHost(QObject):
     # -- memory between sessions ----------------------------------------------------------------
     def recall(self, job: str, cls: type[P]) -> P:
         """The values ``job`` was last submitted with (defaults the first time)."""
-        return params_mod.from_json(cls, self.store.get("params", job))  # type: ignore[no-any-return]
+        return params_mod.from_json(cls, self.store.get("params", job))  # type: ignore[no-any-return,unused-ignore]
 
     def remember(self, job: str, params: Any) -> None:
         """Keep ``params`` as ``job``'s last values (in-memory objects are not kept)."""

@@ -259,7 +259,7 @@ def _read_class(cls: type) -> tuple[Param, ...]:
             hint, *meta = typing.get_args(hint)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = (None if required else f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory())  # type: ignore[misc,operator]
+                   else f.default_factory())  # type: ignore[operator]
         kind, choices, optional, item = _analyse(hint)
         info: dict[str, Any] = {}
         if kind is list and _is_tuple(hint):
@@ -620,8 +620,8 @@ def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool, type]:
         choices = typing.get_args(hint)
         return type(choices[0]), tuple(choices), optional, str
     if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        args = typing.get_args(hint)
-        item = args[0] if args and args[0] in (int, float, str) else str
+        items = typing.get_args(hint)
+        item = items[0] if items and items[0] in (int, float, str) else str
         return list, None, optional, item
     if isinstance(hint, type):
         return hint, None, optional, str

@@ -95,7 +95,9 @@ class JobManager(QObject):
 
     job_added = Signal(object)  # JobRecord
     job_changed = Signal(object)  # JobRecord: state or progress changed
-    event = Signal(object)  # every Event, after coalescing
+    # every Event, after coalescing (a signal attribute, not QObject.event(): PySide only treats
+    # Python functions as overrides of C++ virtuals)
+    event = Signal(object)  # type: ignore[assignment]
     log_message = Signal(str, str, int)  # level, text, job id (0: not a job)
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+import types
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, QUrl, Signal
@@ -376,7 +377,8 @@ class MainWindow(QMainWindow):
     def report_exception(self, exc_type: type[BaseException], exc: BaseException,
                          tb: object) -> None:
         """sys.excepthook for the GUI: an error in a slot is logged and shown, never fatal."""
-        text = "".join(traceback.format_exception(exc_type, exc, tb))  # type: ignore[arg-type]
+        trace = tb if isinstance(tb, types.TracebackType) else None
+        text = "".join(traceback.format_exception(exc_type, exc, trace))
         log.error("unexpected error in the window:\n%s", text)
         self.log_widget.append("error", text)
         self.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc} "

@@ -35,8 +35,8 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         d = self.current_decay()
         self.updates += 1
-        ema_p = list(self.model.parameters())
-        src_p = [p.detach() for p in model.parameters()]
+        ema_p: list[torch.Tensor] = list(self.model.parameters())
+        src_p: list[torch.Tensor] = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_p, src_p, 1.0 - d)
         for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)

@@ -446,7 +446,8 @@ def train_domain_classifier(
         val = arr[val_idx]
         if mode == "rotation":
             ks = np.arange(len(val)) % 4
-            val = np.stack([np.rot90(im, k, axes=(0, 1)) for im, k in zip(val, ks, strict=True)])
+            val = np.stack([np.rot90(im, int(k), axes=(0, 1))
+                            for im, k in zip(val, ks, strict=True)])
             truth = ks
         else:
             truth = lab[val_idx]

@@ -18,6 +18,7 @@ panel knows (the level being edited, a region) filled in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -132,9 +133,9 @@ class Form(QObject):
             spin = QSpinBox()
             spin.setRange(0, SEED_MAX)
             spin.setValue(int(value or 0))
-            spin.valueChanged.connect(lambda v, n=p.name: self._edited(n, int(v)))
+            spin.valueChanged.connect(functools.partial(self._edited_int, p.name))
             row = _row(spin, seed_button(spin))
-            self._register(p, row, spin, lambda v, s=spin: s.setValue(int(v or 0)))
+            self._register(p, row, spin, functools.partial(_set_int, spin))
         elif p.kind is int:
             self._number(p, QSpinBox(), value)
         elif p.kind is float:
@@ -149,25 +150,22 @@ class Form(QObject):
         elif p.kind is Path or hint in ("folder", "file", "save"):
             line = QLineEdit("" if value is None else str(value))
             line.setPlaceholderText(p.special)
-            line.editingFinished.connect(lambda n=p.name, ln=line: self._edited_text(n, ln))
+            line.editingFinished.connect(functools.partial(self._edited_text, p.name, line))
             btn = QPushButton("…")
             btn.setMaximumWidth(32)
             btn.setToolTip(f"Choose {p.label.lower()}")
-            btn.clicked.connect(lambda _=False, q=p, ln=line: self._browse(q, ln))
-            self._register(p, _row(line, btn), line,
-                           lambda v, ln=line: ln.setText("" if v is None else str(v)))
+            btn.clicked.connect(functools.partial(self._browse, p, line))
+            self._register(p, _row(line, btn), line, functools.partial(_set_line, line))
         elif hint == "text":
             edit = QPlainTextEdit("" if value is None else str(value))
             edit.setPlaceholderText(p.special)
-            edit.textChanged.connect(
-                lambda n=p.name, e=edit: self._edited(n, e.toPlainText()))
-            self._register(p, edit, edit,
-                           lambda v, e=edit: e.setPlainText("" if v is None else str(v)))
+            edit.textChanged.connect(functools.partial(self._edited_plain, p.name, edit))
+            self._register(p, edit, edit, functools.partial(_set_plain, edit))
         else:
             line = QLineEdit(_text(value))
             line.setPlaceholderText(p.special)
-            line.editingFinished.connect(lambda n=p.name, ln=line: self._edited_text(n, ln))
-            self._register(p, line, line, lambda v, ln=line: ln.setText(_text(v)))
+            line.editingFinished.connect(functools.partial(self._edited_text, p.name, line))
+            self._register(p, line, line, functools.partial(_set_line, line))
 
     def _number(self, p: Param, spin: QSpinBox | QDoubleSpinBox, value: Any) -> None:
         r = p.range or params_mod.Range()
@@ -208,18 +206,18 @@ class Form(QObject):
         self._editors[p.name] = editor
         self._setters[p.name] = setter
 
-    def _browse(self, p: Param, line: QLineEdit) -> None:
+    def _browse(self, p: Param, line: QLineEdit, *_args: Any) -> None:
         kind = p.widget.kind if p.widget else ("folder" if p.kind is Path else "file")
         start = line.text()
         caption = p.label
         if kind == "folder":
             path = QFileDialog.getExistingDirectory(self.parent_widget, caption, start)
         elif kind == "save":
-            path, _ = QFileDialog.getSaveFileName(self.parent_widget, caption, start,
-                                                  p.widget.filter if p.widget else "")
+            path, _filter = QFileDialog.getSaveFileName(self.parent_widget, caption, start,
+                                                        p.widget.filter if p.widget else "")
         else:
-            path, _ = QFileDialog.getOpenFileName(self.parent_widget, caption, start,
-                                                  p.widget.filter if p.widget else "")
+            path, _filter = QFileDialog.getOpenFileName(self.parent_widget, caption, start,
+                                                        p.widget.filter if p.widget else "")
         if path:
             line.setText(path)
             self._edited_text(p.name, line)
@@ -230,6 +228,12 @@ class Form(QObject):
             return
         setattr(self.p, name, value)
         self.changed.emit(name)
+
+    def _edited_int(self, name: str, value: int) -> None:
+        self._edited(name, int(value))
+
+    def _edited_plain(self, name: str, edit: QPlainTextEdit) -> None:
+        self._edited(name, edit.toPlainText())
 
     def _edited_text(self, name: str, line: QLineEdit) -> None:
         p = self.param(name)
@@ -303,6 +307,18 @@ def _row(*widgets: QWidget) -> QWidget:
     for i, w in enumerate(widgets):
         lay.addWidget(w, 1 if i == 0 else 0)
     return box
+
+
+def _set_int(spin: QSpinBox, value: Any) -> None:
+    spin.setValue(int(value or 0))
+
+
+def _set_line(line: QLineEdit, value: Any) -> None:
+    line.setText(_text(value))
+
+
+def _set_plain(edit: QPlainTextEdit, value: Any) -> None:
+    edit.setPlainText(_text(value))
 
 
 def _text(value: Any) -> str:

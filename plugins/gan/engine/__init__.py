@@ -1,0 +1,1 @@
+"""The GAN engine: models, data, training and generation (no Qt)."""
