@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from plugins.common.pngmeta import save_png
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
+    from plugins.gan.params import TrainParams
     from plugins.gan.plugin import GanPlugin
     from studio.jobs import JobRunner
     from studio.settings import Settings
@@ -74,21 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     _, judge, real_ref = train_judge(workspace, args.judge_steps, args.seed)
 
     # -- train through the studio's job runner (exactly what the window and the CLI do)
-    params: dict = {"data": "digits", "size": 32, "preset": args.preset, "out": str(run_dir),
-                    "seed": args.seed, **json.loads(args.extra)}
-    if args.arch:
-        params["arch"] = args.arch
-    if args.steps is not None:
-        params["steps"] = args.steps
-        if minutes_given:
-            params["max_minutes"] = args.minutes
-    else:
-        params["steps"] = 10_000_000
-        params["max_minutes"] = args.minutes
+    budget = args.minutes if (args.steps is None or minutes_given) else None
+    params = TrainParams(data="digits", size=32, preset=args.preset, arch=args.arch,
+                         seed=args.seed, steps=args.steps or 10_000_000, max_minutes=budget,
+                         **json.loads(args.extra))
     events: list = []
     runner = JobRunner(events.append, settings=settings)
     t1 = time.perf_counter()
-    rec = runner.submit("gan", GanPlugin().job("train"), params)
+    rec = runner.submit("gan", GanPlugin().job("train"), params, out=run_dir)
     runner.wait(rec.id)
     runner.shutdown()
     wall = time.perf_counter() - t1

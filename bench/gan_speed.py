@@ -114,15 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     gui_busy: list[float] = []  # GUI thread CPU time / wall time of each studio run
 
     def studio(i: int) -> float:
-        t = panel.train
-        t.data.setText("digits")
-        t.steps.setValue(total)
-        t.preview_every.setValue(args.preview_every)
-        t.checkpoint_every.setValue(args.checkpoint_every)
+        t = panel.train  # its form is bound to the train job's params (TrainParams)
+        t.form.set_value("data", "digits")
+        t.form.set_value("steps", total)
+        t.form.set_value("preview_every", args.preview_every)
+        t.form.set_value("checkpoint_every", args.checkpoint_every)
+        t.form.set_value("arch", args.arch)  # None: the preset's
+        t.form.set_value("preset", args.preset)
         t.out.setText(str(tmp / f"run{i}"))
-        if args.arch:
-            t.arch.setCurrentIndex(t.arch.findData(args.arch))
-        t.preset.setCurrentIndex(t.preset.findData(args.preset))
         times: dict[int, float] = {}
 
         def on_event(ev) -> None:

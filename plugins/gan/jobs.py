@@ -1,313 +1,251 @@
 """The GAN plugin's jobs: thin glue from a :class:`~studio.jobs.JobContext` to the engine.
 
-Each function's signature is its command line (``studio run gan train --data DIR ...``) and the
-form the panel fills in. ``train`` makes a run folder; ``sample`` and ``eval`` are the other two
-command-line jobs of the issue; ``generate``, ``interpolate``, ``directions``, ``export`` and
-``regenerate`` serve the Explore tab on the interactive lane and work on the command line too.
+Each job takes its params dataclass (``plugins.gan.params``), which is also its command line
+(``studio run gan train --data DIR ...``) and the form the panel fills in. ``train`` makes a
+run folder; ``sample`` and ``eval`` are the other two command-line jobs; ``generate``,
+``interpolate``, ``directions``, ``export`` and ``regenerate`` serve the Explore tab on the
+interactive lane and work on the command line too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from plugins.gan.engine.results import Generated
+from plugins.gan.params import (
+    DirectionsParams,
+    EvalParams,
+    ExportParams,
+    GenerateParams,
+    InterpolateParams,
+    RegenerateParams,
+    SampleParams,
+    TrainParams,
+)
 from studio.errors import UserError
 from studio.jobs import JobContext
 
-Arch = Literal["dcgan", "wgan-gp", "sngan"]
-
-
-@dataclass
-class Generated:
-    """Images made by an Explore job (the panel reads the arrays; the CLI prints ``str``)."""
-
-    images: np.ndarray  # uint8 (N, H, W, C)
-    samples: list[Any] = field(default_factory=list)  # explore.Sample per image
-    model: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        n, h, w, _ = self.images.shape
-        text = f"{n} image(s) of {w}x{h}"
-        return f"{self.path}" if self.path else text
-
-
-def _floats(values: list[str] | None, name: str = "--edits") -> list[float]:
-    out = []
-    for v in values or []:
-        try:
-            out.append(float(v))
-        except ValueError:
-            raise UserError(f"{name}: {v!r} is not a number (give comma-separated numbers such "
-                            "as 1.5,0,-2)") from None
-    return out
+if TYPE_CHECKING:  # pragma: no cover
+    from plugins.gan.engine.modelfile import LoadedModel
 
 
 # ----------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------
-def train(
-    ctx: JobContext,
-    data: str | None = None,
-    size: Literal[32, 64, 128] = 32,
-    steps: int = 5000,
-    arch: Arch | None = None,
-    preset: Literal["fast", "balanced", "quality"] = "fast",
-    conditional: Literal["auto", "yes", "no"] = "auto",
-    color: Literal["auto", "rgb", "gray"] = "auto",
-    train_size: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    diffaug: str | None = None,
-    ema_decay: float | None = None,
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto",
-    preview_every: int = 200,
-    checkpoint_every: int = 1000,
-    log_every: int = 10,
-    collapse_threshold: float = 0.3,
-    collapse_after: int = 500,
-    max_images: int | None = None,
-    max_minutes: float | None = None,
-    seed: int = 0,
-    resume: bool = False,
-) -> str:
-    """Train a GAN on a folder of images (sub-folders are classes).
-
-    Args:
-        data: folder of images, searched recursively; "digits" for the built-in sample set.
-        size: output image size in pixels.
-        steps: total generator steps (a resumed run continues up to this number).
-        arch: dcgan (the book's), wgan-gp or sngan (spectral norm + hinge). Default: the preset's.
-        preset: model size: fast (CPU, minutes), balanced, quality (GPU).
-        conditional: learn the class sub-folders (auto: when there are at least two).
-        color: auto detects grayscale folders; rgb or gray force it.
-        train_size: resolution the networks work at; default: the images' native resolution
-            (smaller only when enlarging loses nothing, e.g. upscaled scans).
-        batch_size: images per step (default: the preset's).
-        lr: learning rate for both networks (default: the architecture's).
-        diffaug: DiffAugment policy, a comma list of color, translation, cutout ("" for none).
-        ema_decay: generator weight averaging used for sampling (default 0.999).
-        amp: mixed precision on CUDA (auto: bf16 where supported, else fp16).
-        preview_every: steps between preview grids.
-        checkpoint_every: steps between checkpoints (one is also written at Stop).
-        log_every: steps between metric points.
-        collapse_threshold: warn when sample diversity falls below this share of the real
-            images' diversity.
-        collapse_after: steps before the collapse watch starts (early samples all look alike).
-        max_images: use at most this many images.
-        max_minutes: stop after this much training time (checkpoint kept; Resume continues).
-        seed: random seed (weights, batches, noise).
-        resume: continue the run in --out from its last checkpoint.
-    """
+def train(ctx: JobContext, p: TrainParams) -> str:
+    """Train a GAN on a folder of images (sub-folders are classes)."""
     import torch
 
+    from plugins.common import splits
+    from plugins.common.training import Schedule, TrainLoop, refuse_to_overwrite
     from plugins.gan.engine import data as data_mod
-    from plugins.gan.engine import loop, modelfile
+    from plugins.gan.engine import modelfile
     from plugins.gan.engine.config import GanConfig, make_config
+    from plugins.gan.engine.task import GanTask
     from plugins.gan.engine.trainer import GanTrainer
-    from studio import storage
+    from studio import manifest, storage
 
     run_dir = ctx.run_dir
     assert run_dir is not None, "train is a makes_run job"
     ckpt_path = run_dir / modelfile.CHECKPOINT
-    state = None
-    old = modelfile.read_config(run_dir) or {}
-    if resume:
+    refuse_to_overwrite(run_dir, ckpt_path, p.resume, "GAN")
+    data = p.data
+    cfg: GanConfig | None = None
+    if p.resume:
         if not ckpt_path.exists():
             raise UserError(f"nothing to resume in {run_dir}: it has no checkpoint. Start a new "
                             "training run instead (without --resume).")
-        try:
-            state = storage.load_state(ckpt_path, device="cpu")
-        except storage.CorruptFileError as exc:
-            raise UserError(f"the checkpoint in {run_dir} cannot be read ({exc})") from None
-        cfg = GanConfig.from_json(state["config"])
-        done = int(state["step"])
-        if done >= steps:
+        done = modelfile.checkpoint_step(run_dir)
+        if done is not None and done >= p.steps:
             ctx.log(f"{run_dir.name} is already at step {done}; raise --steps above it to train "
                     "further.")
             return str(run_dir)
-        data = data or (old.get("data") or {}).get("path")
+        cfg = modelfile.run_config(run_dir)
+        data = data or _recorded_data(run_dir)
         if not data:
             raise UserError("this run does not record its data folder: pass --data")
-    elif ckpt_path.exists():
-        raise UserError(f"{run_dir} already holds a GAN run. Use Resume (--resume) to continue "
-                        "it, or choose a new output folder.")
     if not data:
         raise UserError("choose the training images: --data FOLDER (or --data digits for the "
                         "built-in handwritten digits)")
 
     def load_progress(done: int, total: int) -> None:  # the bar's unit is steps: say it in words
-        ctx.progress(0, steps, f"reading images {done}/{total}")
+        ctx.progress(0, p.steps, f"reading images {done}/{total}")
 
-    if state is None:
-        ds = data_mod.load_dataset(data, ctx.workspace, size, color, max_images, load_progress,
-                                   ctx.check)
-    else:
-        ds = data_mod.load_dataset(data, ctx.workspace, cfg.size,
-                                   "gray" if cfg.channels == 1 else "rgb", max_images,
-                                   load_progress, ctx.check)
+    ds = data_mod.load_dataset(data, ctx.workspace, cfg.size if cfg else p.size,
+                               ("gray" if cfg.channels == 1 else "rgb") if cfg else p.color,
+                               p.max_images, load_progress, ctx.check)
     ctx.log(ds.report())
-    summary = data_mod.summary(ds)
-    ctx.add_dataset(ds.root, images=len(ds), skipped=len(ds.skipped), classes=ds.classes,
-                    fingerprint=summary["fingerprint"])
-
-    if state is None:
-        if conditional == "yes" and not ds.conditional:
+    if cfg is None:
+        if p.conditional == "yes" and not ds.conditional:
             raise UserError(f"a conditional model needs at least two class sub-folders in "
                             f"{ds.root}; it has {len(ds.classes)}")
-        use_classes = ds.conditional and conditional != "no"
-        native = train_size or data_mod.native_size(ds.images, size)
-        cfg = make_config(arch, preset, size=size, channels=ds.channels,
+        use_classes = ds.conditional and p.conditional != "no"
+        native = p.train_size or data_mod.native_size(ds.images, p.size)
+        cfg = make_config(p.arch, p.preset, size=p.size, channels=ds.channels,
                           num_classes=len(ds.classes) if use_classes else 0,
                           class_names=list(ds.classes) if use_classes else [],
-                          train_size=native if native != size else 0,
-                          batch_size=batch_size, lr_g=lr, lr_d=lr, diffaug=diffaug,
-                          ema_decay=ema_decay, amp=amp, seed=seed)
-    else:
-        if cfg.conditional and list(ds.classes) != cfg.class_names:
-            raise UserError(f"the data's classes ({', '.join(ds.classes) or 'none'}) differ from "
-                            f"the run's ({', '.join(cfg.class_names)}): resume with the same data")
-        if old.get("data", {}).get("fingerprint") not in (None, summary["fingerprint"]):
-            ctx.warn("the data folder changed since this run started; continuing with it as it "
-                     "is now")
+                          train_size=native if native != p.size else 0,
+                          batch_size=p.batch_size, lr_g=p.lr, lr_d=p.lr, diffaug=p.diffaug,
+                          ema_decay=p.ema_decay, amp=p.amp, seed=p.seed, holdout=p.holdout)
+    elif cfg.conditional and list(ds.classes) != cfg.class_names:
+        raise UserError(f"the data's classes ({', '.join(ds.classes) or 'none'}) differ from "
+                        f"the run's ({', '.join(cfg.class_names)}): resume with the same data")
+
+    # -- what the run learns from: every image hashed, the held-out ones chosen from their ids
+    examples = manifest.file_examples(
+        ds.root, ds.files, check=ctx.check,
+        progress=lambda d, t: ctx.progress(0, p.steps, f"checking images {d}/{t}"))
+    held = splits.held_out([e.id for e in examples], cfg.holdout, cfg.seed)
+    train_mask = np.array([e.id not in held for e in examples], dtype=bool)
+    if int(train_mask.sum()) < 8:
+        raise UserError(f"holding out {len(held)} of {len(examples)} images leaves "
+                        f"{int(train_mask.sum())} to train on; a GAN needs at least 8: lower "
+                        "--holdout")
+    summary = {**data_mod.summary(ds), "held_out": len(held)}
+    ctx.record_data(data_mod.dataset_name(data, ds.root), ds.root.resolve(), examples,
+                    held_out=held, unit="image", classes=list(ds.classes),
+                    class_counts=summary["class_counts"], skipped=len(ds.skipped),
+                    holdout=cfg.holdout)
 
     info = {"data": summary, "plugin": "gan"}
     storage.atomic_write_json(run_dir / modelfile.CONFIG_FILE,
                               {"config": cfg.to_json(), **info,
-                               "step": int(state["step"]) if state else 0})
+                               "step": modelfile.checkpoint_step(run_dir) or 0})
     device = ctx.device
     images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(ds.labels) if cfg.conditional else None
-    trainer = GanTrainer(cfg, images, labels, device)
-    if state is not None:
-        trainer.load_state_dict(state)
-        ctx.truncate_metrics(trainer.step)
-        ctx.log(f"Resuming {run_dir.name} at step {trainer.step} of {steps}.")
+    keep = torch.from_numpy(train_mask)
+    trainer = GanTrainer(cfg, images[keep], None if labels is None else labels[keep], device)
+    held_out = None
+    if held:
+        held_out = (images[~keep], None if labels is None else labels[~keep])
+    task = GanTask(trainer, run_dir, ctx, info, collapse_threshold=p.collapse_threshold,
+                   collapse_after=p.collapse_after, held_out=held_out)
+    # On a CPU the statistics are already computed when a step returns, so logging every
+    # log_every steps costs nothing and keeps the curves exactly reproducible on resume; an
+    # accelerator pays a synchronisation per log and a grid per preview, so a fast GPU logs at
+    # most 5 times and previews at most once a second.
+    on_cpu = torch.device(device).type == "cpu"
+    schedule = Schedule(
+        steps=p.steps, max_seconds=None if p.max_minutes is None else p.max_minutes * 60,
+        log_every=p.log_every, min_log_interval=0.0 if on_cpu else 0.2,
+        eval_every=p.preview_every if held else 0,
+        preview_every=p.preview_every, min_preview_interval=0.0 if on_cpu else 1.0,
+        checkpoint_every=p.checkpoint_every, preview_on_checkpoint=True)
+    loop = TrainLoop(task, schedule, ctx, ckpt_path)
+    if p.resume:
+        step = loop.resume()
+        ctx.log(f"Resuming {run_dir.name} at step {step} of {p.steps}.")
     res = (f"{cfg.size} px" if cfg.net_size == cfg.size else
            f"{cfg.net_size} px (the images' native resolution), shown at {cfg.size} px")
     kind = (f"conditional on {cfg.num_classes} classes" if cfg.conditional else
             "unconditional")
     ctx.log(f"{cfg.arch} · preset {cfg.preset} · {kind}"
             f" · {'colour' if cfg.channels == 3 else 'grayscale'} · learning at {res} · "
-            f"batch {cfg.batch_size} · DiffAugment {cfg.diffaug or 'off'} · device {device}"
+            f"batch {cfg.batch_size} · DiffAugment {cfg.diffaug or 'off'} · "
+            f"{len(held)} of {len(examples)} images held out · device {device}"
             + (f" · {str(trainer.amp).replace('torch.', '')}" if trainer.amp else ""))
-    schedule = loop.Schedule(steps=steps, log_every=max(1, log_every),
-                             preview_every=max(1, preview_every),
-                             checkpoint_every=max(1, checkpoint_every),
-                             collapse_threshold=collapse_threshold,
-                             collapse_after=max(0, collapse_after),
-                             max_seconds=None if max_minutes is None else max_minutes * 60)
-    loop.run(trainer, schedule, run_dir, ctx, info)
-    ctx.add_artifact(run_dir / modelfile.GENERATOR_FILE, "generator", step=trainer.step)
+    try:
+        loop.run()
+    finally:  # a stopped run's generator is a usable model too
+        _record_model(ctx, run_dir, loop.state.step)
     return str(run_dir)
+
+
+def _recorded_data(run_dir: Path) -> str | None:
+    """The data a run trained on: its manifest's absolute location (runs made before the
+    manifest recorded data: config.json's path)."""
+    from plugins.gan.engine import modelfile
+    from studio import manifest
+
+    m = manifest.read(run_dir)
+    ds = m.dataset() if m is not None else None
+    if ds is not None and ds.location:
+        return ds.location
+    path = ((modelfile.read_config(run_dir) or {}).get("data") or {}).get("path")
+    return str(path) if path else None
+
+
+def _record_model(ctx: JobContext, run_dir: Path, step: int) -> None:
+    from plugins.gan.engine import modelfile
+    from studio import manifest
+
+    generator = run_dir / modelfile.GENERATOR_FILE
+    if not generator.exists():
+        return
+    try:
+        ctx.add_artifact(run_dir, "model", model_kind="gan", step=step,
+                         weights={modelfile.GENERATOR_FILE: manifest.sha256_file(generator)})
+    except OSError as exc:  # the model is on disk all the same; the library just won't list it
+        ctx.warn(f"could not record the model in the run's manifest: {exc}")
 
 
 # ----------------------------------------------------------------------------------------------
 # sample / eval
 # ----------------------------------------------------------------------------------------------
-def sample(
-    ctx: JobContext,
-    model: Path,
-    n: int = 64,
-    seed: int = 1,
-    out: Path | None = None,
-    label: str | None = None,
-    edits: list[str] | None = None,
-    scale: int = 1,
-    individual: bool = False,
-) -> str:
-    """Generate a grid of samples as a PNG that records how it was made.
-
-    Args:
-        model: a GAN run folder (or its generator.safetensors).
-        n: number of images.
-        seed: image i uses seed + i (so any single image can be made again).
-        out: PNG to write (default: samples/seed-SEED.png in the run folder).
-        label: class name or index for conditional models (default: classes in turn).
-        edits: GANSpace slider values, comma separated (e.g. 2,0,-1).
-        scale: enlarge each image this many times (nearest neighbour).
-        individual: also write each image as its own PNG with full metadata.
-    """
+def _grid_png(loaded: LoadedModel, images: np.ndarray, target: Path, seed: int,
+              label: int | None, edits: list[float]) -> np.ndarray:
+    """Save the images as one grid PNG carrying the recipe (tile i uses seed + i)."""
     from plugins.common import pngmeta
     from plugins.common.images import make_grid
     from plugins.gan.engine import explore
-    from plugins.gan.engine.modelfile import load_model
 
-    loaded = load_model(model, ctx.device)
-    lab = explore.parse_label(loaded, label)
-    samples = explore.samples_for(loaded, n, seed, lab, _floats(edits))
-    ctx.progress(0, n, "generating")
-    images = explore.generate(loaded, samples)
-    if scale > 1:
-        images = np.stack([np.kron(im, np.ones((scale, scale, 1), dtype=np.uint8))
-                           for im in images])
-    target = Path(out) if out else loaded.run_dir / "samples" / f"seed-{seed}.png"
-    if target.suffix.lower() != ".png":
-        raise UserError(f"--out must name a .png file, not {target.name}")
-    names = loaded.class_names
+    n = len(images)
     text = {"Software": "Generative Studio (GAN)", "gan:model": str(loaded.run_dir.resolve()),
             "gan:model_id": loaded.model_id, "gan:seed": str(seed), "gan:n": str(n),
-            "gan:label": "any" if lab is None else names[lab],
-            "gan:edits": ",".join(_floats_text(edits)),
+            "gan:label": "any" if label is None else loaded.class_names[label],
+            "gan:edits": ",".join(f"{v:g}" for v in edits),
             "Description": f"{n} GAN samples, seeds {seed}..{seed + n - 1} (tile i uses seed+i)"}
-    pngmeta.save_png(make_grid(images, nrow=explore.grid_columns(n)), target, text)
-    if individual:
+    grid = make_grid(images, nrow=explore.grid_columns(n))
+    pngmeta.save_png(grid, target, text)
+    return grid
+
+
+def sample(ctx: JobContext, p: SampleParams) -> str:
+    """Generate a grid of samples as a PNG that records how it was made."""
+    from plugins.gan.engine import explore
+    from plugins.gan.engine.modelfile import load_model
+
+    loaded = load_model(p.model, ctx.device)
+    lab = explore.parse_label(loaded, p.label)
+    samples = explore.samples_for(loaded, p.n, p.seed, lab, p.edits)
+    ctx.progress(0, p.n, "generating")
+    images = explore.generate(loaded, samples)
+    if p.scale > 1:
+        images = np.stack([np.kron(im, np.ones((p.scale, p.scale, 1), dtype=np.uint8))
+                           for im in images])
+    target = Path(p.out) if p.out else loaded.run_dir / "samples" / f"seed-{p.seed}.png"
+    grid = _grid_png(loaded, images, target, p.seed, lab, p.edits)
+    if p.individual:
         folder = target.with_suffix("")
         for i, s in enumerate(samples):
             ctx.check()
-            explore.export_png(loaded, s, folder / f"seed-{s.seed}.png", scale)
-            ctx.progress(i + 1, n, "writing PNGs")
-    ctx.progress(n, n, "done")
-    ctx.preview("image", make_grid(images, nrow=explore.grid_columns(n)))
+            explore.export_png(loaded, s, folder / f"seed-{s.seed}.png", p.scale)
+            ctx.progress(i + 1, p.n, "writing PNGs")
+    ctx.progress(p.n, p.n, "done")
+    ctx.preview("image", grid)
     return str(target)
 
 
-def _floats_text(values: list[str] | None) -> list[str]:
-    return [f"{v:g}" for v in _floats(values)]
-
-
-def eval(
-    ctx: JobContext,
-    model: Path,
-    data: str,
-    n: int = 1000,
-    inception: Path | None = None,
-    classifier_steps: int = 300,
-    max_real: int = 5000,
-    seed: int = 0,
-) -> dict[str, Any]:
+def eval(ctx: JobContext, p: EvalParams) -> dict[str, Any]:
     """Fréchet distance and KID between real images and generated ones.
 
-    With --inception (pytorch-fid's pt_inception-2015-12-05 weights, or torchvision's
-    inception_v3) the numbers are in InceptionV3 feature space. Without it, a small classifier is
-    trained on the real images and its features are used: a "domain FD" that tracks progress on
-    this data set but is not comparable with published FID.
-
-    Args:
-        model: a GAN run folder.
-        data: the real images (a folder, or "digits").
-        n: number of generated images.
-        inception: InceptionV3 weights file (.pth or .safetensors).
-        classifier_steps: training steps of the domain classifier (cached in the run folder).
-        max_real: use at most this many real images.
-        seed: seeds of the generated images start here.
-    """
+    InceptionV3 features with --inception, else a domain classifier's (see
+    :class:`~plugins.gan.params.EvalParams`)."""
     from plugins.common import imagemetrics as im
     from plugins.gan.engine import data as data_mod
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
     from studio import storage
 
-    if n < 10:
-        raise UserError("use at least 10 generated images (1000 or more for stable numbers)")
-    loaded = load_model(model, ctx.device)
+    n, seed = p.n, p.seed
+    loaded = load_model(p.model, ctx.device)
     cfg = loaded.config
-    ds = data_mod.load_dataset(data, ctx.workspace, cfg.size,
-                               "gray" if cfg.channels == 1 else "rgb", max_real,
+    ds = data_mod.load_dataset(p.data, ctx.workspace, cfg.size,
+                               "gray" if cfg.channels == 1 else "rgb", p.max_real,
                                lambda d, t: ctx.progress(0, n, f"reading images {d}/{t}"),
                                ctx.check)
     if cfg.conditional and list(ds.classes) != cfg.class_names:
@@ -330,9 +268,9 @@ def eval(
     fake = np.concatenate(fakes)
 
     extra: dict[str, Any] = {}
-    if inception is not None:
+    if p.inception is not None:
         ctx.progress(n, n, "loading InceptionV3")
-        extractor: Any = im.load_inception(inception, ctx.device)
+        extractor: Any = im.load_inception(p.inception, ctx.device)
         extractor.check = ctx.check
         extractor.progress = lambda d, t: ctx.progress(d, t, "InceptionV3 features")
     else:
@@ -347,8 +285,8 @@ def eval(
             ctx.log("Training a domain classifier on the real images (cached for later "
                     "evaluations of this run)...")
             extractor = im.train_domain_classifier(
-                ds.images, ds.labels if ds.classes else None, steps=classifier_steps, seed=seed,
-                device=ctx.device, check=ctx.check, class_names=list(ds.classes),
+                ds.images, ds.labels if ds.classes else None, steps=p.classifier_steps,
+                seed=seed, device=ctx.device, check=ctx.check, class_names=list(ds.classes),
                 progress=lambda d, t: ctx.progress(d, t, "training the domain classifier"))
             try:
                 extractor.save(cache)
@@ -385,148 +323,86 @@ def eval(
 # ----------------------------------------------------------------------------------------------
 # Explore (interactive lane)
 # ----------------------------------------------------------------------------------------------
-def generate(
-    ctx: JobContext,
-    model: Path,
-    n: int = 16,
-    seed: int = 1,
-    label: str | None = None,
-    edits: list[str] | None = None,
-) -> Generated:
-    """Generate n images (image i from seed + i), optionally of one class and with GANSpace edits.
+def generate(ctx: JobContext, p: GenerateParams) -> Generated:
+    """Generate n images (image i from seed + i), of one class and with edits if asked.
 
-    Args:
-        model: a GAN run folder.
-        n: number of images.
-        seed: first seed.
-        label: class name or index (conditional models; default: classes in turn).
-        edits: GANSpace slider values, comma separated.
-    """
+    --out also saves them as one PNG grid that records how it was made."""
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
 
-    loaded = load_model(model, ctx.device)
-    samples = explore.samples_for(loaded, n, seed, explore.parse_label(loaded, label),
-                                  _floats(edits))
+    loaded = load_model(p.model, ctx.device)
+    lab = explore.parse_label(loaded, p.label)
+    samples = explore.samples_for(loaded, p.n, p.seed, lab, p.edits)
     ctx.check()
     images = explore.generate(loaded, samples)
-    return Generated(images, samples, explore.describe(loaded))
+    path = None
+    if p.out is not None:
+        path = Path(p.out)
+        _grid_png(loaded, images, path, p.seed, lab, p.edits)
+    return Generated(images, samples, explore.describe(loaded), path)
 
 
-def interpolate(
-    ctx: JobContext,
-    model: Path,
-    seed_a: int,
-    seed_b: int,
-    label_a: str | None = None,
-    label_b: str | None = None,
-    frames: int = 8,
-    edits: list[str] | None = None,
-    out: Path | None = None,
-    ms_per_frame: int = 120,
-    scale: int = 4,
-) -> Generated:
-    """Slerp between two samples (their class embeddings are blended too); --out writes a GIF.
+def interpolate(ctx: JobContext, p: InterpolateParams) -> Generated:
+    """Slerp between two samples; --out writes a looping GIF.
 
-    Args:
-        model: a GAN run folder.
-        seed_a: seed of the first sample.
-        seed_b: seed of the second sample.
-        label_a: class of the first sample (default: picked by its seed).
-        label_b: class of the second sample.
-        frames: images in the strip.
-        edits: GANSpace slider values applied to both ends.
-        out: GIF file to write (it plays forth and back, looping).
-        ms_per_frame: GIF frame time in milliseconds.
-        scale: GIF enlargement (nearest neighbour).
-    """
+    The class embeddings are blended too, so a sample of one class morphs into another."""
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
 
-    loaded = load_model(model, ctx.device)
-    e = _floats(edits)
-    a = explore.Sample(seed_a, explore.label_for(loaded, seed_a,
-                                                 explore.parse_label(loaded, label_a)), e)
-    b = explore.Sample(seed_b, explore.label_for(loaded, seed_b,
-                                                 explore.parse_label(loaded, label_b)), e)
+    loaded = load_model(p.model, ctx.device)
+    a = explore.Sample(p.seed_a, explore.label_for(loaded, p.seed_a,
+                                                   explore.parse_label(loaded, p.label_a)),
+                       list(p.edits))
+    b = explore.Sample(p.seed_b, explore.label_for(loaded, p.seed_b,
+                                                   explore.parse_label(loaded, p.label_b)),
+                       list(p.edits))
     ctx.check()
-    images = explore.interpolate(loaded, a, b, frames)
+    images = explore.interpolate(loaded, a, b, p.frames)
     path = None
-    if out is not None:
-        target = Path(out)
-        if target.suffix.lower() != ".gif":
-            raise UserError(f"--out must name a .gif file, not {target.name}")
-        path = explore.save_gif(images, target, ms_per_frame, scale=max(1, scale))
+    if p.out is not None:
+        path = explore.save_gif(images, Path(p.out), p.ms_per_frame, scale=p.scale)
     return Generated(images, [a, b], explore.describe(loaded), path)
 
 
-def directions(ctx: JobContext, model: Path, k: int = 8) -> dict[str, Any]:
-    """GANSpace: the top k principal directions of the generator (cached in the run folder).
-
-    Args:
-        model: a GAN run folder.
-        k: number of directions.
-    """
+def directions(ctx: JobContext, p: DirectionsParams) -> dict[str, Any]:
+    """GANSpace: the top k principal directions of the generator (cached in the run folder)."""
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
 
-    loaded = load_model(model, ctx.device)
+    loaded = load_model(p.model, ctx.device)
     ctx.progress(0, None, "finding principal directions")
-    d = explore.load_directions(loaded, k)
+    d = explore.load_directions(loaded, p.k)
     explained = [round(float(v), 4) for v in d.explained]
     ctx.log("GANSpace directions, variance explained: "
             + ", ".join(f"#{i + 1} {v:.1%}" for i, v in enumerate(explained)))
     return {"k": len(explained), "explained": explained, "model_id": loaded.model_id}
 
 
-def export(
-    ctx: JobContext,
-    model: Path,
-    seed: int,
-    out: Path,
-    label: str | None = None,
-    edits: list[str] | None = None,
-    scale: int = 1,
-) -> str:
-    """Save one sample as a PNG carrying model, seed, class, edits and latent in its metadata.
+def export(ctx: JobContext, p: ExportParams) -> str:
+    """Save one sample as a PNG that records how to draw it again.
 
-    Args:
-        model: a GAN run folder.
-        seed: the sample's seed.
-        out: PNG file to write.
-        label: class name or index (default: picked by the seed).
-        edits: GANSpace slider values.
-        scale: enlarge this many times (nearest neighbour).
-    """
+    Its metadata carries the model, seed, class, edits and the latent itself."""
     from plugins.gan.engine import explore
     from plugins.gan.engine.modelfile import load_model
 
-    target = Path(out)
-    if target.suffix.lower() != ".png":
-        raise UserError(f"--out must name a .png file, not {target.name}")
-    loaded = load_model(model, ctx.device)
-    s = explore.Sample(seed, explore.label_for(loaded, seed, explore.parse_label(loaded, label)),
-                       _floats(edits))
-    return str(explore.export_png(loaded, s, target, max(1, scale)))
+    loaded = load_model(p.model, ctx.device)
+    s = explore.Sample(p.seed, explore.label_for(loaded, p.seed,
+                                                 explore.parse_label(loaded, p.label)),
+                       list(p.edits))
+    return str(explore.export_png(loaded, s, Path(p.out), p.scale))
 
 
-def regenerate(ctx: JobContext, png: Path, out: Path | None = None,
-               model: Path | None = None) -> str:
-    """Draw an exported PNG again from the metadata it carries.
-
-    Args:
-        png: a PNG exported by the GAN plugin.
-        out: where to write the regenerated PNG (default: beside it, "-again" added).
-        model: use this run folder instead of the one named in the PNG.
-    """
+def regenerate(ctx: JobContext, p: RegenerateParams) -> str:
+    """Draw an exported PNG again from the metadata it carries."""
     from plugins.common import pngmeta
     from plugins.gan.engine import explore
 
-    image, text, loaded = explore.regenerate(Path(png), model, ctx.device)
+    png = Path(p.png)
+    image, text, loaded = explore.regenerate(png, p.model, ctx.device)
     if text.get("gan:model_id") and text["gan:model_id"] != loaded.model_id:
         ctx.warn("the model's weights changed since this PNG was made (it was trained further): "
                  "the image will differ")
-    target = Path(out) if out else Path(png).with_name(Path(png).stem + "-again.png")
+    target = Path(p.out) if p.out else png.with_name(png.stem + "-again.png")
     pngmeta.save_png(image, target, text)
     ctx.preview("image", image)
     return str(target)

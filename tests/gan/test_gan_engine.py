@@ -1,4 +1,5 @@
-"""GAN engine, headless: data, every architecture, exact resume, collapse watch, mixed precision."""
+"""GAN engine, headless: data, every architecture, exact resume, collapse watch, mixed precision,
+what a run records about its data, and the command line's checks."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import pytest
 import torch
 from gan_helpers import TINY, make_folder, run_job
 
+from plugins.common.training import QuietReporter, Schedule, TrainLoop
 from plugins.gan.engine import data as data_mod
-from plugins.gan.engine import loop
 from plugins.gan.engine.config import make_config
 from plugins.gan.engine.diffaug import diff_augment, parse_policy
+from plugins.gan.engine.task import GanTask
 from plugins.gan.engine.trainer import GanTrainer, diversity
 from studio import storage
 from studio.errors import UserError
+
+
+def _mean_stats(steps: list[dict]) -> dict[str, float]:
+    """The loop's average of the 0-d tensors train_step returns."""
+    return {k: float(sum(st[k] for st in steps)) / len(steps) for k in steps[0]}
 
 
 def _tiny_trainer(arch: str, conditional: bool = True, **kw) -> GanTrainer:
@@ -83,9 +90,9 @@ def test_each_architecture_trains_with_finite_losses(arch: str, conditional: boo
                                                      aug: str) -> None:
     t = _tiny_trainer(arch, conditional, diffaug=aug)
     before = [p.detach().clone() for p in t.G.parameters()]
-    for _ in range(3):
-        t.train_step()
-    stats = t.pop_stats()
+    steps = [t.train_step() for _ in range(3)]
+    assert all(v.ndim == 0 for st in steps for v in st.values())  # no sync: 0-d tensors
+    stats = _mean_stats(steps)
     assert stats and all(np.isfinite(v) for v in stats.values())
     assert ("gp" in stats) == (arch == "wgan-gp")
     assert any(not torch.equal(a, b) for a, b in zip(before, t.G.parameters(), strict=True))
@@ -113,9 +120,7 @@ def test_mixed_precision_path_with_grad_scaler_runs_on_cpu() -> None:
     t.amp = torch.float16
     t.scaler_g = torch.amp.GradScaler("cpu", init_scale=2.0**8)
     t.scaler_d = torch.amp.GradScaler("cpu", init_scale=2.0**8)
-    for _ in range(2):
-        t.train_step()
-    stats = t.pop_stats()
+    stats = _mean_stats([t.train_step() for _ in range(2)])
     assert all(np.isfinite(v) for v in stats.values())
     state = t.state_dict()
     assert state["scaler_g"]["scale"] > 0
@@ -129,9 +134,11 @@ def _state(run: Path) -> dict:
 
 def _assert_same_state(a: dict, b: dict) -> None:
     assert a["step"] == b["step"]
-    for key in ("G", "D", "G_ema"):
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    assert a["G_ema"]["updates"] == b["G_ema"]["updates"] == a["step"]
+    for key, weights in (("G", a["G"]), ("D", a["D"]), ("G_ema", a["G_ema"]["model"])):
+        other = b[key]["model"] if key == "G_ema" else b[key]
+        for name in weights:
+            assert torch.equal(weights[name], other[name]), f"{key}.{name} differs"
     for key in ("opt_g", "opt_d"):
         for idx, st in a[key]["state"].items():
             for name, v in st.items():
@@ -204,26 +211,6 @@ def test_resume_without_checkpoint_and_bad_data_are_clear(tmp_path: Path) -> Non
 
 
 # -- collapse ---------------------------------------------------------------------------------
-class _Recorder:
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-        self.previews: list[dict] = []
-        self.metric_names: set[str] = set()
-
-    def check(self) -> None: ...
-    def progress(self, done, total=None, message="") -> None: ...
-    def log(self, text, level="info") -> None: ...
-
-    def metrics(self, step, **values) -> None:
-        self.metric_names |= set(values)
-
-    def preview(self, kind, payload, *, replace=True, **extra) -> None:
-        self.previews.append(extra)
-
-    def warn(self, text) -> None:
-        self.warnings.append(text)
-
-
 def test_diversity_measure_and_collapse_warning(tmp_path: Path) -> None:
     x = torch.randn(16, 1, 8, 8)
     assert diversity(x[:1].repeat(16, 1, 1, 1)) == pytest.approx(0.0, abs=1e-6)
@@ -234,15 +221,19 @@ def test_diversity_measure_and_collapse_warning(tmp_path: Path) -> None:
         t.ema.model.to_image.bias.fill_(0.3)
     _, _, ratio = t.preview()
     assert ratio < 0.05
-    rep = _Recorder()
+    rep = QuietReporter()
     t.G.to_image.weight.data.zero_()
     t.ema.decay = 0.0  # the EMA copy follows the (collapsed) generator
-    sched = loop.Schedule(steps=2, log_every=1, preview_every=1, checkpoint_every=10,
-                          collapse_after=0, collapse_threshold=0.3)
-    loop.run(t, sched, tmp_path, rep, {})
-    assert len(rep.warnings) == 1 and "collapse" in rep.warnings[0]  # once, not every preview
-    assert rep.previews[-1]["collapse"] is True
-    assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= rep.metric_names
+    task = GanTask(t, tmp_path, rep, {}, collapse_after=0, collapse_threshold=0.3)
+    loop = TrainLoop(task, Schedule(steps=2, log_every=1, preview_every=1, checkpoint_every=10,
+                                    preview_on_checkpoint=True), rep)
+    loop.run()
+    warnings = [text for level, text in rep.logs if level == "warning"]
+    assert len(warnings) == 1 and "collapse" in warnings[0]  # once, not every preview
+    assert rep.previews[-1][2]["collapse"] is True
+    assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= set(rep.history)
+    assert (tmp_path / "generator.safetensors").exists()  # exported at the end
+    assert task.state_dict()["collapsed"] is True  # resumes with the watch in the same state
 
 
 def test_time_budget_ends_the_run_done_with_a_checkpoint(tiny_folder: Path, tmp_path: Path

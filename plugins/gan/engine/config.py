@@ -1,7 +1,8 @@
 """What a GAN run is made of: one dataclass, saved as ``config.json`` in the run folder.
 
-Presets set the model widths and batch size; the architecture (``arch``) sets the losses and the
-discriminator's normalisation, following the papers each one comes from:
+Presets set the model widths, the batch size and the default architecture; the architecture
+(``arch``) sets the losses and the discriminator's normalisation, following the papers each one
+comes from:
 
 * ``dcgan``: Radford et al. 2015, as in Foster's *Generative Deep Learning* (2nd ed., ch. 4):
   transposed convolutions with batch norm, a batch-normed discriminator with dropout, the
@@ -32,9 +33,10 @@ SIZES = (32, 64, 128)
 #: from 3,000 to 6,000 steps, every class 9.6-9.8%, diversity ~0.92 of the real digits'. One step
 #: took 0.11-0.2 s on one busy CPU thread.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"g_width": 16, "d_width": 32, "z_dim": 64, "batch_size": 64},
-    "balanced": {"g_width": 32, "d_width": 64, "z_dim": 100, "batch_size": 64},
-    "quality": {"g_width": 64, "d_width": 128, "z_dim": 128, "batch_size": 128},
+    "fast": {"arch": "sngan", "g_width": 16, "d_width": 32, "z_dim": 64, "batch_size": 64},
+    "balanced": {"arch": "sngan", "g_width": 32, "d_width": 64, "z_dim": 100, "batch_size": 64},
+    "quality": {"arch": "sngan", "g_width": 64, "d_width": 128, "z_dim": 128,
+                "batch_size": 128},
 }
 
 #: per-architecture training defaults (the papers' values)
@@ -76,6 +78,7 @@ class GanConfig:
     ema_decay: float = 0.999
     amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only)
     seed: int = 0
+    holdout: float = 0.0  # share of the images held out of training (chosen by seed)
 
     @property
     def conditional(self) -> bool:
@@ -116,22 +119,26 @@ class GanConfig:
             raise UserError("batch size must be at least 2")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError("EMA decay must be in [0, 1)")
+        if not 0.0 <= self.holdout < 1.0:
+            raise UserError("the held-out share must be at least 0 and below 1")
         from plugins.gan.engine.diffaug import parse_policy
 
         parse_policy(self.diffaug)
 
 
 def make_config(arch: str | None = None, preset: str = "fast", **overrides: Any) -> GanConfig:
-    """A config from a preset and an architecture, then explicit overrides (``None`` = keep)."""
+    """A config from a preset and an architecture (``None``: the preset's), then explicit
+    overrides (``None`` = keep). The job's optional parameters mean "the preset's" or "the
+    architecture's" by being ``None``, so these tables are the one place those defaults live."""
     from studio.errors import UserError
 
     if preset not in PRESETS:
         raise UserError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-    arch = arch or "sngan"
+    arch = arch or PRESETS[preset]["arch"]
     if arch not in ARCHS:
         raise UserError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
-    values: dict[str, Any] = {"arch": arch, "preset": preset, **PRESETS[preset],
-                              **ARCH_DEFAULTS[arch]}
+    values: dict[str, Any] = {"preset": preset, **PRESETS[preset], **ARCH_DEFAULTS[arch],
+                              "arch": arch}
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = GanConfig.from_json(values)
     cfg.validate()

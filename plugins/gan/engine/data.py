@@ -91,6 +91,15 @@ def native_size(images: np.ndarray, size: int, threshold_db: float = NATIVE_PSNR
     return best
 
 
+def dataset_name(data: str, root: Path) -> str:
+    """What a run calls its data: "digits" for the built-in set, else the folder's name."""
+    from plugins.common.images import DIGITS_NAME
+
+    if str(data).strip().lower() in (DIGITS_NAME, f"builtin:{DIGITS_NAME}"):
+        return DIGITS_NAME
+    return Path(root).name or str(root)
+
+
 def summary(ds: ImageDataset) -> dict[str, object]:
     """What the run records about its data (config.json and the run's provenance)."""
     counts = {}

@@ -17,10 +17,14 @@ import torch.nn.functional as F
 from studio.errors import UserError
 
 POLICIES = ("color", "translation", "cutout")
+#: words that mean "no augmentation" (an empty text is hard to type in a form or a shell)
+OFF = ("off", "none")
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in (policy or "").split(",") if p.strip())
+    """The augmentations of a comma list ("" or "off": none)."""
+    parts = tuple(p.strip() for p in (policy or "").split(",")
+                  if p.strip() and p.strip().lower() not in OFF)
     bad = [p for p in parts if p not in POLICIES]
     if bad:
         raise UserError(f"unknown DiffAugment policy {bad[0]!r}: use a comma list of "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,12 @@ import torch
 from plugins.common import pngmeta
 from plugins.common.images import to_uint8
 from plugins.gan.engine.modelfile import LoadedModel, load_model
+from plugins.gan.engine.results import Sample as Sample  # callers name samples from here
 from studio import storage
 from studio.errors import UserError
 
 DIRECTIONS_FILE = "ganspace.safetensors"
 META_PREFIX = "gan:"
-
-
-@dataclass
-class Sample:
-    """What identifies one generated image."""
-
-    seed: int
-    label: int | None = None  # class index (conditional models)
-    edits: list[float] = field(default_factory=list)  # GANSpace slider values (in std units)
 
 
 def latent(seed: int, z_dim: int) -> torch.Tensor:

@@ -111,6 +111,30 @@ def load_model(model: str | Path, device: str = "cpu") -> LoadedModel:
     return loaded
 
 
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of a run's checkpoint, read from its header (cheap); None without one."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        return int(storage.state_field(path, "step"))
+    except (storage.CorruptFileError, OSError, TypeError, ValueError):
+        return None
+
+
+def run_config(run_dir: Path) -> GanConfig:
+    """The configuration a run was started with, to rebuild its networks before resuming:
+    from ``config.json`` (written before the first step), else from the checkpoint itself."""
+    data = read_config(run_dir) or {}
+    if isinstance(data.get("config"), dict):
+        return GanConfig.from_json(data["config"])
+    try:
+        state = storage.load_state(Path(run_dir) / CHECKPOINT, device="cpu")
+    except storage.CorruptFileError as exc:
+        raise UserError(f"the checkpoint in {run_dir} cannot be read ({exc})") from None
+    return GanConfig.from_json(state["config"])
+
+
 def read_config(run_dir: Path) -> dict[str, Any] | None:
     try:
         data = storage.read_json(Path(run_dir) / CONFIG_FILE)

@@ -1,5 +1,7 @@
 """One GAN training run in memory: models, optimisers, EMA, its own random generator, and the
-step that updates them.
+step that updates them. The shared training loop (``plugins.common.training.TrainLoop``) runs
+it through :class:`plugins.gan.engine.task.GanTask`; benches call :meth:`GanTrainer.train_step`
+directly.
 
 Everything random in training (batches, noise, DiffAugment, label noise, dropout, gradient-penalty
 mixing) draws from one ``torch.Generator`` owned by the trainer, never from torch's global one, so
@@ -23,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from plugins.common.ema import EMA, recalibrated
 from plugins.gan.engine import losses
 from plugins.gan.engine.config import GanConfig
 from plugins.gan.engine.diffaug import diff_augment, parse_policy
-from plugins.gan.engine.ema import EMA, recalibrated
 from plugins.gan.engine.models import (
     Discriminator,
     Generator,
@@ -36,7 +38,8 @@ from plugins.gan.engine.models import (
     upscale,
 )
 
-STATE_FORMAT = 1
+#: 2: the EMA is stored with its update count; 1 (before the shared loop): bare EMA weights
+STATE_FORMAT = 2
 STAT_NAMES = ("loss/D", "loss/G", "D/real", "D/fake", "gp")
 PREVIEW_COLS = 8
 
@@ -99,8 +102,6 @@ class GanTrainer:
             if isinstance(m, SeededDropout):
                 m.generator = self.gen
         self.fixed_z, self.fixed_y = self._fixed_inputs()
-        self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
-        self._acc_n = 0
         self._real_diversity: float | None = None
 
     # -- inputs -----------------------------------------------------------------------------
@@ -146,9 +147,11 @@ class GanTrainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp)
 
     # -- training -------------------------------------------------------------------------
-    def train_step(self) -> torch.Tensor:
+    def train_step(self, state: Any = None) -> dict[str, torch.Tensor]:
         """One generator update (after ``n_critic`` discriminator updates). Returns the step's
-        statistics as a device tensor (no synchronisation); see :data:`STAT_NAMES`."""
+        statistics (:data:`STAT_NAMES`; ``gp`` only with a gradient penalty) as 0-d device
+        tensors: the loop averages them without synchronising the device every step. ``state``
+        (the loop's) is not needed: the GAN has no learning-rate schedule."""
         cfg, G, D = self.cfg, self.G, self.D
         B = cfg.batch_size
         gp = torch.zeros((), device=self.device)
@@ -190,28 +193,42 @@ class GanTrainer:
         finally:
             D.requires_grad_(True)
         self.step += 1
-        self.ema.update(G, self.step)
+        self.ema.update(G)
         with torch.no_grad():
-            stats = torch.stack([
-                loss_d.detach().float(), loss_g.detach().float(),
-                losses.d_outputs_as_probability(cfg.arch, real_scores.detach().float()).mean(),
-                losses.d_outputs_as_probability(cfg.arch, fake_scores.detach().float()).mean(),
-                gp.detach().float()])
-            self._acc += stats
-        self._acc_n += 1
+            stats = {
+                "loss/D": loss_d.detach().float(), "loss/G": loss_g.detach().float(),
+                "D/real": losses.d_outputs_as_probability(
+                    cfg.arch, real_scores.detach().float()).mean(),
+                "D/fake": losses.d_outputs_as_probability(
+                    cfg.arch, fake_scores.detach().float()).mean()}
+            if cfg.gp_weight > 0:
+                stats["gp"] = gp.detach().float()
         return stats
 
-    def pop_stats(self) -> dict[str, float]:
-        """Mean statistics since the last call (one device sync); empty if no step was taken."""
-        if self._acc_n == 0:
-            return {}
-        values = (self._acc / self._acc_n).tolist()
-        self._acc.zero_()
-        self._acc_n = 0
-        out = dict(zip(STAT_NAMES, values, strict=True))
-        if self.cfg.gp_weight <= 0:
-            out.pop("gp")
-        return out
+    @torch.no_grad()
+    def real_score(self, images: torch.Tensor, labels: torch.Tensor | None) -> float:
+        """How real the discriminator finds ``images`` (uint8 ``(N, C, H, W)`` at any size): its
+        mean output as the D/real plot shows it (a probability for DCGAN, the raw score
+        otherwise), without augmentation and in evaluation mode, so nothing in the training
+        state changes. Compared between trained and held-out images it shows the
+        discriminator memorising its training set."""
+        D = self.D
+        was_training = D.training
+        D.eval()
+        try:
+            scores = []
+            for i in range(0, images.shape[0], 256):
+                x = _at_size(images[i:i + 256].to(self.device), self.cfg.net_size)
+                x = x.float().div_(127.5).sub_(1.0)
+                y = None
+                if self.cfg.conditional and labels is not None:
+                    y = labels[i:i + 256].to(self.device)
+                with self._autocast():
+                    out = D(x, y).float()
+                scores.append(losses.d_outputs_as_probability(self.cfg.arch, out).flatten())
+            return float(torch.cat(scores).mean())
+        finally:
+            D.train(was_training)
 
     # -- sampling -------------------------------------------------------------------------
     def _calibration_batches(self, n: int = 4) -> Iterator[tuple[torch.Tensor,
@@ -228,7 +245,13 @@ class GanTrainer:
     def sampling_generator(self) -> Generator:
         """The EMA generator with batch-norm statistics re-estimated for its weights (a copy:
         the training state is untouched)."""
-        return recalibrated(self.ema.model, list(self._calibration_batches()))  # type: ignore
+        batches = iter(list(self._calibration_batches()))
+
+        def forward(model: torch.nn.Module) -> None:
+            z, y = next(batches)
+            model(z, y)
+
+        return recalibrated(self.ema.model, forward, passes=4)  # type: ignore[return-value]
 
     @torch.no_grad()
     def preview(self, model: Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -279,11 +302,13 @@ class GanTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format") != STATE_FORMAT:
+        """Restore :meth:`state_dict`'s output; also reads checkpoints written before the
+        shared training loop (format 1: bare EMA weights, whose update count is the step)."""
+        if state.get("format") not in (1, STATE_FORMAT):
             raise ValueError(f"unsupported checkpoint format {state.get('format')!r}")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        self.ema.load_state_dict(state["G_ema"])
+        self.ema.load_state_dict(state["G_ema"], updates=int(state["step"]))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         for scaler, key in ((self.scaler_g, "scaler_g"), (self.scaler_d, "scaler_d")):
@@ -291,8 +316,6 @@ class GanTrainer:
                 scaler.load_state_dict(state[key])
         self.gen.set_state(state["generator"].to("cpu", torch.uint8))
         self.step = int(state["step"])
-        self._acc.zero_()
-        self._acc_n = 0
 
 
 def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
