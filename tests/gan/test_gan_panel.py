@@ -31,11 +31,11 @@ def _wait(qtbot, handle, timeout: int = 120_000) -> None:
 
 def _setup_train(panel, folder: Path, out: Path, steps: int) -> None:
     t = panel.train
-    t.data.setText(str(folder))
-    t.steps.setValue(steps)
-    t.batch.setValue(8)
-    t.preview_every.setValue(2)
-    t.checkpoint_every.setValue(4)
+    t.form.set_value("data", str(folder))
+    t.form.editor("steps").setValue(steps)  # as a user would: the form follows its widgets
+    t.form.editor("batch_size").setValue(8)
+    t.form.editor("preview_every").setValue(2)
+    t.form.editor("checkpoint_every").setValue(4)
     t.out.setText(str(out))
 
 
@@ -55,16 +55,22 @@ def test_train_from_panel_updates_preview_plots_and_explore(qtbot, panel, tiny_f
     assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= set(series)
     assert series["loss/D"][0][-1] == 4
     assert t.status.text().startswith("Done")
+    remembered = t.host.recall("train", type(t.form.p))  # the next session starts from these
+    assert (remembered.steps, remembered.batch_size, remembered.data) == (4, 8, str(tiny_folder))
     # the new model became the Explore / Evaluate model
     assert panel.explore.model_path == str(tmp_path / "run")
-    assert panel.evaluate.model.text() == str(tmp_path / "run")
+    assert panel.evaluate.form.p.model == tmp_path / "run"
+    # the model picker offers the new run (its manifest records a model of kind "gan")
+    picker = panel.explore.model
+    picker.refresh(wait=True)
+    assert any(e.path == tmp_path / "run" for e in picker.entries)
     assert t.resume_btn.isEnabled() and t.train_btn.isEnabled()
 
 
 def test_stop_then_resume_from_panel(qtbot, panel, tiny_folder, tmp_path) -> None:
     t = panel.train
     _setup_train(panel, tiny_folder, tmp_path / "run", steps=400)
-    t.checkpoint_every.setValue(1000)
+    t.form.editor("checkpoint_every").setValue(1000)
     handle = t.start()
     qtbot.waitUntil(lambda: handle.record.done >= 4, timeout=60_000)
     t.stop_btn.click()
@@ -77,7 +83,7 @@ def test_stop_then_resume_from_panel(qtbot, panel, tiny_folder, tmp_path) -> Non
 
     stopped = checkpoint_step(tmp_path / "run")
     assert stopped is not None and 4 <= stopped < 400
-    t.steps.setValue(stopped + 3)
+    t.form.editor("steps").setValue(stopped + 3)
     t.resume_btn.click()
     resumed = t.handle
     assert resumed is not handle
@@ -100,6 +106,7 @@ def test_explore_generate_keep_interpolate_edit_export(qtbot, panel, trained_run
     qtbot.waitUntil(lambda: "%" in ex.slider_labels[0].text(), timeout=60_000)
     ex.n.setValue(6)
     ex.seed.setValue(5)
+    assert (ex.form.p.n, ex.form.p.seed) == (6, 5)
     ex.gen_btn.click()
     qtbot.waitUntil(lambda: len(ex.grid.tiles) == 6, timeout=60_000)
     assert [s["seed"] for s in ex.samples] == [5, 6, 7, 8, 9, 10]
@@ -135,12 +142,40 @@ def test_evaluate_tab_shows_a_labelled_domain_fd(qtbot, panel, trained_run, tiny
                                                  ) -> None:
     ev = panel.evaluate
     ev.set_model(trained_run)
-    ev.data.setText(str(tiny_folder))
-    ev.n.setValue(20)
-    ev.classifier_steps.setValue(15)
+    ev.form.set_value("data", str(tiny_folder))
+    ev.form.editor("n").setValue(20)
+    ev.form.editor("classifier_steps").setValue(15)
     h = ev.start()
     assert h is not None and not ev.run_btn.isEnabled()
     _wait(qtbot, h)
     assert h.record.state == "done", h.record.error
     assert "Domain FD" in ev.summary.text() and "never with published FID" in ev.summary.text()
     assert ev.history.rowCount() >= 1
+
+
+def test_reopening_a_run_puts_its_settings_back(qtbot, panel, tiny_folder, tmp_path) -> None:
+    """Reopen a run: the Train form shows the settings it ran with (the DiffAugment list
+    included), Resume aims at it, and its model becomes the one to explore."""
+    from gan_helpers import TINY, run_job
+
+    rec = run_job("train", data=str(tiny_folder), steps=2, out=str(tmp_path / "old"),
+                  diffaug="cutout", holdout=0.25, seed=7, **TINY)
+    assert rec.state == "done", rec.error
+    t = panel.train
+    assert t.form.p.seed != 7
+    assert panel.train.host.reopen(tmp_path / "old")
+    assert (t.form.p.seed, t.form.p.holdout, t.form.p.steps) == (7, 0.25, 2)
+    assert t.form.editor("seed").value() == 7 and t.diffaug.currentData() == "cutout"
+    assert t.out.text() == str(tmp_path / "old") and t.resume_btn.isEnabled()
+    assert panel.explore.model_path == str(tmp_path / "old")
+    # the DiffAugment list sets the field
+    t.diffaug.setCurrentIndex(t.diffaug.findData("off"))
+    assert t.form.p.diffaug == "off"
+
+
+def test_train_form_refuses_bad_values_in_words(panel) -> None:
+    t = panel.train
+    t.form.set_value("data", "digits")
+    t.form.set_value("train_size", 24)  # not a power of two (the command line says the same)
+    assert t.start() is None
+    assert "power of two" in t.status.text() and t.handle is None

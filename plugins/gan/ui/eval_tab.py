@@ -1,4 +1,8 @@
-"""Evaluate tab: Fréchet distance and KID between a model's samples and real images."""
+"""Evaluate tab: Fréchet distance and KID between a model's samples and real images.
+
+The settings are a :class:`~studio.widgets.form.Form` over :class:`EvalParams` (the model field
+is the shared model picker, listing the GANs the studio knows).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,16 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from plugins.gan.ui.widgets import PathPicker, caption
+from plugins.gan.params import EvalParams
+from plugins.gan.ui.widgets import caption
 from studio.qtjobs import JobHandle
+from studio.widgets.form import Form
 
 
 class EvalTab(QWidget):
@@ -30,31 +35,26 @@ class EvalTab(QWidget):
         self.host = host
         self.handle: JobHandle | None = None
         self.result: dict[str, Any] | None = None
+        self.form = Form(EvalParams, self, host.recall("eval", EvalParams))
+        self.form.changed.connect(lambda name: name == "model" and self.load_history())
 
-        self.model = PathPicker("GAN run folder")
-        self.model.start_dir = lambda: str(self.host.runs_dir())
-        self.model.changed.connect(lambda _t: self.load_history())
-        self.data = PathPicker("real images (the training folder, or a held-out one)")
-        self.data.add_button("Built-in digits", lambda: self.data.setText("digits"))
-        self.n = QSpinBox()
-        self.n.setRange(10, 100_000)
-        self.n.setSingleStep(500)
-        self.n.setValue(1000)
-        self.classifier_steps = QSpinBox()
-        self.classifier_steps.setRange(10, 100_000)
-        self.classifier_steps.setSingleStep(100)
-        self.classifier_steps.setValue(300)
-        self.classifier_steps.setToolTip("Training steps of the domain classifier (used when no "
-                                         "Inception weights are given; cached per data set)")
-        self.inception = PathPicker("optional: pt_inception-2015-12-05-6726825d.pth", "file",
-                                    "Weights (*.pth *.pt *.bin *.safetensors)")
+        digits = QPushButton("Built-in digits")
+        digits.clicked.connect(lambda: self.form.set_value("data", "digits"))
+        data_row = QHBoxLayout()
+        data_row.setContentsMargins(0, 0, 0, 0)
+        data_row.addWidget(self.form.widget("data"), 1)
+        self.form.editor("data").setPlaceholderText(  # type: ignore[attr-defined]
+            "the training folder, or a held-out one")
+        self.form.editor("inception").setPlaceholderText(  # type: ignore[attr-defined]
+            "optional: pytorch-fid's pt_inception-2015-12-05-6726825d.pth")
+        data_row.addWidget(digits)
+        data_box = QWidget()
+        data_box.setLayout(data_row)
         form_box = QGroupBox("Evaluate")
         form = QFormLayout(form_box)
-        form.addRow("Model:", self.model)
-        form.addRow("Real images:", self.data)
-        form.addRow("Generated images:", self.n)
-        form.addRow("InceptionV3 weights:", self.inception)
-        form.addRow("Classifier steps:", self.classifier_steps)
+        self.form.add_rows(form, "model")
+        form.addRow(self.form.label("data"), data_box)
+        self.form.add_rows(form, "n", "inception", "classifier_steps")
         form.addRow(caption(
             "With InceptionV3 weights (pytorch-fid's file) the Fréchet distance is the FID you "
             "can compare with papers. Without them, a small classifier is trained on your real "
@@ -88,27 +88,24 @@ class EvalTab(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(form_box)
         lay.addWidget(res_box, 1)
+        self.load_history()
         self._refresh()
 
     def set_model(self, run_dir: Path, data: str | None = None) -> None:
-        self.model.setText(str(run_dir))
-        if data and not self.data.text():
-            self.data.setText(data)
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"model": self.model.text(), "data": self.data.text(),
-                             "n": self.n.value(),
-                             "classifier_steps": self.classifier_steps.value()}
-        if self.inception.text():
-            p["inception"] = self.inception.text()
-        return p
+        """Evaluate ``run_dir`` (and, when no real images are chosen yet, its training data)."""
+        self.form.set_value("model", Path(run_dir))
+        if data and not self.form.p.data:
+            self.form.set_value("data", data)
+        self.load_history()
 
     def start(self) -> JobHandle | None:
         if self.handle is not None and not self.handle.is_finished:
             return None
-        p = self.params()
-        if not p["model"] or not p["data"]:
+        if not self.form.p.model or not self.form.p.data:
             self.summary.setText("⚠ Choose a model (a GAN run folder) and the real images.")
+            return None
+        p = self.form.checked(self.summary)
+        if p is None:
             return None
         self.handle = self.host.submit("eval", p, show_plots=False)
         self.handle.progress.connect(
@@ -132,11 +129,13 @@ class EvalTab(QWidget):
     def load_history(self) -> None:
         """Earlier evaluations of this model (evals.json in the run folder; a small file)."""
         self.history.setRowCount(0)
-        text = self.model.text()
-        if not text:
+        model = self.form.p.model
+        if not model:
             return
+        run = Path(model).expanduser()
+        run = run.parent if run.suffix == ".safetensors" else run
         try:
-            rows = json.loads((Path(text).expanduser() / "evals.json").read_text("utf-8"))
+            rows = json.loads((run / "evals.json").read_text("utf-8"))
         except (OSError, ValueError):
             return
         if not isinstance(rows, list):

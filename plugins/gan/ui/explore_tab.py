@@ -3,6 +3,11 @@
 Every picture here is made by a quick job on the "interactive" lane, so exploring never waits
 behind a training run and the window never computes anything itself. Slider moves are coalesced:
 at most one edit job runs at a time and only the newest slider position is rendered next.
+
+The jobs' settings are typed objects (``plugins.gan.params``): the model picker, image count,
+seed and frame count are :class:`~studio.widgets.form.Form` widgets; the class, the kept
+samples and the slider values are what this tab supplies (a class by its name, the edits as a
+list of numbers).
 """
 
 from __future__ import annotations
@@ -25,25 +30,27 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSlider,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from plugins.gan.ui.widgets import (
-    ImageView,
-    PathPicker,
-    SampleGrid,
-    ask_save,
-    caption,
-    to_pixmap,
+from plugins.gan.engine.results import Generated
+from plugins.gan.params import (
+    DirectionsParams,
+    ExportParams,
+    GenerateParams,
+    InterpolateParams,
+    RegenerateParams,
 )
+from plugins.gan.ui.widgets import ImageView, SampleGrid, ask_save, caption, to_pixmap
 from studio.qtjobs import JobHandle
-from studio.widgets.seed import seed_button, seed_spin
+from studio.widgets.form import Form
 
 N_SLIDERS = 5
 SLIDER_RANGE = 30  # +-3.0 standard deviations in steps of 0.1
+MAX_GRID = 256  # tiles the grid shows at once (the command line makes up to 4096)
+GENERATOR = "generator.safetensors"
 
 
 class ExploreTab(QWidget):
@@ -57,20 +64,19 @@ class ExploreTab(QWidget):
         self.kept: list[dict[str, Any]] = []
         self.strip_frames: np.ndarray | None = None
         self._gen_handle: JobHandle | None = None
-        self._gen_pending: dict[str, Any] | None = None
+        self._gen_pending: tuple[GenerateParams, bool] | None = None
         self._handles: list[JobHandle] = []  # keep references until jobs finish
         self._directions_for = ""
+        self.form = Form(GenerateParams, self, host.recall("generate", GenerateParams))
+        self.interp_form = Form(InterpolateParams, self,
+                                host.recall("interpolate", InterpolateParams))
+        self.form.changed.connect(self._form_changed)
 
         # -- model and generation controls
-        self.model = PathPicker("GAN run folder")
-        self.model.start_dir = lambda: str(self.host.runs_dir())
-        self.model.line.editingFinished.connect(lambda: self.set_model(Path(self.model.text())))
-        self.model.changed.connect(self._model_text_changed)
-        self.n = QSpinBox()
-        self.n.setRange(1, 256)
-        self.n.setValue(16)
-        self.seed = seed_spin(1)
-        dice = seed_button(self.seed)
+        self.model = self.form.widget("model")
+        self.n = self.form.editor("n")
+        self.n.setMaximum(MAX_GRID)
+        self.seed = self.form.editor("seed")
         self.label = QComboBox()
         self.label.addItem("any class", None)
         self.gen_btn = QPushButton("Generate")
@@ -78,11 +84,10 @@ class ExploreTab(QWidget):
         # two short rows rather than one long one: the panel must fit beside the plots dock
         controls = QVBoxLayout()
         row1, row2 = QHBoxLayout(), QHBoxLayout()
-        row1.addWidget(QLabel("Images:"))
+        row1.addWidget(QLabel(self.form.label("n")))
         row1.addWidget(self.n)
-        row1.addWidget(QLabel("Seed:"))
-        row1.addWidget(self.seed, 1)
-        row1.addWidget(dice)
+        row1.addWidget(QLabel(self.form.label("seed")))
+        row1.addWidget(self.form.widget("seed"), 1)
         row2.addWidget(QLabel("Class:"))
         row2.addWidget(self.label, 1)
         row2.addWidget(self.gen_btn)
@@ -138,9 +143,8 @@ class ExploreTab(QWidget):
         # -- interpolation
         self.ends: dict[str, dict[str, Any] | None] = {"a": None, "b": None}
         self.ends_label = QLabel("A: — · B: —")
-        self.frames = QSpinBox()
-        self.frames.setRange(2, 64)
-        self.frames.setValue(10)
+        self.frames = self.interp_form.editor("frames")
+        self.frames.setMaximum(64)
         self.interp_btn = QPushButton("Interpolate")
         self.interp_btn.clicked.connect(lambda: self.interpolate())
         self.gif_btn = QPushButton("Export GIF…")
@@ -148,7 +152,7 @@ class ExploreTab(QWidget):
         self.strip = ImageView("Keep two samples, set them as A and B, then Interpolate.")
         self.strip.setMinimumHeight(90)
         ib = QHBoxLayout()
-        ib.addWidget(QLabel("Frames:"))
+        ib.addWidget(QLabel(self.interp_form.label("frames")))
         ib.addWidget(self.frames)
         ib.addWidget(self.interp_btn)
         ib.addWidget(self.gif_btn)
@@ -207,40 +211,56 @@ class ExploreTab(QWidget):
         split.addWidget(right)
         split.setSizes([560, 440])
         top = QFormLayout()
-        top.addRow("Model:", self.model)
+        self.form.add_rows(top, "model")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(split, 1)
         lay.addWidget(self.status)
+        host.run_reopened.connect(self._reopened)
+        if self.form.p.model:
+            self.set_model(self.form.p.model)
         self._refresh()
 
     # -- model --------------------------------------------------------------------------------
-    def _model_text_changed(self, text: str) -> None:
-        p = Path(text).expanduser()
-        if text and (p / "generator.safetensors").exists() and str(p) != \
-                self.model_info.get("_path"):
-            self.set_model(p)
+    def _form_changed(self, name: str) -> None:
+        if name == "model":  # picked in the model picker
+            if self.form.p.model:
+                self.set_model(self.form.p.model)
+            else:
+                self.model_info = {}
+                self._refresh()
 
-    def set_model(self, run_dir: Path) -> bool:
-        """Point the tab at a run folder; reads its small config.json (no torch)."""
-        run_dir = Path(run_dir).expanduser()
+    def _reopened(self, job: str, params: Any, run_dir: Path) -> None:
+        """A reopened Explore job's settings come back (a training run's model is set by the
+        panel)."""
+        if job == "generate" and isinstance(params, GenerateParams):
+            self.form.set(params)
+        elif job == "interpolate" and isinstance(params, InterpolateParams):
+            self.interp_form.set(params)
+
+    def set_model(self, model: Path) -> bool:
+        """Point the tab at a run folder (or its generator file); reads its small config.json
+        (no torch)."""
+        run_dir = Path(model).expanduser()
+        if run_dir.suffix == ".safetensors":
+            run_dir = run_dir.parent
         try:
             cfg = json.loads((run_dir / "config.json").read_text("utf-8"))
         except (OSError, ValueError):
-            self._say(f"⚠ {run_dir} is not a GAN run folder (no config.json).")
+            self._say(f"⚠ {run_dir.name} is not a GAN run folder (it has no config.json).")
+            self.model_info = {}
+            self._refresh()
             return False
-        if self.model.text() != str(run_dir):
-            self.model.line.blockSignals(True)
-            self.model.setText(str(run_dir))
-            self.model.line.blockSignals(False)
+        if self.form.p.model != run_dir:
+            self.form.set_value("model", run_dir)
         self.model_info = {**cfg, "_path": str(run_dir)}
         c = cfg.get("config", {})
         self.label.clear()
         self.label.addItem("any class", None)
         if c.get("num_classes"):
-            for i, name in enumerate(c.get("class_names") or range(c["num_classes"])):
-                self.label.addItem(str(name), i)
+            for name in c.get("class_names") or [str(i) for i in range(c["num_classes"])]:
+                self.label.addItem(str(name), str(name))
         self._say(f"Model: {run_dir.name} · {c.get('arch')} · step {cfg.get('step')} · "
                   f"{c.get('size')} px")
         self.reset_sliders(render=False)
@@ -262,10 +282,10 @@ class ExploreTab(QWidget):
         return self.model_info.get("_path", "")
 
     def _load_directions(self) -> None:
-        if not self.model_path or not Path(self.model_path, "generator.safetensors").exists():
+        if not self.model_path or not Path(self.model_path, GENERATOR).exists():
             return
         self._directions_for = self.model_path
-        h = self._submit("directions", {"model": self.model_path, "k": N_SLIDERS})
+        h = self._submit("directions", DirectionsParams(model=Path(self.model_path), k=N_SLIDERS))
         h.finished.connect(self._directions_done)
 
     def _directions_done(self, rec: Any) -> None:
@@ -275,8 +295,13 @@ class ExploreTab(QWidget):
             self.slider_labels[i].setText(f"Direction {i + 1} ({v:.0%})")
 
     # -- jobs ---------------------------------------------------------------------------------
-    def _submit(self, job: str, params: dict[str, Any]) -> JobHandle:
-        h = self.host.submit(job, params, show_plots=False)
+    def _submit(self, job: str, params: Any, remember: bool = True) -> JobHandle:
+        """Queue one of the plugin's jobs. Live slider renders are not remembered as the
+        job's last settings: that would write the settings file at every slider move."""
+        if remember:
+            h = self.host.submit(job, params, show_plots=False)
+        else:
+            h = self.host.manager.submit(self.host.plugin_id, self.host.plugin.job(job), params)
         self._handles.append(h)
         h.finished.connect(lambda _r, h=h: self._handles.remove(h) if h in self._handles
                            else None)
@@ -290,6 +315,14 @@ class ExploreTab(QWidget):
     def edits(self) -> list[float]:
         return [s.value() / 10.0 for s in self.sliders]
 
+    def _class_name(self, label: int | None) -> str | None:
+        """A class index as the name the jobs take (a name, unlike an index, cannot be
+        mistaken for another class when the class folders are numbers)."""
+        if label is None:
+            return None
+        names = (self.model_info.get("config") or {}).get("class_names") or []
+        return str(names[label]) if label < len(names) else str(label)
+
     def generate(self, edit: bool = False) -> None:
         """New samples (or, with ``edit``, the same samples with the sliders' edits)."""
         if not self.model_path:
@@ -297,31 +330,26 @@ class ExploreTab(QWidget):
             return
         if edit and self.samples:
             first = self.samples[0]
-            params = {"model": self.model_path, "n": len(self.samples), "seed": first["seed"],
-                      "label": first.get("_label_param"), "edits": self._edit_text()}
+            p = self.form.checked(self.status, model=Path(self.model_path),
+                                  n=len(self.samples), seed=first["seed"],
+                                  label=first.get("_label_param"), edits=self.edits())
         else:
-            params = {"model": self.model_path, "n": self.n.value(), "seed": self.seed.value(),
-                      "label": None if self.label.currentData() is None
-                      else str(self.label.currentData()), "edits": self._edit_text()}
-        params = {k: v for k, v in params.items() if v is not None}
-        if self._gen_handle is not None and not self._gen_handle.is_finished:
-            self._gen_pending = {**params, "_edit": edit}
+            p = self.form.checked(self.status, model=Path(self.model_path),
+                                  label=self.label.currentData(), edits=self.edits(), out=None)
+        if p is None:
             return
-        self._run_generate(params, edit)
+        if self._gen_handle is not None and not self._gen_handle.is_finished:
+            self._gen_pending = (p, edit)
+            return
+        self._run_generate(p, edit)
 
-    def _edit_text(self) -> str | None:
-        e = self.edits()
-        return ",".join(f"{v:g}" for v in e) if any(e) else None
-
-    def _run_generate(self, params: dict[str, Any], edit: bool) -> None:
-        label_param = params.get("label")
-        self._gen_handle = self._submit("generate", params)
-        self._gen_handle.finished.connect(
-            lambda rec: self._generated(rec, edit, label_param))
+    def _run_generate(self, p: GenerateParams, edit: bool) -> None:
+        self._gen_handle = self._submit("generate", p, remember=not edit)
+        self._gen_handle.finished.connect(lambda rec: self._generated(rec, edit, p.label))
         self._refresh()
 
     def _generated(self, rec: Any, edit: bool, label_param: str | None) -> None:
-        if rec.state == "done":
+        if rec.state == "done" and isinstance(rec.result, Generated):
             out = rec.result
             samples = [{"seed": s.seed, "label": s.label, "edits": list(s.edits),
                         "_label_param": label_param} for s in out.samples]
@@ -336,11 +364,10 @@ class ExploreTab(QWidget):
                 s["image"] = img
         pending, self._gen_pending = self._gen_pending, None
         if pending is not None:
-            edit = bool(pending.pop("_edit"))
-            if edit and self.samples:
-                pending["edits"] = self._edit_text()
-                pending = {k: v for k, v in pending.items() if v is not None}
-            self._run_generate(pending, edit)
+            p, edit = pending
+            if edit and self.samples:  # the newest slider position, on the current samples
+                p.edits = self.edits()
+            self._run_generate(p, edit)
         self._refresh()
 
     @staticmethod
@@ -387,14 +414,6 @@ class ExploreTab(QWidget):
             self.ends[which] = self.kept[rows[0]]
             self._refresh()
 
-    def _sample_params(self, s: dict[str, Any]) -> dict[str, Any]:
-        p: dict[str, Any] = {"model": self.model_path, "seed": s["seed"]}
-        if s.get("label") is not None:
-            p["label"] = str(s["label"])
-        if any(s.get("edits") or []):
-            p["edits"] = ",".join(f"{e:g}" for e in s["edits"])
-        return p
-
     def export_selected(self, target: Path | None = None) -> JobHandle | None:
         rows = self._selected() or ([len(self.kept) - 1] if self.kept else [])
         if not rows:
@@ -405,10 +424,12 @@ class ExploreTab(QWidget):
                               f"seed-{s['seed']}.png", "PNG image (*.png)")
             if target is None:
                 return None
-        h = self._submit("export", {**self._sample_params(s), "out": str(target)})
+        h = self._submit("export", ExportParams(
+            model=Path(self.model_path), seed=s["seed"], out=Path(target),
+            label=self._class_name(s.get("label")), edits=list(s.get("edits") or [])))
         h.finished.connect(lambda rec: rec.state == "done" and
-                           self._say(f"Saved {rec.result} (model, seed, class and latent are in "
-                                     "its metadata)."))
+                           self._say(f"Saved {Path(rec.result).name} (model, seed, class and "
+                                     "latent are in its metadata)."))
         return h
 
     def ask_regenerate(self, png: Path | None = None) -> JobHandle | None:
@@ -420,11 +441,11 @@ class ExploreTab(QWidget):
             if not path:
                 return None
             png = Path(path)
-        h = self._submit("regenerate", {"png": str(png)})
+        h = self._submit("regenerate", RegenerateParams(png=Path(png)))
         h.preview.connect(lambda kind, payload, _d: kind == "image" and
                           self.strip.set_image(payload))
         h.finished.connect(lambda rec: rec.state == "done" and
-                           self._say(f"Regenerated into {rec.result}."))
+                           self._say(f"Regenerated into {Path(rec.result).name}."))
         return h
 
     # -- interpolation --------------------------------------------------------------------------
@@ -433,29 +454,25 @@ class ExploreTab(QWidget):
         if a is None or b is None or not self.model_path:
             self._say("⚠ Keep two samples (click them) and set them as A and B.")
             return None
-        p: dict[str, Any] = {"model": self.model_path, "seed_a": a["seed"], "seed_b": b["seed"],
-                             "frames": self.frames.value()}
-        if a.get("label") is not None:
-            p["label_a"] = str(a["label"])
-        if b.get("label") is not None:
-            p["label_b"] = str(b["label"])
-        if any(a.get("edits") or []):
-            p["edits"] = ",".join(f"{e:g}" for e in a["edits"])
-        if gif is not None:
-            p["out"] = str(gif)
+        p = self.interp_form.checked(
+            self.status, model=Path(self.model_path), seed_a=a["seed"], seed_b=b["seed"],
+            label_a=self._class_name(a.get("label")), label_b=self._class_name(b.get("label")),
+            edits=list(a.get("edits") or []), out=None if gif is None else Path(gif))
+        if p is None:
+            return None
         h = self._submit("interpolate", p)
         h.finished.connect(self._interpolated)
         return h
 
     def _interpolated(self, rec: Any) -> None:
-        if rec.state != "done":
+        if rec.state != "done" or not isinstance(rec.result, Generated):
             return
         from plugins.common.images import make_grid
 
         self.strip_frames = rec.result.images
         self.strip.set_image(make_grid(rec.result.images, nrow=len(rec.result.images)))
         if rec.result.path:
-            self._say(f"Saved the GIF {rec.result.path}.")
+            self._say(f"Saved the GIF {rec.result.path.name}.")
         self._refresh()
 
     def export_gif(self, target: Path | None = None) -> JobHandle | None:

@@ -34,6 +34,7 @@ class GanPanel(QWidget):
         lay.addWidget(sub)
         lay.addWidget(self.tabs, 1)
         self.train.model_ready.connect(self.use_model)
+        host.run_reopened.connect(self._reopened)
         latest = self.latest_run()
         if latest is not None:
             self.use_model(latest)
@@ -48,6 +49,11 @@ class GanPanel(QWidget):
             pass
         self.evaluate.set_model(run_dir, data)
         self.explore.set_model(run_dir)
+
+    def _reopened(self, job: str, _params: Any, run_dir: Path) -> None:
+        """A reopened training run with a generator becomes the model to explore."""
+        if job == "train" and (Path(run_dir) / "generator.safetensors").exists():
+            self.use_model(Path(run_dir))
 
     def latest_run(self) -> Path | None:
         """The newest run folder of this plugin that holds a generator (a directory listing)."""

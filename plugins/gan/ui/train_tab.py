@@ -1,18 +1,20 @@
 """Train tab: data, model settings, Train / Stop / Resume, and the live sample grid.
 
-The loss curves appear in the studio's Live plots dock (the host follows the job); this tab shows
+The settings are a :class:`~studio.widgets.form.Form` over :class:`TrainParams`: the widgets,
+their limits and tooltips come from the dataclass, and Train submits the checked object. The
+loss curves appear in the studio's Live plots dock (the host follows the job); this tab shows
 what the plots cannot: the generator's samples from fixed noise, refreshed every few hundred
 steps, and a warning when they stop being varied.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -20,54 +22,39 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from plugins.gan.ui.widgets import ImageView, PathPicker, banner, caption
+from plugins.gan.params import TrainParams
+from plugins.gan.ui.widgets import FolderPicker, ImageView, banner, caption
 from studio import fmt
 from studio.qtjobs import JobHandle
+from studio.widgets.form import Form
 
 CHECKPOINT = Path("checkpoints") / "last.safetensors"
-DIFFAUG_CHOICES = [("preset default", None), ("off", ""), ("translation", "translation"),
-                   ("translation, cutout", "translation,cutout"),
+GENERATOR = "generator.safetensors"
+#: the DiffAugment policies worth offering in a list (the command line takes any comma list)
+DIFFAUG_CHOICES = [("the preset's (translation)", None), ("off", "off"),
+                   ("translation", "translation"), ("translation, cutout", "translation,cutout"),
                    ("colour, translation, cutout", "color,translation,cutout")]
-ARCH_CHOICES = [("SNGAN: spectral norm + hinge (default)", "sngan"),
-                ("DCGAN (the book's)", "dcgan"),
-                ("WGAN-GP: Wasserstein + gradient penalty", "wgan-gp")]
-PRESET_CHOICES = [("Fast: small, for a CPU (minutes)", "fast"),
-                  ("Balanced", "balanced"), ("Quality: wide, for a GPU", "quality")]
-
-
-def _combo(items: list[tuple[str, Any]]) -> QComboBox:
-    box = QComboBox()
-    for text, data in items:
-        box.addItem(text, data)
-    return box
-
-
-def _spin(lo: int, hi: int, value: int, step: int = 1, special: str = "") -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setSingleStep(step)
-    s.setValue(value)
-    if special:
-        s.setSpecialValueText(special)
-    return s
+ADVANCED = ("lr", "ema_decay", "amp", "train_size", "max_images", "log_every",
+            "collapse_threshold", "collapse_after")
 
 
 def checkpoint_step(run_dir: Path) -> int | None:
-    """The step recorded in a run's config.json (written with each checkpoint); cheap."""
+    """The step of a run's checkpoint, read from its header (a few kilobytes); None when the
+    run has no readable checkpoint."""
+    from studio import storage
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
     try:
-        data = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return int(storage.state_field(path, "step"))
+    except (storage.CorruptFileError, OSError, TypeError, ValueError):
         return None
-    if not (run_dir / CHECKPOINT).exists():
-        return None
-    step = data.get("step") if isinstance(data, dict) else None
-    return int(step) if isinstance(step, int | float) else None
 
 
 class TrainTab(QWidget):
@@ -79,47 +66,49 @@ class TrainTab(QWidget):
         self.host = host
         self.handle: JobHandle | None = None
         self.run_dir: Path | None = None
+        self.form = Form(TrainParams, self, host.recall("train", TrainParams))
 
         # -- data
-        self.data = PathPicker("folder of images (sub-folders are classes)")
-        self.data.add_button("Use built-in digits", lambda: self.data.setText("digits"),
-                             "scikit-learn's 1,797 handwritten digits, 10 classes")
+        digits = QPushButton("Use built-in digits")
+        digits.setToolTip("scikit-learn's 1,797 handwritten digits, 10 classes")
+        digits.clicked.connect(lambda: self.form.set_value("data", "digits"))
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.form.widget("data"), 1)
+        data_row.addWidget(digits)
         data_box = QGroupBox("Data")
         df = QVBoxLayout(data_box)
-        df.addWidget(self.data)
+        df.addLayout(data_row)
         df.addWidget(caption("png, jpg, webp or bmp, searched recursively; first-level "
                              "sub-folders are classes. Unreadable files are skipped and listed "
                              "in the log. Your folder is never modified."))
+        hf = QFormLayout()
+        self.form.add_rows(hf, "holdout")
+        df.addLayout(hf)
 
         # -- model
-        self.preset = _combo(PRESET_CHOICES)
-        self.arch = _combo(ARCH_CHOICES)
-        self.size = _combo([("32 px", 32), ("64 px", 64), ("128 px", 128)])
-        self.conditional = _combo([("auto (when there are class folders)", "auto"),
-                                   ("yes", "yes"), ("no", "no")])
-        self.color = _combo([("auto", "auto"), ("colour", "rgb"), ("grayscale", "gray")])
-        self.steps = _spin(1, 10_000_000, 5000, 500)
-        self.batch = _spin(0, 4096, 0, 16, "preset")
-        self.diffaug = _combo(DIFFAUG_CHOICES)
-        self.preview_every = _spin(1, 100_000, 200, 50)
-        self.checkpoint_every = _spin(1, 1_000_000, 1000, 100)
-        self.seed = _spin(0, 2**31 - 1, 0)
+        self.diffaug = QComboBox()
+        for text, value in DIFFAUG_CHOICES:
+            self.diffaug.addItem(text, value)
+        self.diffaug.setToolTip(self.form.param("diffaug").help)
+        self.diffaug.currentIndexChanged.connect(
+            lambda _i: self.form.set_value("diffaug", self.diffaug.currentData()))
+        self._show_diffaug()
         model_box = QGroupBox("Model")
         mf = QFormLayout(model_box)
-        mf.addRow("Preset:", self.preset)
-        mf.addRow("Architecture:", self.arch)
-        mf.addRow("Image size:", self.size)
-        mf.addRow("Class-conditional:", self.conditional)
-        mf.addRow("Colour:", self.color)
-        mf.addRow("Steps:", self.steps)
-        mf.addRow("Batch size:", self.batch)
-        mf.addRow("DiffAugment:", self.diffaug)
-        mf.addRow("Preview every:", self.preview_every)
-        mf.addRow("Checkpoint every:", self.checkpoint_every)
-        mf.addRow("Seed:", self.seed)
+        self.form.add_rows(mf, "preset", "arch", "size", "conditional", "color", "steps",
+                           "batch_size")
+        mf.addRow(self.form.label("diffaug"), self.diffaug)
+        self.form.add_rows(mf, "preview_every", "checkpoint_every", "max_minutes", "seed")
+        # the settings most runs never change: out of sight until asked for
+        self.show_advanced = QCheckBox("Show advanced settings")
+        self.advanced = QGroupBox("Advanced")
+        af = QFormLayout(self.advanced)
+        self.form.add_rows(af, *ADVANCED)
+        self.advanced.setVisible(False)
+        self.show_advanced.toggled.connect(self.advanced.setVisible)
 
         # -- run
-        self.out = PathPicker("run folder (default: a new one in the workspace)")
+        self.out = FolderPicker("run folder (default: a new one in the workspace)")
         self.out.start_dir = lambda: str(self.host.runs_dir())
         self.out.changed.connect(lambda _t: self._refresh_buttons())
         self.train_btn = QPushButton("Train")
@@ -146,6 +135,8 @@ class TrainTab(QWidget):
         ll.setContentsMargins(0, 0, 4, 0)
         ll.addWidget(data_box)
         ll.addWidget(model_box)
+        ll.addWidget(self.show_advanced)
+        ll.addWidget(self.advanced)
         ll.addWidget(run_box)
         ll.addStretch(1)
         left = QScrollArea()
@@ -174,29 +165,31 @@ class TrainTab(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
+        host.run_reopened.connect(self._reopened)
         self._refresh_buttons()
 
-    # -- parameters ---------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "data": self.data.text(),
-            "size": self.size.currentData(),
-            "steps": self.steps.value(),
-            "arch": self.arch.currentData(),
-            "preset": self.preset.currentData(),
-            "conditional": self.conditional.currentData(),
-            "color": self.color.currentData(),
-            "preview_every": self.preview_every.value(),
-            "checkpoint_every": self.checkpoint_every.value(),
-            "seed": self.seed.value(),
-        }
-        if self.diffaug.currentData() is not None:
-            p["diffaug"] = self.diffaug.currentData()
-        if self.batch.value() > 0:
-            p["batch_size"] = self.batch.value()
-        if self.out.text():
-            p["out"] = self.out.text()
-        return p
+    # -- settings -------------------------------------------------------------------------------
+    def _show_diffaug(self) -> None:
+        """Put the form's DiffAugment value in the list (a policy typed on the command line is
+        added as it is)."""
+        value = self.form.p.diffaug
+        i = self.diffaug.findData(value)
+        if i < 0:
+            self.diffaug.addItem(str(value), value)
+            i = self.diffaug.count() - 1
+        self.diffaug.blockSignals(True)
+        self.diffaug.setCurrentIndex(i)
+        self.diffaug.blockSignals(False)
+
+    def _reopened(self, job: str, params: Any, run_dir: Path) -> None:
+        """A run of this plugin was reopened: show its settings, aim Resume at it."""
+        if job != "train" or not isinstance(params, TrainParams):
+            return
+        self.form.set(params)
+        self._show_diffaug()
+        self.out.setText(str(run_dir))
+        self.run_dir = Path(run_dir)
+        self._refresh_buttons()
 
     def target_run(self) -> Path | None:
         """The run Resume continues: the folder typed in, else the last one trained here."""
@@ -208,12 +201,14 @@ class TrainTab(QWidget):
     def start(self) -> JobHandle | None:
         if self.busy:
             return None
-        params = self.params()
-        if not params["data"]:
+        p = self.form.checked(self.status, resume=False)
+        if p is None:
+            return None
+        if not p.data:
             self.status.setText("⚠ Choose a folder of images first (or use the built-in "
                                 "digits).")
             return None
-        return self._submit(params, "Training…")
+        return self._submit(p, self.out.text() or None, "Training…")
 
     def resume(self) -> JobHandle | None:
         run = self.target_run()
@@ -221,16 +216,14 @@ class TrainTab(QWidget):
             return None
         step = checkpoint_step(run)
         if step is None:
-            self.status.setText(f"⚠ {run} has no checkpoint to resume.")
+            self.status.setText(f"⚠ {run.name} has no checkpoint to resume.")
             return None
-        if self.steps.value() <= step:
-            self.steps.setValue(step + max(1000, self.checkpoint_every.value()))
-        params = {"out": str(run), "resume": True, "steps": self.steps.value(),
-                  "preview_every": self.preview_every.value(),
-                  "checkpoint_every": self.checkpoint_every.value()}
-        if self.data.text():
-            params["data"] = self.data.text()
-        return self._submit(params, f"Resuming from step {step}…")
+        if self.form.p.steps <= step:
+            self.form.set_value("steps", step + max(1000, self.form.p.checkpoint_every))
+        p = self.form.checked(self.status, resume=True)
+        if p is None:
+            return None
+        return self._submit(p, run, f"Resuming from step {step}…")
 
     def stop(self) -> None:
         if self.handle is not None and not self.handle.is_finished:
@@ -241,9 +234,9 @@ class TrainTab(QWidget):
     def busy(self) -> bool:
         return self.handle is not None and not self.handle.is_finished
 
-    def _submit(self, params: dict[str, Any], text: str) -> JobHandle:
+    def _submit(self, p: TrainParams, out: str | Path | None, text: str) -> JobHandle:
         self.warning.hide()
-        self.handle = self.host.submit("train", params)
+        self.handle = self.host.submit("train", p, out=out)
         self.handle.progress.connect(self._on_progress)
         self.handle.preview.connect(self._on_preview)
         self.handle.log.connect(self._on_log)
@@ -257,7 +250,7 @@ class TrainTab(QWidget):
     def _on_progress(self, data: dict[str, Any]) -> None:
         done, total = data.get("done") or 0, data.get("total")
         msg = data.get("message") or ""
-        if msg.startswith("reading"):
+        if msg.startswith(("reading", "checking")):  # before the first step
             self.status.setText(msg[0].upper() + msg[1:] + "…")
             return
         eta = fmt.duration(data.get("eta"))
@@ -293,14 +286,14 @@ class TrainTab(QWidget):
         if rec.run_dir is not None:
             self.run_dir = Path(rec.run_dir)
         if rec.state == "done":
-            self.status.setText(f"Done: {rec.result}")
+            self.status.setText(f"Done: {self.run_dir.name if self.run_dir else rec.result}")
         elif rec.state == "cancelled":
             step = checkpoint_step(self.run_dir) if self.run_dir else None
             self.status.setText("Stopped" + (f" at step {step:,}; Resume continues from there."
                                             if step is not None else "."))
         else:
             self.status.setText(f"⚠ {rec.error}")
-        if self.run_dir is not None and (self.run_dir / "generator.safetensors").exists():
+        if self.run_dir is not None and (self.run_dir / GENERATOR).exists():
             self.model_ready.emit(self.run_dir)
         self._refresh_buttons()
 

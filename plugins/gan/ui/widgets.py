@@ -1,5 +1,5 @@
-"""Small Qt building blocks for the GAN panel: image views, a clickable sample grid, path
-pickers. No torch here; images arrive as uint8 numpy arrays from jobs."""
+"""Small Qt building blocks for the GAN panel: image views, a clickable sample grid, the run
+folder picker. No torch here; images arrive as uint8 numpy arrays from jobs."""
 
 from __future__ import annotations
 
@@ -133,16 +133,15 @@ class SampleGrid(QWidget):
             btn.setIcon(to_pixmap(img, scale))
 
 
-class PathPicker(QWidget):
-    """A line edit with a Browse button (folder or file) and optional extra buttons."""
+class FolderPicker(QWidget):
+    """The run folder a training job writes to: a line edit and a Browse button. (Job
+    parameters get their widgets from their params class; the run folder is the host's
+    ``out``, not a parameter.)"""
 
     changed = Signal(str)
 
-    def __init__(self, placeholder: str = "", mode: str = "dir", file_filter: str = "",
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.mode = mode
-        self.file_filter = file_filter
         self.line = QLineEdit()
         self.line.setPlaceholderText(placeholder)
         self.line.textChanged.connect(self.changed.emit)
@@ -154,13 +153,6 @@ class PathPicker(QWidget):
         lay.addWidget(self.browse)
         self.start_dir: Callable[[], str] = lambda: self.line.text()
 
-    def add_button(self, text: str, slot: Callable[[], None], tip: str = "") -> QPushButton:
-        btn = QPushButton(text)
-        btn.setToolTip(tip)
-        btn.clicked.connect(slot)
-        self.layout().addWidget(btn)
-        return btn
-
     def text(self) -> str:
         return self.line.text().strip()
 
@@ -168,14 +160,7 @@ class PathPicker(QWidget):
         self.line.setText(text)
 
     def _browse(self) -> None:
-        if self.mode == "dir":
-            path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.start_dir())
-        elif self.mode == "save":
-            path, _ = QFileDialog.getSaveFileName(self, "Save as", self.start_dir(),
-                                                  self.file_filter)
-        else:
-            path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.start_dir(),
-                                                  self.file_filter)
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.start_dir())
         if path:
             self.line.setText(path)
 
