@@ -40,35 +40,14 @@ BAR_CONFIDENT = 0.80
 BAR_MIN_CLASS = 0.05
 
 
-class _Quiet:
-    """A job context for sampling inside the bench (no window, no events)."""
-
-    def check(self) -> None:
-        pass
-
-    def progress(self, *a: Any, **k: Any) -> None:
-        pass
-
-    def metric(self, *a: Any) -> None:
-        pass
-
-    def preview(self, *a: Any, **k: Any) -> None:
-        pass
-
-    def log(self, text: str, level: str = "info") -> None:
-        pass
-
-    def warn(self, text: str) -> None:
-        pass
-
-
 def sample(lm: Any, scheduler: str, steps: int, n: int, batch: int) -> Any:
     """``n`` single-channel uint8 samples, seeds 0..n-1, through the plugin's engine."""
     import numpy as np
 
+    from plugins.common.training import QuietReporter
     from plugins.diffusion.engine.generate import Request, generate
 
-    res = generate(_Quiet(), lm, Request(steps=steps, scheduler=scheduler, n=n, seed=0,
+    res = generate(QuietReporter(), lm, Request(steps=steps, scheduler=scheduler, n=n, seed=0,
                                          batch_size=batch, previews=False))
     return np.stack(res.images)[..., :1]
 
@@ -90,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: a temporary folder)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--extra", default="{}", help="JSON of extra train-job options (tuning)")
+    ap.add_argument("--extra", default="{}",
+                    help="JSON of extra train-job params (TrainParams fields, for tuning)")
     args = ap.parse_args(argv)
     minutes_given = any(a.startswith("--minutes") for a in (argv or sys.argv[1:]))
 
@@ -106,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from plugins.common.images import make_grid
     from plugins.common.pngmeta import save_png
     from plugins.diffusion.engine.loading import load_model
+    from plugins.diffusion.params import TrainParams
     from plugins.diffusion.plugin import DiffusionPlugin
     from studio.jobs import JobRunner
     from studio.settings import Settings
@@ -123,19 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model_path = Path(args.model)
     else:
-        params: dict[str, Any] = {"data": "digits", "size": 32, "out": str(run_dir),
-                                  "seed": args.seed, **json.loads(args.extra)}
-        if args.steps is not None:
-            params["steps"] = args.steps
-            if minutes_given:
-                params["minutes"] = args.minutes
-        else:
-            params["steps"] = 10_000_000
-            params["minutes"] = args.minutes
+        budget: dict[str, Any] = (
+            {"steps": args.steps, **({"minutes": args.minutes} if minutes_given else {})}
+            if args.steps is not None else {"steps": 10_000_000, "minutes": args.minutes})
+        params = TrainParams(data="digits", size=32, seed=args.seed,
+                             **{**budget, **json.loads(args.extra)})
         events: list[Any] = []
         runner = JobRunner(events.append, settings=settings)
         t1 = time.perf_counter()
-        rec = runner.submit("diffusion", DiffusionPlugin().job("train"), params)
+        rec = runner.submit("diffusion", DiffusionPlugin().job("train"), params, out=run_dir)
         runner.wait(rec.id)
         runner.shutdown()
         wall = time.perf_counter() - t1

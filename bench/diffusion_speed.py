@@ -121,11 +121,11 @@ def plain_call(lm: Any, scheduler: str, steps: int, n: int, seed: int, prompt: s
 def studio_call(runner: Any, spec: Any, model: Path, scheduler: str, steps: int, n: int,
                 seed: int, prompt: str, guidance: float, out: Path) -> tuple[float, int]:
     """Seconds the job ran (worker start to finish) and how many previews it sent."""
-    previews = []
-    rec = runner.submit("diffusion", spec, {
-        "model": str(model), "n": n, "steps": steps, "scheduler": scheduler, "seed": seed,
-        "prompt": prompt, "guidance": guidance, "batch_size": n, "out": str(out),
-        "previews": True})
+    from plugins.diffusion.params import SampleParams
+
+    rec = runner.submit("diffusion", spec, SampleParams(
+        model=model, n=n, steps=steps, scheduler=scheduler, seed=seed, prompt=prompt,
+        guidance=guidance, batch_size=n, out=out, previews=True))
     runner.wait(rec.id)
     if rec.state != "done":
         raise SystemExit(f"studio job failed: {rec.error}")

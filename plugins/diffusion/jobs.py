@@ -1,289 +1,129 @@
 """The diffusion plugin's jobs: thin glue from a job context to the engine.
 
-The signatures are the command line (``studio run diffusion sample --model DIR --n 16 ...``) and
-what the panel submits; see ``studio run diffusion JOB --help``.
+Each job takes its params dataclass (``plugins.diffusion.params``), which is also its command
+line (``studio run diffusion sample --model DIR --n 16 ...``; see ``--help``) and what the panel
+submits.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from studio.errors import UserError
 from studio.jobs import JobContext
 
-from .engine.schedulers import SchedulerName
+from .params import (
+    Generation,
+    Img2ImgParams,
+    InfoParams,
+    InpaintParams,
+    OutpaintParams,
+    SampleParams,
+    TrainParams,
+)
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-
-
-def train(
-    ctx: JobContext,
-    data: str = "digits",
-    size: Literal[32, 64] = 32,
-    steps: int = 3000,
-    preset: Literal["tiny", "small", "base"] = "small",
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    ema_decay: float = 0.995,
-    channels: Literal["auto", "gray", "rgb"] = "auto",
-    prediction: Literal["v_prediction", "epsilon"] = "v_prediction",
-    flip: bool = False,
-    minutes: float = 0.0,
-    sample_every: int = 500,
-    checkpoint_every: int = 500,
-    seed: int = 0,
-    resume: bool = False,
-) -> str:
-    """Train a DDPM on a folder of images; saves a diffusers pipeline in RUN/model.
-
-    Args:
-        data: folder of images (sub-folders are classes), or "digits" for the built-in set
-        size: image size in pixels
-        steps: training steps (batches) in total, including steps done before a resume
-        preset: model size: tiny (tests), small (CPU default), base (GPU)
-        batch_size: images per step
-        lr: peak learning rate (warm-up, then cosine decay)
-        ema_decay: decay of the weight average used for samples and the saved model
-        channels: auto picks grayscale when every image is gray
-        prediction: what the UNet predicts: v (default: well-behaved with every sampler) or the
-            noise (epsilon)
-        flip: augment with horizontal flips (off for digits and text)
-        minutes: wall-clock budget for training (0: no limit); the schedule adapts to it
-        sample_every: steps between preview grids
-        checkpoint_every: steps between checkpoints (also saved on cancel)
-        seed: seed for initialisation and batch order
-        resume: continue the run in --out from its last checkpoint
-    """
+if TYPE_CHECKING:  # pragma: no cover
     from .engine.train import TrainConfig
-    from .engine.train import train as run_training
 
-    if steps < 1:
-        raise UserError("--steps must be at least 1")
-    if batch_size < 1 or batch_size > 4096:
-        raise UserError("--batch-size must be between 1 and 4096")
-    if sample_every < 1 or checkpoint_every < 1:
-        raise UserError("--sample-every and --checkpoint-every must be at least 1")
-    n_channels = {"auto": 0, "gray": 1, "rgb": 3}[channels]
-    cfg = TrainConfig(data=data, size=int(size), channels=n_channels,
-                      preset=preset, steps=steps, batch_size=batch_size, lr=lr,
-                      ema_decay=ema_decay, prediction=prediction, flip=flip, seed=seed,
-                      sample_every=sample_every, checkpoint_every=checkpoint_every,
-                      minutes=minutes)
+_CHANNELS = {"auto": 0, "gray": 1, "rgb": 3}
+
+
+def train(ctx: JobContext, p: TrainParams) -> str:
+    """Train a DDPM on a folder of images; saves a diffusers pipeline in RUN/model."""
+    from plugins.common.training import TrainLoop
+
+    from .engine.train import (
+        CHECKPOINT,
+        MODEL_DIR,
+        DDPMTask,
+        check_out_folder,
+        load_data,
+        save_config,
+        settle_config,
+    )
+
     assert ctx.run_dir is not None  # makes_run=True
-    model_dir = run_training(ctx, cfg, ctx.run_dir, workspace=ctx.workspace, device=ctx.device,
-                             resume=resume, truncate_metrics=ctx.truncate_metrics)
-    ctx.add_artifact(model_dir, "diffusers-pipeline", format="DDPMPipeline/safetensors")
+    run_dir = ctx.run_dir
+    check_out_folder(run_dir, p.resume)
+    resuming = p.resume and (run_dir / CHECKPOINT).exists()
+    if p.resume and not resuming:
+        ctx.warn(f"nothing to resume in {run_dir}: starting a new run there")
+    cfg = settle_config(train_config(p), run_dir, resuming, ctx)
+    data = load_data(cfg, ctx.workspace, ctx)
+    ctx.record_data(data.name, data.root, data.examples, held_out=data.held_out, unit="image",
+                    size=cfg.size, channels=cfg.channels, skipped=data.skipped,
+                    classes=data.classes)
+    save_config(cfg, run_dir)
+    task = DDPMTask(cfg, data, run_dir, ctx.device, ctx)
+    loop = TrainLoop(task, cfg.schedule(evaluates=bool(data.held_out)), ctx,
+                     run_dir / CHECKPOINT)
+    if resuming:
+        ctx.log(f"resumed from step {loop.resume()}")
+    model_dir = run_dir / MODEL_DIR
+    try:
+        loop.run()
+    finally:  # a stopped run's model is usable too: the library lists it
+        if (model_dir / "model_index.json").exists():
+            ctx.add_artifact(model_dir, "model", model_kind="diffusers-pipeline",
+                             format="DDPMPipeline/safetensors")
     return str(model_dir)
 
 
-def info(ctx: JobContext, model: str) -> dict[str, Any]:
-    """Describe a model (kind, native size, inpainting or not) from its configuration files.
+def train_config(p: TrainParams) -> TrainConfig:
+    """The engine's ``TrainConfig`` for ``p`` (tests and benches build their runs with it)."""
+    from .engine.train import TrainConfig
 
-    Args:
-        model: diffusers pipeline folder, training run folder or .safetensors checkpoint
-    """
+    return TrainConfig(data=p.data, size=int(p.size), channels=_CHANNELS[p.channels],
+                       preset=p.preset, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
+                       ema_decay=p.ema_decay, prediction=p.prediction, flip=p.flip, seed=p.seed,
+                       sample_every=p.sample_every, checkpoint_every=p.checkpoint_every,
+                       minutes=p.minutes, holdout=p.holdout)
+
+
+def info(ctx: JobContext, p: InfoParams) -> dict[str, Any]:
+    """Describe a model (kind, native size, inpainting or not) from its configuration files."""
     from .engine.loading import inspect_model
 
-    return inspect_model(model).to_json()
+    return inspect_model(p.model).to_json()
 
 
-def sample(
-    ctx: JobContext,
-    model: str,
-    n: int = 16,
-    steps: int = 25,
-    scheduler: SchedulerName = "dpm++",
-    seed: int = 1,
-    out: str | None = None,
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 7.5,
-    width: int = 0,
-    height: int = 0,
-    batch_size: int = 0,
-    precision: Precision = "auto",
-    previews: bool = True,
-    save_each: bool = False,
-) -> str:
-    """Generate images (text-to-image, or unconditional samples); writes a PNG grid.
+def sample(ctx: JobContext, p: SampleParams) -> str:
+    """Generate images (text-to-image, or unconditional samples); writes a PNG grid."""
+    req = _request(p, "txt2img", width=p.width, height=p.height)
+    return _run(ctx, p, req, p.save_each)
 
-    Args:
-        model: diffusers pipeline folder, training run folder or .safetensors checkpoint
-        n: number of images (image i uses seed + i)
-        steps: denoising steps
-        scheduler: sampler
-        seed: seed of the first image
-        out: PNG to write (default: a new file under the workspace's outputs folder)
-        prompt: what to draw (text models)
-        negative_prompt: what to avoid (text models)
-        guidance: classifier-free guidance scale (text models; 0 or 1 turns it off)
-        width: output width in pixels (0: the model's native size)
-        height: output height in pixels (0: the model's native size)
-        batch_size: images per model call (0: automatic)
-        precision: auto = fp32 on CPU, bf16/fp16 on GPU
-        previews: send a predicted-image preview at every step
-        save_each: also save every image as its own PNG beside the grid
-    """
+
+def img2img(ctx: JobContext, p: Img2ImgParams) -> str:
+    """Redraw an image: noise it to the strength and denoise it again."""
+    req = _request(p, "img2img", strength=p.strength, image=p.image)
+    return _run(ctx, p, req, p.save_each)
+
+
+def inpaint(ctx: JobContext, p: InpaintParams) -> str:
+    """Repaint the white part of a mask; everything outside it stays as it was."""
+    req = _request(p, "inpaint", strength=p.strength, image=p.image, mask=p.mask,
+                   mask_blur=_blur(p.mask_blur, p.image))
+    return _run(ctx, p, req, p.save_each)
+
+
+def outpaint(ctx: JobContext, p: OutpaintParams) -> str:
+    """Grow the canvas by the given margins and paint the new area to match the image."""
+    from .engine.imageio import grow_canvas
+
+    grown, mask = grow_canvas(p.image, p.left, p.top, p.right, p.bottom, p.overlap)
+    req = _request(p, "outpaint", image=grown, mask=mask, mask_blur=_blur(p.mask_blur, grown))
+    return _run(ctx, p, req, False)
+
+
+def _request(p: Generation, mode: str, **specific: Any) -> Any:
+    """The engine's request from the settings every generation shares, plus the mode's own."""
     from .engine.generate import Request
 
-    req = Request(mode="txt2img", prompt=prompt, negative_prompt=negative_prompt, steps=steps,
-                  scheduler=scheduler, guidance=guidance, seed=seed, n=n, batch_size=batch_size,
-                  width=width, height=height, previews=previews)
-    return _run(ctx, model, req, out, precision, save_each)
-
-
-def img2img(
-    ctx: JobContext,
-    model: str,
-    image: str,
-    strength: float = 0.6,
-    steps: int = 25,
-    seed: int = 1,
-    out: str | None = None,
-    scheduler: SchedulerName = "dpm++",
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 7.5,
-    n: int = 1,
-    batch_size: int = 0,
-    precision: Precision = "auto",
-    previews: bool = True,
-    save_each: bool = False,
-) -> str:
-    """Redraw an image: noise it to `strength` and denoise it again.
-
-    Args:
-        model: diffusers pipeline folder, training run folder or .safetensors checkpoint
-        image: the image to start from (never modified)
-        strength: 0 keeps the image, 1 ignores it
-        steps: denoising steps for strength 1 (fewer run at lower strength)
-        seed: seed of the first image
-        out: PNG to write (default: a new file under the workspace's outputs folder)
-        scheduler: sampler
-        prompt: what to draw (text models)
-        negative_prompt: what to avoid (text models)
-        guidance: classifier-free guidance scale (text models)
-        n: number of variations
-        batch_size: images per model call (0: automatic)
-        precision: auto = fp32 on CPU, bf16/fp16 on GPU
-        previews: send a predicted-image preview at every step
-        save_each: also save every image as its own PNG beside the grid
-    """
-    from .engine.generate import Request
-    from .engine.imageio import read_image
-
-    req = Request(mode="img2img", prompt=prompt, negative_prompt=negative_prompt, steps=steps,
-                  scheduler=scheduler, guidance=guidance, seed=seed, n=n, batch_size=batch_size,
-                  strength=strength, image=read_image(image), previews=previews)
-    return _run(ctx, model, req, out, precision, save_each)
-
-
-def inpaint(
-    ctx: JobContext,
-    model: str,
-    image: str,
-    mask: str,
-    steps: int = 25,
-    seed: int = 1,
-    out: str | None = None,
-    scheduler: SchedulerName = "dpm++",
-    strength: float = 1.0,
-    mask_blur: int = -1,
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 7.5,
-    n: int = 1,
-    batch_size: int = 0,
-    precision: Precision = "auto",
-    previews: bool = True,
-    save_each: bool = False,
-) -> str:
-    """Repaint the white part of a mask; everything outside it stays as it was.
-
-    Args:
-        model: diffusers pipeline folder, training run folder or .safetensors checkpoint
-        image: the image to edit (never modified)
-        mask: same size as the image; white (or opaque) = repaint, black = keep
-        steps: denoising steps
-        seed: seed of the first image
-        out: PNG to write (default: a new file under the workspace's outputs folder)
-        scheduler: sampler
-        strength: 1 repaints from scratch; lower keeps more of what is under the mask
-        mask_blur: pixels of soft edge inside the mask (-1: about 1/128 of the image side)
-        prompt: what to draw (text models)
-        negative_prompt: what to avoid (text models)
-        guidance: classifier-free guidance scale (text models)
-        n: number of variations
-        batch_size: images per model call (0: automatic)
-        precision: auto = fp32 on CPU, bf16/fp16 on GPU
-        previews: send a predicted-image preview at every step
-        save_each: also save every image as its own PNG beside the grid
-    """
-    from .engine.generate import Request
-    from .engine.imageio import read_image, read_mask
-
-    img = read_image(image)
-    m = read_mask(mask, (img.shape[1], img.shape[0]))
-    req = Request(mode="inpaint", prompt=prompt, negative_prompt=negative_prompt, steps=steps,
-                  scheduler=scheduler, guidance=guidance, seed=seed, n=n, batch_size=batch_size,
-                  strength=strength, image=img, mask=m, mask_blur=_blur(mask_blur, img),
-                  previews=previews)
-    return _run(ctx, model, req, out, precision, save_each)
-
-
-def outpaint(
-    ctx: JobContext,
-    model: str,
-    image: str,
-    left: int = 0,
-    top: int = 0,
-    right: int = 0,
-    bottom: int = 0,
-    overlap: int = 8,
-    steps: int = 25,
-    seed: int = 1,
-    out: str | None = None,
-    scheduler: SchedulerName = "dpm++",
-    mask_blur: int = -1,
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 7.5,
-    n: int = 1,
-    precision: Precision = "auto",
-    previews: bool = True,
-) -> str:
-    """Grow the canvas by the given margins and paint the new area to match the image.
-
-    Args:
-        model: diffusers pipeline folder, training run folder or .safetensors checkpoint
-        image: the image to extend (never modified)
-        left: pixels to add on the left
-        top: pixels to add at the top
-        right: pixels to add on the right
-        bottom: pixels to add at the bottom
-        overlap: pixels of the old image repainted along the seam
-        steps: denoising steps
-        seed: seed of the first image
-        out: PNG to write (default: a new file under the workspace's outputs folder)
-        scheduler: sampler
-        mask_blur: pixels of soft edge inside the new area (-1: automatic)
-        prompt: what to draw (text models)
-        negative_prompt: what to avoid (text models)
-        guidance: classifier-free guidance scale (text models)
-        n: number of variations
-        precision: auto = fp32 on CPU, bf16/fp16 on GPU
-        previews: send a predicted-image preview at every step
-    """
-    from .engine.generate import Request
-    from .engine.imageio import grow_canvas, read_image
-
-    grown, m = grow_canvas(read_image(image), left, top, right, bottom, overlap)
-    req = Request(mode="outpaint", prompt=prompt, negative_prompt=negative_prompt, steps=steps,
-                  scheduler=scheduler, guidance=guidance, seed=seed, n=n, image=grown, mask=m,
-                  mask_blur=_blur(mask_blur, grown), previews=previews)
-    return _run(ctx, model, req, out, precision, False)
+    return Request(mode=mode, prompt=p.prompt, negative_prompt=p.negative_prompt,
+                   steps=p.steps, scheduler=p.scheduler, guidance=p.guidance, seed=p.seed,
+                   n=p.n, batch_size=p.batch_size, previews=p.previews, **specific)
 
 
 def _blur(mask_blur: int, image: Any) -> int:
@@ -292,16 +132,15 @@ def _blur(mask_blur: int, image: Any) -> int:
     return int(round(min(image.shape[:2]) / 128))
 
 
-def _run(ctx: JobContext, model: str, req: Any, out: str | None, precision: str,
-         save_each: bool) -> str:
+def _run(ctx: JobContext, p: Generation, req: Any, save_each: bool) -> str:
     from .engine.generate import generate
     from .engine.loading import load_model
 
     ctx.progress(0, None, "loading model")
-    lm = load_model(model, ctx.device, precision, log=ctx.log)
+    lm = load_model(p.model, ctx.device, p.precision, log=ctx.log)
     ctx.check()
     result = generate(ctx, lm, req)
-    return str(save_result(result, out, ctx.workspace, req.mode, save_each))
+    return str(save_result(result, p.out, ctx.workspace, req.mode, save_each))
 
 
 def default_output(workspace: Path, mode: str, seed: int) -> Path:
@@ -315,7 +154,7 @@ def default_output(workspace: Path, mode: str, seed: int) -> Path:
     return path
 
 
-def save_result(result: Any, out: str | None, workspace: Path, mode: str, save_each: bool
+def save_result(result: Any, out: Path | None, workspace: Path, mode: str, save_each: bool
                 ) -> Path:
     """One image: that image. Several: a grid (with the first image's parameters, as A1111
     does), plus each image beside it when ``save_each``."""
@@ -337,7 +176,7 @@ def save_result(result: Any, out: str | None, workspace: Path, mode: str, save_e
     grid = make_grid(np.stack(result.images), nrow=int(np.ceil(np.sqrt(n))))
     save_png(grid, target, {PNG_KEY: format_parameters(first)})
     if save_each:
-        for i, (img, p) in enumerate(zip(result.images, result.params, strict=True)):
+        for i, (img, gp) in enumerate(zip(result.images, result.params, strict=True)):
             save_png(img, target.with_name(f"{target.stem}-{i:03d}.png"),
-                     {PNG_KEY: format_parameters(p)})
+                     {PNG_KEY: format_parameters(gp)})
     return target

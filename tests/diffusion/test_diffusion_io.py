@@ -89,6 +89,56 @@ def test_cli_forms_of_the_issue(pixel_model: Path, image_folder: Path, photo: Pa
     assert "must be one of" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("job", "argv", "message"), [
+    ("train", ["--steps", "0"], "--steps must be between 1 and 10_000_000"),
+    ("train", ["--steps", "-1"], "--steps must be between 1"),
+    ("train", ["--batch-size", "0"], "--batch-size must be between 1 and 4_096"),
+    ("train", ["--holdout", "0.95"], "--holdout must be between 0 and 0.9"),
+    ("train", ["--sample-every", "0"], "--sample-every must be between 1"),
+    ("train", ["--checkpoint-every", "-5"], "--checkpoint-every must be between 1"),
+    ("train", ["--minutes", "-1"], "--minutes must be between 0"),
+    ("train", ["--size", "48"], "--size must be one of 32, 64"),
+    ("sample", ["--model", "m", "--steps", "0"], "--steps must be between 1 and 1_000"),
+    ("sample", ["--model", "m", "--steps", "-1"], "--steps must be between 1"),
+    ("sample", ["--model", "m", "--n", "0"], "--n must be between 1"),
+    ("sample", ["--model", "m", "--guidance", "-1"], "--guidance must be between 0"),
+    ("sample", ["--model", "m", "--seed", "-3"], "--seed must be between 0"),
+    ("sample", ["--model", "m", "--steps", "2.5"], "--steps expects a whole number"),
+    ("sample", ["--model", "m", "--out", "grid.jpg"], "--out must be a .png file"),
+    ("sample", ["--steps", "3"], "--model is required"),
+    ("img2img", ["--model", "m", "--image", "x.png", "--strength", "0"],
+     "--strength must be between 0.01 and 1"),
+    ("img2img", ["--model", "m", "--image", "x.png", "--strength", "1.5"],
+     "--strength must be between 0.01 and 1"),
+    ("inpaint", ["--model", "m", "--image", "x.png", "--mask", "y.png", "--mask-blur", "-2"],
+     "--mask-blur must be between -1 and 256"),
+    ("outpaint", ["--model", "m", "--image", "x.png"], "give at least one margin"),
+    ("outpaint", ["--model", "m", "--image", "x.png", "--left", "-8"],
+     "--left must be between 0 and 2_048"),
+])
+def test_cli_refuses_values_out_of_range(job: str, argv: list[str], message: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Every limit is checked before anything runs, with a message naming the flag."""
+    from studio.cli import cmd_run
+
+    assert cmd_run("diffusion", job, argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reads_image_and_mask_files_into_arrays(photo: Path, photo_mask: Path) -> None:
+    """On the command line the image and mask are files; the job receives arrays (as from the
+    window), the mask checked against the image's size."""
+    from plugins.diffusion.params import InpaintParams
+    from studio import params as params_mod
+
+    p = params_mod.from_cli(InpaintParams, ["--model", "m", "--image", str(photo), "--mask",
+                                            str(photo_mask)])
+    params_mod.read_objects(p)
+    assert p.image.shape == (48, 40, 3) and p.image.dtype == np.uint8
+    assert p.mask.shape == (48, 40) and p.mask.max() == 1.0
+    assert params_mod.to_json(p)["image"] == {"$object": {"image": "40x48"}}
+
+
 def test_non_image_and_mismatched_mask_are_refused(run_job: Any, pixel_model: Path, photo: Path,
                                                    tmp_path: Path) -> None:
     from diffusion_helpers import write_png

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from plugins.common.training import Reporter
 from studio.errors import UserError
 
-from .context import Reporter, Throttle
 from .imageio import check_mask, composite, feather, resize
 from .infotext import GenerationParams
 from .loading import LoadedModel
-from .preview import latent_to_rgb, predict_x0, to_preview
+from .preview import Throttle, latent_to_rgb, predict_x0, to_preview
 from .sampling import denoise, make_generators
 from .schedulers import make_scheduler, normalise
 

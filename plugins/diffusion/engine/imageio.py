@@ -8,7 +8,9 @@ canvas for outpainting. Masks follow A1111: white (or opaque) = repaint, black =
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,9 +47,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise UserError(f"{p.name} is a damaged image ({exc})") from None
 
 
-def read_mask(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:
+def read_mask(path: str | os.PathLike[str], size: tuple[int, int] | None) -> np.ndarray:
     """A mask file as float32 ``(H, W)`` in [0, 1] (1 = repaint). ``size`` is the image's
-    ``(width, height)``; a mask of another size is refused rather than silently stretched.
+    ``(width, height)``; a mask of another size is refused rather than silently stretched
+    (``None``: not known here; generation checks the shapes again).
 
     A mask with real transparency uses its alpha channel (painted areas are opaque); otherwise its
     brightness.
@@ -60,7 +63,7 @@ def read_mask(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray
     try:
         with Image.open(p) as im:
             im.load()
-            if im.size != tuple(size):
+            if size is not None and im.size != tuple(size):
                 raise UserError(f"the mask {p.name} is {im.size[0]}x{im.size[1]} but the image is "
                                 f"{size[0]}x{size[1]}: they must be the same size")
             if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
@@ -72,6 +75,28 @@ def read_mask(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray
         raise UserError(f"the mask {p.name} is not an image") from None
     except (OSError, SyntaxError) as exc:
         raise UserError(f"the mask {p.name} is a damaged image ({exc})") from None
+
+
+def read_image_field(path: Path, params: Any, warn: Callable[[str], None]) -> np.ndarray:
+    """The command line's ``--image FILE`` as the array the job's ``image`` field holds."""
+    return read_image(path)
+
+
+def read_mask_field(path: Path, params: Any, warn: Callable[[str], None]) -> np.ndarray:
+    """The command line's ``--mask FILE``, checked against the image read just before it (the
+    params' ``image`` field comes first)."""
+    image = getattr(params, "image", None)
+    size = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else None
+    return read_mask(path, size)
+
+
+def describe_array(arr: Any) -> dict[str, Any]:
+    """What a run manifest or the remembered settings say about an image or mask: its size,
+    not its pixels."""
+    shape = getattr(arr, "shape", ())
+    if len(shape) >= 2:
+        return {"image": f"{shape[1]}x{shape[0]}"}
+    return {"object": type(arr).__name__}
 
 
 def check_mask(mask: np.ndarray) -> None:

@@ -1,74 +1,97 @@
-"""Training a DDPM (diffusers ``UNet2DModel``) on a folder of images.
+"""Training a DDPM (diffusers ``UNet2DModel``) on a folder of images, as a task of the studio's
+one training loop (``plugins.common.training.TrainLoop``).
 
 What a run folder holds (``RUN`` is the job's ``--out``)::
 
     RUN/config.json                     data, size, channels, preset and hyper-parameters
     RUN/metrics.jsonl                   loss and learning rate per step (written by the host)
+    RUN/examples-train.jsonl            every image with its hash, trained on or held out
     RUN/samples/step_000500.png         preview grids from the EMA weights
-    RUN/checkpoints/last.safetensors    model + EMA + optimiser + step + every RNG state
+    RUN/checkpoints/last.safetensors    model + EMA + optimiser + generator + loop state
     RUN/model/                          a standard diffusers DDPMPipeline folder (EMA weights)
 
 Choices that make a small CPU budget go far: a cosine noise schedule (better than linear at
 32 px) with v-prediction (well conditioned at every noise level, so the few-step ODE samplers
 work from the first step), min-SNR loss weighting (Hang et al., 2023: much faster convergence,
-no extra cost), a short warm-up then cosine decay of the learning rate, and an EMA of the weights
-with warm-up. All
-the randomness of a step (batch indices, noise, timesteps) comes from one generator whose state is
-checkpointed, so a resumed run continues exactly where the interrupted one would have gone.
+no extra cost), a short warm-up then cosine decay of the learning rate to the loop's horizon (the
+end of the step budget, or of the time budget), and an EMA of the weights with warm-up.
+
+The loop owns the budget, the cadences, Stop and exact resume; :class:`DDPMTask` is one step of
+training plus what a preview, an evaluation and an export mean here. All the randomness of a
+step (batch indices, noise, timesteps, flips) comes from one generator in the task's state, so a
+resumed run continues exactly where the interrupted one would have gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from studio import runs, storage
-from studio.errors import Cancelled, UserError
+from plugins.common.training import LOOP_KEY, LoopState, Reporter, Schedule
+from studio import storage
+from studio.errors import UserError
+from studio.manifest import Example
 
-from .context import Reporter
-from .ema import EMA
-from .presets import build_unet, unet_config
+from .presets import unet_config
 
 CHECKPOINT = "checkpoints/last.safetensors"
-_FIXED_ON_RESUME = ("data", "size", "channels", "preset", "prediction", "unet", "seed",
-                    "min_snr_gamma", "flip", "ema_decay")
 MODEL_DIR = "model"
 TRAIN_TIMESTEPS = 1000
+#: what defines the model and its data: a resumed run keeps the values it started with
+_FIXED_ON_RESUME = ("data", "size", "channels", "preset", "prediction", "unet", "seed",
+                    "min_snr_gamma", "flip", "ema_decay", "holdout")
+EVAL_IMAGES = 256  # held-out images a validation loss looks at (cheap, and stable enough)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
-    """Everything that defines a training run; saved as the run's ``config.json``."""
+    """Everything that defines a training run; saved as the run's ``config.json``.
 
-    data: str = "digits"
-    size: int = 32
-    channels: int = 0  # 0: decide from the data (grayscale folders train 1-channel models)
-    preset: str = "small"
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 2e-3
+    The job fills it from its params (where the defaults live); the two fields with defaults
+    here are not offered as settings.
+    """
+
+    data: str
+    size: int
+    channels: int  # 0: decide from the data (grayscale folders train 1-channel models)
+    preset: str
+    steps: int
+    batch_size: int
+    lr: float
+    ema_decay: float
+    prediction: str
+    flip: bool
+    seed: int
+    sample_every: int
+    checkpoint_every: int
+    minutes: float  # wall-clock budget for the training loop (0: none)
+    holdout: float  # share of the images held out of training
     warmup: int = 100
-    ema_decay: float = 0.995
-    prediction: str = "v_prediction"
     min_snr_gamma: float = 5.0
-    flip: bool = False
-    seed: int = 0
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    minutes: float = 0.0  # wall-clock budget for the training loop (0: none)
     unet: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_json(cls, data: Mapping[str, Any]) -> TrainConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known.setdefault("holdout", 0.0)  # runs from before held-out sets trained on everything
         return cls(**known)
+
+    def schedule(self, evaluates: bool) -> Schedule:
+        """The loop's cadences: the loss every step (the curves of the old trainer), previews
+        and (with held-out images) a held-out loss every ``sample_every``, a checkpoint and a
+        model export every ``checkpoint_every``."""
+        return Schedule(steps=self.steps,
+                        max_seconds=self.minutes * 60.0 if self.minutes > 0 else None,
+                        log_every=1, preview_every=self.sample_every,
+                        eval_every=self.sample_every if evaluates else 0,
+                        checkpoint_every=self.checkpoint_every)
 
 
 def lr_factor(step: int, warmup: int, horizon: int) -> float:
@@ -97,206 +120,42 @@ def make_noise_scheduler(prediction: str) -> Any:
                          else "leading")
 
 
-def load_training_images(cfg: TrainConfig, workspace: Path, ctx: Reporter) -> tuple[Any, Path]:
-    """The dataset as uint8 NHWC with the channel count decided (and stored in ``cfg``)."""
-    from plugins.common.images import load_image_folder, resolve_data_folder
-
-    root = resolve_data_folder(cfg.data, workspace)
-    ds = load_image_folder(root, size=cfg.size, channels=3,
-                           progress=lambda d, t: ctx.progress(d, t, "reading images"),
-                           check=ctx.check)
-    ctx.log(ds.report())
-    if ds.skipped:
-        ctx.warn(f"{len(ds.skipped)} unreadable file(s) skipped (see the log for the list)")
-    images = ds.images
-    gray = bool(np.all(images[..., 0] == images[..., 1])
-                and np.all(images[..., 1] == images[..., 2]))
-    if cfg.channels == 0:
-        cfg.channels = 1 if gray else 3
-        ctx.log(f"training a {'grayscale' if gray else 'colour'} model ({cfg.channels} channel(s))")
-    if cfg.channels == 1:
-        images = images[..., :1] if gray else np.asarray(
-            np.round(images @ np.array([0.299, 0.587, 0.114])), dtype=np.uint8)[..., None]
-    if len(images) < 2:
-        raise UserError(f"{root} has only {len(images)} usable image: a model needs more (at "
-                        "least dozens, ideally hundreds)")
-    return (images, ds), root
+# ----------------------------------------------------------------------------------------------
+# The run folder
+# ----------------------------------------------------------------------------------------------
+def check_out_folder(run_dir: Path, resume: bool) -> None:
+    """A new run never starts over a folder that holds one (or a checkpoint that cannot be
+    read): say which step it reached and how to continue it."""
+    ckpt = Path(run_dir) / CHECKPOINT
+    if ckpt.exists() and not resume:
+        raise UserError(f"{run_dir} already holds a training run (checkpoint at step "
+                        f"{_ckpt_step(ckpt)}): pass --resume (tick Resume) to continue it, or "
+                        "choose a new --out folder")
 
 
-def train(ctx: Reporter, cfg: TrainConfig, run_dir: Path, *, workspace: Path, device: str = "cpu",
-          resume: bool = False, truncate_metrics: Callable[[int], None] | None = None) -> Path:
-    """Train (or continue training) and return the exported pipeline folder.
+def settle_config(cfg: TrainConfig, run_dir: Path, resuming: bool, rep: Reporter) -> TrainConfig:
+    """On resume, what defines the model and its data (``_FIXED_ON_RESUME``) comes back from the
+    run's ``config.json``, whatever the new settings say; the budget, cadences and learning rate
+    may change."""
+    path = Path(run_dir) / "config.json"
+    if not resuming or not path.exists():
+        return cfg
+    try:
+        saved = TrainConfig.from_json(storage.read_json(path))
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"{path} cannot be read ({exc}): the run cannot be resumed") from None
+    for key in _FIXED_ON_RESUME:
+        setattr(cfg, key, getattr(saved, key))
+    rep.log("resuming with the run's data and model: " + ", ".join(
+        f"{k}={getattr(cfg, k)!r}" for k in _FIXED_ON_RESUME if k != "unet"))
+    return cfg
 
-    ``truncate_metrics(step)`` drops logged metrics after the checkpoint's step on resume
-    (default: :func:`studio.runs.truncate_metrics` on ``run_dir``).
-    """
-    import torch
 
-    run_dir = Path(run_dir)
-    ckpt_path = run_dir / CHECKPOINT
-    state: dict[str, Any] | None = None
-    if ckpt_path.exists():
-        if not resume:
-            raise UserError(f"{run_dir} already holds a training run (checkpoint at step "
-                            f"{_ckpt_step(ckpt_path)}): pass --resume to continue it, or choose a "
-                            "new --out folder")
-        try:
-            state = storage.load_state(ckpt_path)
-        except storage.CorruptFileError as exc:
-            raise UserError(f"the checkpoint {ckpt_path} cannot be read ({exc}); start a new "
-                            "run or restore the file") from None
-        saved = TrainConfig.from_json(storage.read_json(run_dir / "config.json"))
-        for key in _FIXED_ON_RESUME:  # what defines the model and its data cannot change
-            setattr(cfg, key, getattr(saved, key))
-        ctx.log("resuming with the run's data and model: " + ", ".join(
-            f"{k}={getattr(cfg, k)!r}" for k in _FIXED_ON_RESUME if k != "unet"))
-    elif resume:
-        ctx.warn(f"nothing to resume in {run_dir}: starting a new run there")
-
-    (images, ds), root = load_training_images(cfg, workspace, ctx)
-    if hasattr(ctx, "add_dataset"):
-        ctx.add_dataset(root, files=len(ds), skipped=len(ds.skipped), classes=ds.classes,
-                        fingerprint=ds.fingerprint())
+def save_config(cfg: TrainConfig, run_dir: Path) -> None:
+    """Write ``config.json`` (after the data decided the channel count)."""
     if not cfg.unet:
         cfg.unet = unet_config(cfg.preset, cfg.size, cfg.channels)
-    storage.atomic_write_json(run_dir / "config.json", asdict(cfg))
-
-    torch.manual_seed(cfg.seed)
-    from diffusers import UNet2DModel
-
-    unet = UNet2DModel(**cfg.unet) if cfg.unet else build_unet(cfg.preset, cfg.size, cfg.channels)
-    unet.to(device).train()
-    ema = EMA(unet, cfg.ema_decay)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    noise_sched = make_noise_scheduler(cfg.prediction)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    step, elapsed, horizon = 0, 0.0, cfg.steps
-    if state is not None:
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"].to(torch.uint8))
-        storage.restore_rng(state["rng"])
-        step = int(state["step"])
-        elapsed = float(state.get("elapsed", 0.0))
-        horizon = int(state.get("horizon", cfg.steps)) if cfg.minutes else cfg.steps
-        if truncate_metrics is not None:
-            truncate_metrics(step)
-        else:
-            runs.truncate_metrics(run_dir, after_step=step)
-        ctx.log(f"resumed from step {step}")
-    n_params = sum(p.numel() for p in unet.parameters())
-    ctx.log(f"UNet '{cfg.preset}' {n_params / 1e6:.2f}M parameters, {cfg.size}px, "
-            f"{cfg.channels} channel(s), {len(images)} images, device {device}")
-
-    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-    alphas = noise_sched.alphas_cumprod.to(torch.float32)
-    snr_all = alphas / (1.0 - alphas)
-    budget = cfg.minutes * 60.0 if cfg.minutes and cfg.minutes > 0 else None
-    autocast = _autocast(device)
-    loss_avg, avg_weight = 0.0, 0.0  # bias-corrected moving average (no lag at the start)
-    t_loop = time.monotonic() - elapsed
-    step_times: list[float] = []
-
-    def save(reason: str) -> None:
-        _save_checkpoint(run_dir, unet, ema, opt, gen, step, time.monotonic() - t_loop, horizon)
-        export_pipeline(ema.model, noise_sched, run_dir / MODEL_DIR)
-        ctx.log(f"checkpoint at step {step} ({reason})")
-
-    def sample_preview() -> None:
-        grid = preview_grid(ema.model, noise_sched, device, seed=cfg.seed)
-        from plugins.common.pngmeta import save_png
-
-        save_png(grid, run_dir / "samples" / f"step_{step:06d}.png",
-                 {"parameters": f"training preview, step {step}, DPM++ 2M 20 steps"})
-        ctx.preview("image", grid, step=step)
-
-    try:
-        while step < horizon:
-            ctx.check()
-            t0 = time.monotonic()
-            idx = torch.randint(len(x_all), (cfg.batch_size,), generator=gen)
-            noise = torch.randn((cfg.batch_size, *x_all.shape[1:]), generator=gen)
-            ts = torch.randint(0, TRAIN_TIMESTEPS, (cfg.batch_size,), generator=gen)
-            x0 = x_all[idx]
-            if cfg.flip:
-                flip = torch.rand(cfg.batch_size, generator=gen) < 0.5
-                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-            x0, noise, ts = x0.to(device), noise.to(device), ts.to(device)
-            noisy = noise_sched.add_noise(x0, noise, ts)
-            target = noise if cfg.prediction == "epsilon" else noise_sched.get_velocity(x0, noise,
-                                                                                         ts)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg.warmup, horizon)
-            with autocast:
-                pred = unet(noisy, ts).sample
-            per = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
-            if cfg.min_snr_gamma > 0:
-                snr = snr_all.to(device)[ts]
-                w = snr.clamp(max=cfg.min_snr_gamma) / (snr if cfg.prediction == "epsilon"
-                                                        else snr + 1.0)
-                loss = (per * w).mean()
-            else:
-                loss = per.mean()
-            if not torch.isfinite(loss):
-                raise UserError(f"the loss became {loss.item()} at step {step}: lower the "
-                                "learning rate (--lr) and resume from the last checkpoint")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-            opt.step()
-            ema.update(unet)
-            step += 1
-            value = float(loss.detach())
-            loss_avg = 0.98 * loss_avg + 0.02 * value
-            avg_weight = 0.98 * avg_weight + 0.02
-            loss_smooth = loss_avg / avg_weight
-            ctx.metric("loss/train", step, value)
-            ctx.metric("loss/smoothed", step, loss_smooth)
-            ctx.metric("lr", step, opt.param_groups[0]["lr"])
-            step_times.append(time.monotonic() - t0)
-            spent = time.monotonic() - t_loop
-            if budget is not None:
-                horizon = _budget_horizon(step, horizon, cfg.steps, spent, budget, step_times)
-            ctx.progress(step, horizon, f"step {step}/{horizon}, loss {loss_smooth:.4f}")
-            if step % cfg.sample_every == 0 and step < horizon:
-                sample_preview()
-            if step % cfg.checkpoint_every == 0 and step < horizon:
-                save("periodic")
-    except Cancelled:
-        if step > 0:
-            save("cancelled: progress kept, resume with --resume")
-        raise
-    save("finished")
-    sample_preview()
-    return run_dir / MODEL_DIR
-
-
-def _budget_horizon(step: int, horizon: int, max_steps: int, spent: float, budget: float,
-                    step_times: list[float]) -> int:
-    """With a wall-clock budget the learning-rate schedule needs a step count: estimate it from
-    the recent step time (re-estimated every 25 steps until 80% of the way, then frozen so the
-    end of the cosine is not chased). Running out of time always ends the run."""
-    if spent >= budget:
-        return step
-    if step < 10 or step % 25 or step > 0.8 * horizon:
-        return horizon
-    recent = step_times[-50:]
-    per_step = float(np.median(recent)) * 1.05  # a little slack for previews and checkpoints
-    return max(step + 1, min(max_steps, step + int((budget - spent) / max(per_step, 1e-6))))
-
-
-def _autocast(device: str) -> Any:
-    import contextlib
-
-    import torch
-
-    from studio.device import autocast_dtype
-
-    dtype = autocast_dtype(device)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=str(device).split(":")[0], dtype=dtype)
+    storage.atomic_write_json(Path(run_dir) / "config.json", asdict(cfg))
 
 
 def _ckpt_step(path: Path) -> str:
@@ -308,20 +167,255 @@ def _ckpt_step(path: Path) -> str:
         return "unknown: the checkpoint cannot be read"
 
 
-def _save_checkpoint(run_dir: Path, unet: Any, ema: EMA, opt: Any, gen: Any, step: int,
-                     elapsed: float, horizon: int) -> None:
-    storage.save_state(run_dir / CHECKPOINT, {
-        "step": step,
-        "elapsed": float(elapsed),
-        "horizon": int(horizon),
-        "model": unet.state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": opt.state_dict(),
-        "generator": gen.get_state(),
-        "rng": storage.capture_rng(),
-    })
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainingData:
+    """The images of a run, each with its :class:`Example` (same order), and which are held out.
+
+    ``images`` is uint8 NHWC with the run's channel count.
+    """
+
+    name: str  # what the user calls it: "digits" or the folder's name
+    root: Path  # absolute
+    images: np.ndarray
+    examples: list[Example]
+    held_out: set[str]
+    skipped: int = 0
+    classes: list[str] = field(default_factory=list)
+
+    def _mask(self) -> np.ndarray:
+        return np.array([e.id in self.held_out for e in self.examples], dtype=bool)
+
+    @property
+    def train_images(self) -> np.ndarray:
+        return self.images[~self._mask()]
+
+    @property
+    def held_images(self) -> np.ndarray:
+        return self.images[self._mask()]
 
 
+def load_data(cfg: TrainConfig, workspace: Path, rep: Reporter) -> TrainingData:
+    """Read the images (deciding the channel count into ``cfg`` when it is 0), hash every file
+    and choose the held-out ones from their ids (``plugins.common.splits``: stable across
+    machines and file orders)."""
+    from plugins.common.images import DIGITS_NAME, load_image_folder, resolve_data_folder
+    from plugins.common.splits import held_out
+    from studio.manifest import file_examples
+
+    root = resolve_data_folder(cfg.data, workspace).resolve()
+    ds = load_image_folder(root, size=cfg.size, channels=3,
+                           progress=lambda d, t: rep.progress(d, t, "reading images"),
+                           check=rep.check)
+    rep.log(ds.report())
+    if ds.skipped:
+        rep.warn(f"{len(ds.skipped)} unreadable file(s) skipped (see the log for the list)")
+    images = ds.images
+    gray = bool(np.all(images[..., 0] == images[..., 1])
+                and np.all(images[..., 1] == images[..., 2]))
+    if cfg.channels == 0:
+        cfg.channels = 1 if gray else 3
+        rep.log(f"training a {'grayscale' if gray else 'colour'} model ({cfg.channels} channel(s))")
+    if cfg.channels == 1:
+        images = images[..., :1] if gray else np.asarray(
+            np.round(images @ np.array([0.299, 0.587, 0.114])), dtype=np.uint8)[..., None]
+    if len(images) < 2:
+        raise UserError(f"{root} has only {len(images)} usable image: a model needs more (at "
+                        "least dozens, ideally hundreds)")
+    examples = file_examples(root, ds.files, check=rep.check,
+                             progress=lambda d, t: rep.progress(d, t, "hashing images"))
+    held = held_out([e.id for e in examples], cfg.holdout, cfg.seed)
+    name = DIGITS_NAME if cfg.data.strip().lower() in (DIGITS_NAME, f"builtin:{DIGITS_NAME}") \
+        else root.name
+    data = TrainingData(name, root, images, examples, held, len(ds.skipped), list(ds.classes))
+    if held:
+        rep.log(f"{len(held)} of {len(examples)} images held out of training")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# The task
+# ----------------------------------------------------------------------------------------------
+class DDPMTask:
+    """One DDPM's training for :class:`~plugins.common.training.TrainLoop`.
+
+    Args:
+        cfg: the run's settings (channels already decided).
+        data: the images; only the non-held-out ones are trained on.
+        run_dir: where previews and the exported model go.
+        device: torch device string.
+        rep: the job context (previews, log).
+    """
+
+    def __init__(self, cfg: TrainConfig, data: TrainingData, run_dir: Path, device: str,
+                 rep: Reporter) -> None:
+        import torch
+        from diffusers import UNet2DModel
+
+        from plugins.common.ema import EMA
+
+        self.cfg, self.run_dir, self.device, self.rep = cfg, Path(run_dir), device, rep
+        train = data.train_images
+        if len(train) < 2:
+            raise UserError(f"only {len(train)} image(s) are left for training after holding "
+                            f"{len(data.held_out)} out: lower the held-out share or add images")
+        if not cfg.unet:
+            cfg.unet = unet_config(cfg.preset, cfg.size, cfg.channels)
+        torch.manual_seed(cfg.seed)
+        self.unet = UNet2DModel(**cfg.unet).to(device).train()
+        self.ema = EMA(self.unet, cfg.ema_decay)
+        self.opt = torch.optim.AdamW(self.unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.noise_sched = make_noise_scheduler(cfg.prediction)
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.x_all = _to_tensor(train)
+        self.x_held = _to_tensor(data.held_images[:EVAL_IMAGES]) if data.held_out else None
+        alphas = self.noise_sched.alphas_cumprod.to(torch.float32)
+        self.snr_all = (alphas / (1.0 - alphas)).to(device)
+        self.autocast = _autocast(device)
+        self.step = 0
+        self.lr_now = cfg.lr
+        self.loss_avg, self.avg_weight = 0.0, 0.0  # bias-corrected moving average (no lag)
+        self.smoothed = 0.0
+        n_params = sum(p.numel() for p in self.unet.parameters())
+        rep.log(f"UNet '{cfg.preset}' {n_params / 1e6:.2f}M parameters, {cfg.size}px, "
+                f"{cfg.channels} channel(s), {len(train)} images, device {device}")
+
+    # -- one step -------------------------------------------------------------------------------
+    def _loss(self, model: Any, x0: Any, noise: Any, ts: Any) -> Any:
+        """Per-image min-SNR-weighted loss of ``model`` denoising ``x0`` at timesteps ``ts``."""
+        cfg, sched = self.cfg, self.noise_sched
+        noisy = sched.add_noise(x0, noise, ts)
+        target = noise if cfg.prediction == "epsilon" else sched.get_velocity(x0, noise, ts)
+        with self.autocast:
+            pred = model(noisy, ts).sample
+        per = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+        if cfg.min_snr_gamma > 0:
+            snr = self.snr_all[ts]
+            w = snr.clamp(max=cfg.min_snr_gamma) / (snr if cfg.prediction == "epsilon"
+                                                    else snr + 1.0)
+            return per * w
+        return per
+
+    def train_step(self, state: LoopState) -> dict[str, float]:
+        import torch
+
+        cfg, gen, device = self.cfg, self.gen, self.device
+        bs = cfg.batch_size
+        idx = torch.randint(len(self.x_all), (bs,), generator=gen)
+        noise = torch.randn((bs, *self.x_all.shape[1:]), generator=gen)
+        ts = torch.randint(0, TRAIN_TIMESTEPS, (bs,), generator=gen)
+        x0 = self.x_all[idx]
+        if cfg.flip:
+            flip = torch.rand(bs, generator=gen) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        x0, noise, ts = x0.to(device), noise.to(device), ts.to(device)
+        self.lr_now = cfg.lr * lr_factor(state.step, cfg.warmup, state.horizon)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_now
+        loss = self._loss(self.unet, x0, noise, ts).mean()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise UserError(f"the loss became {value} at step {state.step}: lower the learning "
+                            "rate (--lr) and resume from the last checkpoint")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
+        self.opt.step()
+        self.ema.update(self.unet)
+        self.step = state.step + 1
+        self.loss_avg = 0.98 * self.loss_avg + 0.02 * value
+        self.avg_weight = 0.98 * self.avg_weight + 0.02
+        self.smoothed = self.loss_avg / self.avg_weight
+        return {"loss/train": value}
+
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        return {"loss/smoothed": self.smoothed, "lr": self.lr_now}
+
+    def message(self, state: LoopState, stats: Mapping[str, Any]) -> str:
+        return f"step {state.step}/{state.horizon}, loss {self.smoothed:.4f}"
+
+    # -- evaluation, previews, export -----------------------------------------------------------
+    def evaluate(self, state: LoopState) -> dict[str, float]:
+        """The EMA model's loss on (up to :data:`EVAL_IMAGES`) held-out images, with the same
+        noise and timesteps every time (a generator of its own, so training's randomness is
+        untouched): a curve that keeps falling while the training loss does says the model
+        generalises; a widening gap says it memorises."""
+        import torch
+
+        if self.x_held is None or len(self.x_held) == 0:
+            return {}
+        g = torch.Generator(device="cpu").manual_seed(self.cfg.seed + 1)
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self.x_held), self.cfg.batch_size):
+                x0 = self.x_held[start:start + self.cfg.batch_size]
+                noise = torch.randn(x0.shape, generator=g)
+                ts = torch.randint(0, TRAIN_TIMESTEPS, (len(x0),), generator=g)
+                per = self._loss(self.ema.model, x0.to(self.device), noise.to(self.device),
+                                 ts.to(self.device))
+                total += float(per.sum())
+                count += len(x0)
+        return {"loss/held_out": total / max(1, count)}
+
+    def preview(self, state: LoopState) -> None:
+        from plugins.common.pngmeta import save_png
+
+        grid = preview_grid(self.ema.model, self.noise_sched, self.device, seed=self.cfg.seed)
+        save_png(grid, self.run_dir / "samples" / f"step_{state.step:06d}.png",
+                 {"parameters": f"training preview, step {state.step}, DPM++ 2M 20 steps"})
+        self.rep.preview("image", grid, step=state.step)
+
+    def export(self, state: LoopState, reason: str) -> None:
+        export_pipeline(self.ema.model, self.noise_sched, self.run_dir / MODEL_DIR)
+        if reason != "stopped":  # the loop says "Stopped at step N; checkpoint saved"
+            self.rep.log(f"checkpoint and model at step {state.step}"
+                         + (" (finished)" if reason == "end" else ""))
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "model": self.unet.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
+                "loss_avg": self.loss_avg, "avg_weight": self.avg_weight}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Also reads checkpoints of the trainer before the shared loop (same keys, without the
+        loss average: the smoothed curve restarts there)."""
+        import torch
+
+        self.unet.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.gen.set_state(st["generator"].to(torch.uint8))
+        loop = st.get(LOOP_KEY)
+        self.step = int(loop["step"] if isinstance(loop, Mapping) else st.get("step", 0))
+        self.loss_avg = float(st.get("loss_avg", 0.0))
+        self.avg_weight = float(st.get("avg_weight", 0.0))
+        self.smoothed = self.loss_avg / self.avg_weight if self.avg_weight else 0.0
+
+
+def _to_tensor(images: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(
+        127.5).sub_(1.0)
+
+
+def _autocast(device: str) -> Any:
+    import torch
+
+    from studio.device import autocast_dtype
+
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=str(device).split(":")[0], dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------
 def export_pipeline(unet: Any, scheduler: Any, target: Path) -> Path:
     """Save a standard ``DDPMPipeline`` folder (safetensors) that plain diffusers loads; written
     to a temporary folder first and swapped in, so a crash never leaves half a model."""
