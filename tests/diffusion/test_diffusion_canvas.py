@@ -90,8 +90,8 @@ def test_inpaint_from_the_canvas_adds_a_result_layer(qtbot: Any, panel: Any, pix
     _stroke(edit.canvas, [(10, 20), (25, 20)])
     mask = edit.doc.mask_array()
     edit.set_mode("inpaint")
-    edit.steps_spin.setValue(4)
-    edit.seed_spin.setValue(7)
+    edit.gen.editor("steps").setValue(4)
+    edit.gen.editor("seed").setValue(7)
     handle = edit.generate()
     assert handle is not None and not edit.generate_button.isEnabled()
     qtbot.waitUntil(lambda: len(edit.doc.layers) == 2 and edit.handle is None, timeout=WAIT_MS)
@@ -108,12 +108,19 @@ def test_inpaint_from_the_canvas_adds_a_result_layer(qtbot: Any, panel: Any, pix
     assert len(edit.doc.layers) == 1
     edit.doc.undo_stack.redo()
     assert len(edit.doc.layers) == 2
-    # a history entry restores its settings with one click
-    edit.seed_spin.setValue(99)
-    edit.steps_spin.setValue(30)
+    # the job received the canvas and the mask as arrays (no scratch files)
+    sent = handle.record.params
+    assert sent.image.shape == (48, 40, 3) and np.array_equal(sent.mask, mask)
+    assert not (edit.host.workspace / "tmp").exists()
+    # a history entry restores its settings with one click: its typed params, into the forms
+    edit.gen.editor("seed").setValue(99)
+    edit.gen.editor("steps").setValue(30)
+    edit.forms["inpaint"].editor("strength").setValue(0.5)
+    edit.set_mode("img2img")
     item = edit.history.item(0)
     edit.history.itemClicked.emit(item)
-    assert edit.seed_spin.value() == 7 and edit.steps_spin.value() == 4
+    assert edit.gen.editor("seed").value() == 7 and edit.gen.editor("steps").value() == 4
+    assert edit.gen.p.steps == 4 and edit.forms["inpaint"].p.strength == 1.0
     assert edit.mode == "inpaint"
 
 
@@ -144,8 +151,8 @@ def test_layers_visibility_opacity_and_order(panel: Any, photo: Path) -> None:
 
 def test_grow_canvas_masks_the_new_area(panel: Any, photo: Path) -> None:
     edit = _open_photo(panel, photo)
-    edit.grow_spins["right"].setValue(16)
-    edit.grow_spins["top"].setValue(8)
+    edit.outpaint.editor("right").setValue(16)
+    edit.outpaint.editor("top").setValue(8)
     edit.grow()
     doc = edit.doc
     assert (doc.width, doc.height) == (56, 56)
@@ -168,11 +175,13 @@ def test_export_png_carries_parameters_and_reads_back(panel: Any, photo: Path,
     p = read_png_parameters(out)
     assert (p.prompt, p.steps, p.scheduler, p.seed, p.strength) == ("a tiny house", 12, "unipc",
                                                                     321, 0.35)
-    edit.prompt_edit.setPlainText("something else")
-    edit.seed_spin.setValue(1)
+    edit.gen.editor("prompt").setPlainText("something else")
+    edit.gen.editor("seed").setValue(1)
     assert edit.read_parameters(out)
-    assert edit.prompt_edit.toPlainText() == "a tiny house" and edit.seed_spin.value() == 321
-    assert edit.scheduler_combo.currentData() == "unipc" and edit.mode == "img2img"
+    assert edit.gen.editor("prompt").toPlainText() == "a tiny house"
+    assert edit.gen.editor("seed").value() == 321 and edit.gen.p.seed == 321
+    assert edit.gen.editor("scheduler").currentData() == "unipc" and edit.mode == "img2img"
+    assert edit.forms["img2img"].p.strength == 0.35
     assert not edit.read_parameters(photo)  # a PNG without parameters: a message, no crash
     assert "no generation parameters" in edit.status.text()
 
@@ -184,7 +193,7 @@ def test_bad_inputs_in_the_editor_show_messages(panel: Any, tmp_path: Path) -> N
     assert not edit.open_image(bad)
     assert "not an image" in edit.status.text()
     assert edit.generate() is None and "Choose a model" in edit.status.text()
-    edit.model_edit.setText("/nowhere")
+    edit.gen.set_value("model", Path("/nowhere"))
     edit.set_mode("inpaint")
     assert edit.generate() is None and "Open an image" in edit.status.text()
 
@@ -193,29 +202,45 @@ def test_train_tab_trains_and_hands_the_model_to_the_editor(qtbot: Any, panel: A
                                                             image_folder: Path,
                                                             tmp_path: Path) -> None:
     tab = panel.train
-    tab.data_edit.setText(str(image_folder))
-    tab.preset_combo.setCurrentIndex(tab.preset_combo.findData("tiny"))
-    tab.steps_spin.setValue(3)
-    tab.batch_spin.setValue(2)
+    data = tab.form.editor("data")
+    data.setText(str(image_folder))
+    data.editingFinished.emit()
+    preset = tab.form.editor("preset")
+    preset.setCurrentIndex(preset.findData("tiny"))
+    tab.form.editor("steps").setValue(3)
+    tab.form.editor("batch_size").setValue(2)
     tab.out_edit.setText(str(tmp_path / "run"))
     assert tab.start() is not None
     qtbot.waitUntil(lambda: tab.handle is None, timeout=WAIT_MS)
     assert "Done" in tab.status.text(), tab.status.text()
-    assert tab._steps == [1, 2, 3]
+    assert tab.points["loss/train"][0] == [1, 2, 3]
     assert tab.grid_label.pixmap() is not None and not tab.grid_label.pixmap().isNull()
-    assert tab.use_button.isEnabled() and tab.resume_check.isChecked()
+    assert tab.use_button.isEnabled() and tab.form.p.resume
+    assert tab.form.editor("resume").isChecked()
+    # the next session's form starts with these settings
+    assert panel.host.recall("train", type(tab.form.p)).data == str(image_folder)
     tab.use_button.click()
     assert panel.tabs.currentWidget() is panel.edit
-    assert panel.edit.model_edit.text() == str(tmp_path / "run" / "model")
+    assert panel.edit.gen.p.model == tmp_path / "run" / "model"
+    # reopening the run (Open run…) puts its settings, curves and grid back
+    other = type(tab.form.p)()
+    tab.form.set(other)
+    tab._clear_curves()
+    tab.out_edit.clear()
+    assert panel.host.reopen(tmp_path / "run")
+    assert tab.form.p.steps == 3 and tab.form.p.preset == "tiny"
+    assert tab.form.editor("steps").value() == 3
+    assert tab.points["loss/train"][0] == [1, 2, 3]
+    assert tab.out_edit.text() == str(tmp_path / "run") and tab.form.p.resume
 
 
 def test_cancel_from_the_editor_keeps_the_canvas(qtbot: Any, panel: Any, pixel_model: Path,
                                                  photo: Path) -> None:
     edit = _open_photo(panel, photo)
-    edit.model_edit.setText(str(pixel_model))
+    edit.gen.set_value("model", pixel_model)
     edit.set_mode("img2img")
-    edit.strength_slider.setValue(100)
-    edit.steps_spin.setValue(1000)
+    edit.forms["img2img"].editor("strength").setValue(1.0)
+    edit.gen.editor("steps").setValue(1000)
     handle = edit.generate()
     qtbot.waitUntil(lambda: handle.record.done >= 1, timeout=WAIT_MS)
     edit.cancel_button.click()
@@ -230,10 +255,10 @@ def test_text_to_image_on_an_empty_canvas_creates_the_picture(qtbot: Any, panel:
     edit = panel.edit
     edit.set_model(str(text_model))
     qtbot.waitUntil(lambda: edit.model_info is not None, timeout=WAIT_MS)
-    assert edit.prompt_edit.isEnabled()
-    edit.prompt_edit.setPlainText("a green tree")
-    edit.steps_spin.setValue(3)
-    edit.n_spin.setValue(2)
+    assert edit.gen.editor("prompt").isEnabled()
+    edit.gen.editor("prompt").setPlainText("a green tree")
+    edit.gen.editor("steps").setValue(3)
+    edit.gen.editor("n").setValue(2)
     assert edit.generate() is not None
     qtbot.waitUntil(lambda: edit.handle is None, timeout=WAIT_MS)
     doc = edit.doc

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,18 +85,8 @@ class CanvasDocument(QObject):
         """The visible picture as uint8 RGB ``(H, W, 3)``."""
         return qimages.to_rgba(self.flattened())[..., :3]
 
-    def flatten_to_png(self, path: str | Path) -> None:
-        if not self.flattened().save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-
-    def mask_to_png(self, path: str | Path) -> None:
-        """The mask as a grayscale PNG (white = repaint), the format the inpaint job reads."""
-        alpha = np.clip(np.round(self.mask_array() * 255.0), 0, 255).astype(np.uint8)
-        if not qimages.from_array(alpha).save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-
     def mask_array(self) -> np.ndarray:
-        """float32 ``(H, W)``, 1 = repaint."""
+        """float32 ``(H, W)``, 1 = repaint: what the inpaint job's ``mask`` field holds."""
         return qimages.alpha_of(self.mask)
 
     def has_mask(self) -> bool:

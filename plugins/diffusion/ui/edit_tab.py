@@ -1,13 +1,17 @@
 """The editor page: canvas, brush tools, generation settings, layers and history.
 
-Generation always runs as a job (``sample``, ``img2img``, ``inpaint`` on the interactive lane):
-the page flattens the visible layers and the mask into two PNGs, submits, shows the job's
-per-step previews over the canvas, and adds each result as a layer (undoable) and a history entry.
+Generation always runs as a job (``sample``, ``img2img``, ``inpaint`` on the interactive lane).
+The settings every generation shares (model, prompt, sampler, steps, seed...) live in one form
+bound to :class:`~plugins.diffusion.params.Generation`; each job's own settings (the strength,
+the soft edge) in a form bound to that job's params class. Generate builds the job's params
+from both, with the flattened visible layers and the mask passed as arrays (no files), shows
+the job's per-step previews over the canvas, and adds each result as a layer (undoable) and a
+history entry that restores the settings it was made with.
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +20,32 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSlider,
-    QSpinBox,
     QSplitter,
     QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from plugins.diffusion.engine.schedulers import LABELS, SCHEDULER_NAMES
-from studio.widgets.seed import seed_row
+from plugins.diffusion.params import (
+    EDIT_JOBS,
+    Generation,
+    InfoParams,
+    OutpaintParams,
+    job_of_mode,
+    with_png_parameters,
+)
+from studio.errors import UserError
+from studio.params import ParamError
+from studio.widgets.form import Form
 from studio.widgets.vscroll import vertical_scroll
 
 from .canvas import CanvasView
@@ -45,8 +53,9 @@ from .document import CanvasDocument
 from .history import HistoryStrip
 from .layers import LayersWidget
 
-MODES = (("txt2img", "Generate"), ("img2img", "Image to image"), ("inpaint", "Inpaint"))
-_inputs = itertools.count(1)
+#: the editor's modes: the job each submits and what the mode list calls it
+MODES = (("sample", "Generate"), ("img2img", "Image to image"), ("inpaint", "Inpaint"))
+MAX_VARIATIONS = 64  # each variation becomes a layer
 
 
 class EditTab(QWidget):
@@ -63,13 +72,24 @@ class EditTab(QWidget):
         self.model_info: dict[str, Any] | None = None
         self._info_handle: Any = None
         self._result_count = 0
-        self._request_seed = 0
-        self._inputs: list[Path] = []
+        self._submitted: Generation | None = None
+        last = str(host.recall_value("mode", "sample"))
+        last = last if last in EDIT_JOBS else "sample"
+        # the shared settings start as the last-used mode left them; each job's own settings
+        # as that job last ran
+        self.gen = Form(Generation, self, host.recall(last, Generation))
+        self.forms = {job: Form(cls, self, host.recall(job, cls))
+                      for job, cls in EDIT_JOBS.items()}
+        self.outpaint = Form(OutpaintParams, self, host.recall("outpaint", OutpaintParams))
         self._build()
+        self.set_mode(last)
+        self.gen.changed.connect(self._gen_changed)
         self.doc.undo_stack.canUndoChanged.connect(self.act_undo.setEnabled)
         self.doc.undo_stack.canRedoChanged.connect(self.act_redo.setEnabled)
         self.doc.layers_changed.connect(self._update_enabled)
         self._update_enabled()
+        if self.gen.p.model is not None:  # the remembered model: adapt the controls to it
+            self._inspect()
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -134,7 +154,7 @@ class EditTab(QWidget):
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f" {z * 100:.0f}% "))
 
         self.history = HistoryStrip()
-        self.history.restore.connect(self.apply_params)
+        self.history.restore.connect(self.restore)
         self.history.reuse.connect(self._reuse_history)
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -228,18 +248,7 @@ class EditTab(QWidget):
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
         lay = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.model_edit = QLineEdit()
-        self.model_edit.setPlaceholderText("diffusers folder, training run or .safetensors")
-        self.model_edit.editingFinished.connect(lambda: self.set_model(self.model_edit.text()))
-        folder = QToolButton(text="Folder…", toolTip="A diffusers pipeline folder or a run")
-        folder.clicked.connect(self._browse_model_folder)
-        file = QToolButton(text="File…", toolTip="A single-file .safetensors checkpoint")
-        file.clicked.connect(self._browse_model_file)
-        row.addWidget(self.model_edit, 1)
-        row.addWidget(folder)
-        row.addWidget(file)
-        lay.addLayout(row)
+        lay.addWidget(self.gen.widget("model"))
         self.model_label = QLabel("No model chosen.")
         self.model_label.setWordWrap(True)
         lay.addWidget(self.model_label)
@@ -251,63 +260,30 @@ class EditTab(QWidget):
         self.mode_combo = QComboBox()
         for key, label in MODES:
             self.mode_combo.addItem(label, key)
-        self.mode_combo.currentIndexChanged.connect(self._update_enabled)
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         form.addRow("Mode:", self.mode_combo)
-        self.prompt_edit = QPlainTextEdit()
-        self.prompt_edit.setPlaceholderText("What to draw (text models)")
-        self.prompt_edit.setFixedHeight(54)
-        form.addRow("Prompt:", self.prompt_edit)
-        self.negative_edit = QLineEdit()
-        self.negative_edit.setPlaceholderText("What to avoid")
-        form.addRow("Negative:", self.negative_edit)
-        self.scheduler_combo = QComboBox()
-        for name in SCHEDULER_NAMES:
-            self.scheduler_combo.addItem(LABELS[name], name)
-        self.scheduler_combo.setCurrentIndex(SCHEDULER_NAMES.index("dpm++"))
-        form.addRow("Sampler:", self.scheduler_combo)
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 1000)
-        self.steps_spin.setValue(20)
-        form.addRow("Steps:", self.steps_spin)
-        self.guidance_spin = QDoubleSpinBox()
-        self.guidance_spin.setRange(0.0, 30.0)
-        self.guidance_spin.setSingleStep(0.5)
-        self.guidance_spin.setValue(7.0)
-        self.guidance_spin.setToolTip("Classifier-free guidance (text models); 0-1 turns it off")
-        form.addRow("Guidance:", self.guidance_spin)
-        self.seed_spin, row = seed_row(1)
-        form.addRow("Seed:", row)
-        self.n_spin = QSpinBox()
-        self.n_spin.setRange(1, 64)
-        self.n_spin.setValue(1)
-        self.n_spin.setToolTip("Variations: image i uses seed + i; each becomes a layer")
-        form.addRow("Images:", self.n_spin)
-        strength_row = QHBoxLayout()
-        self.strength_slider = QSlider(Qt.Orientation.Horizontal)
-        self.strength_slider.setRange(5, 100)
-        self.strength_slider.setValue(60)
-        self.strength_label = QLabel("0.60")
-        self.strength_slider.valueChanged.connect(
-            lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
-        self.strength_slider.setToolTip("How much to change: 0 keeps the picture, 1 ignores it")
-        strength_row.addWidget(self.strength_slider, 1)
-        strength_row.addWidget(self.strength_label)
-        form.addRow("Strength:", strength_row)
+        self.gen.add_rows(form, "prompt", "negative_prompt", "scheduler", "steps", "guidance",
+                          "seed", "n")
+        prompt = self.gen.editor("prompt")
+        prompt.setPlaceholderText("What to draw (text models)")  # type: ignore[attr-defined]
+        prompt.setFixedHeight(54)
+        self.gen.editor("negative_prompt").setPlaceholderText(  # type: ignore[attr-defined]
+            "What to avoid")
+        self.gen.editor("n").setMaximum(MAX_VARIATIONS)  # type: ignore[attr-defined]
+        # each job's own settings, shown in its mode only
+        self.job_rows: dict[str, list[QWidget]] = {}
+        for job, names in (("img2img", ("strength",)), ("inpaint", ("strength", "mask_blur"))):
+            self.forms[job].add_rows(form, *names)
+            self.job_rows[job] = [self.forms[job].widget(n) for n in names]
+        self._settings_form = form
         return box
 
     def _outpaint_box(self) -> QGroupBox:
         box = QGroupBox("Outpaint: grow the canvas")
         lay = QGridLayout(box)
-        self.grow_spins: dict[str, QSpinBox] = {}
         for i, side in enumerate(("left", "right", "top", "bottom")):
-            spin = QSpinBox()
-            spin.setRange(0, 2048)
-            spin.setSingleStep(8)
-            spin.setSuffix(" px")
-            spin.setToolTip(f"Pixels to add on the {side}")
-            self.grow_spins[side] = spin
-            lay.addWidget(QLabel(side.capitalize()), i // 2, (i % 2) * 2)
-            lay.addWidget(spin, i // 2, (i % 2) * 2 + 1)
+            lay.addWidget(QLabel(self.outpaint.param(side).label), i // 2, (i % 2) * 2)
+            lay.addWidget(self.outpaint.widget(side), i // 2, (i % 2) * 2 + 1)
         self.grow_button = QPushButton("Grow canvas")
         self.grow_button.setToolTip("Enlarge the canvas and mask the new area; then Inpaint")
         self.grow_button.clicked.connect(self.grow)
@@ -317,12 +293,17 @@ class EditTab(QWidget):
     # -- state ----------------------------------------------------------------------------------
     @property
     def mode(self) -> str:
+        """The job the current mode submits: ``sample``, ``img2img`` or ``inpaint``."""
         return str(self.mode_combo.currentData())
 
     def set_mode(self, mode: str) -> None:
-        for i in range(self.mode_combo.count()):
-            if self.mode_combo.itemData(i) == mode:
-                self.mode_combo.setCurrentIndex(i)
+        i = self.mode_combo.findData(mode)
+        if i >= 0:
+            self.mode_combo.setCurrentIndex(i)
+
+    def _mode_changed(self, *_: object) -> None:
+        self.host.remember_value("mode", self.mode)
+        self._update_enabled()
 
     def set_tool(self, tool: str) -> None:
         self.canvas.tool = tool
@@ -334,10 +315,13 @@ class EditTab(QWidget):
         self.act_export.setEnabled(has_doc)
         self.act_clear.setEnabled(has_doc)
         self.grow_button.setEnabled(has_doc and not busy)
-        self.strength_slider.setEnabled(self.mode != "txt2img")
+        shown = {w for w in self.job_rows.get(self.mode, [])}
+        for rows in self.job_rows.values():
+            for w in rows:
+                self._settings_form.setRowVisible(w, w in shown)
         text = not self.model_info or self.model_info.get("kind") == "text"
-        for w in (self.prompt_edit, self.negative_edit, self.guidance_spin):
-            w.setEnabled(text)
+        for name in ("prompt", "negative_prompt", "guidance"):
+            self.gen.editor(name).setEnabled(text)
         self.generate_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
 
@@ -409,55 +393,53 @@ class EditTab(QWidget):
             self.read_parameters(path)
 
     def read_parameters(self, path: str | Path) -> bool:
+        """Put the settings a PNG carries (A1111's ``parameters`` text) into the forms."""
         from plugins.diffusion.engine.infotext import read_png_parameters
-        from studio.errors import UserError
 
         try:
-            params = read_png_parameters(path)
+            found = read_png_parameters(path)
         except UserError as exc:
             self.set_status(str(exc), error=True)
             return False
-        self.apply_params(params.to_json())
+        job = job_of_mode(found.mode)
+        current = dataclasses.replace(self.forms[job].p, **self.gen.p.shared())
+        self.restore(with_png_parameters(current, found))
         self.set_status(f"Settings read from {Path(path).name}.")
         return True
 
-    def apply_params(self, params: dict[str, Any]) -> None:
-        """Put a generation's settings back into the controls."""
-        self.prompt_edit.setPlainText(str(params.get("prompt", "")))
-        self.negative_edit.setText(str(params.get("negative_prompt", "")))
-        sched = params.get("scheduler", "dpm++")
-        if sched in SCHEDULER_NAMES:
-            self.scheduler_combo.setCurrentIndex(SCHEDULER_NAMES.index(sched))
-        self.steps_spin.setValue(int(params.get("steps", self.steps_spin.value())))
-        self.guidance_spin.setValue(float(params.get("guidance", self.guidance_spin.value())))
-        self.seed_spin.setValue(int(params.get("seed", self.seed_spin.value())))
-        if params.get("strength") is not None:
-            self.strength_slider.setValue(round(float(params["strength"]) * 100))
-        mode = params.get("mode", "txt2img")
-        self.set_mode("inpaint" if mode == "outpaint" else mode)
+    def restore(self, settings: Generation) -> None:
+        """Put a generation's settings (its job's params object) back into the forms and
+        switch to its mode (the history strip's click, Read parameters)."""
+        job = next((j for j, cls in EDIT_JOBS.items() if type(settings) is cls), None)
+        model = self.gen.p.model
+        self.gen.set(settings)
+        if job is not None:
+            self.forms[job].set(settings)
+            self.set_mode(job)
+        if self.gen.p.model != model:
+            self._inspect()
 
     # -- model ----------------------------------------------------------------------------------
-    def _browse_model_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Model folder", str(self.host.workspace))
-        if path:
-            self.set_model(path)
+    def set_model(self, path: str | Path) -> None:
+        """Choose ``path`` as the model (the Train page's "Use in editor")."""
+        self.gen.set_value("model", Path(path) if str(path).strip() else None)
+        self._inspect()
 
-    def _browse_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", str(self.host.workspace),
-                                              "safetensors (*.safetensors)")
-        if path:
-            self.set_model(path)
+    def _gen_changed(self, name: str) -> None:
+        if name == "model":
+            self._inspect()
 
-    def set_model(self, path: str) -> None:
+    def _inspect(self) -> None:
         """Describe the model (a quick ``info`` job) so the page can adapt its controls."""
-        path = path.strip()
-        self.model_edit.setText(path)
+        path = self.gen.p.model
         self.model_info = None
-        if not path:
+        self._info_handle = None
+        if path is None:
             self.model_label.setText("No model chosen.")
+            self._update_enabled()
             return
         self.model_label.setText("Inspecting…")
-        handle = self.host.submit("info", {"model": path}, show_plots=False)
+        handle = self.host.submit("info", InfoParams(model=path), show_plots=False)
         self._info_handle = handle
         handle.finished.connect(lambda rec, h=handle: self._on_info(h, rec))
 
@@ -483,60 +465,60 @@ class EditTab(QWidget):
         self._update_enabled()
 
     # -- generation -----------------------------------------------------------------------------
-    def _input_dir(self) -> Path:
-        folder = self.host.workspace / "tmp" / "diffusion"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def _checked(self, form: Form, **panel_fields: Any) -> Any | None:
+        """``form``'s checked params with the fields the panel supplies, or None after saying
+        what is wrong."""
+        try:
+            return form.value(**panel_fields)
+        except ParamError as exc:
+            self.set_status(exc.gui, error=True)
+        except UserError as exc:
+            self.set_status(str(exc), error=True)
+        return None
+
+    def params(self) -> Generation | None:
+        """The current mode's job params: the shared settings, the mode's own, and the canvas
+        (the flattened visible layers and the mask, as arrays). None after saying what is
+        missing."""
+        if self.gen.p.model is None:
+            self.set_status("Choose a model first (a diffusers folder, a training run or a "
+                            ".safetensors file).", error=True)
+            return None
+        gen = self._checked(self.gen)
+        if gen is None:
+            return None
+        mode, shared = self.mode, gen.shared()
+        if mode == "sample":
+            text = (self.model_info or {}).get("kind") == "text"
+            w, h = (self.doc.width, self.doc.height) if text and not self.doc.is_empty \
+                else (0, 0)
+            return self._checked(self.forms["sample"], **shared, width=w, height=h)
+        if self.doc.is_empty:
+            self.set_status("Open an image first (or Generate one).", error=True)
+            return None
+        if mode == "img2img":
+            return self._checked(self.forms["img2img"], **shared, image=self.doc.flatten())
+        if not self.doc.has_mask():
+            self.set_status("Paint the area to repaint with the brush first.", error=True)
+            return None
+        return self._checked(self.forms["inpaint"], **shared, image=self.doc.flatten(),
+                             mask=self.doc.mask_array())
 
     def generate(self) -> Any:
         """Submit the job for the current mode; returns its handle (or None with a message)."""
         if self.handle is not None:
             return None
-        model = self.model_edit.text().strip()
-        if not model:
-            self.set_status("Choose a model first (a diffusers folder, a training run or a "
-                            ".safetensors file).", error=True)
+        p = self.params()
+        if p is None:
             return None
-        mode = self.mode
-        params: dict[str, Any] = {
-            "model": model, "steps": self.steps_spin.value(),
-            "scheduler": self.scheduler_combo.currentData(), "seed": self.seed_spin.value(),
-            "prompt": self.prompt_edit.toPlainText().strip(),
-            "negative_prompt": self.negative_edit.text().strip(),
-            "guidance": self.guidance_spin.value(), "n": self.n_spin.value(),
-        }
-        if mode == "txt2img":
-            if not self.doc.is_empty and (self.model_info or {}).get("kind") == "text":
-                params.update(width=self.doc.width, height=self.doc.height)
-            job = "sample"
-        else:
-            if self.doc.is_empty:
-                self.set_status("Open an image first (or Generate one).", error=True)
-                return None
-            n = next(_inputs)
-            image_path = self._input_dir() / f"input-{n}.png"
-            self.doc.flatten_to_png(image_path)
-            params["image"] = str(image_path)
-            if mode == "img2img":
-                params["strength"] = self.strength_slider.value() / 100.0
-                job = "img2img"
-            else:
-                if not self.doc.has_mask():
-                    self.set_status("Paint the area to repaint with the brush first.",
-                                    error=True)
-                    return None
-                mask_path = self._input_dir() / f"mask-{n}.png"
-                self.doc.mask_to_png(mask_path)
-                params["mask"] = str(mask_path)
-                job = "inpaint"
-        self._request_seed = int(params["seed"])
-        self._inputs = [Path(params[k]) for k in ("image", "mask") if k in params]
-        self.handle = self.host.submit(job, params, title=f"Diffusion: {job}", show_plots=False)
+        job = self.mode
+        self._submitted = p
+        self.handle = self.host.submit(job, p, title=f"Diffusion: {job}", show_plots=False)
         self.handle.preview.connect(self._on_preview)
         self.handle.progress.connect(self._on_progress)
         self.handle.finished.connect(self._on_finished)
         self.progress.setValue(0)
-        self.set_status(f"{dict(MODES).get(mode, mode)}: queued…")
+        self.set_status(f"{dict(MODES).get(job, job)}: queued…")
         self._update_enabled()
         return self.handle
 
@@ -546,15 +528,18 @@ class EditTab(QWidget):
             self.set_status("Cancelling…")
 
     def grow(self) -> None:
-        sides = {k: s.value() for k, s in self.grow_spins.items()}
-        if not any(sides.values()):
+        """Grow the canvas by the outpaint margins and mask the new area (then Inpaint paints
+        it: what the ``outpaint`` job does in one go)."""
+        p = self.outpaint.p
+        if not (p.left or p.top or p.right or p.bottom):
             self.set_status("Set how many pixels to add on at least one side.", error=True)
             return
         try:
-            self.doc.grow(**sides)
-        except Exception as exc:  # a UserError from the engine helper: show it
+            self.doc.grow(p.left, p.top, p.right, p.bottom, p.overlap)
+        except (UserError, ValueError) as exc:  # too large, or no image yet: say so
             self.set_status(str(exc), error=True)
             return
+        self.host.remember("outpaint", p)
         self.set_mode("inpaint")
         self.canvas.fit()
         self.set_status(f"Canvas grown to {self.doc.width}x{self.doc.height}; the new area is "
@@ -571,12 +556,15 @@ class EditTab(QWidget):
         self._result_count += 1
         mode = params.get("mode", "result")
         name = f"{mode} #{self._result_count} (seed {params.get('seed')})"
-        first_of_batch = params.get("seed") == self._request_seed
+        submitted = self._submitted
+        first_of_batch = submitted is not None and params.get("seed") == submitted.seed
         self.doc.add_result(img, name, params, visible=first_of_batch or self.doc.is_empty)
-        self.history.add(img, params)
+        settings = None if submitted is None else dataclasses.replace(
+            submitted, seed=int(params.get("seed", submitted.seed)))
+        self.history.add(img, params, settings)
 
     def _reuse_history(self, index: int) -> None:
-        img, params = self.history.entries[index]
+        img, params, _settings = self.history.entries[index]
         self._result_count += 1
         self.doc.add_result(img, f"{params.get('mode')} (seed {params.get('seed')})", params)
 
@@ -589,13 +577,12 @@ class EditTab(QWidget):
 
     def _on_finished(self, rec: Any) -> None:
         self.handle = None
-        for path in self._inputs:  # the flattened canvas and mask were only for this job
-            path.unlink(missing_ok=True)
-        self._inputs = []
         self.canvas.hide_preview()
         self.progress.setValue(1000 if rec.state == "done" else 0)
         if rec.state == "done":
-            self.set_status(f"Done: saved {rec.result}")
+            self.set_status(f"Done: saved as {Path(str(rec.result)).name}." if rec.result
+                            else "Done.")
+            self.status.setToolTip(str(rec.result or ""))
         elif rec.state == "cancelled":
             self.set_status("Cancelled.")
         else:

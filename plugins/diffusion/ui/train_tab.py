@@ -1,7 +1,8 @@
 """The training page: choose images and a preset, watch the loss and the sample grid, resume.
 
-Training is the ``train`` job (compute lane); this page only submits it, plots its ``loss``
-metrics (curves created once, redrawn by a timer) and shows its preview grids.
+Training is the ``train`` job (compute lane); this page only binds its params to a form,
+submits it, plots its loss metrics (curves created once, redrawn by a timer) and shows its
+preview grids. Reopening a training run puts its settings, curves and last grid back.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -25,13 +23,20 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from plugins.diffusion.params import TrainParams
+from studio.widgets.form import Form
+
 from . import qimages
+
+#: the curves this page draws: metric name -> (legend, pen)
+CURVES = {"loss/train": ("loss", pg.mkPen((120, 160, 220, 110))),
+          "loss/smoothed": ("smoothed", pg.mkPen((40, 90, 200))),
+          "loss/held_out": ("held out", pg.mkPen((220, 120, 40)))}
 
 
 class TrainTab(QWidget):
@@ -44,69 +49,41 @@ class TrainTab(QWidget):
         self.host = host
         self.handle: Any = None
         self.model_dir: str | None = None
-        self._steps: list[float] = []
-        self._loss: list[float] = []
-        self._smooth: list[float] = []
+        self.form = Form(TrainParams, self, host.recall("train", TrainParams))
+        self.points: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in CURVES}
         self._dirty = False
         self._build()
         self._timer = QTimer(self)
         self._timer.setInterval(250)
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
+        host.run_reopened.connect(self._reopened)
 
     def _build(self) -> None:
         form_box = QGroupBox("Train a diffusion model (DDPM)")
         form = QFormLayout(form_box)
-        data_row = QHBoxLayout()
-        self.data_edit = QLineEdit("digits")
-        self.data_edit.setToolTip("A folder of images (sub-folders are classes) or 'digits' "
-                                  "for the built-in handwritten digits")
-        browse = QToolButton(text="…")
-        browse.clicked.connect(self._browse_data)
-        data_row.addWidget(self.data_edit, 1)
-        data_row.addWidget(browse)
-        form.addRow("Images:", data_row)
-        self.size_combo = QComboBox()
-        for s in (32, 64):
-            self.size_combo.addItem(f"{s} px", s)
-        form.addRow("Size:", self.size_combo)
-        self.preset_combo = QComboBox()
-        for key, label in (("small", "small (CPU)"), ("base", "base (GPU)"),
-                           ("tiny", "tiny (smoke test)")):
-            self.preset_combo.addItem(label, key)
-        form.addRow("Model:", self.preset_combo)
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 10_000_000)
-        self.steps_spin.setValue(3000)
-        form.addRow("Steps:", self.steps_spin)
-        self.minutes_spin = QDoubleSpinBox()
-        self.minutes_spin.setRange(0, 100_000)
-        self.minutes_spin.setDecimals(1)
-        self.minutes_spin.setSpecialValueText("no limit")
-        self.minutes_spin.setToolTip("Stop after this many minutes (the schedule adapts)")
-        form.addRow("Time budget (min):", self.minutes_spin)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(32)
-        form.addRow("Batch size:", self.batch_spin)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(1e-5, 1.0)
-        self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(2e-3)
-        form.addRow("Learning rate:", self.lr_spin)
-        self.flip_check = QCheckBox("Mirror images (not for digits or text)")
-        form.addRow("", self.flip_check)
+        self.form.add_rows(form, "data", "size", "preset", "steps", "minutes", "batch_size", "lr",
+                           "holdout", "flip")
+        self.more_button = QToolButton(text="More settings ▸", checkable=True)
+        self.more_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.more_button.setAutoRaise(True)
+        self.more_button.toggled.connect(self._show_more)
+        form.addRow(self.more_button)
+        self.advanced = ("channels", "prediction", "ema_decay", "sample_every",
+                         "checkpoint_every", "seed")
+        self.form.add_rows(form, *self.advanced)
+        self._layout = form
+        self._show_more(False)
         out_row = QHBoxLayout()
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("new run folder under the workspace")
-        out_browse = QToolButton(text="…")
+        self.out_edit.setPlaceholderText("a new run folder in the workspace")
+        self.out_edit.setToolTip("Where the run is saved: its model, samples and checkpoints")
+        out_browse = QToolButton(text="…", toolTip="Choose the run folder")
         out_browse.clicked.connect(self._browse_out)
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(out_browse)
         form.addRow("Run folder:", out_row)
-        self.resume_check = QCheckBox("Resume the run in this folder")
-        form.addRow("", self.resume_check)
+        self.form.add_rows(form, "resume")
         row = QHBoxLayout()
         self.start_button = QPushButton("Start training")
         self.start_button.clicked.connect(self.start)
@@ -135,13 +112,11 @@ class TrainTab(QWidget):
         self.plot.setLabel("left", "loss (log scale)")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setLogMode(y=True)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setClipToView(True)
         self.plot.setDownsampling(mode="peak")
-        self.curve_loss = self.plot.plot([], [], pen=pg.mkPen((120, 160, 220, 110)), name="loss")
-        self.curve_smooth = self.plot.plot([], [], pen=pg.mkPen((40, 90, 200), width=2),
-                                           name="smoothed")
+        self.curves = {name: self.plot.plot([], [], pen=pen, name=legend)
+                       for name, (legend, pen) in CURVES.items()}
         self.plot.setMinimumSize(200, 200)
         self.grid_label = QLabel("Samples appear here while training.")
         self.grid_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -158,40 +133,29 @@ class TrainTab(QWidget):
         outer.addLayout(left, 1)
         outer.addLayout(right, 2)
 
-    # -- actions --------------------------------------------------------------------------------
-    def _browse_data(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Image folder", str(self.host.workspace))
-        if path:
-            self.data_edit.setText(path)
+    def _show_more(self, shown: bool) -> None:
+        for name in self.advanced:
+            self._layout.setRowVisible(self.form.widget(name), shown)
+        self.more_button.setText("More settings ▾" if shown else "More settings ▸")
 
+    # -- actions --------------------------------------------------------------------------------
     def _browse_out(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Run folder", str(self.host.runs_dir()))
         if path:
             self.out_edit.setText(path)
-            self.resume_check.setChecked((Path(path) / "checkpoints").is_dir())
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "data": self.data_edit.text().strip() or "digits",
-            "size": self.size_combo.currentData(),
-            "preset": self.preset_combo.currentData(),
-            "steps": self.steps_spin.value(),
-            "batch_size": self.batch_spin.value(),
-            "lr": self.lr_spin.value(),
-            "minutes": self.minutes_spin.value(),
-            "flip": self.flip_check.isChecked(),
-            "resume": self.resume_check.isChecked(),
-        }
-        if self.out_edit.text().strip():
-            p["out"] = self.out_edit.text().strip()
-        return p
+            self.form.set_value("resume", (Path(path) / "checkpoints").is_dir())
 
     def start(self) -> Any:
+        """Submit the training job with the form's settings; returns its handle (or None with
+        the problem shown in the status line)."""
         if self.handle is not None:
             return None
-        self._steps, self._loss, self._smooth = [], [], []
-        self._dirty = True
-        self.handle = self.host.submit("train", self.params(), title="Train diffusion model")
+        p = self.form.checked(self.status)
+        if p is None:
+            return None
+        out = self.out_edit.text().strip() or None
+        self._clear_curves()
+        self.handle = self.host.submit("train", p, title="Train diffusion model", out=out)
         self.handle.metric.connect(self._on_metric)
         self.handle.preview.connect(self._on_preview)
         self.handle.progress.connect(self._on_progress)
@@ -206,32 +170,37 @@ class TrainTab(QWidget):
             self.handle.cancel()
             self.status.setText("Stopping after this step; saving a checkpoint…")
 
-    # -- events ---------------------------------------------------------------------------------
-    def _on_metric(self, name: str, step: float, value: float) -> None:
-        if name == "loss/train":
-            self._steps.append(step)
-            self._loss.append(value)
-        elif name == "loss/smoothed":
-            self._smooth.append(value)
+    # -- curves ---------------------------------------------------------------------------------
+    def _clear_curves(self) -> None:
+        self.points = {k: ([], []) for k in CURVES}
         self._dirty = True
+
+    def _on_metric(self, name: str, step: float, value: float) -> None:
+        if name in self.points:
+            steps, values = self.points[name]
+            steps.append(step)
+            values.append(value)
+            self._dirty = True
 
     def _redraw(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
-        n = min(len(self._steps), len(self._smooth))
-        steps = np.asarray(self._steps, dtype=float)
-        self.curve_loss.setData(steps, np.asarray(self._loss, dtype=float))
-        self.curve_smooth.setData(steps[:n], np.asarray(self._smooth[:n], dtype=float))
+        for name, (steps, values) in self.points.items():
+            self.curves[name].setData(np.asarray(steps, dtype=float),
+                                      np.asarray(values, dtype=float))
 
-    def _on_preview(self, kind: str, payload: Any, data: dict[str, Any]) -> None:
-        if kind != "image" or not isinstance(payload, np.ndarray):
-            return
-        pix = QPixmap.fromImage(qimages.from_array(payload))
+    # -- events ---------------------------------------------------------------------------------
+    def _show_grid(self, image: np.ndarray, tip: str) -> None:
+        pix = QPixmap.fromImage(qimages.from_array(image))
         side = max(128, min(self.grid_label.width(), self.grid_label.height()))
         self.grid_label.setPixmap(pix.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                              Qt.TransformationMode.FastTransformation))
-        self.grid_label.setToolTip(f"EMA samples at step {data.get('step')}")
+        self.grid_label.setToolTip(tip)
+
+    def _on_preview(self, kind: str, payload: Any, data: dict[str, Any]) -> None:
+        if kind == "image" and isinstance(payload, np.ndarray):
+            self._show_grid(payload, f"Samples at step {data.get('step')}")
 
     def _on_progress(self, data: dict[str, Any]) -> None:
         total = data.get("total")
@@ -240,26 +209,53 @@ class TrainTab(QWidget):
         if data.get("message"):
             self.status.setText(str(data["message"]))
 
+    def _show_run(self, run: Path) -> None:
+        """The run folder in the form (Resume ticked) and its model ready for the editor."""
+        self.out_edit.setText(str(run))
+        self.form.set_value("resume", True)
+        model = run / "model"
+        if (model / "model_index.json").exists():
+            self.model_dir = str(model)
+            self.use_button.setEnabled(True)
+
     def _on_finished(self, rec: Any) -> None:
         self.handle = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self._redraw()
-        run = rec.run_dir
-        if run is not None:
-            self.out_edit.setText(str(run))
-            self.resume_check.setChecked(True)
-        model = Path(run) / "model" if run is not None else None
-        if model is not None and (model / "model_index.json").exists():
-            self.model_dir = str(model)
-            self.use_button.setEnabled(True)
+        if rec.run_dir is not None:
+            self._show_run(Path(rec.run_dir))
         if rec.state == "done":
-            self.status.setText(f"Done. Model saved in {rec.result}.")
+            where = f" in the run {Path(rec.run_dir).name}" if rec.run_dir else ""
+            self.status.setText(f"Done. The model is saved{where}: Use in editor to try it.")
         elif rec.state == "cancelled":
             self.status.setText("Stopped. Progress is kept: Start again with Resume to "
                                 "continue.")
         else:
             self.status.setText(f"⚠ {rec.error}")
+
+    def _reopened(self, job: str, params: Any, run_dir: Path) -> None:
+        """A training run was reopened: its settings, curves and last sample grid."""
+        if job != "train" or self.handle is not None:
+            return
+        from studio.runs import read_metrics
+
+        self.form.set(params)
+        run = Path(run_dir)
+        self._show_run(run)
+        self._clear_curves()
+        for name, (steps, values) in read_metrics(run).items():
+            if name in self.points:
+                self.points[name] = (list(steps), list(values))
+        self._redraw()
+        grids = sorted((run / "samples").glob("step_*.png"))
+        if grids:
+            from PIL import Image
+
+            with Image.open(grids[-1]) as im:
+                step = grids[-1].stem.removeprefix("step_").lstrip("0") or "0"
+                self._show_grid(np.asarray(im.convert("RGB")), f"Samples at step {step}")
+        self.status.setText(f"Reopened {run.name}: Start continues it (Resume is ticked).")
 
     def shutdown(self) -> None:
         self._timer.stop()
