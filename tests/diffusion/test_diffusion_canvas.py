@@ -193,8 +193,16 @@ def test_bad_inputs_in_the_editor_show_messages(panel: Any, tmp_path: Path) -> N
     assert not edit.open_image(bad)
     assert "not an image" in edit.status.text()
     assert edit.generate() is None and "Choose a model" in edit.status.text()
+    # each mode shows its own job's settings: the strength of img2img and of inpainting differ
+    strength = {job: edit.forms[job].widget("strength") for job in ("img2img", "inpaint")}
+    edit.set_mode("sample")
+    assert not strength["img2img"].isVisible() and not strength["inpaint"].isVisible()
+    edit.set_mode("img2img")
+    assert strength["img2img"].isVisible() and not strength["inpaint"].isVisible()
+    assert (edit.forms["img2img"].p.strength, edit.forms["inpaint"].p.strength) == (0.6, 1.0)
     edit.gen.set_value("model", Path("/nowhere"))
     edit.set_mode("inpaint")
+    assert edit.forms["inpaint"].widget("mask_blur").isVisible()
     assert edit.generate() is None and "Open an image" in edit.status.text()
 
 
