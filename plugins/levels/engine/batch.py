@@ -1,5 +1,5 @@
-"""What generation jobs return: the levels themselves (for the editor) and where they were
-saved (what the command line prints)."""
+"""What generation jobs return: the levels themselves (for the editor), their checks, and where
+they were saved (what the command line prints)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from .level import Level
+from .report import LevelReport
 
 
 @dataclass
 class LevelBatch:
     levels: list[Level]
+    #: each level's check (None where it was not checked), with the agent's path
+    reports: list[LevelReport | None] = field(default_factory=list)
     folder: Path | None = None
     files: list[Path] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
-    #: the agent's results (with their paths) for the levels, where they were checked
-    results: list[Any] = field(default_factory=list)
     #: what the command line prints instead of the folder (e.g. a JSON description)
     text: str | None = None
+
+    def report(self, index: int = 0) -> LevelReport | None:
+        return self.reports[index] if 0 <= index < len(self.reports) else None
+
+    @property
+    def checked(self) -> list[LevelReport]:
+        return [r for r in self.reports if r is not None]
 
     def __str__(self) -> str:
         """The CLI prints this: the output folder, or a one-line summary when nothing was

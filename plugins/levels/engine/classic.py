@@ -1,9 +1,14 @@
 """Classic procedural generators: noise terrain, cellular-automata caves, BSP dungeons and
 L-system trails and plants. All numpy, all instant, all deterministic per seed.
 
-Each function takes ``(width, height, seed, **params)`` and returns a :class:`Level` with its own
-legend (:mod:`.legends`). Top-down maps get a start (``<``) and an exit (``>``) placed as far
-apart as the walkable area allows, so the flood-fill check has something to prove.
+Each function takes ``(width, height, seed, *, settings...)`` and returns a :class:`Level` with
+its own legend (:mod:`.legends`). The settings an artist chooses have no defaults here: they live
+once, in the generate job's params (``plugins/levels/params.py``); only the knobs nobody sets
+from outside (birth/survive rules, mountain height) keep theirs. ``iterations=None`` and
+``step=None`` mean the L-system preset's own values (:data:`PRESETS`).
+
+Top-down maps get a start (``<``) and an exit (``>``) placed as far apart as the walkable area
+allows, so the flood-fill check has something to prove.
 """
 
 from __future__ import annotations
@@ -77,8 +82,8 @@ def fbm(height: int, width: int, scale: float, seed: int, octaves: int = 4,
     return (total - lo) / (hi - lo) if hi > lo else np.zeros_like(total)
 
 
-def terrain(width: int, height: int, seed: int, scale: float = 24.0, octaves: int = 4,
-            sea_level: float = 0.35, mountains: float = 0.78, island: bool = True,
+def terrain(width: int, height: int, seed: int, *, scale: float, octaves: int,
+            sea_level: float, island: bool, mountains: float = 0.78,
             moisture_scale: float = 32.0) -> Level:
     """A top-down biome map from an elevation and a moisture noise field.
 
@@ -122,7 +127,7 @@ def _neighbours8(mask: np.ndarray) -> np.ndarray:
     return n
 
 
-def caves(width: int, height: int, seed: int, fill: float = 0.45, steps: int = 5,
+def caves(width: int, height: int, seed: int, *, fill: float, steps: int,
           birth: int = 5, survive: int = 4) -> Level:
     """Cellular-automata caves: random rock, then ``steps`` rounds of "a cell becomes rock with
     ``birth`` or more rock neighbours and stays rock with ``survive`` or more". Pockets cut off
@@ -156,8 +161,8 @@ def caves(width: int, height: int, seed: int, fill: float = 0.45, steps: int = 5
     return level
 
 
-def regrow_caves(level: Level, rect: tuple[int, int, int, int], seed: int, fill: float = 0.45,
-                 steps: int = 5, birth: int = 5, survive: int = 4) -> np.ndarray:
+def regrow_caves(level: Level, rect: tuple[int, int, int, int], seed: int, *, fill: float,
+                 steps: int, birth: int = 5, survive: int = 4) -> np.ndarray:
     """Re-run the automaton inside ``rect`` with the rest of the map as its boundary, so the new
     rock joins the old seamlessly. Returns the new grid (start/exit are re-placed by the caller)."""
     x0, y0, x1, y1 = rect
@@ -179,8 +184,8 @@ def regrow_caves(level: Level, rect: tuple[int, int, int, int], seed: int, fill:
 # ----------------------------------------------------------------------------------------------
 # BSP dungeons
 # ----------------------------------------------------------------------------------------------
-def dungeon(width: int, height: int, seed: int, min_room: int = 4, max_room: int = 12,
-            depth: int = 5) -> Level:
+def dungeon(width: int, height: int, seed: int, *, min_room: int, max_room: int,
+            depth: int) -> Level:
     """Binary space partitioning: split the map recursively, put a room in each leaf, join
     sibling subtrees with L-shaped corridors (so the dungeon is connected by construction), and
     mark doorways where corridors pierce room walls."""
@@ -333,8 +338,8 @@ def turtle(commands: str, start: tuple[int, int], heading: int, angle: int, step
         tip(x, y)
 
 
-def lsystem(width: int, height: int, seed: int, preset: str = "trails",
-            iterations: int | None = None, step: int | None = None) -> Level:
+def lsystem(width: int, height: int, seed: int, *, preset: str, iterations: int | None,
+            step: int | None = None) -> Level:
     """Grow an L-system on the map: ``trails`` carves a branching path network through forest
     (top-down, start on the left, exit at the farthest reachable trail end); ``plants`` grows
     trees from the ground of a side-view level whose leaf tips are platforms."""

@@ -144,3 +144,38 @@ def save_as(level: Level, path: str | Path, **kw: Any) -> list[Path]:
     if ext == "png" and kw.get("path_cells"):
         kw["path_on_png"] = True
     return save_set(level, path.parent, path.stem, (ext,), **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Codecs: how a level travels on the command line (the window passes the Level itself)
+# ----------------------------------------------------------------------------------------------
+def _legend_of(params: Any) -> Path | None:
+    legend = getattr(params, "legend", None)
+    return Path(legend) if isinstance(legend, str | Path) and str(legend) else None
+
+
+def read_level_file(path: Path, params: Any = None,
+                    warn: Callable[[str], None] | None = None) -> Level:
+    """A job's level field given as a file (VGLC .txt or Tiled .tmj); the job's ``--legend``,
+    when it has one, names the legend of a VGLC file."""
+    return load_level(path, _legend_of(params), warn)
+
+
+def read_level_files(path: Path, params: Any = None,
+                     warn: Callable[[str], None] | None = None) -> list[Level]:
+    """A job's levels field given as one file or a folder of them (every file must read)."""
+    legend = _legend_of(params)
+    return [load_level(p, legend, warn) for p in vglc.level_files(path)]
+
+
+def describe_level(level: Level) -> dict[str, Any]:
+    """What a run manifest or a remembered setting says about a level (not its tiles)."""
+    out: dict[str, Any] = {"level": level.name, "size": f"{level.width}x{level.height}",
+                           "game": level.legend.name}
+    if level.meta.get("source"):
+        out["source"] = str(level.meta["source"])
+    return out
+
+
+def describe_levels(levels: list[Level]) -> dict[str, Any]:
+    return {"levels": [describe_level(lv) for lv in levels[:20]], "count": len(levels)}

@@ -1,7 +1,9 @@
 """One entry point for every classic generator, for whole maps and for a selected region.
 
-``make(method, ...)`` builds a level; ``regenerate(base, method, rect, ...)`` rebuilds only the
-rectangle ``rect`` of an existing level so that it still fits what surrounds it:
+``make(settings, ...)`` builds a level; ``regenerate(base, settings, rect, ...)`` rebuilds only
+the rectangle ``rect`` of an existing level so that it still fits what surrounds it. The method is
+the type of ``settings`` (:class:`WfcSettings`, :class:`DungeonSettings`, ...), which carries
+exactly that method's options, typed:
 
 * WFC pins every tile around the region (one pattern width deep) and solves only inside it, so
   the new tiles agree with the old ones at every overlap;
@@ -12,9 +14,9 @@ rectangle ``rect`` of an existing level so that it still fits what surrounds it:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -22,82 +24,140 @@ from studio.errors import UserError
 
 from . import classic, wfc
 from .level import Level
+from .pins import Pins
 
 METHODS = ("wfc", "dungeon", "caves", "terrain", "lsystem")
 DEFAULT_SIZE = {"dungeon": (64, 64), "caves": (64, 64), "terrain": (96, 64),
                 "lsystem": (64, 64)}
-_FUNCS: dict[str, Callable[..., Level]] = {
-    "dungeon": classic.dungeon, "caves": classic.caves, "terrain": classic.terrain,
-    "lsystem": classic.lsystem,
-}
 
 
-def _accepts(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
-    names = set(inspect.signature(fn).parameters)
-    return {k: v for k, v in params.items() if k in names and v is not None}
+# ----------------------------------------------------------------------------------------------
+# Each method's settings, typed. The values (and their defaults) come from the generate job's
+# params; here they are only carried, so a setting is followed by name from widget to generator.
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class WfcSettings:
+    """Wave Function Collapse: pattern size N, pattern variants, row anchoring."""
+
+    method: ClassVar[str] = "wfc"
+    pattern: int
+    symmetry: int
+    anchor: str
 
 
-def default_size(method: str, example: Level | None, params: dict[str, Any]) -> tuple[int, int]:
-    if method == "wfc":
+@dataclass(frozen=True, kw_only=True)
+class DungeonSettings:
+    """BSP dungeon: room side limits and split depth."""
+
+    method: ClassVar[str] = "dungeon"
+    min_room: int
+    max_room: int
+    depth: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaveSettings:
+    """Cellular-automata caves: initial rock fraction and smoothing steps."""
+
+    method: ClassVar[str] = "caves"
+    fill: float
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TerrainSettings:
+    """Noise terrain: feature size, octaves, sea level, island fall-off."""
+
+    method: ClassVar[str] = "terrain"
+    scale: float
+    octaves: int
+    sea_level: float
+    island: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LsystemSettings:
+    """L-system: preset (trails or plants) and iterations (None: the preset's)."""
+
+    method: ClassVar[str] = "lsystem"
+    preset: str
+    iterations: int | None
+
+
+MethodSettings = WfcSettings | DungeonSettings | CaveSettings | TerrainSettings | LsystemSettings
+
+
+def default_size(settings: MethodSettings, example: Level | None) -> tuple[int, int]:
+    """The map size when width or height is 0 ("auto"): the example's for WFC, else the
+    method's own."""
+    if isinstance(settings, WfcSettings):
         if example is None:
             raise UserError("WFC learns from an example map: pass --example FILE")
         return example.width, example.height
-    if method == "lsystem" and params.get("preset") == "plants":
+    if isinstance(settings, LsystemSettings) and settings.preset == "plants":
         return (100, 16)
-    return DEFAULT_SIZE[method]
+    return DEFAULT_SIZE[settings.method]
 
 
-def make(method: str, width: int, height: int, seed: int, *, example: Level | None = None,
-         params: dict[str, Any] | None = None, pins: dict[tuple[int, int], int] | None = None,
+def _classic(settings: MethodSettings, width: int, height: int, seed: int) -> Level:
+    """One of the numpy generators, called with its settings by name."""
+    s = settings
+    if isinstance(s, DungeonSettings):
+        return classic.dungeon(width, height, seed, min_room=s.min_room, max_room=s.max_room,
+                               depth=s.depth)
+    if isinstance(s, CaveSettings):
+        return classic.caves(width, height, seed, fill=s.fill, steps=s.steps)
+    if isinstance(s, TerrainSettings):
+        return classic.terrain(width, height, seed, scale=s.scale, octaves=s.octaves,
+                               sea_level=s.sea_level, island=s.island)
+    if isinstance(s, LsystemSettings):
+        return classic.lsystem(width, height, seed, preset=s.preset, iterations=s.iterations)
+    raise UserError(f"unknown generation method {type(s).__name__}")
+
+
+def make(settings: MethodSettings, width: int, height: int, seed: int, *,
+         example: Level | None = None, pins: Pins | None = None,
          check: Callable[[], None] | None = None,
          progress: Callable[[int, int], None] | None = None,
          stats: wfc.WfcStats | None = None) -> Level:
-    """A new level. ``params`` may hold any generator's options; each takes what it knows."""
-    params = dict(params or {})
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r} (choose {', '.join(METHODS)})")
+    """A new level made by ``settings``' method (0 for width or height: its default size)."""
     if not width or not height:
-        dw, dh = default_size(method, example, params)
+        dw, dh = default_size(settings, example)
         width, height = width or dw, height or dh
-    if method == "wfc":
+    if isinstance(settings, WfcSettings):
         if example is None:
             raise UserError("WFC learns from an example map: pass --example FILE")
-        model = wfc.learn(example.grid, int(params.get("pattern", 3)),
-                          int(params.get("symmetry", 1)))
-        grid = wfc.generate(model, width, height, seed, pins=pins,
-                            anchor=str(params.get("anchor", "auto")), check=check,
-                            progress=progress, stats=stats)
+        model = wfc.learn(example.grid, settings.pattern, settings.symmetry)
+        grid = wfc.generate(model, width, height, seed, pins=pins, anchor=settings.anchor,
+                            check=check, progress=progress, stats=stats)
         level = Level(grid, example.legend, f"wfc-{seed}")
     else:
-        level = _FUNCS[method](width, height, seed, **_accepts(_FUNCS[method], params))
-        if pins:
-            for (x, y), code in pins.items():
-                if 0 <= x < level.width and 0 <= y < level.height:
-                    level.grid[y, x] = code
-        level.name = f"{method}-{seed}"
-    used = ({k: params[k] for k in ("pattern", "symmetry", "anchor") if k in params}
-            if method == "wfc" else _accepts(_FUNCS[method], params))
-    level.meta.update({"method": method, "seed": int(seed), "width": level.width,
+        level = _classic(settings, width, height, seed)
+        for (x, y), code in (pins or {}).items():
+            if 0 <= x < level.width and 0 <= y < level.height:
+                level.grid[y, x] = code
+        level.name = f"{settings.method}-{seed}"
+    level.meta.update({"method": settings.method, "seed": int(seed), "width": level.width,
                        "height": level.height,
-                       **{k: v for k, v in used.items() if isinstance(v, int | float | str)}})
-    if example is not None and method == "wfc":
+                       **{k: v for k, v in asdict(settings).items()
+                          if isinstance(v, int | float | str)}})
+    if example is not None and isinstance(settings, WfcSettings):
         level.meta["example"] = example.meta.get("source", example.name)
     return level
 
 
-def regenerate(base: Level, method: str, rect: tuple[int, int, int, int], seed: int, *,
-               example: Level | None = None, params: dict[str, Any] | None = None,
-               pins: dict[tuple[int, int], int] | None = None,
+def regenerate(base: Level, settings: MethodSettings, rect: tuple[int, int, int, int],
+               seed: int, *, example: Level | None = None, pins: Pins | None = None,
                check: Callable[[], None] | None = None,
                warn: Callable[[str], None] | None = None) -> Level:
     """``base`` with only ``rect = (x0, y0, x1, y1)`` (x1, y1 exclusive) made anew."""
-    params = dict(params or {})
     x0, y0, x1, y1 = _clip(rect, base)
     out = base.copy()
-    if method == "wfc":
+    method = settings.method
+    if isinstance(settings, WfcSettings):
         example = example or base  # without an example, the level teaches itself
-        n = int(params.get("pattern", 3))
-        model = wfc.learn(example.grid, n, int(params.get("symmetry", 1)))
+        n = settings.pattern
+        model = wfc.learn(example.grid, n, settings.symmetry)
         wx0, wy0 = max(0, x0 - n + 1), max(0, y0 - n + 1)
         wx1, wy1 = min(base.width, x1 + n - 1), min(base.height, y1 + n - 1)
         if wx1 - wx0 < n or wy1 - wy0 < n:
@@ -124,13 +184,12 @@ def regenerate(base: Level, method: str, rect: tuple[int, int, int, int], seed: 
             grid = wfc.generate(model, wx1 - wx0, wy1 - wy0, seed, pins=inner, anchor=anchor,
                                 check=check)
         out.grid[y0:y1, x0:x1] = grid[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-    elif method == "caves" and base.legend.name == "Cave":
-        out.grid = classic.regrow_caves(base, (x0, y0, x1, y1), seed,
-                                        **_accepts(classic.regrow_caves, params))
+    elif isinstance(settings, CaveSettings) and base.legend.name == "Cave":
+        out.grid = classic.regrow_caves(base, (x0, y0, x1, y1), seed, fill=settings.fill,
+                                        steps=settings.steps)
         _keep_one_start_exit(out, base)
     else:
-        fresh = make(method, base.width, base.height, seed, example=example, params=params,
-                     check=check)
+        fresh = make(settings, base.width, base.height, seed, example=example, check=check)
         if fresh.legend != base.legend:
             raise UserError(f"a {method} map uses other tiles than this level ({base.legend.name}"
                             "): pick the method that made it, or WFC, to regenerate a region")
@@ -167,55 +226,3 @@ def _keep_one_start_exit(out: Level, base: Level) -> None:
         out.grid[out.grid == code] = ord(lg.empty)
         for y, x in old[:1]:
             out.grid[y, x] = code
-
-
-def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
-    """``"x0,y0,x1,y1"`` (corners, the second exclusive) into a tuple."""
-    if not text:
-        return None
-    try:
-        vals = tuple(int(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        raise UserError(f"--region must be four whole numbers x0,y0,x1,y1, not {text!r}"
-                        ) from None
-    if len(vals) != 4:
-        raise UserError(f"--region must be x0,y0,x1,y1, not {text!r}")
-    return vals  # type: ignore[return-value]
-
-
-def parse_pins(text: str | None) -> dict[tuple[int, int], int]:
-    """Pins as ``"x,y,C;x,y,C"`` or a JSON file ``{"pins": [[x, y, "C"], ...]}``."""
-    if not text:
-        return {}
-    import json
-    from pathlib import Path
-
-    p = Path(text).expanduser()
-    items: list[Any]
-    if p.suffix.lower() == ".json" or p.exists():
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"pins file {p} does not exist") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UserError(f"pins file {p.name} is not JSON ({exc})") from None
-        items = data.get("pins", []) if isinstance(data, dict) else data
-    else:
-        items = []
-        for part in text.split(";"):
-            if not part.strip():
-                continue
-            a, b, c = part.split(",", 2) if part.count(",") >= 2 else (None, None, None)
-            if a is None:
-                raise UserError(f"pin {part!r} must look like x,y,C")
-            items.append([a, b, c])
-    out: dict[tuple[int, int], int] = {}
-    for item in items:
-        try:
-            x, y, c = int(item[0]), int(item[1]), str(item[2])
-        except (TypeError, ValueError, IndexError):
-            raise UserError(f"pin {item!r} must be [x, y, \"C\"]") from None
-        if len(c) != 1:
-            raise UserError(f"pin tile {c!r} must be one character")
-        out[(x, y)] = ord(c)
-    return out

@@ -16,44 +16,45 @@ any segment (so existing segments can seed a search).
 Both sample levels by drawing segments and stitching them left to right; an optional CMA-ES latent
 search per segment looks for segments the platformer agent can finish, that join the previous
 segment, and that match targets such as "more enemies" or "more gaps".
+
+Training is a task (:class:`LevelTrainer`) run by the shared loop
+(:class:`plugins.common.training.TrainLoop`): the loop owns budgets, cadences, keep-best,
+checkpoints and exact resume; the task owns the losses, the EMA and the evaluation.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from plugins.common.ema import EMA, recalibrated
+from plugins.common.training import (
+    LoopState,
+    Outcome,
+    Reporter,
+    Schedule,
+    TrainLoop,
+    refuse_to_overwrite,
+)
 from studio import storage
-from studio.errors import Cancelled, UserError
+from studio.errors import UserError
 
 from . import agents, metrics, render
+from .config import TrainConfig
 from .level import Legend, Level, from_indices, levels_legend
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoints/last.safetensors"
-
-
-class Reporter(Protocol):
-    """What training needs from a job context (``studio.jobs.JobContext`` satisfies it)."""
-
-    def check(self) -> None: ...
-    def progress(self, done: float, total: float | None = None, message: str = "") -> None: ...
-    def metric(self, name: str, step: float, value: float) -> None: ...
-    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None: ...
-    def log(self, text: str, level: str = "info") -> None: ...
-    def add_artifact(self, path: str | Path, kind: str, **info: Any) -> None: ...
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,11 +71,15 @@ class SegmentSet:
         return int(self.windows.shape[1]), int(self.windows.shape[2])
 
 
-def make_segments(levels: list[Level], height: int | None = None, width: int = 28,
-                  stride: int = 1) -> SegmentSet:
+def make_segments(levels: list[Level], height: int | None, width: int, stride: int = 1,
+                  legend: Legend | None = None) -> SegmentSet:
+    """Every ``height x width`` window of ``levels`` (``height`` None: the levels' height,
+    capped at 32), as legend indices. ``legend`` (default: the union of the levels') fixes the
+    tile channels, e.g. to include tiles only held-out levels use. Levels smaller than the
+    window are left out (``SegmentSet.levels`` lists those used)."""
     if not levels:
         raise UserError("no levels to train on")
-    legend = levels_legend(levels)
+    legend = legend or levels_legend(levels)
     for lv in levels:
         lv.legend = legend
     h = height or min(min(lv.height for lv in levels), 32)
@@ -169,29 +174,8 @@ def straight_through(logits: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Training
+# Training: a task for the shared loop (plugins.common.training)
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class TrainConfig:
-    model: str = "gan"
-    steps: int = 3000
-    batch: int = 64
-    lr: float = 2e-4
-    latent: int = 32
-    width: int = 28
-    height: int = 0  # 0: the levels' height (capped at 32)
-    base: int = 16  # channel width: 16 keeps a step cheap on a CPU
-    ema_decay: float = 0.999
-    mbstd: bool = True
-    beta: float = 1.0  # VAE KL weight
-    seed: int = 0
-    eval_every: int = 250
-    checkpoint_every: int = 500
-    chars: list[str] = field(default_factory=list)
-    legend: dict[str, Any] = field(default_factory=dict)
-    game: str = ""
-
-
 def _one_hot(idx: torch.Tensor, c: int) -> torch.Tensor:
     return F.one_hot(idx, c).permute(0, 3, 1, 2).float()
 
@@ -206,140 +190,202 @@ def build(cfg: TrainConfig, channels: int, h: int, w: int) -> dict[str, nn.Modul
     raise UserError(f"unknown model {cfg.model!r}: choose gan or vae")
 
 
-def train(ctx: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path,
-          resume: bool = False, device: str = "cpu",
-          on_resume: Callable[[int], None] | None = None,
-          max_seconds: float | None = None) -> Path:
-    """Train ``cfg.model`` on ``data``, writing config.json, metrics (through ``ctx``),
-    checkpoints/last.safetensors (model, optimisers, RNG, step) and model.safetensors.
+SCORE = "quality/score"
 
-    The generator's weights are also kept as an exponential moving average (``ema_decay``),
-    which evens out the oscillation of GAN training; every ``eval_every`` steps the averaged
-    generator is measured on a fixed set of latents (playable fraction, tile-distribution
-    distance, novelty) and ``model.safetensors`` holds the best-scoring snapshot (model
-    selection on a validation metric; sampling uses fresh latents).
 
-    ``max_seconds`` ends training early (after an evaluation) once that much time has passed:
-    benchmarks train for a fixed budget, with ``cfg.steps`` as the upper bound.
+class LevelTrainer:
+    """One GAN or VAE training run on level windows, as a :class:`TrainTask`.
+
+    The generator's weights are also kept as an exponential moving average (``cfg.ema_decay``,
+    :class:`plugins.common.ema.EMA`), which evens out the oscillation of GAN training. Every
+    ``eval_every`` steps the averaged generator, with batch-norm statistics re-estimated for its
+    own weights, is measured on a fixed set of latents (playable fraction, tile-distribution
+    distance, novelty, variety); the loop keeps the best score and :meth:`on_best` writes that
+    snapshot to ``model.safetensors`` (model selection on a validation metric; sampling uses
+    fresh latents). Levels held out of training, when there are any, give one more number: the
+    tile-distribution distance of the samples to them.
+
+    Everything random draws from ``self.gen`` (batches, latents, the VAE's noise), so the same
+    seed gives the same model and a stopped run resumes exactly.
     """
-    h, w = data.shape
-    c = len(data.legend)
-    cfg.height, cfg.width = h, w
-    cfg.chars = data.legend.chars
-    cfg.legend = data.legend.to_json()
-    cfg.game = data.legend.name
-    dev = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        nets = build(cfg, c, h, w)
-        nets["G_ema"] = copy.deepcopy(nets["G"])
-    for m in nets.values():
-        m.to(dev)
-    nets["G_ema"].eval()
-    betas = (0.5, 0.999) if cfg.model == "gan" else (0.9, 0.999)
-    if cfg.model == "gan":
-        opts = {"G": torch.optim.Adam(nets["G"].parameters(), cfg.lr, betas=betas),
-                "D": torch.optim.Adam(nets["D"].parameters(), cfg.lr * 2, betas=betas)}
-    else:
-        params = list(nets["E"].parameters()) + list(nets["G"].parameters())
-        opts = {"VAE": torch.optim.Adam(params, cfg.lr * 5, betas=betas)}
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    best = -float("inf")
-    ckpt = run_dir / CHECKPOINT
-    if resume:
-        if not ckpt.exists():
-            raise UserError(f"nothing to resume in {run_dir}: it has no {CHECKPOINT}")
-        state = storage.load_state(ckpt)
-        saved = state.get("config", {})
-        if saved.get("model") != cfg.model or saved.get("chars") != cfg.chars or \
-                [saved.get("height"), saved.get("width")] != [h, w]:
+
+    def __init__(self, data: SegmentSet, cfg: TrainConfig, run_dir: Path, reporter: Reporter,
+                 device: str = "cpu", held_out: Sequence[Level] = ()) -> None:
+        h, w = data.shape
+        self.c = c = len(data.legend)
+        cfg.height, cfg.width = h, w
+        cfg.chars = data.legend.chars
+        cfg.legend = data.legend.to_json()
+        cfg.game = data.legend.name
+        cfg.held_out = len(held_out)
+        self.cfg, self.data, self.run_dir, self.rep = cfg, data, run_dir, reporter
+        self.dev = torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.nets = build(cfg, c, h, w)
+        for m in self.nets.values():
+            m.to(self.dev)
+        self.ema = EMA(self.nets["G"], cfg.ema_decay)
+        betas = (0.5, 0.999) if cfg.model == "gan" else (0.9, 0.999)
+        if cfg.model == "gan":
+            self.opts: dict[str, torch.optim.Optimizer] = {
+                "G": torch.optim.Adam(self.nets["G"].parameters(), cfg.lr, betas=betas),
+                "D": torch.optim.Adam(self.nets["D"].parameters(), cfg.lr * 2, betas=betas)}
+        else:
+            params = list(self.nets["E"].parameters()) + list(self.nets["G"].parameters())
+            self.opts = {"VAE": torch.optim.Adam(params, cfg.lr * 5, betas=betas)}
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.real = torch.from_numpy(data.windows)
+        # what evaluations compare with, fixed for the whole run
+        self.train_hist = metrics.histogram(data.levels, data.legend)
+        self.held_hist = metrics.histogram(list(held_out), data.legend) if held_out else None
+        self.ref_windows = data.legend.codes()[data.windows[:: max(1, len(data.windows) // 600)]]
+        self.eval_z = torch.from_numpy(np.random.default_rng(cfg.seed + 1).standard_normal(
+            (256, cfg.latent)).astype(np.float32))
+        pick = np.random.default_rng(cfg.seed + 2).choice(
+            len(data.windows), min(64, len(data.windows)), replace=False)
+        self.real_div = metrics.diversity([from_indices(data.windows[i], data.legend)
+                                           for i in pick])
+        self.evaluated: nn.Module | None = None  # the snapshot the last evaluation measured
+        self.segments: list[Level] = []  # its samples (the preview shows them)
+        self.legacy_best: float | None = None  # the best score of a checkpoint from before
+
+    # -- one step -------------------------------------------------------------------------------
+    def train_step(self, state: LoopState) -> dict[str, torch.Tensor]:
+        nets, cfg = self.nets, self.cfg
+        nets["G"].train()
+        nets["D" if "D" in nets else "E"].train()
+        idx = torch.randint(0, len(self.real), (cfg.batch,), generator=self.gen)
+        x = _one_hot(self.real[idx], self.c).to(self.dev)
+        if cfg.model == "gan":
+            losses = _gan_step(nets, self.opts, x, cfg, self.gen, self.dev)
+        else:
+            losses = _vae_step(nets, self.opts, x, cfg, self.gen)
+        self.ema.update(nets["G"])
+        return losses
+
+    def message(self, state: LoopState, stats: Mapping[str, Any]) -> str:
+        rate = state.step / max(1e-6, state.elapsed)
+        return f"step {state.step:,} of {state.horizon:,} · {rate:.1f} steps/s"
+
+    # -- evaluation, preview, keep-best ---------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, state: LoopState) -> dict[str, float]:
+        """Quality of the averaged generator on fixed latents, and the model-selection score:
+        the playable fraction, minus the tile-distribution distance, minus a penalty when
+        samples are much less varied than real windows (a generator of flat ground is always
+        playable, close in tile counts, and useless)."""
+        cfg, dev, gen = self.cfg, self.dev, self.gen
+
+        def forward(model: nn.Module) -> None:
+            model(torch.randn(128, cfg.latent, generator=gen).to(dev))
+
+        G = recalibrated(self.ema.model, forward, passes=4)
+        legend = self.data.legend
+        idx = G(self.eval_z.to(dev)).argmax(1).cpu().numpy()
+        segs = [from_indices(i, legend) for i in idx]
+        playable = float(np.mean([agents.check(s, runway=True).playable for s in segs]))
+        js = metrics.js_divergence(metrics.histogram(segs, legend), self.train_hist)
+        nov = float(metrics.nearest_distance(np.stack([s.grid for s in segs[:32]]),
+                                             self.ref_windows).mean())
+        div = metrics.diversity(segs[:64])
+        self.evaluated, self.segments = G, segs
+        out = {"quality/playable": playable, "quality/tile_js": js, "quality/novelty": nov,
+               "quality/diversity": div}
+        if self.held_hist is not None:
+            out["quality/held_out_tile_js"] = metrics.js_divergence(
+                metrics.histogram(segs, legend), self.held_hist)
+        out[SCORE] = playable - 4.0 * js - 3.0 * max(0.0, 0.9 * self.real_div - div)
+        return out
+
+    def preview(self, state: LoopState) -> None:
+        """Six samples of the last evaluated snapshot, as a picture."""
+        if not self.segments:
+            return
+        from plugins.common.images import make_grid
+
+        tiles = render.colour_tiles(self.data.legend, 6, glyphs=False)
+        picture = make_grid(np.stack([render.render(s, tiles=tiles) for s in self.segments[:6]]),
+                            nrow=3, pad=3, pad_value=255)
+        self.rep.preview("image", picture, step=state.step)
+
+    def on_best(self, state: LoopState) -> None:
+        """The snapshot just evaluated scored best so far: it becomes ``model.safetensors``."""
+        if self.evaluated is None:
+            return
+        weights = {f"G.{n}": t for n, t in self.evaluated.state_dict().items()}
+        if "E" in self.nets:
+            weights.update({f"E.{n}": t for n, t in self.nets["E"].state_dict().items()})
+        storage.save_tensors(self.run_dir / WEIGHTS, weights,
+                             {"config": json.dumps(asdict(self.cfg)), "step": str(state.step),
+                              "score": f"{state.best_value:.4f}"})
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"nets": {k: m.state_dict() for k, m in self.nets.items()},
+                "ema": self.ema.state_dict(),
+                "opts": {k: o.state_dict() for k, o in self.opts.items()},
+                "gen": self.gen.get_state(), "config": asdict(self.cfg)}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Restore; also reads checkpoints written before the shared loop (the averaged
+        generator as ``nets/G_ema``, the step and best score beside it)."""
+        saved = st.get("config", {})
+        cfg = self.cfg
+        if saved.get("model") != cfg.model or list(saved.get("chars", [])) != cfg.chars or \
+                [saved.get("height"), saved.get("width")] != [cfg.height, cfg.width]:
             raise UserError("the checkpoint was trained with another model, tile set or window "
                             "size; start a new run instead of resuming")
-        for k, m in nets.items():
-            m.load_state_dict(state["nets"][k])
-        for k, o in opts.items():
-            o.load_state_dict(state["opts"][k])
-        gen.set_state(state["gen"])
-        step = int(state["step"])
-        best = float(state.get("best", best))
-        if on_resume is not None:
-            on_resume(step)  # drop curve points past the checkpoint
-        ctx.log(f"resumed from step {step}")
+        nets = dict(st["nets"])
+        legacy_ema = nets.pop("G_ema", None)
+        for k, m in self.nets.items():
+            m.load_state_dict(nets[k])
+        if "ema" in st:
+            self.ema.load_state_dict(st["ema"])
+        elif legacy_ema is not None:
+            self.ema.load_state_dict(legacy_ema, updates=int(st.get("step", 0)))
+            if "best" in st:
+                self.legacy_best = float(st["best"])
+        for k, o in self.opts.items():
+            o.load_state_dict(st["opts"][k])
+        self.gen.set_state(st["gen"].to(torch.uint8))
+
+
+def train(reporter: Reporter, data: SegmentSet, cfg: TrainConfig, run_dir: Path, *,
+          resume: bool = False, device: str = "cpu", max_seconds: float | None = None,
+          held_out: Sequence[Level] = ()) -> Outcome:
+    """Train ``cfg.model`` on ``data`` into ``run_dir``: ``config.json``, metrics (through
+    ``reporter``), ``checkpoints/last.safetensors`` (every ``cfg.checkpoint_every`` steps, on
+    Stop and at the end) and ``model.safetensors`` (the best evaluated snapshot).
+
+    ``max_seconds`` ends training after that much training time (benchmarks train for a fixed
+    budget, with ``cfg.steps`` as the upper bound).
+    """
+    task = LevelTrainer(data, cfg, run_dir, reporter, device, held_out)
+    schedule = Schedule(steps=cfg.steps, max_seconds=max_seconds, log_every=10,
+                        eval_every=cfg.eval_every, preview_every=cfg.eval_every,
+                        checkpoint_every=cfg.checkpoint_every, best=SCORE, best_mode="max")
+    ckpt = run_dir / CHECKPOINT
+    loop = TrainLoop(task, schedule, reporter, ckpt)
+    if resume:
+        step = loop.resume()
+        if task.legacy_best is not None and loop.state.best_value is None:
+            loop.state.best_value = task.legacy_best
+        reporter.log(f"resumed from step {step}")
+    else:
+        refuse_to_overwrite(run_dir, ckpt, resume, "level model")
     storage.atomic_write_json(run_dir / CONFIG, asdict(cfg))
-    real = torch.from_numpy(data.windows)
-    train_hist = metrics.histogram(data.levels, data.legend)
-    ref_windows = data.legend.codes()[data.windows[:: max(1, len(data.windows) // 600)]]
-    eval_z = torch.from_numpy(np.random.default_rng(cfg.seed + 1).standard_normal(
-        (256, cfg.latent)).astype(np.float32))
-    pick = np.random.default_rng(cfg.seed + 2).choice(len(data.windows),
-                                                       min(64, len(data.windows)), replace=False)
-    real_div = metrics.diversity([from_indices(data.windows[i], data.legend) for i in pick])
-    ema_params = list(nets["G_ema"].parameters())
-    g_params = list(nets["G"].parameters())
-
-    def save() -> None:
-        storage.save_state(ckpt, {
-            "nets": {k: m.state_dict() for k, m in nets.items()},
-            "opts": {k: o.state_dict() for k, o in opts.items()},
-            "gen": gen.get_state(), "step": step, "best": best, "config": asdict(cfg)})
-
-    def export(score: float) -> None:
-        weights = {f"G.{n}": t for n, t in nets["G_ema"].state_dict().items()}
-        if "E" in nets:
-            weights.update({f"E.{n}": t for n, t in nets["E"].state_dict().items()})
-        storage.save_tensors(run_dir / WEIGHTS, weights,
-                             {"config": json.dumps(asdict(cfg)), "step": str(step),
-                              "score": f"{score:.4f}"})
-
-    t0 = time.monotonic()
-    start_step = step
-    try:
-        while step < cfg.steps:
-            ctx.check()
-            out_of_time = max_seconds is not None and time.monotonic() - t0 > max_seconds
-            nets["G"].train()
-            nets["D" if "D" in nets else "E"].train()
-            idx = torch.randint(0, len(real), (cfg.batch,), generator=gen)
-            x = _one_hot(real[idx], c).to(dev)
-            if cfg.model == "gan":
-                losses = _gan_step(nets, opts, x, cfg, gen, dev)
-            else:
-                losses = _vae_step(nets, opts, x, cfg)
-            with torch.no_grad():  # warm-up: early on the average must follow quickly
-                decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
-                torch._foreach_lerp_(ema_params, g_params, 1.0 - decay)
-            step += 1
-            if step % 10 == 0 or step == cfg.steps:
-                for k, v in losses.items():
-                    ctx.metric(k, step, v)
-                rate = (step - start_step) / max(1e-6, time.monotonic() - t0)
-                ctx.progress(step, cfg.steps, f"step {step} · {rate:.1f} steps/s")
-            if out_of_time:
-                cfg.steps = step  # the budget is spent: evaluate and stop here
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                _recalibrate(nets["G_ema"], cfg.latent, gen, dev)
-                score = _evaluate(ctx, nets["G_ema"], eval_z, data.legend, train_hist,
-                                  ref_windows, real_div, step)
-                if score > best or not (run_dir / WEIGHTS).exists():
-                    best = max(best, score)
-                    export(score)
-            if step % cfg.checkpoint_every == 0:
-                save()
-    except Cancelled:
-        save()
-        ctx.log(f"cancelled at step {step}; checkpoint saved (resume with --resume)")
-        raise
-    save()
-    ctx.log(f"kept the best snapshot: score {best:.3f} (playable fraction, penalised for tile "
-            "distance and lack of variety)")
-    ctx.add_artifact(run_dir / WEIGHTS, "model", model=cfg.model, steps=step)
-    return run_dir
+    outcome = loop.run()
+    if outcome.best_value is not None:
+        reporter.log(f"kept the best snapshot: score {outcome.best_value:.3f} at step "
+                     f"{outcome.best_step} (playable fraction, penalised for tile distance and "
+                     "lack of variety)")
+    return outcome
 
 
 def _gan_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
               x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, dev: torch.device
-              ) -> dict[str, float]:
+              ) -> dict[str, torch.Tensor]:
     G, D = nets["G"], nets["D"]
     b = x.shape[0]
     z = torch.randn(b, cfg.latent, generator=gen).to(dev)
@@ -353,14 +399,17 @@ def _gan_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer]
     opts["G"].zero_grad(set_to_none=True)
     g_loss.backward()
     opts["G"].step()
-    return {"loss/D": float(d_loss.detach()), "loss/G": float(g_loss.detach())}
+    return {"loss/D": d_loss.detach(), "loss/G": g_loss.detach()}
 
 
 def _vae_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
-              x: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+              x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+              ) -> dict[str, torch.Tensor]:
     E, G = nets["E"], nets["G"]
     mu, logvar = E(x)
-    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    # the noise comes from the run's generator: the same seed gives the same model
+    noise = torch.randn(mu.shape, generator=gen).to(mu.device)
+    z = mu + noise * (0.5 * logvar).exp()
     logits = G(z)
     rec = F.cross_entropy(logits, x.argmax(1), reduction="sum") / x.shape[0]
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / x.shape[0]
@@ -368,55 +417,7 @@ def _vae_step(nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer]
     opts["VAE"].zero_grad(set_to_none=True)
     loss.backward()
     opts["VAE"].step()
-    return {"loss/reconstruction": float(rec.detach()), "loss/KL": float(kl.detach())}
-
-
-@torch.no_grad()
-def _recalibrate(G: nn.Module, latent: int, gen: torch.Generator, dev: torch.device) -> None:
-    """Batch-norm statistics for the averaged weights (the live generator's running statistics
-    belong to other weights): a few forward passes in training mode, cumulative average."""
-    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    G.train()
-    for _ in range(4):
-        G(torch.randn(128, latent, generator=gen).to(dev))
-    G.eval()
-    for m, mom in zip(bns, saved, strict=True):
-        m.momentum = mom
-
-
-@torch.no_grad()
-def _evaluate(ctx: Reporter, G: nn.Module, z: torch.Tensor, legend: Legend,
-              train_hist: np.ndarray, ref_windows: np.ndarray, real_div: float, step: int
-              ) -> float:
-    """Quality of ``G`` on fixed latents; returns the model-selection score: the playable
-    fraction, minus the tile-distribution distance, minus a penalty when samples are much less
-    varied than real windows (a generator of flat ground is always playable, close in tile
-    counts, and useless)."""
-    was_training = G.training
-    G.eval()
-    idx = G(z.to(next(G.parameters()).device)).argmax(1).cpu().numpy()
-    segs = [from_indices(i, legend) for i in idx]
-    playable = float(np.mean([agents.check(s, runway=True).playable for s in segs]))
-    js = metrics.js_divergence(metrics.histogram(segs, legend), train_hist)
-    nov = float(metrics.nearest_distance(np.stack([s.grid for s in segs[:32]]),
-                                         ref_windows).mean())
-    ctx.metric("quality/playable", step, playable)
-    ctx.metric("quality/tile_js", step, js)
-    div = metrics.diversity(segs[:64])
-    ctx.metric("quality/novelty", step, nov)
-    ctx.metric("quality/diversity", step, div)
-    from plugins.common.images import make_grid
-
-    tiles = render.colour_tiles(legend, 6, glyphs=False)
-    picture = make_grid(np.stack([render.render(s, tiles=tiles) for s in segs[:6]]), nrow=3,
-                        pad=3, pad_value=255)
-    ctx.preview("image", picture, step=step)
-    G.train(was_training)
-    return playable - 4.0 * js - 3.0 * max(0.0, 0.9 * real_div - div)
+    return {"loss/reconstruction": rec.detach(), "loss/KL": kl.detach()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -443,10 +444,13 @@ class Targets:
 
 
 class LevelModel:
-    """A trained GAN or VAE loaded from its run folder, ready to sample."""
+    """A trained GAN or VAE loaded from its run folder (or that folder's model.safetensors),
+    ready to sample."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         run_dir = Path(run_dir).expanduser()
+        if run_dir.is_file() and run_dir.name == WEIGHTS:
+            run_dir = run_dir.parent
         cfg_path = run_dir / CONFIG
         weights = run_dir / WEIGHTS
         if not cfg_path.exists():
@@ -458,9 +462,7 @@ class LevelModel:
                                 "training to finish it, or train again")
             raise UserError(f"{run_dir} has no {WEIGHTS}")
         try:
-            raw = storage.read_json(cfg_path)
-            known = {f for f in TrainConfig.__dataclass_fields__}
-            self.cfg = TrainConfig(**{k: v for k, v in raw.items() if k in known})
+            self.cfg = TrainConfig.from_json(storage.read_json(cfg_path))
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"{cfg_path} is unreadable ({exc})") from None
         from .vglc import legend_from_json
