@@ -22,7 +22,7 @@ def panel(qtbot, make_host):
     widget = LevelsPlugin().create_panel(host)
     qtbot.addWidget(widget)
     widget.resize(1100, 700)
-    widget.live.setChecked(False)
+    widget.generate_tab.live.setChecked(False)
     widget.show()  # showing it generates a first dungeon
     qtbot.waitUntil(lambda: widget.level is not None, timeout=20000)
     host.manager.wait_idle(20)
@@ -34,23 +34,39 @@ def _idle(panel) -> None:
     assert panel.host.manager.wait_idle(30)
 
 
+def _choose(form, name: str, value: object) -> None:
+    """Pick ``value`` in a form's combo box, as a user would."""
+    combo = form.editor(name)
+    combo.setCurrentIndex(combo.findData(value))
+
+
+def _report(panel):
+    return panel.document.report
+
+
 def test_panel_opens_with_a_generated_map_and_its_check(panel) -> None:
     assert panel.level.legend.name == "Dungeon"
     _idle(panel)
-    assert panel.last_check is not None and panel.last_check["playable"] == "yes"
+    assert _report(panel) is not None and _report(panel).playable
     assert panel.view.path  # the agent's path overlay
     assert "playable ✓" in panel.status.text()
+    # the Check tab reads as words, not JSON
+    table = panel.check_tab.table
+    rows = {table.item(i, 0).text(): table.item(i, 1).text() for i in range(table.rowCount())}
+    assert panel.check_tab.verdict.text() == "Playable ✓"
+    assert rows["Path length"].endswith("tiles") and rows["Agent"].startswith("top-down")
+    assert "Rooms reachable" in rows and not any("{" in v for v in rows.values())
     img = panel.grab().toImage()
     assert img.width() > 0
 
 
 def test_generate_methods_and_undo_redo(panel, qtbot) -> None:
     first = panel.level.grid.copy()
-    panel.method.setCurrentIndex([m for _l, m in
-                                  __import__("plugins.levels.ui.panel", fromlist=["METHODS"])
-                                  .METHODS].index("caves"))
-    panel.seed.setValue(5)
-    panel.generate()
+    tab = panel.generate_tab
+    _choose(tab.form, "method", "caves")
+    assert tab.form.p.method == "caves" and tab.settings_box.title() == "Caves settings"
+    tab.form.editor("seed").setValue(5)
+    tab.generate()
     qtbot.waitUntil(lambda: panel.level.legend.name == "Cave", timeout=20000)
     caves = panel.level.grid.copy()
     panel.undo.undo()
@@ -60,10 +76,10 @@ def test_generate_methods_and_undo_redo(panel, qtbot) -> None:
 
 
 def test_live_preview_merges_into_one_undo_step(panel, qtbot) -> None:
-    panel.live.setChecked(True)
+    panel.generate_tab.live.setChecked(True)
     count = panel.undo.count()
     for seed in (10, 11, 12):
-        panel.seed.setValue(seed)
+        panel.generate_tab.form.editor("seed").setValue(seed)
         qtbot.waitUntil(lambda s=seed: panel.level.meta.get("seed") == s, timeout=20000)
     assert panel.undo.count() == count + 1
 
@@ -71,8 +87,8 @@ def test_live_preview_merges_into_one_undo_step(panel, qtbot) -> None:
 def test_paint_erase_undo_and_pins(panel, qtbot) -> None:
     view = panel.view
     lv = panel.level
-    x, y = 5, 5
-    panel.brush.setCurrentIndex(panel.level.legend.chars.index("#"))
+    y, x = (int(v) for v in np.argwhere(lv.grid[:20, :20] == ord("."))[0])  # a floor tile
+    panel.tile_list.setCurrentRow(panel.level.legend.chars.index("#"))
     pos = QPoint(x * view.tile + 1, y * view.tile + 1)
     before = lv.grid[y, x]
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)
@@ -97,10 +113,11 @@ def test_select_and_regenerate_a_region(panel, qtbot) -> None:
     qtbot.mouseMove(view, QPoint(20 * t + 1, 30 * t + 1))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(20 * t + 1, 30 * t + 1))
     assert view.selection == (2, 2, 21, 31)
-    assert panel.region_button.isEnabled()
+    tab = panel.generate_tab
+    assert tab.region_button.isEnabled()
     before = panel.level.grid.copy()
-    panel.seed.setValue(77)
-    panel.regenerate_selection()
+    tab.form.editor("seed").setValue(77)
+    tab.regenerate_selection()
     qtbot.waitUntil(lambda: panel.level.meta.get("regenerated") is not None, timeout=20000)
     after = panel.level.grid
     changed = after != before
@@ -108,6 +125,7 @@ def test_select_and_regenerate_a_region(panel, qtbot) -> None:
     outside = changed.copy()
     outside[2:31, 2:21] = False
     assert not outside.any()
+    assert tab.form.p.seed == 78  # the next press gives another variant
     panel.undo.undo()
     assert np.array_equal(panel.level.grid, before)
 
@@ -118,20 +136,21 @@ def test_open_vglc_check_repair_and_export(panel, qtbot, shared_dir: Path,
     panel.open_file(smb / "mario-1-1.txt")
     qtbot.waitUntil(lambda: panel.level.name == "mario-1-1", timeout=20000)
     _idle(panel)
-    assert panel.last_check["playable"] == "yes" and panel.view.path
-    assert panel.brush.count() == len(panel.level.legend)
+    assert _report(panel).playable and panel.view.path
+    assert panel.tile_list.count() == len(panel.level.legend)
     # cut the floor under the start: unplayable, then repaired
-    grid = panel.level.grid
-    grid[-1, :40] = ord("-")
-    panel.view.refresh()
-    panel.run_check()
+    cells = [(x, panel.level.height - 1, ord("-")) for x in range(40)]
+    panel.document.set_cells(cells)
+    panel.check_tab.run_check()
     _idle(panel)
-    qtbot.waitUntil(lambda: panel.last_check["playable"] == "no", timeout=20000)
-    assert "Not playable" in panel.verdict.text()
-    panel.run_repair()
+    qtbot.waitUntil(lambda: _report(panel) is not None and not _report(panel).playable,
+                    timeout=20000)
+    assert "Not playable" in panel.check_tab.verdict.text()
+    panel.check_tab.run_repair()
     qtbot.waitUntil(lambda: panel.level.meta.get("repaired") is True, timeout=20000)
     _idle(panel)
-    qtbot.waitUntil(lambda: panel.last_check["playable"] == "yes", timeout=20000)
+    qtbot.waitUntil(lambda: _report(panel) is not None and _report(panel).playable,
+                    timeout=20000)
     # export: Tiled with an external tileset, then VGLC text
     out = tmp_path / "export" / "fixed.tmj"
     panel.export_to(out, "external")
@@ -149,19 +168,31 @@ def test_open_vglc_check_repair_and_export(panel, qtbot, shared_dir: Path,
 def test_wfc_from_the_current_level_keeps_painted_pins(panel, qtbot,
                                                        shared_dir: Path) -> None:
     smb = shared_dir / "data" / "vglc" / "Super_Mario_Bros"
-    panel.example.setText(str(smb / "mario-1-1.txt"))
-    panel.method.setCurrentIndex(0)
-    panel.width_spin.setValue(60)
-    panel.height_spin.setValue(14)
-    panel.generate()
+    tab = panel.generate_tab
+    tab.load_example(smb / "mario-1-1.txt")
+    qtbot.waitUntil(lambda: tab.example is not None, timeout=20000)
+    assert tab.example.name == "mario-1-1" and "mario-1-1" in tab.example_label.text()
+    _choose(tab.form, "method", "wfc")
+    tab.form.editor("width").setValue(60)
+    tab.form.editor("height").setValue(14)
+    tab.generate()
     qtbot.waitUntil(lambda: panel.level.meta.get("method") == "wfc", timeout=20000)
     _idle(panel)
     x, y = 30, 9
-    panel.view.set_cells([(x, y, ord("?"))])  # a painted (pinned) question block
-    panel.seed.setValue(panel.seed.value() + 1)
-    panel.generate()
-    qtbot.waitUntil(lambda: panel.level.meta.get("seed") == panel.seed.value(), timeout=20000)
+    panel.document.set_cells([(x, y, ord("?"))])  # a painted (pinned) question block
+    assert panel.document.pinned() == {(x, y): ord("?")}
+    seed = tab.form.p.seed + 1
+    tab.form.editor("seed").setValue(seed)
+    tab.generate()
+    qtbot.waitUntil(lambda: panel.level.meta.get("seed") == seed, timeout=20000)
     assert panel.level.grid[y, x] == ord("?")
+    # without an example file WFC learns from the level being edited
+    prev = panel.level.name
+    tab.set_example(None)
+    tab.form.editor("seed").setValue(seed + 1)
+    tab.generate()
+    qtbot.waitUntil(lambda: panel.level.meta.get("seed") == seed + 1, timeout=20000)
+    assert panel.level.meta["example"] == prev
 
 
 def test_bad_file_shows_a_message_not_a_crash(panel, qtbot, tmp_path: Path) -> None:
@@ -183,28 +214,72 @@ def test_train_and_sample_from_the_learn_tab(panel, qtbot, shared_dir: Path,
     src = shared_dir / "data" / "vglc" / "Super_Mario_Bros"
     for name in ("mario-1-1.txt", "smb.json"):
         shutil.copy(src / name, data / name)
-    panel.data.setText(str(data))
-    panel.steps.setValue(12)
-    panel.run_dir.setText(str(tmp_path / "run"))
-    handle = panel.train()
+    tab = panel.learn_tab
+    tab.train_form.set_value("data", data)
+    tab.train_form.editor("steps").setValue(12)
+    tab.set_run_folder(tmp_path / "run")
+    handle = tab.train()
     qtbot.waitUntil(lambda: handle.is_finished, timeout=60000)
     _idle(panel)
     assert handle.record.state == "done", handle.record.error
-    assert panel.model_dir.text() == str(tmp_path / "run")
-    assert panel.train_preview.pixmap() is not None
-    panel.n_samples.setValue(3)
-    panel.segments.setValue(2)
-    panel.sample()
-    qtbot.waitUntil(lambda: panel.sample_list.count() == 3 and "playable" in
-                    panel.sample_status.text(), timeout=60000)
+    assert tab.sample_form.p.model == tmp_path / "run"
+    assert tab.run_folder == tmp_path / "run"
+    assert not tab.train_preview.pixmap().isNull()
+    tab.sample_form.editor("n").setValue(3)
+    tab.sample_form.editor("segments").setValue(2)
+    tab.sample()
+    qtbot.waitUntil(lambda: tab.sample_list.count() == 3 and "playable" in
+                    tab.sample_status.text(), timeout=60000)
     assert panel.level.width == 56  # the first sample is in the editor
+    assert panel.document.report is not None  # with its check
 
 
-def test_plugin_module_imports_neither_torch_nor_qt() -> None:
+def test_plugin_params_and_jobs_import_neither_torch_nor_qt() -> None:
     code = ("import sys; import plugins.levels.plugin, plugins.levels.jobs; "
+            "import plugins.levels.params; "
             "import plugins.levels.engine.generate, plugins.levels.engine.agents; "
             "bad = [m for m in ('torch', 'PySide6') if m in sys.modules]; "
+            "import plugins.levels.ui.panel; "
+            "bad += ['torch (ui)'] if 'torch' in sys.modules else []; "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == ""
+
+
+def test_palette_and_path_toggle_stay_visible_when_narrow(panel, qtbot) -> None:
+    """Plain layouts, not toolbars: nothing hides behind an overflow arrow."""
+    panel.resize(760, 560)
+    qtbot.wait(50)
+    for w in (panel.tile_list, panel.tools.path_toggle, panel.toolbar.file_button,
+              panel.toolbar.undo_button, *panel.tools.tool_buttons.values()):
+        assert w.isVisible() and not w.visibleRegion().isEmpty(), w
+    assert panel.tile_list.count() == len(panel.level.legend)
+
+
+def test_no_scratch_files_and_reopened_runs_fill_the_form(panel, qtbot, tmp_path: Path
+                                                          ) -> None:
+    from plugins.levels.params import TrainParams
+
+    panel.check_tab.run_check()
+    panel.export_to(tmp_path / "out.txt")
+    _idle(panel)
+    assert (tmp_path / "out.txt").exists()
+    assert not (panel.host.workspace / "levels" / "scratch").exists()
+    params = TrainParams(data=tmp_path / "levels", steps=77, width=20)
+    panel.host.run_reopened.emit("train", params, tmp_path / "old-run")
+    tab = panel.learn_tab
+    assert tab.train_form.p.steps == 77 and tab.train_form.editor("steps").value() == 77
+    assert tab.run_folder == tmp_path / "old-run" and tab.run_label.text() == "old-run"
+
+
+def test_forms_remember_their_values(panel, qtbot, make_host) -> None:
+    tab = panel.generate_tab
+    _choose(tab.form, "method", "terrain")
+    tab.form.editor("octaves").setValue(6)
+    tab.generate()
+    _idle(panel)
+    again = LevelsPlugin().create_panel(make_host(LevelsPlugin()))
+    qtbot.addWidget(again)
+    assert again.generate_tab.form.p.method == "terrain"
+    assert again.generate_tab.form.editor("octaves").value() == 6

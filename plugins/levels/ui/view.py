@@ -1,10 +1,13 @@
-"""The tile view: paints a level, lets the user paint, erase and select; never computes.
+"""The tile view: shows the document's level, lets the user paint, erase and select; never
+computes.
 
-The level is drawn from one cached pixmap at base resolution -- a tile image per cell (the
-user's tileset image, or 16 px colour tiles with their character drawn in), or one pixel per
-cell for maps too big for that -- scaled to the zoom. Painting patches single tiles into the
-pixmap, so strokes stay instant on big maps. Overlays: the agent's path, pinned (painted)
-tiles, the selection.
+The level, its pins, its path and its tiles belong to the :class:`LevelDocument`; the view draws
+them and turns mouse strokes into the document's ``set_cells``/``push_stroke``. The selection,
+the zoom, the tool and the brush are the view's own. The level is drawn from one cached pixmap at
+base resolution -- a tile image per cell (the user's tileset image, or 16 px colour tiles with
+their character drawn in), or one pixel per cell for maps too big for that -- scaled to the
+zoom. Painting patches single tiles into the pixmap, so strokes stay instant on big maps.
+Overlays: the agent's path, pinned (painted) tiles, the selection.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from plugins.levels.engine.level import Level
 
+from .document import LevelDocument
+
 TOOLS = ("paint", "erase", "select")
 MAX_TILESET_PIXELS = 24_000_000  # above this the view falls back to colours
 
@@ -37,24 +42,22 @@ def qimage_rgb(arr: np.ndarray) -> QImage:
 
 
 class TileView(QWidget):
-    #: a finished paint/erase stroke: list of (x, y, old code, new code)
-    stroke = Signal(list)
     #: the selection changed: (x0, y0, x1, y1) exclusive, or None
     selection_changed = Signal(object)
     #: the tile under the mouse: (x, y) or None
     hovered = Signal(object)
+    #: the tile size on screen changed (Ctrl+wheel)
+    zoom_changed = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, document: LevelDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.level: Level | None = None
+        self.document = document
         self.tile = 12
         self.tool = "paint"
         self.brush = ord("X")
-        self.path: list[tuple[int, int]] = []
         self.show_path = True
-        self.pins: np.ndarray | None = None
         self.selection: tuple[int, int, int, int] | None = None
-        self.tiles: np.ndarray | None = None  # legend-ordered tileset pixels
+        self._shape: tuple[int, int] | None = None
         self._pixmap: QPixmap | None = None
         self._tile_images: list[QImage] | None = None
         self._cell = (1, 1)
@@ -65,23 +68,37 @@ class TileView(QWidget):
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        document.level_changed.connect(self._on_level)
+        document.tiles_changed.connect(self.refresh)
+        document.cells_changed.connect(self._patch)
+        document.report_changed.connect(self.update)
+        document.pins_changed.connect(self.update)
 
-    # -- model ----------------------------------------------------------------------------------
-    def set_level(self, level: Level | None, keep_selection: bool = False) -> None:
-        self.level = level
-        if not keep_selection:
+    # -- the document's state -------------------------------------------------------------------
+    @property
+    def level(self) -> Level | None:
+        return self.document.level
+
+    @property
+    def pins(self) -> np.ndarray | None:
+        return self.document.pins
+
+    @property
+    def path(self) -> list[tuple[int, int]]:
+        return self.document.path
+
+    @property
+    def tiles(self) -> np.ndarray | None:
+        return self.document.tiles
+
+    def _on_level(self) -> None:
+        """A new level: keep the selection when it has the same size (an undo, a preview)."""
+        lv = self.level
+        shape = lv.grid.shape if lv is not None else None
+        if shape != self._shape:
             self.set_selection(None)
-        if level is not None and (self.pins is None or self.pins.shape != level.grid.shape):
-            self.pins = np.zeros(level.grid.shape, dtype=bool)
+        self._shape = shape
         self.refresh()
-
-    def set_tiles(self, tiles: np.ndarray | None) -> None:
-        self.tiles = tiles
-        self.refresh()
-
-    def set_path(self, path: list[tuple[int, int]]) -> None:
-        self.path = list(path)
-        self.update()
 
     def set_selection(self, rect: tuple[int, int, int, int] | None) -> None:
         self.selection = rect
@@ -89,10 +106,14 @@ class TileView(QWidget):
         self.update()
 
     def set_zoom(self, tile: int) -> None:
-        self.tile = int(max(2, min(48, tile)))
+        tile = int(max(2, min(48, tile)))
+        if tile == self.tile:
+            return
+        self.tile = tile
         self.updateGeometry()
         self.resize(self.sizeHint())
         self.update()
+        self.zoom_changed.emit(tile)
 
     def refresh(self) -> None:
         """Rebuild the cached picture after the level changed as a whole."""
@@ -220,7 +241,9 @@ class TileView(QWidget):
                        if old != new]
             self._stroke = {}
             if changes:
-                self.stroke.emit(changes)
+                self.document.push_stroke(changes,
+                                          "Erase" if self._erasing or self.tool == "erase"
+                                          else "Paint")
 
     def _apply(self, cell: tuple[int, int]) -> None:
         lv = self.level
@@ -233,32 +256,27 @@ class TileView(QWidget):
             self._stroke[(x, y)] = (old, code)
         else:
             self._stroke[(x, y)] = (self._stroke[(x, y)][0], code)
-        self.set_cells([(x, y, code)])
+        self.document.set_cells([(x, y, code)], pin=True)
 
-    def set_cells(self, cells: list[tuple[int, int, int]], pin: bool | None = None) -> None:
-        """Change tiles (paint, undo, redo) and patch the cached picture in place."""
+    def _patch(self, cells: list[tuple[int, int, int]]) -> None:
+        """Tiles changed in the document: patch the cached picture in place."""
         lv = self.level
-        if lv is None:
-            return
         pix = self._pixmap
-        painter = QPainter(pix) if pix is not None else None
+        if lv is None or pix is None:
+            self.update()
+            return
+        painter = QPainter(pix)
         index = lv.legend.index_lut()
         lut = lv.legend.color_lut()
         cw, ch = self._cell
         for x, y, code in cells:
-            lv.grid[y, x] = code
-            if self.pins is not None:
-                self.pins[y, x] = True if pin is None else pin
-            if painter is None:
-                continue
             i = int(index[code])
             if self._tile_images is not None and i >= 0:
                 painter.drawImage(x * cw, y * ch, self._tile_images[i])
             else:
                 c = lut[code]
                 painter.fillRect(x * cw, y * ch, cw, ch, QColor(int(c[0]), int(c[1]), int(c[2])))
-        if painter is not None:
-            painter.end()
+        painter.end()
         self.update()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
