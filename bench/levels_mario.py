@@ -35,40 +35,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from plugins.common.training import QuietReporter  # noqa: E402
 from plugins.levels.engine import agents, files, learned, metrics  # noqa: E402
 from plugins.levels.engine.level import Level, from_indices  # noqa: E402
+from plugins.levels.params import TrainParams  # noqa: E402
 
 
-class Console:
-    """A job-context stand-in printing progress now and then."""
+class Console(QuietReporter):
+    """The shared quiet reporter, printing its log lines and, every ``every`` seconds, the
+    progress line with the latest quality figures."""
 
     def __init__(self, every: float = 15.0) -> None:
+        super().__init__(echo=lambda text: print(f"  {text}", flush=True))
         self.every = every
         self.last = 0.0
-        self.quality: dict[str, float] = {}
-
-    def check(self) -> None:
-        pass
 
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        super().progress(done, total, message)
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
-            q = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in self.quality.items())
+            q = " ".join(f"{k.split('/')[1]}={points[-1][1]:.3f}"
+                         for k, points in self.history.items() if k.startswith("quality/"))
             print(f"  {message} {q}", flush=True)
-
-    def metric(self, name: str, step: float, value: float) -> None:
-        if name.startswith("quality/"):
-            self.quality[name] = value
-
-    def preview(self, *a: object, **k: object) -> None:
-        pass
-
-    def log(self, text: str, level: str = "info") -> None:
-        print(f"  {text}", flush=True)
-
-    def add_artifact(self, *a: object, **k: object) -> None:
-        pass
 
 
 def measure(name: str, segs: list[Level], train: list[Level], legend: object,
@@ -105,7 +94,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     levels = files.load_folder(args.data)
-    data = learned.make_segments(levels, None, 28)
+    data = learned.make_segments(levels, None, TrainParams(data=Path(args.data)).width)
     legend = data.legend
     print(f"{len(levels)} levels, {len(data.windows)} windows of 28x14, {len(legend)} tiles; "
           f"torch threads {torch.get_num_threads()}")
@@ -114,16 +103,18 @@ def main() -> None:
 
     run = Path(args.model or args.out or tempfile.mkdtemp(prefix="levels-mario-"))
     if not args.model:
-        steps = args.steps or 10**9
-        cfg = learned.TrainConfig(model="gan", steps=steps, seed=args.seed)
+        steps = args.steps or 1_000_000
+        # the train job's settings at their defaults (the one place they live)
+        cfg = TrainParams(data=Path(args.data), model="gan", steps=steps,
+                          seed=args.seed).config()
         budget = None if args.steps else args.minutes * 60.0
         what = f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes"
         print(f"training the GAN for {what} into {run}")
         t0 = time.monotonic()
-        learned.train(Console(), data, cfg, run, max_seconds=budget)
+        out = learned.train(Console(), data, cfg, run, max_seconds=budget)
         took = time.monotonic() - t0
-        print(f"trained {cfg.steps} steps in {took / 60:.1f} min "
-              f"({cfg.steps / took:.1f} steps/s)")
+        print(f"trained {out.step} steps in {took / 60:.1f} min "
+              f"({out.step / took:.1f} steps/s)")
 
     model = learned.LevelModel(run)
     rng = np.random.default_rng(args.seed + 12345)

@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from plugins.levels.engine import agents, classic, files, wfc  # noqa: E402
 from plugins.levels.engine.level import Level  # noqa: E402
+from plugins.levels.params import GenerateParams  # noqa: E402
+
+
+def knobs(method: str) -> dict[str, object]:
+    """A method's settings at the generate job's defaults (the one place they live)."""
+    return asdict(GenerateParams(method=method).settings())  # type: ignore[arg-type]
 
 
 def rate(name: str, make: Callable[[int], Level], n: int) -> tuple[float, float, list[Level]]:
@@ -48,10 +55,15 @@ def main() -> None:
                                              "Super_Mario_Bros" / "mario-1-1.txt"))
     args = ap.parse_args()
 
-    dun, dun_cpu, dungeons = rate("BSP dungeon 64x64", lambda s: classic.dungeon(64, 64, s),
+    dk, ck, tk = knobs("dungeon"), knobs("caves"), knobs("terrain")
+    dun, dun_cpu, dungeons = rate("BSP dungeon 64x64",
+                                  lambda s: classic.dungeon(64, 64, s, **dk),  # type: ignore[arg-type]
                                   args.n)
-    _cav, _cav_cpu, caves = rate("CA caves 64x64", lambda s: classic.caves(64, 64, s), args.n)
-    rate("noise terrain 96x64", lambda s: classic.terrain(96, 64, s), args.n // 4)
+    _cav, _cav_cpu, caves = rate("CA caves 64x64",
+                                 lambda s: classic.caves(64, 64, s, **ck),  # type: ignore[arg-type]
+                                 args.n)
+    rate("noise terrain 96x64", lambda s: classic.terrain(96, 64, s, **tk),  # type: ignore[arg-type]
+         max(1, args.n // 4))
 
     example = files.load_level(args.example)
     model = wfc.learn(example.grid, 3)
