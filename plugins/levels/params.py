@@ -208,12 +208,11 @@ _MODE_HELP = Help("which agent: platformer (A* with jumps), ladder (Lode Runner)
 class CheckParams:
     """Check playability and measure a level (or every level in a folder); prints JSON."""
 
-    level: Annotated[list[Level], LEVELS, Label("Level"),
-                     Help("a level file (VGLC .txt or Tiled .tmj), or a folder of them")]
+    level: Annotated[list[Level], LEVELS, Label("Level"), Help("the levels to check")]
     legend: Annotated[Path | None, *_LEGEND] = None
     mode: Annotated[Mode, MODE_CHOICES, Label("Agent"), _MODE_HELP] = "auto"
     data: Annotated[Path | None, Widget("folder"), Label("Compare with"),
-                    Special("nothing"),
+                    Special("no comparison"),
                     Help("training levels (file or folder) to measure tile-distribution "
                          "distance and novelty against")] = None
     jump: Annotated[int, Range(1, 16), Unit(" tiles"), Label("Jump height"),
@@ -331,7 +330,8 @@ class TrainParams:
                                 Help("steps between resumable checkpoints (0: only on Stop "
                                      "and at the end)")] = 500
     resume: Annotated[bool, Label("Resume from its checkpoint"),
-                      Help("continue the run in --out from its last checkpoint")] = False
+                      Help("continue the run in the run folder (--out) from its last "
+                           "checkpoint")] = False
 
     def check(self) -> None:
         if 0 < self.height < 4:
@@ -364,12 +364,14 @@ class SampleParams:
                            "the targets (slower)")] = False
     enemies: Annotated[float | None, Range(0, 100, 1), Special("any"),
                        Label("Target enemies"),
-                       Help("with --search, aim for this many enemies per segment")] = None
+                       Help("with the search on (--search), aim for this many enemies per "
+                            "segment")] = None
     gaps: Annotated[float | None, Range(0, 100, 1), Special("any"),
                     Label("Target gaps"),
-                    Help("with --search, aim for this many gaps per segment")] = None
+                    Help("with the search on (--search), aim for this many gaps per "
+                         "segment")] = None
     budget: Annotated[int, Range(1, 100_000), Label("Search budget"),
-                      Help("with --search, most segments evaluated per segment")] = 240
+                      Help("with the search on (--search), most segments tried per segment")] = 240
     formats: Annotated[list[str], Label("Formats"),
                        Help("files to write, comma separated: tmj, txt, png, csv")] = \
         field(default_factory=lambda: ["tmj", "txt", "png"])

@@ -283,3 +283,23 @@ def test_forms_remember_their_values(panel, qtbot, make_host) -> None:
     qtbot.addWidget(again)
     assert again.generate_tab.form.p.method == "terrain"
     assert again.generate_tab.form.editor("octaves").value() == 6
+
+
+def test_tileset_image_draws_and_exports(panel, qtbot, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from plugins.levels.engine.render import TilesetImage
+
+    n = len(panel.level.legend)
+    sheet = np.zeros((8, 8 * n, 3), dtype=np.uint8)
+    for i in range(n):
+        sheet[:, 8 * i:8 * i + 8] = (40 * i % 256, 200, 255 - 30 * i % 256)
+    Image.fromarray(sheet).save(tmp_path / "tiles.png")
+    panel.set_tileset(TilesetImage(tmp_path / "tiles.png", 8, 8))
+    assert panel.view.tiles is not None and panel.view.tiles.shape == (n, 8, 8, 3)
+    panel.export_to(tmp_path / "pic.png")
+    _idle(panel)
+    pic = np.asarray(Image.open(tmp_path / "pic.png").convert("RGB"))
+    assert pic.shape[:2] == (panel.level.height * 8, panel.level.width * 8)
+    panel.set_tileset(TilesetImage(tmp_path / "missing.png", 8, 8))  # a message, no crash
+    assert panel.document.tileset is None and panel.view.tiles is None
