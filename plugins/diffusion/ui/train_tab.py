@@ -64,7 +64,9 @@ class TrainTab(QWidget):
         form = QFormLayout(form_box)
         self.form.add_rows(form, "data", "size", "preset", "steps", "minutes", "batch_size", "lr",
                            "holdout", "flip")
-        self.more_button = QToolButton(text="More settings ▸", checkable=True)
+        self.more_button = QToolButton()
+        self.more_button.setText("More settings ▸")
+        self.more_button.setCheckable(True)
         self.more_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.more_button.setAutoRaise(True)
         self.more_button.toggled.connect(self._show_more)
@@ -78,7 +80,9 @@ class TrainTab(QWidget):
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("a new run folder in the workspace")
         self.out_edit.setToolTip("Where the run is saved: its model, samples and checkpoints")
-        out_browse = QToolButton(text="…", toolTip="Choose the run folder")
+        out_browse = QToolButton()
+        out_browse.setText("…")
+        out_browse.setToolTip("Choose the run folder")
         out_browse.clicked.connect(self._browse_out)
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(out_browse)
@@ -93,8 +97,7 @@ class TrainTab(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.use_button = QPushButton("Use in editor")
         self.use_button.setEnabled(False)
-        self.use_button.clicked.connect(lambda: self.model_dir and self.use_model.emit(
-            self.model_dir))
+        self.use_button.clicked.connect(self._use)
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.use_button)
@@ -132,6 +135,10 @@ class TrainTab(QWidget):
         left.addStretch(1)
         outer.addLayout(left, 1)
         outer.addLayout(right, 2)
+
+    def _use(self) -> None:
+        if self.model_dir:
+            self.use_model.emit(self.model_dir)
 
     def _show_more(self, shown: bool) -> None:
         for name in self.advanced:
