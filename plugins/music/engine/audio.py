@@ -106,13 +106,19 @@ def mel_to_audio(unit_mel: np.ndarray | torch.Tensor, cfg: AudioConfig,
 
 def clips(wave: np.ndarray, cfg: AudioConfig) -> list[np.ndarray]:
     """Non-overlapping clips of ``cfg.clip_samples``; silent ones (below -50 dBFS RMS) dropped."""
+    return [c for _, c in clip_spans(wave, cfg)]
+
+
+def clip_spans(wave: np.ndarray, cfg: AudioConfig) -> list[tuple[int, np.ndarray]]:
+    """:func:`clips` with the sample each one starts at (a run records which seconds of a file
+    it trained on)."""
     n = cfg.clip_samples
     out = []
     for s in range(0, len(wave) - n + 1, n):
         c = wave[s:s + n]
         rms = float(np.sqrt(np.mean(c.astype(np.float64) ** 2)))
         if rms > 0 and 20 * math.log10(rms) > SILENCE_DBFS:
-            out.append(c)
+            out.append((s, c))
     return out
 
 
@@ -131,6 +137,7 @@ def load_audio_folder(
                         "including sub-folders)")
     mels: list[np.ndarray] = []
     index: list[int] = []
+    parts: list[str] = []
     reports: list[FileReport] = []
     for i, f in enumerate(files):
         if check is not None:
@@ -143,7 +150,8 @@ def load_audio_folder(
             rep.reason = str(exc)
             continue
         wave = resample(wave, sr, cfg.sample_rate)
-        cs = clips(wave, cfg)[:max_clips_per_file]
+        spans = clip_spans(wave, cfg)[:max_clips_per_file]
+        cs = [c for _, c in spans]
         if not cs:
             secs = cfg.clip_samples / cfg.sample_rate
             rep.reason = (f"shorter than one {secs:.2f} s clip" if len(wave) < cfg.clip_samples
@@ -152,6 +160,9 @@ def load_audio_folder(
         batch = log_mel(np.stack(cs), cfg)
         mels += list(batch[:, None])
         index += [i] * len(cs)
+        rate = cfg.sample_rate
+        parts += [f"seconds {s / rate:.2f}-{(s + cfg.clip_samples) / rate:.2f}"
+                  for s, _ in spans]
         rep.phrases = len(cs)
         if progress is not None:
             progress(i + 1, len(files))
@@ -160,7 +171,7 @@ def load_audio_folder(
         raise UserError(f"none of the {len(files)} audio files in {root} gave a clip "
                         f"({reasons}{' …' if len(reports) > 3 else ''})")
     return PhraseSet("audio", 0, np.stack(mels).astype(np.float32),
-                     np.asarray(index, dtype=np.int64), files, reports, root)
+                     np.asarray(index, dtype=np.int64), files, reports, root, parts=parts)
 
 
 def first_clip(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:

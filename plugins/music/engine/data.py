@@ -2,7 +2,9 @@
 
 Each file gets a line in a per-file report: how many phrases it gave, or why it was skipped. The
 source folder is only read. Phrases keep the index of their file so the hold-out split is by file
-(a phrase and its overlapping neighbour never land on both sides).
+(a phrase and its overlapping neighbour never land on both sides), and a name for the piece of
+the file they are ("bars 9-10", "seconds 2.05-4.10"), so a run can record exactly which examples
+it learnt from.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ class PhraseSet:
     reports: list[FileReport] = field(default_factory=list)
     root: Path | None = None
     notes: str = ""  # extra lines for the report (e.g. phrases dropped and why)
+    parts: list[str] = field(default_factory=list)  # per phrase: which piece of its file
+
+    def __post_init__(self) -> None:
+        if not self.parts:  # sets built by hand (tests, benches): number phrases per file
+            seen: dict[int, int] = {}
+            for i in self.file_index.tolist():
+                seen[i] = seen.get(i, 0) + 1
+                self.parts.append(f"phrase {seen[i]}")
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
@@ -77,13 +87,18 @@ class PhraseSet:
         return "\n".join(lines)
 
     def subset(self, mask: np.ndarray) -> PhraseSet:
+        parts = [p for p, keep in zip(self.parts, mask.tolist(), strict=True) if keep]
         return PhraseSet(self.mode, self.bars, self.data[mask], self.file_index[mask], self.files,
-                         self.reports, self.root, self.notes)
+                         self.reports, self.root, self.notes, parts)
+
+    def held_out_mask(self, holdout: float, seed: int = 0) -> np.ndarray:
+        """Per phrase, whether it is held out: every phrase of a fixed, seeded ``holdout``
+        fraction of the files (by file, so overlapping neighbours never straddle the split)."""
+        return np.isin(self.file_index, held_out_files(len(self.files), holdout, seed))
 
     def split(self, holdout: float, seed: int = 0) -> tuple[PhraseSet, PhraseSet]:
         """(train, held-out) by file: a fixed, seeded ``holdout`` fraction of files is held out."""
-        held = held_out_files(len(self.files), holdout, seed)
-        mask = np.isin(self.file_index, held)
+        mask = self.held_out_mask(holdout, seed)
         return self.subset(~mask), self.subset(mask)
 
 
@@ -144,6 +159,7 @@ def load_midi_folder(
     steps = bars * STEPS_PER_BAR
     rows: list[np.ndarray] = []
     index: list[int] = []
+    parts: list[str] = []
     reports: list[FileReport] = []
     dropped: dict[str, int] = {}
     for i, f in enumerate(files):
@@ -159,22 +175,27 @@ def load_midi_folder(
                 rep.reason = (f"no {bars}-bar stretch in 4/4 (time signatures: "
                               f"{', '.join(sigs)}; phrases need 16 sixteenths per bar)")
                 continue
+            starts = piece.bar_starts(bars, hop_bars)
             if mode == "melody":
-                for tokens in midi_mod.melody_tokens(piece, bars, melody, hop_bars):
+                windows = midi_mod.melody_tokens(piece, bars, melody, hop_bars)
+                for start, tokens in zip(starts, windows, strict=True):
                     why = usable_melody(tokens)
                     if why:
                         dropped[why] = dropped.get(why, 0) + 1
                         continue
                     rows.append(tokens)
                     index.append(i)
+                    parts.append(bar_span(start, bars))
                     rep.phrases += 1
             else:
-                for notes in midi_mod.pianoroll_windows(piece, bars, hop_bars):
-                    if not len(notes):
+                windows = midi_mod.pianoroll_windows(piece, bars, hop_bars)
+                for start, window in zip(starts, windows, strict=True):
+                    if not len(window):
                         dropped["silent"] = dropped.get("silent", 0) + 1
                         continue
-                    rows.append(np.asarray(notes_to_roll(notes, steps), dtype=np.uint8))
+                    rows.append(np.asarray(notes_to_roll(window, steps), dtype=np.uint8))
                     index.append(i)
+                    parts.append(bar_span(start, bars))
                     rep.phrases += 1
             if rep.phrases == 0:
                 rep.reason = "no usable phrase (too few notes or mostly silent)"
@@ -193,7 +214,18 @@ def load_midi_folder(
     if mode == "melody":
         data = data.astype(np.int64)
     return PhraseSet(mode, bars, data, np.asarray(index, dtype=np.int64), files, reports, root,
-                     notes)
+                     notes, parts)
+
+
+def bar_span(start_step: int, bars: int) -> str:
+    """The bars a phrase starting at ``start_step`` covers, counted from 1 ("bars 9-10").
+
+    Counted on the 16-steps-per-bar grid of the whole file, like the labels the load job shows;
+    after a bar in another metre the grid can put two windows in the same "bar", so the start
+    step is added to keep every phrase of a file distinct."""
+    first = start_step // STEPS_PER_BAR + 1
+    span = f"bars {first}-{first + bars - 1}"
+    return span if start_step % STEPS_PER_BAR == 0 else f"{span} (step {start_step})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,5 +251,5 @@ def roll_pitch_range() -> tuple[int, int]:
     return ROLL_LOW, ROLL_LOW + ROLL_PITCHES - 1
 
 
-__all__ = ["HOLD", "MODES", "REST", "FileReport", "PhraseSet", "held_out_files",
+__all__ = ["HOLD", "MODES", "REST", "FileReport", "PhraseSet", "bar_span", "held_out_files",
            "load_midi_folder", "scan", "transpose_range", "transpose_tokens"]
