@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     import numpy as np
 
+    from plugins.common.training import QuietReporter, TrainLoop
     from plugins.music.engine import bach, metrics
     from plugins.music.engine.config import preset
     from plugins.music.engine.data import load_midi_folder
-    from plugins.music.engine.train import QuietReporter, Trainer, evaluate, phrase_tensor
+    from plugins.music.engine.train import MusicTask, evaluate, phrase_tensor, schedule
     from studio import settings as settings_mod
 
     ws = Path(args.workspace).expanduser() if args.workspace else \
@@ -94,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     tc.eval_every = 10**9  # held-out data is only looked at after training
     run_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="music_bach_"))
     rep = QuietReporter()
-    trainer = Trainer(mc, tc, train_set, None, run_dir, rep, "cpu", budget,
-                      {"data": {"root": str(root), "bench": "music_bach"}})
-    print(f"training preset '{args.preset}' ({sum(p.numel() for p in trainer.model.parameters())}"
+    task = MusicTask(mc, tc, train_set, None, run_dir, rep, "cpu",
+                     {"data": {"root": str(root), "bench": "music_bach"}})
+    loop = TrainLoop(task, schedule(tc, budget), rep)  # the studio's loop, no checkpoints
+    print(f"training preset '{args.preset}' ({sum(p.numel() for p in task.model.parameters())}"
           f" parameters, batch {tc.batch_size}) on {args.threads} thread(s), "
           + (f"{tc.steps} steps" if budget is None else f"budget {budget / 60:.1f} min"))
     t1 = time.perf_counter()
@@ -115,12 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"train acc {value:.3f}", flush=True)
 
     rep.metric = metric  # type: ignore[method-assign]
-    trainer.run()
+    steps = loop.run().step
     train_s = time.perf_counter() - t1
-    print(f"trained {trainer.step} steps in {train_s:.0f} s ({trainer.step / train_s:.2f} "
-          f"steps/s)")
+    print(f"trained {steps} steps in {train_s:.0f} s ({steps / train_s:.2f} steps/s)")
 
-    model = trainer.model.eval()
+    model = task.model.eval()
     x = phrase_tensor(held)
     t2 = time.perf_counter()
     q = evaluate(model, x, sample_z=True, temperature=0.0, limit=None, seed=1)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ok_key = key1 >= 0.95
     print(f"BAR sampled accuracy >= 0.90: {'PASS' if ok_acc else 'FAIL'}; "
           f"in-key rate >= 0.95: {'PASS' if ok_key else 'FAIL'}")
-    print(json.dumps({"bench": "music_bach", "preset": args.preset, "steps": trainer.step,
+    print(json.dumps({"bench": "music_bach", "preset": args.preset, "steps": steps,
                       "train_seconds": round(train_s, 1), "threads": args.threads,
                       "tf_accuracy": round(q["tf_accuracy"], 4),
                       "sampled_accuracy": round(q["sampled_accuracy"], 4),

@@ -1,9 +1,9 @@
-"""The music plugin's jobs: thin glue from a job context to the engine.
+"""The music plugin's jobs: thin glue from a job context and its params to the engine.
 
 The same functions run from the panel (``host.submit``), the command line
-(``studio run music train --data DIR --bars 2 --steps N --out RUN_DIR``) and the tests. Engine
-modules (and torch) are imported inside the functions so listing jobs or building the panel's
-forms stays light.
+(``studio run music train --data DIR --bars 2 --steps N --out RUN_DIR``) and the tests; each
+takes its params dataclass (``plugins.music.params``). Engine modules (and torch) are imported
+inside the functions so listing jobs or building the panel's forms stays light.
 """
 
 from __future__ import annotations
@@ -12,13 +12,22 @@ import contextlib
 import datetime as _dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from plugins.music.params import (
+    InterpolateParams,
+    LoadParams,
+    RenderParams,
+    SampleParams,
+    TrainParams,
+    VariationsParams,
+)
 from studio.errors import UserError
 from studio.jobs import JobContext
 
-Mode = Literal["melody", "pianoroll", "audio"]
-Preset = Literal["tiny", "small", "default", "large"]
+if TYPE_CHECKING:  # pragma: no cover
+    from plugins.music.engine.config import ModelConfig, TrainConfig
+    from plugins.music.engine.data import PhraseSet
 
 
 @contextlib.contextmanager
@@ -66,254 +75,215 @@ def _emit(ctx: JobContext, phrases: list[Any], title: str, out: Path, files: lis
     ctx.log(f"{title}: wrote {len(files)} file(s) to {out}")
 
 
-def train(
-    ctx: JobContext,
-    data: str = "bach",
-    bars: Literal[2, 4] = 2,
-    steps: int = 6000,
-    mode: Mode = "melody",
-    preset: Preset = "default",
-    melody: str = "auto",
-    minutes: float | None = None,
-    batch_size: int = 0,
-    lr: float = 0.0,
-    latent: int = 0,
-    beta: float | None = None,
-    free_bits: float | None = None,
-    kl_warmup: int | None = None,
-    transpose: int | None = None,
-    holdout: float = 0.1,
-    seed: int = 0,
-    resume: bool = False,
-) -> str:
+def train(ctx: JobContext, p: TrainParams) -> str:
     """Train a music VAE on a folder of MIDI or audio files (or the built-in Bach chorales).
 
-    Args:
-        data: a folder of MIDI files (melody / pianoroll) or WAV/FLAC/OGG files (audio), or
-            "bach" for the 371 built-in Bach chorales
-        bars: phrase length in 4/4 bars (4 bars use the hierarchical decoder)
-        steps: training steps (with --resume: the total to reach)
-        mode: melody (monophonic, MusicVAE), pianoroll (polyphonic) or audio (log-mel)
-        preset: model size: tiny (tests), small, default (a 2-core CPU), large (a GPU)
-        melody: which line is the melody: auto, highest, a track number or a track name
-        minutes: stop after this much training time (the learning rate follows it)
-        batch_size: phrases per step (0: the preset's)
-        lr: peak learning rate (0: the preset's)
-        latent: latent size (0: the preset's)
-        beta: KL weight after warm-up (default: the preset's)
-        free_bits: nats of KL per phrase left unpenalised (default: the preset's)
-        kl_warmup: steps over which beta ramps up from 0 (default: the preset's)
-        transpose: random transposition of +-N semitones while training (default: the preset's)
-        holdout: fraction of files held out for the validation curves
-        seed: random seed (data split, initialisation, batch order)
-        resume: continue the run in --out from its last checkpoint
+    A resumed run takes its model, data and training settings from the run's config.json (only
+    the steps and the time limit come from ``p``) and continues exactly where it stopped.
     """
+    from plugins.common.training import TrainLoop, refuse_to_overwrite
     from plugins.music.engine import bach, config
-    from plugins.music.engine.train import Trainer
+    from plugins.music.engine.train import CHECKPOINT, MusicTask, schedule
 
     run_dir = ctx.run_dir
     if run_dir is None:
         raise UserError("train needs a run folder (--out RUN_DIR)")
-    ckpt = run_dir / "checkpoints" / "last.safetensors"
-    if resume:
+    ckpt = run_dir / CHECKPOINT
+    if p.resume:
         if not ckpt.exists():
             raise UserError(f"nothing to resume in {run_dir}: it has no checkpoint. Start a new "
                             "run, or pass the --out of a run that saved one")
-        conf = config.read_config(run_dir)
-        mc = config.ModelConfig.from_json(conf["model"])
-        tc = config.TrainConfig(**{k: v for k, v in conf["train"].items()
-                                   if k in config.TrainConfig.__dataclass_fields__})
-        tc.steps = steps
-        dconf = conf.get("data", {})
-        data, mode, bars, melody = (dconf.get("source", data), mc.mode, mc.bars,
-                                    dconf.get("melody", melody))
-        holdout, seed = tc.holdout, tc.seed
+        mc, tc, data, melody = _resumed_settings(run_dir, p)
         ctx.log(f"resuming {run_dir.name}: model and data settings come from its config.json")
     else:
-        if ckpt.exists() or (run_dir / config.MODEL_FILE).exists():
+        refuse_to_overwrite(run_dir, ckpt, p.resume, "music")
+        if (run_dir / config.MODEL_FILE).exists():
             raise UserError(f"{run_dir} already holds a trained model: pass --resume to continue "
                             "it, or choose another --out")
-        if steps < 1:
-            raise UserError("--steps must be at least 1")
-        mc, tc = config.preset(preset, mode, int(bars))
-        tc.steps = steps
-        for name, value, unset in (("batch_size", batch_size, 0), ("lr", lr, 0.0),
-                                   ("beta", beta, None), ("free_bits", free_bits, None),
-                                   ("kl_warmup", kl_warmup, None), ("transpose", transpose, None)):
-            if value != unset:
-                setattr(tc, name, value)
-        if latent:
-            mc.latent = latent
-        tc.holdout, tc.seed = holdout, seed
-    if not 0.0 <= holdout < 1.0:
-        raise UserError("--holdout must be between 0 and 0.9")
+        mc, tc = _new_settings(p)
+        data, melody = p.data, p.melody
+    mode = mc.mode
 
-    # data
-    source = data
-    builtin = bach.is_builtin(data)
-    if builtin and mode == "audio":
-        raise UserError("the built-in Bach chorales are MIDI: audio mode needs a folder of "
-                        "WAV/FLAC/OGG files")
+    builtin = bach.is_builtin(data)  # (TrainParams.check refuses it with audio mode)
     if builtin:
         ctx.progress(0, None, "writing the Bach chorales as MIDI (first use only)")
-    root = bach.resolve_data(data, ctx.workspace, progress=lambda i, n: ctx.progress(
-        i, n, "writing Bach chorales"), check=ctx.check) if builtin else Path(data).expanduser()
+        root = bach.resolve_data(data, ctx.workspace, progress=lambda i, n: ctx.progress(
+            i, n, "writing Bach chorales"), check=ctx.check)
+    else:
+        root = Path(data).expanduser().resolve()
+    phrases = _load_phrases(ctx, root, mc, melody)
+    ctx.log(phrases.report())
+    held = phrases.held_out_mask(tc.holdout, tc.seed)
+    train_set, val_set = phrases.subset(~held), phrases.subset(held)
+    if len(train_set) == 0:
+        raise UserError("every phrase landed in the held-out set: use --holdout 0 or add files")
+    _record_data(ctx, "bach" if builtin else root.name, root, phrases, held,
+                 builtin=builtin)
+    ctx.log(f"training on {len(train_set)} phrases, validating on {len(val_set)}")
+    extra = {"data": {"source": "bach" if builtin else str(root), "root": str(root),
+                      "melody": melody, "phrases": len(train_set), "held_out": len(val_set),
+                      "files": len(phrases.files)},
+             "tempo": bach.TEMPO if builtin else 120.0}
+    task = MusicTask(mc, tc, train_set, val_set if len(val_set) else None, run_dir, ctx,
+                     ctx.device, extra)
+    loop = TrainLoop(task, schedule(tc, p.minutes * 60 if p.minutes else None), ctx, ckpt)
+    if p.resume:
+        step = loop.resume()
+        ctx.log(f"resumed at step {step} of {tc.steps}")
+    try:
+        with _torch_threads(ctx, mode):
+            loop.run()
+    finally:  # a stopped run's model is usable too: list it in the model library
+        model = run_dir / config.MODEL_FILE
+        if model.exists():
+            from studio.manifest import sha256_file
+
+            ctx.add_artifact(run_dir, "model", model_kind="music-vae", steps=loop.state.step,
+                             mode=mode, weights_sha256=sha256_file(model), **task.last_eval)
+    return str(run_dir)
+
+
+def _new_settings(p: TrainParams) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's configuration with the fields the user set."""
+    from plugins.music.engine import config
+
+    mc, tc = config.preset(p.preset, p.mode, int(p.bars))
+    tc.steps = p.steps
+    if p.batch_size:
+        tc.batch_size = p.batch_size
+    if p.lr:
+        tc.lr = p.lr
+    if p.latent:
+        mc.latent = p.latent
+    if p.beta is not None:
+        tc.beta = p.beta
+    if p.free_bits is not None:
+        tc.free_bits = p.free_bits
+    if p.kl_warmup is not None:
+        tc.kl_warmup = p.kl_warmup
+    if p.transpose is not None:
+        tc.transpose = p.transpose
+    tc.holdout, tc.seed = p.holdout, p.seed
+    return mc, tc
+
+
+def _resumed_settings(run_dir: Path, p: TrainParams
+                      ) -> tuple[ModelConfig, TrainConfig, str, str]:
+    """What a run was started with (its config.json), to the new number of steps."""
+    from plugins.music.engine import config
+
+    conf = config.read_config(run_dir)
+    mc = config.ModelConfig.from_json(conf["model"])
+    tc = config.TrainConfig(**{k: v for k, v in conf["train"].items()
+                               if k in config.TrainConfig.__dataclass_fields__})
+    tc.steps = p.steps
+    dconf = conf.get("data", {})
+    return mc, tc, str(dconf.get("source", p.data)), str(dconf.get("melody", p.melody))
+
+
+def _load_phrases(ctx: JobContext, root: Path, mc: ModelConfig, melody: str) -> PhraseSet:
+    from plugins.music.engine import config
 
     def loading(i: int, n: int) -> None:
         ctx.progress(i, n, "reading data")
 
-    if mode == "audio":
+    if mc.mode == "audio":
         from plugins.music.engine.audio import load_audio_folder
 
-        phrases = load_audio_folder(root, mc.audio or config.AudioConfig(), loading, ctx.check)
-    else:
-        from plugins.music.engine.data import load_midi_folder
+        return load_audio_folder(root, mc.audio or config.AudioConfig(), loading, ctx.check)
+    from plugins.music.engine.data import load_midi_folder
 
-        phrases = load_midi_folder(root, mc.bars, mode, melody, progress=loading,
-                                   check=ctx.check)
-    ctx.log(phrases.report())
-    train_set, val_set = phrases.split(holdout, seed)
-    if len(train_set) == 0:
-        raise UserError("every phrase landed in the held-out set: use --holdout 0 or add files")
-    ctx.add_dataset(root, files=len(phrases.files), phrases=len(phrases), mode=mode,
-                    skipped=len(phrases.skipped), builtin="bach" if builtin else None)
-    ctx.log(f"training on {len(train_set)} phrases, validating on {len(val_set)}")
-    extra = {"data": {"source": source, "root": str(root), "melody": melody,
-                      "phrases": len(train_set), "held_out": len(val_set),
-                      "files": len(phrases.files)},
-             "tempo": bach.TEMPO if builtin else 120.0}
-    trainer = Trainer(mc, tc, train_set, val_set if len(val_set) else None, run_dir, ctx,
-                      ctx.device, minutes * 60 if minutes else None, extra)
-    if resume:
-        trainer.resume()
-        from studio.runs import truncate_metrics
-
-        truncate_metrics(run_dir, after_step=trainer.step)
-        ctx.log(f"resumed at step {trainer.step} of {tc.steps}")
-    with _torch_threads(ctx, mode):
-        evaluation = trainer.run()
-    ctx.add_artifact(run_dir / config.MODEL_FILE, "model", steps=trainer.step, mode=mode,
-                     **evaluation)
-    return str(run_dir)
+    return load_midi_folder(root, mc.bars, mc.mode, melody, progress=loading, check=ctx.check)
 
 
-def sample(ctx: JobContext, model: Path, n: int = 8, seed: int = 1, temperature: float = 1.0,
-           out: Path | None = None, tempo: float | None = None, key: str = "random") -> str:
-    """Generate new phrases from a trained model and write them as .mid (or .wav) files.
+def _record_data(ctx: JobContext, name: str, root: Path, phrases: PhraseSet, held: Any,
+                 builtin: bool) -> None:
+    """Every phrase as an example (its file's content hash and which bars or seconds of it),
+    the held-out ones being every phrase of the held-out files."""
+    from studio import manifest
 
-    Args:
-        model: the trained model's run folder
-        n: how many phrases
-        seed: random seed (the same seed gives the same phrases)
-        temperature: randomness: melodies sample each step at this softmax temperature
-            (0 = most likely); piano-roll and audio models scale the latent spread
-        out: folder for the files (default: a new folder under the workspace)
-        tempo: tempo written into the MIDI files (default: the training data's)
-        key: key of new melodies: random (the training data's major/minor mix), or C, F#m, Bb…
-    """
+    used = sorted(set(phrases.file_index.tolist()))
+    hashed = manifest.file_examples(root, [phrases.files[i] for i in used], check=ctx.check)
+    by_file = dict(zip(used, hashed, strict=True))
+    examples = [by_file[i].with_part(part)
+                for i, part in zip(phrases.file_index.tolist(), phrases.parts, strict=True)]
+    held_ids = [ex.id for ex, h in zip(examples, held.tolist(), strict=True) if h]
+    ctx.record_data(name, root, examples, held_out=held_ids,
+                    unit="clip" if phrases.mode == "audio" else "phrase",
+                    files=len(phrases.files), files_used=len(used),
+                    skipped=len(phrases.skipped), mode=phrases.mode, bars=phrases.bars,
+                    builtin="bach" if builtin else None)
+
+
+def sample(ctx: JobContext, p: SampleParams) -> str:
+    """Generate new phrases from a trained model and write them as .mid (or .wav) files."""
     from plugins.music.engine import generate as gen
 
-    lm = gen.load_model(model, ctx.device)
-    ctx.progress(0, n, "sampling")
+    lm = gen.load_model(p.model, ctx.device)
+    ctx.progress(0, p.n, "sampling")
     with _torch_threads(ctx, lm.mode):
-        phrases = gen.sample(lm, n, seed, temperature, key)
-    target = _out_dir(ctx, out, "samples")
-    files = gen.write_phrases(phrases, target, "sample", tempo or lm.tempo)
-    ctx.progress(n, n, "done")
-    _emit(ctx, phrases, f"{n} samples (seed {seed}, temperature {temperature:g})", target,
-          files, model=str(lm.path), tempo=tempo or lm.tempo)
+        phrases = gen.sample(lm, p.n, p.seed, p.temperature, p.key)
+    target = _out_dir(ctx, p.out, "samples")
+    tempo = p.tempo or lm.tempo
+    files = gen.write_phrases(phrases, target, "sample", tempo)
+    ctx.progress(p.n, p.n, "done")
+    _emit(ctx, phrases, f"{p.n} samples (seed {p.seed}, temperature {p.temperature:g})",
+          target, files, model=str(lm.path), tempo=tempo)
     return str(target)
 
 
-def interpolate(ctx: JobContext, model: Path, a: Path, b: Path, steps: int = 5,
-                out: Path | None = None, temperature: float = 0.0, melody: str = "auto",
-                tempo: float | None = None) -> str:
-    """Interpolate between the first phrases of two files (slerp between their latent codes).
-
-    Args:
-        model: the trained model's run folder
-        a: the start phrase (a MIDI file; an audio file for audio models)
-        b: the end phrase
-        steps: phrases from A to B, both ends included (they reconstruct A and B)
-        out: folder for the files (default: a new folder under the workspace)
-        temperature: 0 decodes the most likely phrase; above 0 samples
-        melody: which line of a MIDI file is the melody (auto, highest, track number or name)
-        tempo: tempo written into the MIDI files (default: the training data's)
-    """
+def interpolate(ctx: JobContext, p: InterpolateParams) -> str:
+    """Interpolate between two phrases (slerp between their latent codes)."""
     from plugins.music.engine import generate as gen
 
-    lm = gen.load_model(model, ctx.device)
-    pa = gen.phrases_from_file(a, lm, melody, limit=1)[0].with_label("A")
-    pb = gen.phrases_from_file(b, lm, melody, limit=1)[0].with_label("B")
+    lm = gen.load_model(p.model, ctx.device)
+    pa, pb = p.a.with_label("A"), p.b.with_label("B")
     ctx.check()
     with _torch_threads(ctx, lm.mode):
-        phrases = gen.interpolate(lm, pa, pb, steps, temperature)
-    target = _out_dir(ctx, out, "interpolations")
-    files = gen.write_phrases(phrases, target, "interp", tempo or lm.tempo)
-    _emit(ctx, [pa, *phrases, pb], f"A → B in {steps} steps", target, files,
-          model=str(lm.path), tempo=tempo or lm.tempo)
+        phrases = gen.interpolate(lm, pa, pb, p.steps, p.temperature)
+    target = _out_dir(ctx, p.out, "interpolations")
+    tempo = p.tempo or lm.tempo
+    files = gen.write_phrases(phrases, target, "interp", tempo)
+    _emit(ctx, [pa, *phrases, pb], f"A → B in {p.steps} steps", target, files,
+          model=str(lm.path), tempo=tempo)
     return str(target)
 
 
-def variations(ctx: JobContext, model: Path, source: Path, n: int = 6, amount: float = 0.5,
-               seed: int = 1, out: Path | None = None, melody: str = "auto",
-               tempo: float | None = None) -> str:
-    """Variations of a phrase: decode latent codes near its own.
-
-    Args:
-        model: the trained model's run folder
-        source: a file whose first phrase is varied (MIDI; audio for audio models)
-        n: how many variations
-        amount: how far from the original (standard deviation added to its latent code)
-        seed: random seed
-        out: folder for the files (default: a new folder under the workspace)
-        melody: which line of a MIDI file is the melody
-        tempo: tempo written into the MIDI files (default: the training data's)
-    """
+def variations(ctx: JobContext, p: VariationsParams) -> str:
+    """Variations of a phrase: decode latent codes near its own."""
     from plugins.music.engine import generate as gen
 
-    lm = gen.load_model(model, ctx.device)
-    src = gen.phrases_from_file(source, lm, melody, limit=1)[0].with_label("original")
+    lm = gen.load_model(p.model, ctx.device)
+    src = p.source.with_label("original")
     with _torch_threads(ctx, lm.mode):
-        phrases = gen.variations(lm, src, n, amount, seed)
-    target = _out_dir(ctx, out, "variations")
-    files = gen.write_phrases(phrases, target, "variation", tempo or lm.tempo)
-    _emit(ctx, [src, *phrases], f"{n} variations (amount {amount:g})", target, files,
-          model=str(lm.path), tempo=tempo or lm.tempo)
+        phrases = gen.variations(lm, src, p.n, p.amount, p.seed)
+    target = _out_dir(ctx, p.out, "variations")
+    tempo = p.tempo or lm.tempo
+    files = gen.write_phrases(phrases, target, "variation", tempo)
+    _emit(ctx, [src, *phrases], f"{p.n} variations (amount {p.amount:g})", target, files,
+          model=str(lm.path), tempo=tempo)
     return str(target)
 
 
-def load(ctx: JobContext, midi: Path, model: Path | None = None, bars: Literal[2, 4] = 2,
-         mode: Literal["melody", "pianoroll"] = "melody", melody: str = "auto", limit: int = 8,
-         out: Path | None = None) -> str:
-    """Read phrases from a MIDI (or, for audio models, audio) file; with a model, also show
-    what the model makes of them (its reconstructions, written as .mid files).
-
-    Args:
-        midi: the file to read
-        model: a trained model's run folder (its bars and mode win over --bars / --mode)
-        bars: phrase length when no model is given
-        mode: melody or pianoroll when no model is given
-        melody: which line is the melody: auto, highest, a track number or a track name
-        limit: at most this many phrases (non-overlapping, from the start)
-        out: folder for the reconstructions (default: a new folder under the workspace)
-    """
+def load(ctx: JobContext, p: LoadParams) -> str:
+    """Read phrases from a MIDI (or, for audio models, audio) file; with a model, also show what
+    the model makes of them (its reconstructions, written as .mid files)."""
     from plugins.music.engine import generate as gen
 
-    path = Path(midi).expanduser()
-    if model is None:
+    path = Path(p.midi).expanduser()
+    if p.model is None:
         if not path.exists():
             raise UserError(f"{path} does not exist")
-        phrases = gen.phrases_from_midi(path, int(bars), mode, melody, limit)
-        ctx.preview("phrases", {"phrases": [p.to_payload() for p in phrases],
+        phrases = gen.phrases_from_midi(path, int(p.bars), p.mode, p.melody, p.limit)
+        ctx.preview("phrases", {"phrases": [ph.to_payload() for ph in phrases],
                                 "title": f"{path.name}: {len(phrases)} phrase(s)",
                                 "source": str(path)})
         return str(path)
-    lm = gen.load_model(model, ctx.device)
-    phrases = gen.phrases_from_file(path, lm, melody, limit)
+    lm = gen.load_model(p.model, ctx.device)
+    phrases = gen.phrases_from_file(path, lm.cfg, p.melody, p.limit)
     with _torch_threads(ctx, lm.mode):
         recon = gen.reconstruct(lm, phrases)
-    target = _out_dir(ctx, out, "reconstructions")
+    target = _out_dir(ctx, p.out, "reconstructions")
     files = gen.write_phrases(recon, target, "reconstruction", lm.tempo)
     strip = [x for pair in zip(phrases, recon, strict=True) for x in pair]
     _emit(ctx, strip, f"{path.name}: {len(phrases)} phrase(s) and the model's reconstructions",
@@ -321,35 +291,24 @@ def load(ctx: JobContext, midi: Path, model: Path | None = None, bars: Literal[2
     return str(target)
 
 
-def render(ctx: JobContext, midi: Path, out: Path, tempo: float | None = None,
-           voice: Literal["piano", "organ", "pluck"] = "piano", sample_rate: int = 44100) -> str:
-    """Render a MIDI file to a WAV file with the built-in synth (no sound card needed).
-
-    Args:
-        midi: the MIDI file
-        out: the WAV file to write
-        tempo: play at this tempo (quarter notes per minute; default: the file's own timing)
-        voice: synth voice
-        sample_rate: WAV sample rate
-    """
+def render(ctx: JobContext, p: RenderParams) -> str:
+    """Render a MIDI file to a WAV file with the built-in synth (no sound card needed)."""
     from plugins.music.engine import midi as midi_mod
     from plugins.music.engine import synth
 
-    target = Path(out).expanduser()
+    target = Path(p.out).expanduser()
     if target.is_dir():
-        target = target / (Path(midi).stem + ".wav")
+        target = target / (Path(p.midi).stem + ".wav")
     if target.suffix.lower() != ".wav":
         raise UserError(f"--out {target} should end in .wav")
-    if not 8000 <= sample_rate <= 192000:
-        raise UserError("--sample-rate must be between 8000 and 192000")
     try:
-        notes, used = midi_mod.midi_notes_seconds(midi, tempo)
+        notes, used = midi_mod.midi_notes_seconds(p.midi, p.tempo)
     except midi_mod.MidiError as exc:
-        raise UserError(f"{Path(midi).name} {exc}") from None
+        raise UserError(f"{Path(p.midi).name} {exc}") from None
     ctx.progress(0, 1, "rendering")
-    audio = synth.render_notes(notes, sample_rate, voice)
-    synth.write_wav(audio, target, sample_rate)
+    audio = synth.render_notes(notes, p.sample_rate, p.voice)
+    synth.write_wav(audio, target, p.sample_rate)
     ctx.progress(1, 1, "done")
-    ctx.log(f"rendered {len(notes)} notes ({len(audio) / sample_rate:.1f} s at {used:g} bpm) "
+    ctx.log(f"rendered {len(notes)} notes ({len(audio) / p.sample_rate:.1f} s at {used:g} bpm) "
             f"to {target}")
     return str(target)

@@ -34,10 +34,11 @@ def memorised_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small melody VAE trained until it reconstructs PHRASE_A and PHRASE_B exactly."""
     import torch
 
+    from plugins.common.training import QuietReporter, TrainLoop
     from plugins.music.engine.config import ModelConfig, TrainConfig
     from plugins.music.engine.data import PhraseSet
     from plugins.music.engine.phrase import notes_to_tokens
-    from plugins.music.engine.train import QuietReporter, Trainer
+    from plugins.music.engine.train import MusicTask, schedule
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -49,7 +50,8 @@ def memorised_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          free_bits=16.0, kl_warmup=50, eval_every=10**9,
                          checkpoint_every=10**9, seed=0)
         run = tmp_path_factory.mktemp("memorised")
-        Trainer(mc, tc, ps, None, run, QuietReporter(), extra_config={"tempo": 110.0}).run()
+        task = MusicTask(mc, tc, ps, None, run, QuietReporter(), extra_config={"tempo": 110.0})
+        TrainLoop(task, schedule(tc), QuietReporter()).run()
     finally:
         torch.set_num_threads(n)
     return run
@@ -58,7 +60,7 @@ def memorised_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def run_job(studio_home: Path):
     """Run one of the music plugin's jobs the way ``studio run music JOB`` does (a JobRunner,
-    parameters bound from the job's signature) and return its finished record."""
+    parameters read into the job's params dataclass) and return its finished record."""
     from plugins.music.plugin import MusicPlugin
     from studio import settings as settings_mod
     from studio.jobs import JobRunner

@@ -8,7 +8,7 @@ whole strip for note modes, ``.wav`` files for audio mode.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,14 +217,13 @@ def posterior_sample(lm: LoadedModel, phrases: Sequence[Phrase], seed: int = 0) 
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
-def phrases_from_file(path: str | os.PathLike[str], lm: LoadedModel, melody: str = "auto",
+def phrases_from_file(path: str | os.PathLike[str], cfg: ModelConfig, melody: str = "auto",
                       limit: int = 16) -> list[Phrase]:
-    """The phrases a model of this mode would see in a file (MIDI, or audio for audio models),
-    labelled by bar. Raises UserError with the reason when there are none."""
+    """The phrases a model of this configuration would see in a file (MIDI, or audio for audio
+    models), labelled by bar. Raises UserError with the reason when there are none."""
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"{p} does not exist")
-    cfg = lm.cfg
     if cfg.mode == "audio":
         from plugins.music.engine.audio import first_clip, mel_to_audio
 
@@ -233,6 +232,15 @@ def phrases_from_file(path: str | os.PathLike[str], lm: LoadedModel, melody: str
         return [Phrase(np.zeros((0, 4), np.int32), cfg.steps, "audio", p.stem, mel=mel,
                        audio=mel_to_audio(mel, a), sample_rate=a.sample_rate)]
     return phrases_from_midi(p, cfg.bars, cfg.mode, melody, limit)
+
+
+def read_phrase(path: Path, params: Any, warn: Callable[[str], None]) -> Phrase:
+    """The first phrase of a file as the params' ``model`` sees it: how a phrase field (the
+    interpolation's ends, the phrase to vary) arrives from the command line. The window passes
+    the phrase itself."""
+    conf = cfg_mod.read_config(params.model)
+    cfg = ModelConfig.from_json(conf["model"])
+    return phrases_from_file(path, cfg, str(getattr(params, "melody", "auto")), limit=1)[0]
 
 
 def phrases_from_midi(path: Path, bars: int, mode: str = "melody", melody: str = "auto",

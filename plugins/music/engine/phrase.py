@@ -80,6 +80,14 @@ class Phrase:
         return self.steps * step_seconds(tempo)
 
 
+def describe_phrase(phrase: Phrase) -> dict[str, Any]:
+    """What a phrase given to a job was, for its recorded settings (never the notes)."""
+    out: dict[str, Any] = {"phrase": phrase.label, "kind": phrase.kind, "bars": phrase.bars}
+    if phrase.kind != "audio":
+        out["notes"] = int(np.asarray(phrase.notes).reshape(-1, 4).shape[0])
+    return out
+
+
 def step_seconds(tempo: float) -> float:
     """Seconds per 16th note at ``tempo`` quarter notes per minute."""
     return 60.0 / float(tempo) / STEPS_PER_QUARTER

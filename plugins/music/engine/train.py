@@ -1,27 +1,30 @@
-"""The training loop shared by every mode, the train job and the benches.
+"""One music VAE's training, as a task the shared loop runs (``plugins.common.training``).
 
 beta-VAE objective with MusicVAE's two tricks against posterior collapse: beta ramps up from 0
 over ``kl_warmup`` steps, and the KL is only penalised above ``free_bits`` nats per phrase. The
-learning rate follows a cosine from ``lr`` to ``lr_final`` over the run, measured in steps or,
-with a time budget (the bench), in whichever of steps and wall time is further along.
+learning rate follows a cosine from ``lr`` to ``lr_final`` over the run: the loop's
+``LoopState.fraction`` measures it in steps, or, under a time budget, against the step the budget
+is expected to end at.
 
-Checkpoints (model, optimiser, step, RNG and batch-order state) are written with
-``studio.storage.save_state`` every ``checkpoint_every`` steps, at the end and on cancel, so a
-resumed run continues exactly where it stopped and a cancelled one loses nothing.
+The loop owns the budgets, the cadences (held-out evaluation and the phrase previews together,
+every ``eval_every`` steps; checkpoints every ``checkpoint_every``), the checkpoint on Stop and
+exact resume; :class:`MusicTask` brings one step, the evaluation, the previews and the model
+folder (``model.safetensors`` + ``config.json``, written at every checkpoint and at the end).
+Everything random in a step draws from the batcher's generator (its state is in the
+checkpoint) or the global one (the loop saves it).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
+from plugins.common.training import LoopState, Reporter, Schedule
 from plugins.music.engine import config as cfg_mod
 from plugins.music.engine import keys as keys_mod
 from plugins.music.engine.config import ModelConfig, TrainConfig
@@ -29,45 +32,9 @@ from plugins.music.engine.data import PhraseSet, transpose_range
 from plugins.music.engine.models import build_model, kl_divergence, reparameterise
 from plugins.music.engine.phrase import FIRST_PITCH_TOKEN, Phrase, roll_to_notes, tokens_to_notes
 from studio import storage
-from studio.errors import Cancelled
 
 CHECKPOINT = "checkpoints/last.safetensors"
 LOG_EVERY = 10
-
-
-class Reporter(Protocol):
-    """What the loop needs from a job context (``studio.jobs.JobContext`` is one)."""
-
-    def check(self) -> None: ...
-    def progress(self, done: float, total: float | None = None, message: str = "") -> None: ...
-    def metric(self, name: str, step: float, value: float) -> None: ...
-    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None: ...
-    def log(self, text: str, level: str = "info") -> None: ...
-
-
-class QuietReporter:
-    """A reporter for benches and tests: records metrics, optionally prints, never cancels."""
-
-    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
-        self.echo = echo
-        self.history: dict[str, list[tuple[float, float]]] = {}
-        self.previews: list[tuple[str, Any]] = []
-
-    def check(self) -> None:
-        return None
-
-    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
-        return None
-
-    def metric(self, name: str, step: float, value: float) -> None:
-        self.history.setdefault(name, []).append((step, float(value)))
-
-    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None:
-        self.previews.append((kind, payload))
-
-    def log(self, text: str, level: str = "info") -> None:
-        if self.echo is not None:
-            self.echo(text)
 
 
 @dataclass
@@ -217,30 +184,37 @@ def prior_phrases(model: Any, n: int, temperature: float = 1.0, seed: int = 0,
 
 
 # ----------------------------------------------------------------------------------------------
-# The loop
+# The task
 # ----------------------------------------------------------------------------------------------
-class Trainer:
-    """Trains one model into ``run_dir`` (``config.json``, ``model.safetensors``, checkpoints).
+def schedule(tc: TrainConfig, max_seconds: float | None = None) -> Schedule:
+    """The loop's schedule for a training configuration: evaluation and previews together every
+    ``eval_every`` steps (and at the end), a checkpoint every ``checkpoint_every``."""
+    return Schedule(steps=tc.steps, max_seconds=max_seconds, log_every=LOG_EVERY,
+                    eval_every=tc.eval_every, preview_every=tc.eval_every,
+                    checkpoint_every=tc.checkpoint_every)
+
+
+class MusicTask:
+    """Trains one model into ``run_dir`` (``config.json`` and ``model.safetensors``; the loop
+    keeps the checkpoint).
 
     Args:
         model_cfg, train_cfg: what to build and how to train it.
-        train_set, val_set: phrases (``val_set`` may be empty: no held-out metrics then).
-        run_dir: the run folder.
-        reporter: a job context or :class:`QuietReporter`.
+        train_set, val_set: phrases (``val_set`` may be None or empty: no held-out metrics).
+        run_dir: the run folder (the model folder is the run folder).
+        reporter: a job context or ``plugins.common.training.QuietReporter`` (previews and
+            evaluation lines go to it).
         device: torch device string.
-        time_budget: seconds; training stops when reached and the LR schedule follows it.
         extra_config: stored in config.json (data description, tempo, ...).
     """
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: PhraseSet,
                  val_set: PhraseSet | None, run_dir: Path, reporter: Reporter,
-                 device: str = "cpu", time_budget: float | None = None,
-                 extra_config: dict[str, Any] | None = None) -> None:
+                 device: str = "cpu", extra_config: dict[str, Any] | None = None) -> None:
         self.mc, self.tc = model_cfg, train_cfg
         self.run_dir = Path(run_dir)
         self.rep = reporter
         self.device = device
-        self.time_budget = time_budget
         self.extra = dict(extra_config or {})
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(device)
@@ -248,9 +222,9 @@ class Trainer:
         self.train_x = phrase_tensor(train_set, device)
         self.val_x = phrase_tensor(val_set, device) if val_set is not None and len(val_set) \
             else None
-        self.step = 0
-        self.elapsed = 0.0
         self.last_eval: dict[str, float] = {}
+        self.lr = self.beta = 0.0  # what the last step used (logged with the averages)
+        self._message = ""
         if model_cfg.mode == "melody" and model_cfg.key_normalise:
             self.train_x, keys = keys_mod.normalise(self.train_x)
             self.extra["key_prior"] = keys_mod.key_prior(keys)
@@ -261,121 +235,96 @@ class Trainer:
         self.batcher = Batcher(self.train_x, train_cfg.batch_size, model_cfg.mode, shifts,
                                train_cfg.seed)
 
-    # -- persistence ----------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / CHECKPOINT
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optim": self.opt.state_dict(),
+                "batcher": self.batcher.state(), "last_eval": dict(self.last_eval)}
 
-    def save(self) -> None:
-        """Checkpoint (resumable) and the model folder's weights + config, atomically."""
-        storage.save_state(self.checkpoint_path, {
-            "model": self.model.state_dict(), "optim": self.opt.state_dict(),
-            "step": self.step, "elapsed": self.elapsed, "rng": storage.capture_rng(),
-            "batcher": self.batcher.state(), "last_eval": dict(self.last_eval)})
-        storage.save_tensors(self.run_dir / cfg_mod.MODEL_FILE, self.model.state_dict(),
-                             {"format": "studio-music-vae"})
-        cfg_mod.write_config(self.run_dir, self.mc, self.tc, trained_steps=self.step,
-                             train_seconds=round(self.elapsed, 1),
-                             evaluation=dict(self.last_eval), **self.extra)
-
-    def resume(self) -> bool:
-        """Load the last checkpoint if there is one; True when it did."""
-        if not self.checkpoint_path.exists():
-            return False
-        st = storage.load_state(self.checkpoint_path, device="cpu")
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Also reads checkpoints written before the shared loop: they hold the same keys (the
+        loop takes their ``step``, ``elapsed`` and ``rng``)."""
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optim"])
-        self.step = int(st["step"])
-        self.elapsed = float(st.get("elapsed", 0.0))
-        self.last_eval = dict(st.get("last_eval") or {})
-        storage.restore_rng(st["rng"])
         self.batcher.load_state(st["batcher"])
-        return True
+        self.last_eval = {k: float(v) for k, v in (st.get("last_eval") or {}).items()}
 
     # -- one step -------------------------------------------------------------------------------
-    def train_step(self, beta: float, lr: float) -> dict[str, float]:
+    def train_step(self, state: LoopState) -> dict[str, torch.Tensor]:
+        tc = self.tc
+        self.beta = beta_at(state.step, tc)
+        self.lr = lr_at(state.fraction, state.step, tc)
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = self.lr
         x = self.batcher.next()
         mu, logvar = self.model.encode(x)
         z = reparameterise(mu, logvar)
         nll, logits = self.model.reconstruction(x, z)
         kl = kl_divergence(mu, logvar)
-        kl_cost = torch.relu(kl - self.tc.free_bits)
-        loss = (nll + beta * kl_cost).mean()
+        kl_cost = torch.relu(kl - tc.free_bits)
+        loss = (nll + self.beta * kl_cost).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.tc.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        if tc.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.opt.step()
-        out = {"loss/recon": float(nll.detach().mean()), "loss/kl": float(kl.detach().mean())}
+        out = {"loss/recon": nll.detach().mean(), "loss/kl": kl.detach().mean()}
         with torch.no_grad():
             if self.mc.mode == "melody":
-                out["accuracy/train"] = float((logits.argmax(-1) == x).float().mean())
+                out["accuracy/train"] = (logits.argmax(-1) == x).float().mean()
             elif self.mc.mode == "pianoroll":
                 p = logits[:, 1] > 0
                 t = x[:, 1] > 0.5
-                den = float(p.sum() + t.sum())
-                out["accuracy/train_f1"] = 2 * float((p & t).sum()) / den if den else 1.0
+                den = (p.sum() + t.sum()).float()
+                hits = 2 * (p & t).sum().float()
+                out["accuracy/train_f1"] = torch.where(den > 0, hits / den.clamp(min=1.0),
+                                                       torch.ones_like(den))
         return out
 
-    def fraction(self) -> float:
-        f = self.step / max(1, self.tc.steps)
-        if self.time_budget:
-            f = max(f, self.elapsed / self.time_budget)
-        return f
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        return {"beta": self.beta, "lr": self.lr}
 
-    def run(self) -> dict[str, float]:
-        """Train until ``train_cfg.steps`` (or the time budget); returns the last evaluation."""
+    def message(self, state: LoopState, stats: dict[str, Any]) -> str:
+        if not self._message or state.step % LOG_EVERY == 0:  # reading a value waits for it
+            self._message = (f"recon {float(stats['loss/recon']):.2f}  "
+                             f"kl {float(stats['loss/kl']):.1f}")
+        return self._message
+
+    # -- evaluation, previews, the model folder -------------------------------------------------
+    def evaluate(self, state: LoopState) -> dict[str, float]:
+        """Held-out reconstruction accuracy (melodies), frame F1 (piano-rolls) or mel error in
+        dB (audio), under the curve names the plots group them by."""
+        if self.val_x is None:
+            return {}
+        ev = evaluate(self.model, self.val_x, limit=256)
+        self.last_eval = {k: round(v, 5) for k, v in ev.items()}
+        self.rep.log(f"step {state.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
+        return {CURVES.get(k, k): v for k, v in ev.items()}
+
+    def preview(self, state: LoopState) -> None:
+        """Four phrases from the prior (melody and piano-roll models; an audio preview would
+        need Griffin-Lim every time)."""
+        if self.mc.mode == "audio":
+            return
+        self.model.eval()
+        phrases = prior_phrases(self.model, 4, 1.0, seed=state.step, device=self.device,
+                                key_prior=self.extra.get("key_prior"))
         self.model.train()
-        tc = self.tc
-        total = tc.steps
-        self.rep.progress(self.step, total, "training")
-        try:
-            while self.step < total and not (self.time_budget
-                                              and self.elapsed >= self.time_budget):
-                self.rep.check()
-                t0 = time.perf_counter()
-                beta = beta_at(self.step, tc)
-                lr = lr_at(self.fraction(), self.step, tc)
-                values = self.train_step(beta, lr)
-                self.step += 1
-                self.elapsed += time.perf_counter() - t0
-                if self.step % LOG_EVERY == 0 or self.step == 1:
-                    for name, v in {**values, "beta": beta, "lr": lr}.items():
-                        self.rep.metric(name, self.step, v)
-                self.rep.progress(self.step, total,
-                                  f"recon {values['loss/recon']:.2f}  kl {values['loss/kl']:.1f}")
-                if self.step % tc.eval_every == 0:
-                    self.eval_and_preview()
-                if self.step % tc.checkpoint_every == 0:
-                    self.save()
-        except Cancelled:
-            self.rep.log(f"cancelled at step {self.step}: saving a checkpoint to resume from")
-            self.save()
-            raise
-        if self.step % tc.eval_every:
-            self.eval_and_preview()
-        self.save()
-        return dict(self.last_eval)
+        self.rep.preview("phrases", {"phrases": [p.to_payload() for p in phrases],
+                                     "title": f"samples at step {state.step}"})
 
-    def eval_and_preview(self) -> None:
-        if self.val_x is not None:
-            ev = evaluate(self.model, self.val_x, limit=256)
-            self.last_eval = {k: round(v, 5) for k, v in ev.items()}
-            names = {"tf_accuracy": "accuracy/val", "sampled_accuracy": "accuracy/val_sampled",
-                     "onset_accuracy": "accuracy/val_onsets", "frame_f1": "accuracy/val_f1",
-                     "mel_error_db": "mel_error_db/val"}
-            for k, v in ev.items():
-                self.rep.metric(names.get(k, k), self.step, v)
-            self.rep.log(f"step {self.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
-        if self.mc.mode != "audio":  # audio previews would need Griffin-Lim every eval
-            self.model.eval()
-            phrases = prior_phrases(self.model, 4, 1.0, seed=self.step, device=self.device,
-                                    key_prior=self.extra.get("key_prior"))
-            self.model.train()
-            self.rep.preview("phrases", {"phrases": [p.to_payload() for p in phrases],
-                                         "title": f"samples at step {self.step}"})
+    def export(self, state: LoopState, reason: str) -> None:
+        """The usable model: weights and the configuration that rebuilds it, atomically."""
+        storage.save_tensors(self.run_dir / cfg_mod.MODEL_FILE, self.model.state_dict(),
+                             {"format": "studio-music-vae"})
+        cfg_mod.write_config(self.run_dir, self.mc, self.tc, trained_steps=state.step,
+                             train_seconds=round(state.elapsed, 1),
+                             evaluation=dict(self.last_eval), **self.extra)
+
+
+#: evaluation results as the live plots name them
+CURVES = {"tf_accuracy": "accuracy/val", "sampled_accuracy": "accuracy/val_sampled",
+          "onset_accuracy": "accuracy/val_onsets", "frame_f1": "accuracy/val_f1",
+          "mel_error_db": "mel_error_db/val"}
 
 
 def tokens_to_phrases(tokens: np.ndarray, label: str = "") -> list[Phrase]:

@@ -1,0 +1,210 @@
+"""The music plugin's job parameters: one dataclass per job.
+
+Each field carries its limits, its label in the window, its help (the tooltip and the text under
+the flag in ``studio run music JOB --help``) and its widget hint, so the command line, the panel's
+forms, validation and the settings a run records all read one declaration. A default lives here,
+or, for a field whose empty value means "the preset's", in the preset table
+(``plugins.music.engine.config.preset``).
+
+Phrases the window hands to a job (the two ends of an interpolation, the phrase to vary) are
+fields of type :class:`~plugins.music.engine.phrase.Phrase`: the panel passes the phrase itself,
+the command line a MIDI (or, for audio models, audio) file whose first phrase is read.
+
+Light: no torch, no Qt (the panel and ``--help`` import it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from plugins.music.engine.bach import is_builtin
+from plugins.music.engine.phrase import Phrase
+from studio.errors import UserError
+from studio.params import Choices, Codec, Group, Help, Label, Range, Special, Unit, Widget
+
+Mode = Literal["melody", "pianoroll", "audio"]
+Preset = Literal["tiny", "small", "default", "large"]
+Bars = Literal[2, 4]
+Voice = Literal["piano", "organ", "pluck"]
+
+MODEL_KINDS = ("music-vae",)
+SEEDS = Range(0, 2**31 - 1)
+TEMPO = Range(10, 1000, 1)
+MODES = Choices(melody="Melodies (one line)", pianoroll="Piano rolls (every note)",
+                audio="Sounds (audio files)")
+PHRASE = Codec("plugins.music.engine.generate:read_phrase",
+               what="a MIDI file whose first phrase is used; an audio file for audio models",
+               describe="plugins.music.engine.phrase:describe_phrase")
+MIDI_OR_AUDIO = "MIDI or audio (*.mid *.midi *.wav *.flac *.ogg);;All files (*)"
+
+_MODEL_HELP = "the trained model (its run folder)"
+_OUT_HELP = "folder for the files (default: a new folder under the workspace)"
+_TEMPO_HELP = "tempo written into the MIDI files (default: the training data's)"
+_MELODY_HELP = ("which line of a MIDI file is the melody: auto, highest, a track number or a "
+                "track name")
+
+
+@dataclass(kw_only=True)
+class TrainParams:
+    """Train a music VAE on a folder of MIDI or audio files (or the built-in Bach chorales)."""
+
+    data: Annotated[str, Label("Learn from"), Widget("folder"),
+                    Help('a folder of MIDI files (melodies / piano rolls) or WAV, FLAC or OGG '
+                         'files (sounds), or "bach" for the 371 built-in Bach chorales; your '
+                         'files are only read')] = "bach"
+    mode: Annotated[Mode, Label("What to learn"), MODES,
+                    Help("melody: one line (MusicVAE); pianoroll: every note; audio: the sound "
+                         "of audio files (log-mel spectrograms)")] = "melody"
+    bars: Annotated[Bars, Label("Phrase length"), Choices({2: "2 bars", 4: "4 bars"}),
+                    Help("phrase length in 4/4 bars (4 bars use the hierarchical decoder)")] = 2
+    preset: Annotated[Preset, Label("Model size"),
+                      Choices(tiny="Tiny (tests)", small="Small", default="Standard (a laptop)",
+                              large="Large (a graphics card)"),
+                      Help("model size: tiny (tests), small, standard (a 2-core CPU), large "
+                           "(a GPU)")] = "default"
+    steps: Annotated[int, Label("Training steps"), Range(1, 10_000_000, 100),
+                     Help("training steps (when resuming: the total to reach)")] = 6000
+    minutes: Annotated[float | None, Label("Time limit"), Range(0.05, 100_000, 0.05),
+                       Unit(" min"), Special("no limit"),
+                       Help("stop after this much training time (the learning rate follows "
+                            "it)")] = None
+    melody: Annotated[str, Label("Melody line"), Group("Advanced"),
+                      Help(_MELODY_HELP)] = "auto"
+    batch_size: Annotated[int, Label("Phrases per step"), Range(0, 65_536), Group("Advanced"),
+                          Special("the preset's"),
+                          Help("phrases per training step")] = 0
+    lr: Annotated[float, Label("Learning rate"), Range(0, 1, 0.0001), Group("Advanced"),
+                  Special("the preset's"), Help("peak learning rate")] = 0.0
+    latent: Annotated[int, Label("Latent size"), Range(0, 4096), Group("Advanced"),
+                      Special("the preset's"),
+                      Help("size of the latent code a phrase is squeezed into")] = 0
+    beta: Annotated[float | None, Label("KL weight (beta)"), Range(0, 100, 0.05),
+                    Group("Advanced"), Special("the preset's"),
+                    Help("weight of the KL term after warm-up")] = None
+    free_bits: Annotated[float | None, Label("Free bits"), Range(0, 100_000, 1), Unit(" nats"),
+                         Group("Advanced"), Special("the preset's"),
+                         Help("nats of KL per phrase left unpenalised")] = None
+    kl_warmup: Annotated[int | None, Label("KL warm-up"), Range(0, 10_000_000, 100),
+                         Unit(" steps"), Group("Advanced"), Special("the preset's"),
+                         Help("steps over which beta ramps up from 0")] = None
+    transpose: Annotated[int | None, Label("Random transposition"), Range(0, 24),
+                         Unit(" semitones"), Group("Advanced"), Special("the preset's"),
+                         Help("random transposition of +-N semitones while training")] = None
+    holdout: Annotated[float, Label("Held out for checking"), Range(0, 0.9, 0.05),
+                       Group("Advanced"),
+                       Help("fraction of the files held out (never trained on) for the "
+                            "validation curves")] = 0.1
+    seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"), Group("Advanced"),
+                    Help("random seed (data split, initialisation, batch order)")] = 0
+    resume: Annotated[bool, Label("Resume training"),
+                      Help("continue the run in the output folder (--out) from its last "
+                           "checkpoint, up to the training steps")] = False
+
+    def check(self) -> None:
+        if not self.resume and self.mode == "audio" and is_builtin(self.data):
+            raise UserError("the built-in Bach chorales are MIDI: audio mode needs a folder of "
+                            "WAV/FLAC/OGG files")
+
+
+@dataclass(kw_only=True)
+class SampleParams:
+    """Generate new phrases from a trained model and write them as .mid (or .wav) files."""
+
+    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    n: Annotated[int, Label("Phrases"), Range(1, 1000), Help("how many phrases")] = 8
+    temperature: Annotated[float, Label("Temperature"), Range(0, 10, 0.1),
+                           Help("randomness: 0 gives the most likely notes, higher more "
+                                "surprising ones (melodies sample each step at this "
+                                "temperature; piano-roll and sound models scale the latent "
+                                "spread)")] = 1.0
+    seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"),
+                    Help("random seed (the same seed gives the same phrases)")] = 1
+    key: Annotated[str, Label("Key"),
+                   Help("key of new melodies: random (the training data's mix of major and "
+                        "minor keys), or C, F#m, Bb…")] = "random"
+    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
+                     Help(_TEMPO_HELP)] = None
+    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
+                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+
+
+@dataclass(kw_only=True)
+class InterpolateParams:
+    """Phrases on the way from A to B (a slerp between their latent codes)."""
+
+    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    a: Annotated[Phrase, Label("A"), PHRASE, Help("the start phrase")]
+    b: Annotated[Phrase, Label("B"), PHRASE, Help("the end phrase")]
+    steps: Annotated[int, Label("Steps"), Range(2, 256),
+                     Help("phrases from A to B, both ends included (they reconstruct A and "
+                          "B)")] = 5
+    temperature: Annotated[float, Label("Temperature"), Range(0, 10, 0.1),
+                           Help("0 decodes the most likely phrase; above 0 samples")] = 0.0
+    melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
+    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
+                     Help(_TEMPO_HELP)] = None
+    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
+                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+
+
+@dataclass(kw_only=True)
+class VariationsParams:
+    """Variations of a phrase: phrases from latent codes near its own."""
+
+    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    source: Annotated[Phrase, Label("Phrase to vary"), PHRASE, Help("the phrase to vary")]
+    n: Annotated[int, Label("Variations"), Range(1, 1000), Help("how many variations")] = 6
+    amount: Annotated[float, Label("How far"), Range(0, 10, 0.05),
+                      Help("how far the variations stray from the original (spread added to its "
+                           "latent code)")] = 0.5
+    seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"), Help("random seed")] = 1
+    melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
+    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
+                     Help(_TEMPO_HELP)] = None
+    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
+                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+
+
+@dataclass(kw_only=True)
+class LoadParams:
+    """Read phrases from a MIDI (or, for audio models, audio) file; with a model, also show what
+    the model makes of them (its reconstructions, written as .mid files)."""
+
+    midi: Annotated[Path, Label("File"), Widget("file", filter=MIDI_OR_AUDIO),
+                    Help("the file to read")]
+    model: Annotated[Path | None, Label("Model"), Widget("model", kinds=MODEL_KINDS),
+                     Special("none: just show the file's phrases"),
+                     Help("a trained model (its bars and mode win over the phrase length and "
+                          "mode below)")] = None
+    bars: Annotated[Bars, Label("Phrase length"), Choices({2: "2 bars", 4: "4 bars"}),
+                    Help("phrase length when no model is given")] = 2
+    mode: Annotated[Literal["melody", "pianoroll"], Label("What to read"),
+                    Choices(melody="Melodies (one line)", pianoroll="Piano rolls (every note)"),
+                    Help("melody or pianoroll when no model is given")] = "melody"
+    melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
+    limit: Annotated[int, Label("At most"), Range(1, 10_000), Unit(" phrases"),
+                     Help("at most this many phrases (non-overlapping, from the start)")] = 8
+    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
+                   Special("a new folder in the workspace"),
+                   Help("folder for the reconstructions (default: a new folder under the "
+                        "workspace)")] = None
+
+
+@dataclass(kw_only=True)
+class RenderParams:
+    """Render a MIDI file to a WAV file with the built-in synth (no sound card needed)."""
+
+    midi: Annotated[Path, Label("MIDI file"), Widget("file", filter="MIDI (*.mid *.midi)"),
+                    Help("the MIDI file")]
+    out: Annotated[Path, Label("WAV file"), Widget("save", filter="WAV (*.wav)"),
+                   Help("the WAV file to write (a folder: the MIDI file's name with .wav)")]
+    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"),
+                     Special("the file's own"),
+                     Help("play at this tempo (quarter notes per minute; default: the file's "
+                          "own timing)")] = None
+    voice: Annotated[Voice, Label("Voice"), Choices(piano="Piano", organ="Organ", pluck="Pluck"),
+                     Help("synth voice")] = "piano"
+    sample_rate: Annotated[int, Label("Sample rate"), Range(8000, 192_000, 100), Unit(" Hz"),
+                           Help("WAV sample rate")] = 44100
