@@ -1,0 +1,81 @@
+"""Export: the selected phrase or the whole strip as a MIDI file or a WAV file.
+
+Small and immediate, so it runs on the GUI thread: MIDI files of a few phrases are written in
+milliseconds, and a WAV is the transport's already-rendered buffer copied into a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QPushButton, QWidget
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plugins.music.ui.panel import MusicPanel
+
+BUTTONS = (("MIDI (selected)", "mid", "selected"), ("MIDI (strip)", "mid", "strip"),
+           ("WAV (selected)", "wav", "selected"), ("WAV (strip)", "wav", "strip"))
+
+
+class ExportBar(QWidget):
+    """Four buttons: MIDI or WAV, the selected phrase or the strip."""
+
+    def __init__(self, panel: MusicPanel) -> None:
+        super().__init__()
+        self.panel = panel
+        lay = QGridLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(QLabel("Export:"), 0, 0)
+        self.buttons: list[QPushButton] = []
+        for i, (text, fmt, which) in enumerate(BUTTONS):
+            b = QPushButton(text)
+            b.clicked.connect(lambda _=False, f=fmt, s=which: self.export(f, s))
+            lay.addWidget(b, i // 2, 1 + i % 2)
+            self.buttons.append(b)
+        lay.setColumnStretch(3, 1)
+
+    def export(self, fmt: str, which: str = "strip", path: str | Path | None = None
+               ) -> Path | None:
+        """Write the selected phrase or the whole strip as ``fmt`` ("mid" or "wav");
+        ``path`` skips the file dialog."""
+        panel = self.panel
+        if not panel.phrases:
+            panel.say("Nothing to export yet.", error=True)
+            return None
+        index = panel.strip.selected if which == "selected" else None
+        if index is not None and not 0 <= index < len(panel.phrases):
+            panel.say("Select a phrase to export.", error=True)
+            return None
+        items = panel.phrases if index is None else [panel.phrases[index]]
+        if fmt == "mid" and any(p.kind == "audio" for p in items):
+            panel.say("Sound phrases have no notes: export them as WAV.", error=True)
+            return None
+        if path is None:
+            stem = "strip" if index is None else (items[0].label or "phrase").replace("/", "-")
+            filt = "MIDI files (*.mid)" if fmt == "mid" else "WAV files (*.wav)"
+            path, _ = QFileDialog.getSaveFileName(self, "Export", f"{stem}.{fmt}", filt)
+            if not path:
+                return None
+        target = Path(path)
+        if target.suffix.lower() != f".{fmt}":
+            target = target.with_suffix(f".{fmt}")
+        try:
+            if fmt == "mid":
+                from plugins.music.engine.midi import write_midi
+
+                write_midi(items, target, panel.transport_bar.tempo())
+            else:
+                from plugins.music.engine.synth import write_wav
+
+                audio, rate = panel.transport_bar.audio(index)
+                write_wav(audio, target, rate)
+        except (OSError, ValueError) as exc:
+            panel.say(f"Export failed: {exc}", error=True)
+            return None
+        panel.say(f"Exported {target.name}")
+        return target
+
+    def refresh(self) -> None:
+        for b in self.buttons:
+            b.setEnabled(bool(self.panel.phrases))

@@ -1,0 +1,215 @@
+"""The train box: what to learn from and how, Train / Resume training / Stop, and progress.
+
+Bound to :class:`~plugins.music.params.TrainParams` through a ``Form``; the data row is drawn
+here (a folder, or the built-in Bach chorales, in words rather than a path). Reopening a training
+run puts its settings back and selects its model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
+
+from plugins.music.engine.bach import is_builtin
+from plugins.music.engine.config import MODEL_FILE
+from plugins.music.engine.phrase import Phrase
+from plugins.music.params import TrainParams
+from studio.widgets.form import Form
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plugins.music.ui.panel import MusicPanel
+
+BUILTIN_LABEL = "Bach chorales (built in, 371 pieces)"
+ADVANCED = ("melody", "holdout", "seed", "batch_size", "lr", "latent", "beta", "free_bits",
+            "kl_warmup", "transpose")
+
+
+class TrainBox(QGroupBox):
+    """Training a model: the form, the buttons and the running job's progress."""
+
+    def __init__(self, panel: MusicPanel) -> None:
+        super().__init__("Train")
+        self.panel = panel
+        host = panel.host
+        self.form = Form(TrainParams, self, host.recall("train", TrainParams))
+        self.handle: Any = None
+        lay = QFormLayout(self)
+
+        self.data_label = QLabel("")
+        self.data_label.setWordWrap(True)
+        lay.addRow(self.form.label("data"), self.data_label)
+        row = QHBoxLayout()
+        self.data_btn = QPushButton("Folder…")
+        self.data_btn.setToolTip(self.form.param("data").help)
+        self.data_btn.clicked.connect(self._choose_data)
+        row.addWidget(self.data_btn)
+        self.builtin_btn = QPushButton("Bach chorales")
+        self.builtin_btn.setToolTip("Learn from the built-in Bach chorales (their soprano lines "
+                                    "as melodies)")
+        self.builtin_btn.clicked.connect(lambda: self.set_data("bach"))
+        row.addWidget(self.builtin_btn)
+        lay.addRow("", row)
+        self.form.add_rows(lay, "mode", "bars", "preset", "steps", "minutes")
+
+        self.more_btn = QToolButton()
+        self.more_btn.setText("More settings")
+        self.more_btn.setCheckable(True)
+        self.more_btn.setArrowType(Qt.ArrowType.RightArrow)
+        self.more_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.more_btn.setAutoRaise(True)
+        self.more_btn.toggled.connect(self._show_more)
+        lay.addRow(self.more_btn)
+        self.more = QWidget()
+        more = QFormLayout(self.more)
+        more.setContentsMargins(0, 0, 0, 0)
+        self.form.add_rows(more, *ADVANCED)
+        self.more.hide()
+        lay.addRow(self.more)
+
+        btns = QHBoxLayout()
+        self.train_btn = QPushButton("Train")
+        self.train_btn.setToolTip("Train a new model on this music")
+        self.train_btn.clicked.connect(lambda: self.train())
+        btns.addWidget(self.train_btn)
+        self.resume_btn = QPushButton("Resume training")
+        self.resume_btn.setToolTip("Train the selected model further, from its last checkpoint, "
+                                   "up to the training steps")
+        self.resume_btn.clicked.connect(lambda: self.train(resume=True))
+        btns.addWidget(self.resume_btn)
+        self.cancel_btn = QPushButton("Stop")
+        self.cancel_btn.setToolTip("Stop training (a checkpoint is saved: Resume training goes "
+                                   "on from it)")
+        self.cancel_btn.clicked.connect(self.cancel)
+        btns.addWidget(self.cancel_btn)
+        lay.addRow(btns)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.hide()
+        lay.addRow(self.bar)
+        self._show_data()
+        host.run_reopened.connect(self._reopened)
+
+    # -- data -----------------------------------------------------------------------------------
+    def _choose_data(self) -> None:
+        start = "" if is_builtin(self.form.p.data) else self.form.p.data
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder of MIDI or audio files",
+                                                start)
+        if path:
+            self.set_data(path)
+
+    def set_data(self, data: str) -> None:
+        self.form.set_value("data", data)
+        self._show_data()
+
+    def _show_data(self) -> None:
+        data = self.form.p.data or "bach"
+        if is_builtin(data):
+            self.data_label.setText(BUILTIN_LABEL)
+            self.data_label.setToolTip("What the next training run learns from")
+        else:
+            self.data_label.setText(Path(data).name or data)
+            self.data_label.setToolTip(f"What the next training run learns from: {data}")
+
+    def _show_more(self, on: bool) -> None:
+        self.more.setVisible(on)
+        self.more_btn.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    # -- running --------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.handle is not None and not self.handle.is_finished
+
+    def train(self, resume: bool = False) -> Any:
+        """Start a new run, or (``resume``) train the selected model's run further."""
+        panel = self.panel
+        if self.running:
+            panel.say("A training run is already going; stop it first.", error=True)
+            return None
+        out = None
+        if resume:
+            out = panel.model_path()
+            if out is None:
+                panel.say("Select a model to resume training.", error=True)
+                return None
+        p = self.form.checked(panel.status, resume=resume)
+        if p is None:
+            return None
+        h = panel.host.submit("train", p, title="Train music VAE", out=out)
+        self.handle = h
+        self.bar.setValue(0)
+        self.bar.setFormat("starting…")
+        self.bar.show()
+        h.progress.connect(self._on_progress)
+        h.preview.connect(self._on_preview)
+        h.finished.connect(self._on_finished)
+        panel.update_buttons()
+        panel.say("Training started: curves in the Live plots dock.")
+        return h
+
+    def cancel(self) -> None:
+        if self.running:
+            self.handle.cancel()
+            self.panel.say("Stopping: the last checkpoint is kept, Resume training goes on "
+                           "from it.")
+
+    def _on_progress(self, data: dict[str, Any]) -> None:
+        total = data.get("total")
+        if total:
+            self.bar.setValue(int(1000 * min(1.0, data["done"] / total)))
+            self.bar.setFormat(f"{int(data['done'])} / {int(total)}  {data.get('message', '')}")
+        else:
+            self.bar.setFormat(data.get("message", ""))
+
+    def _on_preview(self, kind: str, payload: Any, _data: Any) -> None:
+        panel = self.panel
+        if kind != "phrases" or not isinstance(payload, dict):
+            return
+        if not panel.phrases or panel.strip_source == "training":
+            panel.show_phrases([Phrase.from_payload(d) for d in payload["phrases"]],
+                               f"Training preview: {payload.get('title', '')}", "training")
+
+    def _on_finished(self, rec: Any) -> None:
+        panel = self.panel
+        self.bar.hide()
+        if rec.state == "done":
+            panel.say(f"Training finished: {Path(str(rec.result)).name}")
+            panel.model_box.set_path(rec.result)
+            if panel.strip_source == "training":
+                panel.strip_source = ""
+        elif rec.state == "cancelled":
+            panel.say("Training stopped; Resume training goes on from its last checkpoint.")
+            if rec.run_dir is not None and (Path(rec.run_dir) / MODEL_FILE).exists():
+                panel.model_box.set_path(rec.run_dir)
+        else:
+            panel.say(f"Training failed: {rec.error}", error=True)
+        panel.update_buttons()
+
+    def _reopened(self, job: str, params: Any, run_dir: Path) -> None:
+        """A training run was reopened: its settings come back, its model is selected."""
+        if job != "train" or not isinstance(params, TrainParams):
+            return
+        self.form.set(params)
+        self._show_data()
+        if (Path(run_dir) / MODEL_FILE).exists():
+            self.panel.model_box.set_path(run_dir)
+        self.panel.say(f"The settings of {Path(run_dir).name} are back in the Train box.")
+
+    def refresh(self) -> None:
+        training = self.running
+        self.train_btn.setEnabled(not training)
+        self.resume_btn.setEnabled(not training and self.panel.model_path() is not None)
+        self.cancel_btn.setEnabled(training)
