@@ -71,6 +71,23 @@ def test_sample_then_export_midi_and_wav(panel, qtbot, tmp_path: Path) -> None:
     assert panel.host.recall("sample", type(panel.sample_form.p)).n == 5
 
 
+def test_the_remembered_model_comes_back_even_as_its_weights_file(
+        make_host, qtbot, memorised_model: Path) -> None:
+    """Runs written before model kinds existed list their model.safetensors in the library;
+    the panel treats its folder as the model."""
+    from plugins.music.params import SampleParams
+    from plugins.music.ui.panel import MusicPanel
+
+    host = make_host(MusicPlugin())
+    host.remember("sample", SampleParams(model=memorised_model / "model.safetensors", n=3))
+    panel = MusicPanel(host)
+    qtbot.addWidget(panel)
+    assert panel.model_path() == memorised_model
+    assert "trained 600 steps" in panel.model_box.info.text()
+    assert panel.sample_form.editor("n").value() == 3
+    panel.shutdown()
+
+
 def test_a_key_and_a_seed_reach_the_job(panel, qtbot) -> None:
     gen = panel.generate_box
     gen.key_combo.setCurrentIndex(gen.key_combo.findData("F#m"))

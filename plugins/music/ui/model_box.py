@@ -54,14 +54,18 @@ class ModelBox(QGroupBox):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         lay.addWidget(self.info)
-        if not is_model_folder(form.p.model):
+        if not is_model_folder(self.path()):
             form.set_value("model", newest_model(runs_dir) or form.p.model)
         form.changed.connect(self._field_changed)
         self.show_info()
 
     def path(self) -> Path | None:
-        path = self.form.p.model
-        return Path(path) if path else None
+        """The model folder (runs recorded before model kinds existed list their weights
+        file: its folder is the model)."""
+        path = Path(self.form.p.model) if self.form.p.model else None
+        if path is not None and path.suffix == ".safetensors" and path.is_file():
+            return path.parent
+        return path
 
     def set_path(self, path: str | Path | None) -> None:
         """Choose a model from code (a run that just finished, a reopened run)."""
