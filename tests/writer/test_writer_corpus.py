@@ -65,3 +65,19 @@ def test_non_utf8_file_names_file_and_byte_offset(tmp_path: Path) -> None:
 
 def test_decode_text_accepts_unicode() -> None:
     assert decode_text("naïve 😀\r\n".encode(), "x") == "naïve 😀\n"
+
+
+def test_examples_name_the_trained_head_and_held_out_tail_of_each_file(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a" * 90 + "A" * 10, encoding="utf-8")
+    (tmp_path / "b.txt").write_text("b" * 45 + "B" * 5, encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    examples, held = corpus.examples(0.1)
+    assert [(e.path, e.part) for e in examples] == [
+        ("a.txt", "chars 0-90"), ("a.txt", "chars 90-100"),
+        ("b.txt", "chars 0-45"), ("b.txt", "chars 45-50")]
+    assert held == [examples[1].id, examples[3].id]
+    assert examples[0].sha256 == examples[1].sha256  # both parts of one file, hashed once
+    examples, held = corpus.examples(0.0)  # nothing held out: one example per file
+    assert [e.part for e in examples] == ["chars 0-100", "chars 0-50"] and held == []
+    single, _ = load_corpus(tmp_path / "a.txt").examples(0.1)
+    assert [e.path for e in single] == ["", ""]  # the location is the file itself

@@ -52,6 +52,45 @@ def test_cli_bad_input_is_a_clear_error(tmp_path: Path,
     assert rc == 1 and "config.json" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("job", "args", "message"), [
+    ("train", ["--steps", "0"], "--steps must be between 1 and"),
+    ("train", ["--steps", "-1"], "--steps must be between 1 and"),
+    ("train", ["--val-fraction", "0.95"], "--val-fraction must be between 0 and 0.9"),
+    ("train", ["--lora-r", "0"], "--lora-r must be between 1 and"),
+    ("train", ["--vocab-size", "100"], "--vocab-size must be 0 (automatic) or at least 258"),
+    ("train", ["--preset", "huge"], "--preset must be one of tiny, small, base"),
+    ("train", [], "--data is required"),
+    ("generate", ["--max-new-tokens", "0"], "--max-new-tokens must be between 1 and"),
+    ("generate", ["--temperature", "-1"], "--temperature must be between 0 and"),
+    ("generate", ["--top-p", "0"], "--top-p must be between 0.01 and 1"),
+    ("generate", ["--seed", "-5"], "--seed must be between 0 and"),
+    ("alternatives", ["--n", "17"], "--n must be between 1 and 16"),
+    ("eval", ["--window", "-1"], "--window must be between 0 and"),
+])
+def test_cli_refuses_values_out_of_range(tmp_path: Path, corpus_file: Path, job: str,
+                                         args: list[str], message: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    base = {"train": ["--data", str(corpus_file), "--out", str(tmp_path / "run")],
+            "generate": ["--model", str(tmp_path)], "alternatives": ["--model", str(tmp_path)],
+            "eval": ["--model", str(tmp_path), "--data", str(corpus_file)]}[job]
+    if job == "train" and not args:
+        base = ["--out", str(tmp_path / "run")]
+    rc = cli.cmd_run("writer", job, [*base, *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_cli_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.cmd_run("writer", "train", ["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--data", "--preset", "--steps", "--model", "--method", "--merge-lora",
+                 "--tokenizer", "--vocab-size", "--val-fraction", "--batch-size",
+                 "--block-size", "--lr", "--optimizer", "--eval-every", "--patience",
+                 "--minutes", "--lora-r", "--seed", "--resume"):
+        assert flag in text, flag
+
+
 def test_download_is_refused_offline(capsys: pytest.CaptureFixture[str]) -> None:
     rc = cli.cmd_run("writer", "download", ["--repo-id", "HuggingFaceTB/SmolLM2-135M"])
     err = capsys.readouterr().err

@@ -1,15 +1,17 @@
-"""Training: from scratch, exact resume after a cancel, early stop, LoRA (merged and adapter)."""
+"""Training: from scratch, exact resume after a cancel (also through the studio's runner and
+from the writer's first checkpoint format), early stop, LoRA (merged and adapter), the record of
+which text trained the model."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
+from writer_helpers import StopAt
 
+from plugins.common.training import QuietReporter
 from plugins.writer.engine.pipeline import TrainRequest, run_training
-from plugins.writer.engine.reporting import NullReporter
-from plugins.writer.engine.training import TrainConfig, lr_factor
+from plugins.writer.engine.training import lr_factor
 from studio.errors import Cancelled, UserError
 
 
@@ -23,7 +25,7 @@ def test_from_scratch_saves_a_folder_plain_transformers_loads(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rep = NullReporter()
+    rep = QuietReporter()
     out = run_training(_req(corpus_file, preset=micro_preset, steps=30, eval_every=10,
                             extra={"log_every": 5}), tmp_path / "run", rep)
     names = {p.name for p in out.model_dir.iterdir()}
@@ -35,10 +37,10 @@ def test_from_scratch_saves_a_folder_plain_transformers_loads(
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([tok("Speak")["input_ids"]])).logits
     assert logits.shape[-1] == len(tok)
-    train = [v for _, v in rep.metrics_seen["loss/train"]]
+    train = [v for _, v in rep.history["loss/train"]]
     assert train[-1] < train[0] - 0.5  # it learnt something
     for name in ("loss/val", "perplexity/val", "bits_per_char/val", "tokens_per_s", "lr"):
-        assert rep.metrics_seen.get(name), name
+        assert rep.history.get(name), name
     assert out.stats.train_tokens > 0 and out.stats.val_chars > 0
     assert out.params[0] == out.params[1] == sum(p.numel() for p in model.parameters())
 
@@ -70,44 +72,90 @@ def test_resume_after_cancel_is_exact(tmp_path: Path, corpus_file: Path, micro_p
 
     req = dict(preset=micro_preset, steps=8, eval_every=4,
                extra={"dropout": 0.2, "optimizer": optimizer})
-    run_training(_req(corpus_file, **req), tmp_path / "straight", NullReporter())
+    straight = QuietReporter()
+    run_training(_req(corpus_file, **req), tmp_path / "straight", straight)
 
-    cancel = threading.Event()
-
-    def on_metric(name: str, step: float, value: float) -> None:
-        if name == "loss/train" and step == 5:
-            cancel.set()  # lands at the next check: after step 5, between two checkpoints
-
+    # lands at the next check: after step 5, between two checkpoints
+    rep = StopAt("loss/train", 5)
     with pytest.raises(Cancelled):
-        run_training(_req(corpus_file, **req), tmp_path / "resumed",
-                     NullReporter(cancel=cancel, on_metric=on_metric))
+        run_training(_req(corpus_file, **req), tmp_path / "resumed", rep)
     stopped = load_state(tmp_path / "resumed" / "checkpoints" / "last.safetensors")
-    assert stopped["step"] == 5
-    run_training(_req(corpus_file, **req), tmp_path / "resumed", NullReporter(), resume=True)
+    assert stopped["__loop__"]["step"] == 5
+    rep.go_on()
+    run_training(_req(corpus_file, **req), tmp_path / "resumed", rep, resume=True)
     a = load_state(tmp_path / "straight" / "checkpoints" / "last.safetensors")
     b = load_state(tmp_path / "resumed" / "checkpoints" / "last.safetensors")
-    assert a["step"] == b["step"] == 8
+    assert a["__loop__"]["step"] == b["__loop__"]["step"] == 8
     for key, value in a["model"].items():
         assert (value == b["model"][key]).all(), key
-    assert a["history"] == b["history"]
+    for name in ("loss/train", "loss/val", "lr"):  # the same curves: no gap, no duplicate
+        assert rep.history[name] == straight.history[name], name
+
+
+def test_a_checkpoint_of_the_first_format_resumes_exactly(tmp_path: Path, corpus_file: Path,
+                                                          micro_preset: str) -> None:
+    """Runs stopped before the shared loop (``studio-writer-checkpoint-1``) still resume."""
+    from studio.storage import load_state, save_state
+
+    req = dict(preset=micro_preset, steps=8, eval_every=4,
+               extra={"dropout": 0.2, "optimizer": "adamw"})
+    run_training(_req(corpus_file, **req), tmp_path / "straight", QuietReporter())
+    rep = StopAt("loss/train", 5)
+    with pytest.raises(Cancelled):
+        run_training(_req(corpus_file, **req), tmp_path / "old", rep)
+    ckpt = tmp_path / "old" / "checkpoints" / "last.safetensors"
+    new = load_state(ckpt)
+    loop = new["__loop__"]
+    save_state(ckpt, {  # the layout the writer's own loop wrote
+        "format": "studio-writer-checkpoint-1", "model": new["model"],
+        "optimizer": new["optimizer"], "schedule": {"step": 5, "elapsed": loop["elapsed"]},
+        "step": 5, "tokens_seen": new["tokens_seen"], "rng": new["__rng__"],
+        "sampler": new["sampler"], "best_val": loop["best_value"],
+        "best_step": loop["best_step"], "last_val": new["last_val"],
+        "bad_evals": loop["bad_evals"], "history": [{"step": 4.0, "val_loss": 1.0}],
+        "config": new["config"]})
+    out = run_training(_req(corpus_file, **req), tmp_path / "old", QuietReporter(),
+                       resume=True)
+    assert out.result.step == 8 and out.result.best_step is not None
+    a = load_state(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    b = load_state(ckpt)
+    for key, value in a["model"].items():
+        assert (value == b["model"][key]).all(), key
+
+
+def test_train_job_resumes_exactly_through_the_runner(tmp_path: Path, corpus_file: Path) -> None:
+    """Stop a real train job mid-run, Resume it: the same model and curves as a run without a
+    break (tokens per second measures the machine, so only its points are compared)."""
+    from resume_check import assert_exact_resume
+
+    from plugins.writer.params import TrainParams
+    from studio.storage import load_tensors
+
+    cut = assert_exact_resume(
+        tmp_path, "writer", "train",
+        lambda resume: TrainParams(data=corpus_file, preset="tiny", steps=6, batch_size=2,
+                                   block_size=16, eval_every=2, seed=3, resume=resume),
+        weights=lambda run: load_tensors(run / "model" / "model.safetensors"),
+        measured=("tokens_per_s",))
+    assert 0 < cut < 6
 
 
 def test_resume_needs_a_run_and_runs_are_not_overwritten(tmp_path: Path, corpus_file: Path,
                                                          micro_preset: str) -> None:
     with pytest.raises(UserError, match="nothing to resume"):
         run_training(_req(corpus_file, preset=micro_preset, steps=2), tmp_path / "none",
-                     NullReporter(), resume=True)
+                     QuietReporter(), resume=True)
     run_training(_req(corpus_file, preset=micro_preset, steps=2, eval_every=2),
-                 tmp_path / "run", NullReporter())
+                 tmp_path / "run", QuietReporter())
     with pytest.raises(UserError, match="already holds a training run"):
         run_training(_req(corpus_file, preset=micro_preset, steps=2), tmp_path / "run",
-                     NullReporter())
+                     QuietReporter())
 
 
 def test_early_stop_on_validation_loss(tmp_path: Path, corpus_file: Path,
                                        micro_preset: str) -> None:
     out = run_training(_req(corpus_file, preset=micro_preset, steps=40, eval_every=2,
-                            patience=2, lr=1e-12, warmup=0), tmp_path / "run", NullReporter())
+                            patience=2, lr=1e-12, warmup=0), tmp_path / "run", QuietReporter())
     assert out.result.stopped_early
     assert out.result.step == 6  # best at 2, no improvement at 4 and 6
 
@@ -119,7 +167,7 @@ def test_lora_fine_tune_merged_and_as_adapter(tmp_path: Path, corpus_file: Path,
     from plugins.writer.engine.loading import inspect_model_dir, load_causal_lm
 
     merged = run_training(_req(corpus_file, base_model=str(tiny_gpt2), method="lora", steps=4,
-                               eval_every=2, lr=5e-2), tmp_path / "merged", NullReporter())
+                               eval_every=2, lr=5e-2), tmp_path / "merged", QuietReporter())
     assert merged.params[0] < merged.params[1] / 5  # only the adapters train
     assert inspect_model_dir(merged.model_dir).kind == "full"
     base, _, _ = load_causal_lm(tiny_gpt2)
@@ -130,7 +178,7 @@ def test_lora_fine_tune_merged_and_as_adapter(tmp_path: Path, corpus_file: Path,
 
     adapter = run_training(_req(corpus_file, base_model=str(tiny_gpt2), method="lora", steps=4,
                                 eval_every=2, lr=5e-2, merge_lora=False),
-                           tmp_path / "adapter", NullReporter())
+                           tmp_path / "adapter", QuietReporter())
     info = inspect_model_dir(tmp_path / "adapter")
     assert info.kind == "adapter" and info.base == tiny_gpt2
     assert (adapter.model_dir / "adapter_model.safetensors").exists()
@@ -142,32 +190,58 @@ def test_lora_fine_tune_merged_and_as_adapter(tmp_path: Path, corpus_file: Path,
 def test_full_fine_tune_of_a_local_folder(tmp_path: Path, corpus_file: Path,
                                           tiny_llama: Path) -> None:
     out = run_training(_req(corpus_file, base_model=str(tiny_llama), method="full", steps=3,
-                            eval_every=3), tmp_path / "run", NullReporter())
+                            eval_every=3), tmp_path / "run", QuietReporter())
     assert out.params[0] == out.params[1]
     assert (out.model_dir / "model.safetensors").exists()
 
 
 def test_learning_rate_schedule() -> None:
-    cfg = TrainConfig(steps=100, warmup=10, min_lr_ratio=0.1)
-    assert lr_factor(0, cfg) == pytest.approx(1 / 11)
-    assert lr_factor(10, cfg) == pytest.approx(1.0)
-    assert lr_factor(55, cfg) == pytest.approx(0.55)
-    assert lr_factor(100, cfg) == pytest.approx(0.1)
-    timed = TrainConfig(steps=10**9, warmup=0, max_seconds=60.0)
-    assert lr_factor(5, timed, elapsed=60.0) == pytest.approx(timed.min_lr_ratio)
-    assert lr_factor(5, timed, elapsed=30.0) == pytest.approx(0.55)
+    assert lr_factor(0, 100, 10) == pytest.approx(1 / 11)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10) == pytest.approx(0.55)
+    assert lr_factor(100, 100, 10) == pytest.approx(0.1)
+    # under a time budget the loop shortens the horizon, and the clock pushes the decay on:
+    # the floor is reached when the budget ends, however many steps that took
+    assert lr_factor(5, 10**9, 0, time_fraction=1.0) == pytest.approx(0.1)
+    assert lr_factor(5, 10**9, 0, time_fraction=0.5) == pytest.approx(0.55)
+    assert lr_factor(5, 5, 0) == pytest.approx(0.1)
 
 
 def test_stop_keeps_the_model_so_far(tmp_path: Path, corpus_file: Path,
                                      micro_preset: str) -> None:
-    cancel = threading.Event()
-
-    def on_metric(name: str, step: float, value: float) -> None:
-        if name == "loss/train" and step == 3:
-            cancel.set()
-
     with pytest.raises(Cancelled):
         run_training(_req(corpus_file, preset=micro_preset, steps=50, eval_every=25),
-                     tmp_path / "run", NullReporter(cancel=cancel, on_metric=on_metric))
+                     tmp_path / "run", StopAt("loss/train", 3))
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
     assert (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+
+
+def test_the_run_records_which_text_trained_and_which_was_held_out(
+        tmp_path: Path, sample_text: str) -> None:
+    """Each document is two examples of its file: the head trained, the tail held out."""
+    from studio import cli, manifest
+
+    data = tmp_path / "stories"
+    (data / "more").mkdir(parents=True)
+    a, b = sample_text, sample_text[:1000]
+    (data / "a.txt").write_text(a, encoding="utf-8")
+    (data / "more" / "b.md").write_text(b, encoding="utf-8")
+    run = tmp_path / "run"
+    assert cli.cmd_run("writer", "train", [
+        "--data", str(data), "--steps", "2", "--out", str(run), "--batch-size", "2",
+        "--block-size", "16", "--val-fraction", "0.2"]) == 0
+    ka, kb = int(len(a) * 0.8), int(len(b) * 0.8)
+    sha_a = manifest.sha256_file(data / "a.txt")[:16]
+    sha_b = manifest.sha256_file(data / "more" / "b.md")[:16]
+    assert manifest.membership(run) == {
+        f"a.txt@{sha_a}#chars 0-{ka}": "train",
+        f"a.txt@{sha_a}#chars {ka}-{len(a)}": "held_out",
+        f"more/b.md@{sha_b}#chars 0-{kb}": "train",
+        f"more/b.md@{sha_b}#chars {kb}-{len(b)}": "held_out"}
+    m = manifest.read(run)
+    assert m is not None
+    ds = m.dataset()
+    assert ds is not None and ds.location == str(data.resolve()) and ds.unit == "text range"
+    assert (ds.train, ds.held_out) == (2, 2)
+    [model] = m.models()
+    assert model.model_kind == "causal-lm" and model.path == "model"

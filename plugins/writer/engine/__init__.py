@@ -10,17 +10,20 @@ plugin reuses it unchanged:
                       (pure arithmetic, so a panel can show counts without importing torch)
 - :mod:`.loading`     load a local Hugging Face causal-LM folder (safetensors only, never remote
                       code), LoRA adapter folders, atomic ``save_pretrained``, explicit Hub download
-- :mod:`.training`    one training loop for from-scratch, full fine-tune and LoRA (peft):
-                      warmup + cosine LR, validation, early stop, exact checkpoint/resume
+- :mod:`.training`    :class:`~.training.LMTask`, the training of from-scratch, full fine-tune
+                      and LoRA (peft) models as a task of the studio's one training loop
+                      (``plugins.common.training``): warmup + cosine LR, validation loss,
+                      keep-best weights
 - :mod:`.generation`  :class:`~.generation.Generator` with ``stream()`` yielding text chunks
                       (sampling controls, seed, stop sequences, cancel, tokens/s); a chat loop
                       calls it with ``tokenizer.apply_chat_template`` ids
 - :mod:`.evaluation`  perplexity, nats and bits per character on held-out text
-- :mod:`.pipeline`    the whole recipe: corpus -> tokenizer -> model -> Trainer -> saved folder
+- :mod:`.pipeline`    the whole recipe: corpus -> tokenizer -> model -> TrainLoop -> saved folder
 - :mod:`.hub`         Hugging Face Hub download, only when the user explicitly asks
 
-Progress is reported through the small :class:`~.reporting.Reporter` protocol, which a studio
-``JobContext`` satisfies; scripts and tests pass :class:`~.reporting.NullReporter`.
+Progress is reported through ``plugins.common.training.Reporter``, which a studio ``JobContext``
+satisfies; scripts and tests pass ``plugins.common.training.QuietReporter``. Nothing here knows
+about the writer's panel or its job parameters.
 
 Submodules import torch; this package itself imports nothing heavy, so ``presets`` and
 ``corpus`` are safe to use from a panel.

@@ -11,17 +11,21 @@ Rules a user can rely on:
   and folders are skipped. A file named explicitly is read whatever its extension.
 - Line endings are normalised to ``\\n``. The user's files are only ever read.
 - Validation text is the *last* ``val_fraction`` of every document (nanoGPT's split for one file),
-  so it is text the model never saw and every document is represented.
+  so it is text the model never saw and every document is represented. A run records each
+  document as two examples (:meth:`Corpus.examples`): characters ``0-K`` (trained on) and
+  ``K-N`` (held out), counted in the text as read (after newline normalisation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import UserError
+from studio.manifest import Example, file_examples
 
 TEXT_EXTS = (".txt", ".md", ".markdown", ".text")
 MAX_PROBLEMS_SHOWN = 5
@@ -37,6 +41,11 @@ class Document:
     @property
     def chars(self) -> int:
         return len(self.text)
+
+    def cut(self, val_fraction: float) -> int:
+        """Where the held-out tail begins (a character index): the split and the run's record
+        of it share this one rule."""
+        return int(len(self.text) * (1.0 - val_fraction))
 
 
 @dataclass
@@ -63,17 +72,38 @@ class Corpus:
 
         ``val_fraction`` 0 gives no validation text (no early stopping then).
         """
-        if not 0.0 <= val_fraction < 1.0:
-            raise UserError(f"the validation fraction must be in [0, 1), not {val_fraction}")
+        _check_fraction(val_fraction)
         train: list[str] = []
         val: list[str] = []
         for doc in self.documents:
-            cut = int(len(doc.text) * (1.0 - val_fraction))
+            cut = doc.cut(val_fraction)
             if doc.text[:cut]:
                 train.append(doc.text[:cut])
             if doc.text[cut:]:
                 val.append(doc.text[cut:])
         return train, val
+
+    def examples(self, val_fraction: float,
+                 check: Callable[[], None] | None = None) -> tuple[list[Example], list[str]]:
+        """What a run trained on, for its manifest: each document as two examples of its file,
+        ``chars 0-K`` (trained on) and ``chars K-N`` (held out; absent when nothing is held
+        out), and the held-out ids. Files are named relative to the corpus root (a single
+        file: ""), and hashed, so the audit can tell an edited file from the one trained on."""
+        _check_fraction(val_fraction)
+        root = self.root.expanduser().resolve()
+        whole = file_examples(root, [d.path.expanduser().resolve() for d in self.documents],
+                              check=check)
+        examples: list[Example] = []
+        held_out: list[str] = []
+        for doc, ex in zip(self.documents, whole, strict=True):
+            cut, n = doc.cut(val_fraction), doc.chars
+            if cut > 0:
+                examples.append(ex.with_part(f"chars 0-{cut}"))
+            if cut < n:
+                tail = ex.with_part(f"chars {cut}-{n}")
+                examples.append(tail)
+                held_out.append(tail.id)
+        return examples, held_out
 
     def fingerprint(self) -> str:
         """A short hash of the file names and contents, recorded with runs for provenance."""
@@ -86,6 +116,11 @@ class Corpus:
     def summary(self) -> str:
         n = len(self.documents)
         return f"{n} file{'s' if n != 1 else ''}, {self.chars:,} characters"
+
+
+def _check_fraction(val_fraction: float) -> None:
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"the validation fraction must be in [0, 1), not {val_fraction}")
 
 
 def decode_text(data: bytes, name: str) -> str:

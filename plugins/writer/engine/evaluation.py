@@ -166,3 +166,21 @@ def evaluate_text(model: Any, tokenizer: Any, text: str, window: int | None = No
         raise UserError("the evaluation text is too short to score (it needs two tokens)")
     return EvalResult(nll=nll, tokens=count, chars=max(1, chars), window=window,
                       stride=int(stride or window))
+
+
+class EvalReport(dict[str, Any]):
+    """An evaluation as the eval job returns it: a plain dict for panels and scripts (the
+    :class:`EvalResult` fields and scores, plus what was evaluated) that prints as the command
+    line promises."""
+
+    @classmethod
+    def of(cls, result: EvalResult, **about: Any) -> EvalReport:
+        report = cls(result.to_json())
+        report.update(about)
+        return report
+
+    def __str__(self) -> str:
+        return (f"perplexity: {self['perplexity']:.3f}\n"
+                f"bits per character: {self['bits_per_char']:.4f}\n"
+                f"(nats per character {self['nats_per_char']:.4f}; {self['tokens']:,} tokens, "
+                f"{self['chars']:,} characters)")

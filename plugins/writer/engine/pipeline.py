@@ -1,8 +1,10 @@
 """From a corpus to a saved model folder: the whole training recipe in one place.
 
-The train job, the Shakespeare bench and (later) the chatbot's fine-tuning call
-:func:`run_training`; it reads the corpus, trains or loads the tokenizer, builds or loads the
-model, runs :class:`~.training.Trainer` and saves a standard Hugging Face folder.
+The train job, the Shakespeare bench and (later) the chatbot's fine-tuning call it in two
+steps: :func:`prepare_training` reads the corpus, trains or loads the tokenizer and builds or
+loads the model (the job records the data between the two), then :func:`train_prepared` runs
+:class:`~.training.LMTask` in the shared :class:`~plugins.common.training.TrainLoop` and saves a
+standard Hugging Face folder. :func:`run_training` does both.
 
 Run folder layout (``RUN``)::
 
@@ -20,21 +22,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from plugins.common.training import LoopState, Reporter
 from plugins.writer.engine import presets as presets_mod
 from plugins.writer.engine.corpus import Corpus, load_corpus
-from plugins.writer.engine.reporting import Reporter
-from plugins.writer.engine.training import TrainConfig, TrainResult
-from studio.errors import Cancelled, UserError
+from plugins.writer.engine.training import LMTask, TrainConfig, TrainResult
+from studio.errors import UserError
 
 CONFIG_NAME = "config.json"
 FORMAT = "studio-writer-run-1"
+CHECKPOINT = Path("checkpoints") / "last.safetensors"
+BEST = Path("checkpoints") / "best.safetensors"
 
 
 @dataclass
 class TrainRequest:
     """What the user asked for. Zero means "choose for me" for the numeric settings."""
 
-    data: list[str]
+    data: list[str]  # absolute paths, so a resumed run finds its text from anywhere
     preset: str = "tiny"
     base_model: str | None = None  # a local model folder to fine-tune; None: new model
     method: Literal["full", "lora"] = "full"
@@ -52,7 +56,8 @@ class TrainRequest:
     max_seconds: float = 0.0
     seed: int = 0
     optimizer: Literal["auto", "adamw", "muon"] = "auto"  # auto: the preset's / AdamW to tune
-    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
+    lora_r: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field (benches)
 
     @property
     def from_scratch(self) -> bool:
@@ -97,12 +102,41 @@ class TrainOutcome:
     result: TrainResult
     stats: CorpusStats
     params: tuple[int, int]  # trainable, total
+    adapter: bool = False  # the folder holds a LoRA adapter (not merged)
+
+
+@dataclass
+class PreparedRun:
+    """Everything :func:`train_prepared` needs, made by :func:`prepare_training`: the job
+    records the corpus (which characters trained, which were held out) between the two."""
+
+    req: TrainRequest
+    cfg: TrainConfig
+    run_dir: Path
+    corpus: Corpus
+    tokenizer: Any
+    model: Any
+    train_ids: list[int]
+    val_ids: list[int]
+    stats: CorpusStats
+    params: tuple[int, int]
+    device: str
+    resume: bool
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir / "model"
+
+    @property
+    def saves_adapter(self) -> bool:
+        return self.cfg.method == "lora" and not self.req.merge_lora
 
 
 def resolve_config(req: TrainRequest, context: int | None = None) -> TrainConfig:
     """Fill the "auto" settings: a preset's defaults for new models, fine-tuning defaults
     (small LR, shorter warmup) for existing ones."""
     extra = dict(req.extra)
+    extra.setdefault("lora_r", req.lora_r)
     if req.from_scratch:
         p = presets_mod.get_preset(req.preset)
         batch, block, lr, warmup = p.batch_size, p.block_size, p.lr, p.warmup
@@ -161,13 +195,15 @@ def build_new_model(preset: presets_mod.Preset, tokenizer: Any, block_size: int,
     return model
 
 
-def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
-                 resume: bool = False) -> TrainOutcome:
-    """Train as ``req`` says, writing into ``run_dir``; returns where the model was saved.
+def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
+                     resume: bool = False) -> PreparedRun:
+    """Read the corpus, get the tokenizer and the model ready for :func:`train_prepared`.
 
     With ``resume`` the run folder's own ``config.json`` and tokenizer are used (``req.steps``
-    and ``req.max_seconds`` may extend the run) and training continues from the last checkpoint.
+    and ``req.max_seconds`` may extend the run); :func:`train_prepared` continues from the
+    checkpoint.
     """
+    from plugins.common.training import refuse_to_overwrite
     from plugins.writer.engine.generation import context_length
     from plugins.writer.engine.loading import load_causal_lm
     from plugins.writer.engine.tokenizer import (
@@ -176,7 +212,7 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
         save_tokenizer,
         train_tokenizer,
     )
-    from plugins.writer.engine.training import Trainer, apply_lora, count_parameters
+    from plugins.writer.engine.training import apply_lora, count_parameters
     from studio import storage
 
     t0 = time.perf_counter()
@@ -193,9 +229,7 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
         old = TrainRequest(**saved["request"])
         old.steps, old.max_seconds = req.steps, req.max_seconds
         req = old
-    elif (run_dir / "checkpoints" / "last.safetensors").exists():
-        raise UserError(f"{run_dir} already holds a training run: resume it (--resume) or "
-                        "choose another output folder")
+    refuse_to_overwrite(run_dir, run_dir / CHECKPOINT, resume, "training")
 
     corpus, train_texts, val_texts = read_corpus(req, rep)
     rep.log(f"corpus: {corpus.summary()}")
@@ -244,47 +278,73 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
             "corpus": stats.to_json(), "fingerprint": corpus.fingerprint(),
             "model_config": model.config.to_dict() if req.from_scratch else None,
             "params": {"trainable": params[0], "total": params[1]}})
-    elif saved and saved.get("fingerprint") != corpus.fingerprint():
-        rep.log("the corpus changed since this run started; training goes on with the new "
-                "text", "warning")
-    val_cpt = stats.val_chars / max(1, stats.val_tokens) if val_ids else None
-
-    trainer = Trainer(model, train_ids, val_ids, cfg, rep, device=device,
-                      checkpoint_dir=run_dir / "checkpoints", val_chars_per_token=val_cpt)
-    if cfg.max_seconds > 0 and not resume:
-        cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
-    try:
-        result = trainer.run(resume=resume)
-    except Cancelled:
-        # Stop means "enough": keep what was learnt so far (the checkpoint is already written,
-        # so Resume can still continue from here).
-        rep.log(f"stopped at step {trainer.step}; saving the model so far")
-        _save_result(trainer, model, tokenizer, req, cfg, stats, run_dir, rep, trainer.step,
-                     trainer.last_val)
-        raise
-    out = _save_result(trainer, model, tokenizer, req, cfg, stats, run_dir, rep, result.step,
-                       result.last_val)
-    return TrainOutcome(out, result, stats, params)
+        if cfg.max_seconds > 0:  # the budget covers reading, the tokenizer and tokenising too
+            cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
+    return PreparedRun(req, cfg, run_dir, corpus, tokenizer, model, train_ids, val_ids, stats,
+                       params, device, resume)
 
 
-def _save_result(trainer: Any, model: Any, tokenizer: Any, req: TrainRequest, cfg: TrainConfig,
-                 stats: CorpusStats, run_dir: Path, rep: Reporter, step: int,
-                 last_val: float | None) -> Path:
-    """Save the best-validation weights (or the last ones) as ``run_dir/model``."""
+def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
+    """Run the prepared training in the shared loop and save ``RUN/model``: at the end, and on
+    Stop (the model so far; the checkpoint lets Resume continue)."""
+    import torch
+
+    from plugins.common.training import Schedule, TrainLoop
+
+    cfg = prep.cfg
+    val_cpt = prep.stats.val_chars / max(1, prep.stats.val_tokens) if prep.val_ids else None
+    saved: dict[str, Path] = {}
+
+    def export(state: LoopState, reason: str) -> None:
+        if reason == "stopped":
+            rep.log(f"stopped at step {state.step}; saving the model so far")
+        saved["dir"] = _save_result(prep, task, state, rep)
+
+    task = LMTask(prep.model, prep.train_ids, prep.val_ids, cfg, rep, device=prep.device,
+                  best_path=prep.run_dir / BEST, val_chars_per_token=val_cpt, export=export)
+    schedule = Schedule(
+        steps=cfg.steps, max_seconds=cfg.max_seconds or None, log_every=cfg.log_every,
+        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every or cfg.eval_every,
+        best="loss/val" if task.has_validation else "", best_mode="min",
+        patience=cfg.patience)
+    loop = TrainLoop(task, schedule, rep, prep.run_dir / CHECKPOINT)
+    if prep.resume:
+        step = loop.resume()
+        rep.log(f"resumed at step {step}")
+    else:
+        torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+    outcome = loop.run()
+    result = TrainResult(outcome.step, outcome.best_value, outcome.best_step, task.last_val,
+                         outcome.reason == "early", outcome.elapsed, task.tokens_seen)
+    if "dir" not in saved:  # "already" at the requested step: the folder is from before
+        saved["dir"] = prep.model_dir
+    return TrainOutcome(saved["dir"], result, prep.stats, prep.params, prep.saves_adapter)
+
+
+def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
+                 resume: bool = False) -> TrainOutcome:
+    """Train as ``req`` says, writing into ``run_dir``; returns where the model was saved.
+    (:func:`prepare_training` then :func:`train_prepared`.)"""
+    return train_prepared(prepare_training(req, run_dir, rep, device, resume), rep)
+
+
+def _save_result(prep: PreparedRun, task: LMTask, state: LoopState, rep: Reporter) -> Path:
+    """Save the best-validation weights (or the last ones) as ``RUN/model``."""
     from plugins.writer.engine.loading import save_pretrained_folder
 
-    best_step = trainer.restore_best() if cfg.keep_best else None
-    if best_step is not None and best_step != step:
+    cfg, step = prep.cfg, state.step
+    best_step = task.restore_best(step) if cfg.keep_best else None
+    if best_step is not None and best_step != step and state.best_value is not None:
         rep.log(f"keeping the weights of step {best_step} (best validation loss "
-                f"{trainer.best_val:.4f})")
-    out = run_dir / "model"
-    extra = {"studio": "writer", "run": str(run_dir), "step": step, "best_step": best_step,
-             "val_loss": trainer.best_val if best_step else last_val,
-             "corpus": stats.to_json(), "train": cfg.to_json()}
-    to_save = model
-    if cfg.method == "lora" and req.merge_lora:
+                f"{state.best_value:.4f})")
+    out = prep.model_dir
+    val = state.best_value if best_step is not None else task.last_val
+    extra = {"studio": "writer", "run": str(prep.run_dir), "step": step, "best_step": best_step,
+             "val_loss": val, "corpus": prep.stats.to_json(), "train": cfg.to_json()}
+    to_save = prep.model
+    if cfg.method == "lora" and prep.req.merge_lora:
         # in place: the run ends here (a later resume rebuilds the model from its checkpoint)
-        to_save = model.merge_and_unload()
-    save_pretrained_folder(to_save, tokenizer, out, extra)
+        to_save = prep.model.merge_and_unload()
+    save_pretrained_folder(to_save, prep.tokenizer, out, extra)
     rep.log(f"saved the model to {out}")
     return out

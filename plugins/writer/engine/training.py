@@ -1,32 +1,36 @@
-"""One training loop for every kind of language-model training the studio does.
+"""Language-model training as a task of the studio's one training loop.
 
 - from scratch (a :mod:`.presets` architecture and a tokenizer trained on the corpus),
 - full fine-tuning of a local Hugging Face model,
 - LoRA fine-tuning (peft), the adapter saved alone or merged into the base weights.
 
+:class:`LMTask` is one optimisation step, a validation loss and the keep-best weights;
+:class:`plugins.common.training.TrainLoop` runs it (step or time budget, logging, evaluation
+and checkpoint cadences, keep-best on ``loss/val``, early stop after ``patience`` evaluations,
+the checkpoint on Stop and exact resume).
+
 Batches are random windows of ``block_size + 1`` tokens from the tokenised training text
-(nanoGPT's sampler: cheap, and every position is a training target). AdamW with linear warmup
-and cosine decay; when a time budget is given the schedule follows elapsed time, so the learning
-rate reaches its floor exactly when the budget ends. Validation runs every ``eval_every`` steps on
-held-out tokens; ``patience`` evaluations without improvement stop training early.
+(nanoGPT's sampler: cheap, and every position is a training target), drawn from the task's own
+generator, so a resumed run draws the same batches. Linear warmup then cosine decay over the
+loop's horizon; under a time budget the decay also follows the clock, so the learning rate
+reaches its floor when the budget ends.
 
 Checkpoints (``RUN/checkpoints/last.safetensors``) hold the trainable weights, the optimiser
-state, the schedule position, the step and every RNG (Python, numpy, torch, and the batch
-sampler's own generator) through :func:`studio.storage.save_state`, so a resumed run continues
-exactly where it stopped: the same batches, the same dropout masks, the same curve.
+state and the sampler's generator (the loop adds its own state and the global generators);
+``best.safetensors`` beside it holds the best-validation weights.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from plugins.writer.engine.reporting import Reporter
-from studio.errors import Cancelled, UserError
+from plugins.common.training import LOOP_KEY, LoopState, Reporter
+from studio.errors import UserError
 
 CHECKPOINT = "last.safetensors"
 BEST = "best.safetensors"
@@ -47,13 +51,13 @@ class TrainConfig:
     beta2: float = 0.99
     grad_clip: float = 1.0
     grad_accum: int = 1
-    eval_every: int = 250
+    eval_every: int = 250  # steps between validations (and checkpoints, unless checkpoint_every)
     eval_tokens: int = 65536  # validation tokens per evaluation (0: all)
     patience: int = 0  # evaluations without improvement before stopping (0: never stop early)
     keep_best: bool = True  # the saved model is the one with the best validation loss
     checkpoint_every: int = 0  # steps between checkpoints (0: at every evaluation)
     log_every: int = 10
-    max_seconds: float = 0.0  # time budget (0: none); the LR schedule then follows time
+    max_seconds: float = 0.0  # time budget (0: none); the LR schedule then follows time too
     seed: int = 0
     dropout: float = 0.0  # residual + embedding dropout while training (see add_dropout)
     optimizer: Literal["adamw", "muon"] = "adamw"  # muon: hidden matrices (see make_optimizers)
@@ -86,6 +90,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """How a run ended (from the loop's outcome and the task)."""
+
     step: int
     best_val: float | None
     best_step: int | None
@@ -93,19 +99,18 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     tokens_seen: int
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
-def lr_factor(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
-    """Warmup then cosine decay; with a time budget, progress is the larger of the step and time
-    fractions (so the decay completes on time even if steps run slower than expected)."""
-    if step < cfg.warmup:
-        return (step + 1) / (cfg.warmup + 1)
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    if cfg.max_seconds > 0:
-        frac = max(frac, elapsed / cfg.max_seconds)
-    frac = min(1.0, max(0.0, frac))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+def lr_factor(step: int, horizon: int, warmup: int, min_lr_ratio: float = 0.1,
+              time_fraction: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to ``min_lr_ratio`` at
+    ``horizon`` (the loop's expected final step). ``time_fraction`` (elapsed / budget) pushes
+    the decay on when steps run slower than the loop expected, so it ends on time."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    frac = (step - warmup) / max(1, horizon - warmup)
+    frac = min(1.0, max(0.0, frac, time_fraction))
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
 
 def cpu_has_native_bf16() -> bool:
@@ -216,22 +221,29 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-class Trainer:
-    """Trains ``model`` on token ids; reports through ``reporter`` (a JobContext or a
-    :class:`~.reporting.NullReporter`).
+CHECKPOINT_FORMAT = "studio-writer-checkpoint-2"
+
+
+class LMTask:
+    """A causal language model's training, as a :class:`~plugins.common.training.TrainLoop`
+    task.
 
     Args:
         model: a transformers causal LM (already wrapped by :func:`apply_lora` for LoRA).
-        train_ids / val_ids: 1-D sequences of token ids (val may be empty).
+        train_ids / val_ids: 1-D sequences of token ids (val may be empty: no validation).
         cfg: hyper-parameters.
+        reporter: where warnings go; ``check`` cancels a long validation.
         device: torch device string.
-        checkpoint_dir: where checkpoints go (None: no checkpoints, no resume).
+        best_path: where the best-validation weights are kept on disk (None: in memory only).
         val_chars_per_token: characters per validation token, to report bits per character.
+        export: called as ``export(state, reason)`` when the run stops or ends (the pipeline
+            saves the model folder there); checkpoints in between do not export.
     """
 
     def __init__(self, model: Any, train_ids: Any, val_ids: Any, cfg: TrainConfig,
-                 reporter: Reporter, device: str = "cpu", checkpoint_dir: Path | None = None,
-                 val_chars_per_token: float | None = None) -> None:
+                 reporter: Reporter, device: str = "cpu", best_path: Path | None = None,
+                 val_chars_per_token: float | None = None,
+                 export: Callable[[LoopState, str], None] | None = None) -> None:
         import torch
 
         cfg.validate()
@@ -240,42 +252,47 @@ class Trainer:
         self.cfg = cfg
         self.rep = reporter
         self.device = device
-        self.checkpoint_dir = checkpoint_dir
+        self.best_path = best_path
         self.val_cpt = val_chars_per_token
+        self._export = export
         self.train = torch.as_tensor(train_ids, dtype=torch.long)
         self.val = torch.as_tensor(val_ids if val_ids is not None else [], dtype=torch.long)
         if self.train.numel() < 2:
             raise UserError("the training text is too short: it needs at least a few words")
         if self.train.numel() <= cfg.block_size + 1:
             new = max(1, int(self.train.numel()) - 2)
-            self._warn(f"the training text has only {self.train.numel()} tokens: the context "
-                       f"length is reduced from {cfg.block_size} to {new}")
+            reporter.warn(f"the training text has only {self.train.numel()} tokens: the "
+                          f"context length is reduced from {cfg.block_size} to {new}")
             cfg.block_size = new
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise UserError("the model has no trainable parameters")
         self.opts = make_optimizers(model, self.params, cfg, device)
         self.sampler = torch.Generator().manual_seed(cfg.seed)
-        self.step = 0
-        self.elapsed = 0.0
         self.tokens_seen = 0
-        self.best_val: float | None = None
         self.best_step: int | None = None
-        self.last_val: float | None = None
-        self.bad_evals = 0
         self.best_state: dict[str, Any] | None = None
-        self._best_saved_step: int | None = None
-        self.history: list[dict[str, float]] = []
+        self.last_val: float | None = None
+        self.last_lr = cfg.lr
         self.autocast_dtype = self._autocast_dtype()
         self._dropout_hooks = add_dropout(model, cfg.dropout)
         self.forward: Callable[..., Any] = model
         if cfg.compile:
             self.forward = torch.compile(model)
+        # the current logging window (progress line and speed; never part of a checkpoint)
+        self._bad: Any = None  # a device flag: some loss since the last check was not finite
+        self._win_loss: Any = None
+        self._win_steps = 0
+        self._win_tokens = 0
+        self._win_start: float | None = None
+        self._message = ""
+        model.train()
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val.numel() >= 2
 
     # -- helpers --------------------------------------------------------------------------------
-    def _warn(self, text: str) -> None:
-        self.rep.log(text, "warning")
-
     def _autocast_dtype(self) -> Any:
         torch = self.torch
         if self.cfg.amp == "off":
@@ -313,7 +330,7 @@ class Trainer:
         return {k: v.detach().to("cpu").clone() for k, v in self.model.named_parameters()
                 if id(v) in names}
 
-    def load_trainable_state(self, state: dict[str, Any]) -> None:
+    def load_trainable_state(self, state: Mapping[str, Any]) -> None:
         params = dict(self.model.named_parameters())
         missing = [k for k in state if k not in params]
         if missing:
@@ -323,12 +340,76 @@ class Trainer:
             for k, v in state.items():
                 params[k].copy_(v.to(params[k].device, params[k].dtype))
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self) -> float | None:
+    def lr_at(self, state: LoopState) -> float:
+        """The learning rate of the step after ``state.step``."""
+        cfg = self.cfg
+        time_fraction = state.elapsed / cfg.max_seconds if cfg.max_seconds > 0 else 0.0
+        return cfg.lr * lr_factor(state.step, state.horizon or cfg.steps, cfg.warmup,
+                                  cfg.min_lr_ratio, time_fraction)
+
+    def _check_finite(self, step: int | None = None) -> None:
+        """Refuse to go on (or to checkpoint) after the loss became infinite or NaN; checked
+        once per logging window and before each checkpoint, so the device is not synchronised
+        every step and a diverged model never overwrites a good checkpoint."""
+        if self._bad is not None and bool(self._bad):
+            when = f" by step {step}" if step is not None else ""
+            raise UserError(f"training diverged{when} (the loss became infinite or NaN): "
+                            "lower the learning rate and start again")
+        self._bad = None
+
+    # -- the loop's hooks -----------------------------------------------------------------------
+    def train_step(self, state: LoopState) -> dict[str, Any]:
+        torch, cfg = self.torch, self.cfg
+        if self._win_start is None:
+            self._win_start = time.perf_counter()
+        lr = self.last_lr = self.lr_at(state)
+        for opt in self.opts:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        total: Any = None
+        for _ in range(cfg.grad_accum):
+            x, y = self.batch()
+            with self._autocast():
+                logits = self.forward(input_ids=x).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+            (loss / cfg.grad_accum).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+            self.tokens_seen += x.numel()
+            self._win_tokens += x.numel()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        for opt in self.opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        mean = total / cfg.grad_accum
+        bad = ~torch.isfinite(mean)
+        self._bad = bad if self._bad is None else self._bad | bad
+        self._win_loss = mean if self._win_loss is None else self._win_loss + mean
+        self._win_steps += 1
+        done = state.step + 1
+        if done % cfg.log_every == 0 or done >= (state.horizon or cfg.steps):
+            self._check_finite(done)
+        return {"loss/train": mean}
+
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        """Speed and learning rate beside the averaged training loss."""
+        now = time.perf_counter()
+        tps = self._win_tokens / max(1e-9, now - (self._win_start or now))
+        if self._win_steps:
+            loss = float(self._win_loss) / self._win_steps
+            self._message = f"loss {loss:.3f}, {tps:,.0f} tok/s"
+        self._win_loss, self._win_steps, self._win_tokens, self._win_start = None, 0, 0, now
+        return {"tokens_per_s": tps, "lr": self.last_lr}
+
+    def message(self, state: LoopState, stats: Mapping[str, Any]) -> str:
+        return self._message or f"step {state.step:,} of {state.horizon:,}"
+
+    def validation_loss(self) -> float | None:
         """Mean validation loss (nats per token), or None without validation text."""
         from plugins.writer.engine.evaluation import evaluate_ids
 
-        if self.val.numel() < 2:
+        if not self.has_validation:
             return None
         ids = self.val
         if self.cfg.eval_tokens and ids.numel() > self.cfg.eval_tokens:
@@ -338,48 +419,62 @@ class Trainer:
                                       check=self.rep.check)
         return nll / max(1, count)
 
-    # -- checkpoints ----------------------------------------------------------------------------
-    def save_checkpoint(self) -> Path | None:
-        if self.checkpoint_dir is None:
-            return None
-        from studio import storage
+    def evaluate(self, state: LoopState) -> dict[str, float]:
+        """``loss/val`` (the keep-best and early-stop metric), perplexity and bits per
+        character of the held-out text."""
+        val = self.validation_loss()
+        if val is None:
+            return {}
+        self.last_val = val
+        out = {"loss/val": val, "perplexity/val": math.exp(min(val, 50.0))}
+        if self.val_cpt:
+            out["bits_per_char/val"] = val / self.val_cpt / math.log(2)
+        return out
 
-        state = {
-            "format": "studio-writer-checkpoint-1",
+    def on_best(self, state: LoopState) -> None:
+        """Keep the new best weights (in memory, and on disk for a resumed run)."""
+        self.best_step = state.step
+        if not self.cfg.keep_best:
+            return
+        self.best_state = self.trainable_state()
+        if self.best_path is not None:
+            from studio import storage
+
+            storage.save_state(self.best_path, {"step": state.step, "model": self.best_state})
+
+    def export(self, state: LoopState, reason: str) -> None:
+        if self._export is not None and reason in ("stopped", "end"):
+            self._export(state, reason)
+
+    def restore_best(self, step: int) -> int | None:
+        """Put the best-validation weights back into the model (at ``step``, the run's last);
+        returns their step, or None when no best was kept."""
+        if self.best_state is None or self.best_step is None:
+            return None
+        if self.best_step != step:
+            self.load_trainable_state(self.best_state)
+        return self.best_step
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        self._check_finite()
+        return {
+            "format": CHECKPOINT_FORMAT,
             "model": self.trainable_state(),
             "optimizer": [opt.state_dict() for opt in self.opts],
-            "schedule": {"step": self.step, "elapsed": self.elapsed},
-            "step": self.step,
-            "tokens_seen": self.tokens_seen,
-            "rng": storage.capture_rng(),
             "sampler": self.sampler.get_state(),
-            "best_val": self.best_val,
+            "tokens_seen": self.tokens_seen,
             "best_step": self.best_step,
             "last_val": self.last_val,
-            "bad_evals": self.bad_evals,
-            "history": self.history,
             "config": self.cfg.to_json(),
         }
-        path = self.checkpoint_dir / CHECKPOINT
-        storage.save_state(path, state)
-        if (self.best_state is not None and self.best_step is not None
-                and self._best_saved_step != self.best_step):
-            storage.save_state(self.checkpoint_dir / BEST,
-                               {"step": self.best_step, "model": self.best_state})
-            self._best_saved_step = self.best_step
-        return path
 
-    def load_checkpoint(self) -> int:
-        """Restore everything from ``checkpoint_dir``; returns the step to continue from."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`, or from a checkpoint of the writer's own loop
+        before the shared one (``studio-writer-checkpoint-1``: its step, time and keep-best
+        state become the loop's)."""
         from studio import storage
 
-        if self.checkpoint_dir is None or not (self.checkpoint_dir / CHECKPOINT).exists():
-            raise UserError("there is no checkpoint to resume from in this run folder (it is "
-                            "written at each evaluation); start a new run instead")
-        try:
-            state = storage.load_state(self.checkpoint_dir / CHECKPOINT)
-        except storage.CorruptFileError as exc:
-            raise UserError(f"the checkpoint cannot be read ({exc}); start a new run") from None
         self.load_trainable_state(state["model"])
         try:
             saved_opts = state["optimizer"]
@@ -390,129 +485,24 @@ class Trainer:
         except (ValueError, KeyError) as exc:
             raise UserError(f"the checkpoint's optimiser state does not fit this model ({exc}); "
                             "was it made with other settings?") from None
-        self.step = int(state["step"])
-        self.elapsed = float(state["schedule"]["elapsed"])
-        self.tokens_seen = int(state.get("tokens_seen", 0))
-        storage.restore_rng(state["rng"])
         self.sampler.set_state(state["sampler"].to("cpu", dtype=self.torch.uint8))
-        self.best_val = state.get("best_val")
-        self.best_step = state.get("best_step")
+        self.tokens_seen = int(state.get("tokens_seen", 0))
         self.last_val = state.get("last_val")
-        self.bad_evals = int(state.get("bad_evals", 0))
-        self.history = list(state.get("history", []))
-        best_path = self.checkpoint_dir / BEST
-        if self.best_step is not None and best_path.exists():
-            self.best_state = storage.load_state(best_path)["model"]
-            self._best_saved_step = self.best_step
-        return self.step
-
-    # -- the loop -------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> TrainResult:
-        torch = self.torch
-        cfg = self.cfg
-        if resume:
-            self.load_checkpoint()
-            self.rep.log(f"resumed at step {self.step}")
-        else:
-            torch.manual_seed(cfg.seed)
-        self.model.train()
-        t_start = time.perf_counter() - self.elapsed
-        t_log, tok_log = time.perf_counter(), 0
-        loss_acc, loss_n = 0.0, 0
-        stopped_early = False
-        ckpt_every = cfg.checkpoint_every or cfg.eval_every
-        self.rep.progress(self.step, cfg.steps, "training")
-        try:
-            while self.step < cfg.steps:
-                self.rep.check()
-                self.elapsed = time.perf_counter() - t_start
-                if cfg.max_seconds > 0 and self.elapsed >= cfg.max_seconds:
-                    self.rep.log(f"time budget of {cfg.max_seconds:.0f} s reached at step "
-                                 f"{self.step}")
-                    break
-                lr = cfg.lr * lr_factor(self.step, cfg, self.elapsed)
-                for opt in self.opts:
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                for _ in range(cfg.grad_accum):
-                    x, y = self.batch()
-                    with self._autocast():
-                        logits = self.forward(input_ids=x).logits
-                    loss = torch.nn.functional.cross_entropy(
-                        logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-                    (loss / cfg.grad_accum).backward()
-                    loss_acc += float(loss.detach())
-                    loss_n += 1
-                    tok_log += x.numel()
-                    self.tokens_seen += x.numel()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-                for opt in self.opts:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                self.step += 1
-                if not math.isfinite(loss_acc):
-                    raise UserError(f"training diverged at step {self.step} (the loss became "
-                                    "infinite or NaN): lower the learning rate and start again")
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    now = time.perf_counter()
-                    train_loss = loss_acc / max(1, loss_n)
-                    tps = tok_log / max(1e-9, now - t_log)
-                    self.rep.metric("loss/train", self.step, train_loss)
-                    self.rep.metric("tokens_per_s", self.step, tps)
-                    self.rep.metric("lr", self.step, lr)
-                    loss_acc, loss_n, t_log, tok_log = 0.0, 0, now, 0
-                    self.rep.progress(self.step, cfg.steps,
-                                      f"loss {train_loss:.3f}, {tps:,.0f} tok/s")
-                if (self.step % cfg.eval_every == 0 or self.step == cfg.steps) and \
-                        self._evaluate_and_maybe_stop():
-                    stopped_early = True
-                    break
-                if self.step % ckpt_every == 0 and self.step < cfg.steps:
-                    self.elapsed = time.perf_counter() - t_start
-                    self.save_checkpoint()
-        except Cancelled:
-            self.elapsed = time.perf_counter() - t_start
-            self.save_checkpoint()
-            raise
-        self.elapsed = time.perf_counter() - t_start
-        if self.history and self.history[-1]["step"] != self.step and self.val.numel() >= 2:
-            self._evaluate_and_maybe_stop(final=True)
-        self.save_checkpoint()
-        self.rep.progress(self.step, self.step, "done")
-        return TrainResult(self.step, self.best_val, self.best_step, self.last_val, stopped_early,
-                           self.elapsed, self.tokens_seen, self.history)
-
-    def _evaluate_and_maybe_stop(self, final: bool = False) -> bool:
-        val = self.evaluate()
-        self.model.train()
-        if val is None:
-            return False
-        self.last_val = val
-        entry = {"step": float(self.step), "val_loss": val}
-        self.rep.metric("loss/val", self.step, val)
-        self.rep.metric("perplexity/val", self.step, math.exp(min(val, 50.0)))
-        if self.val_cpt:
-            bpc = val / self.val_cpt / math.log(2)
-            entry["bpc"] = bpc
-            self.rep.metric("bits_per_char/val", self.step, bpc)
-        self.history.append(entry)
-        if self.best_val is None or val < self.best_val - 1e-4:
-            self.best_val, self.best_step, self.bad_evals = val, self.step, 0
-            if self.cfg.keep_best:
-                self.best_state = self.trainable_state()
-            return False
-        self.bad_evals += 1
-        if not final and self.cfg.patience and self.bad_evals >= self.cfg.patience:
-            self.rep.log(f"early stop at step {self.step}: validation loss has not improved for "
-                         f"{self.bad_evals} evaluations (best {self.best_val:.4f} at step "
-                         f"{self.best_step})")
-            return True
-        return False
-
-    def restore_best(self) -> int | None:
-        """Put the best-validation weights back into the model; returns their step."""
-        if self.best_state is None or self.best_step == self.step:
-            return self.step if self.best_state is not None else None
-        self.load_trainable_state(self.best_state)
-        return self.best_step
+        self.best_step = state.get("best_step")
+        if LOOP_KEY not in state and "schedule" in state:  # the writer's first format
+            state[LOOP_KEY] = {
+                "steps": self.cfg.steps, "step": int(state["step"]),
+                "elapsed": float(state["schedule"]["elapsed"]),
+                "best_value": state.get("best_val"), "best_step": self.best_step,
+                "bad_evals": int(state.get("bad_evals", 0)),
+                "last_eval_step": int(state["history"][-1]["step"]) if state.get("history")
+                else -1,
+                "sessions": 1}
+        self.best_state = None
+        if self.best_step is not None and self.best_path is not None and self.best_path.exists():
+            best = storage.load_state(self.best_path)
+            if int(best.get("step", -1)) == self.best_step:
+                self.best_state = best["model"]
+            else:
+                self.rep.warn(f"the best weights on disk are from step {best.get('step')}, "
+                              f"not {self.best_step}: the last weights will be saved instead")
