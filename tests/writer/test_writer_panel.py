@@ -32,6 +32,7 @@ def test_continue_streams_at_the_cursor_and_undo_removes_it(qtbot, panel) -> Non
     w.random_seed.setChecked(False)
     w.seed.setValue(3)
     w.max_new.setValue(25)
+    assert (w.form.p.seed, w.form.p.max_new_tokens) == (3, 25)  # the widgets are the params
     chunks: list[str] = []
     handle = w.continue_text()
     handle.preview.connect(lambda kind, payload, data: chunks.append(payload)
@@ -130,8 +131,10 @@ def test_opening_a_non_utf8_file_is_explained(qtbot, panel, tmp_path: Path,
 
 
 def test_train_then_evaluate_from_the_panel(qtbot, panel, corpus_file: Path) -> None:
+    from studio import manifest
+
     t = panel.train_tab
-    t.data_edit.setText(str(corpus_file))
+    t.form.set_value("data", corpus_file)
     h = t.inspect_corpus()
     qtbot.waitUntil(lambda: h.is_finished and t.stats is not None, timeout=WAIT_MS)
     assert "characters" in t.stats_label.text() and "tokens" in t.stats_label.text()
@@ -144,11 +147,46 @@ def test_train_then_evaluate_from_the_panel(qtbot, panel, corpus_file: Path) -> 
     assert handle.record.state == "done", handle.record.error
     model_dir = str(handle.record.result)
     assert panel.current_model() == model_dir  # the new model is chosen
-    assert "trained:" in panel.model_combo.currentText()
+    panel.picker.refresh(wait=True)
+    assert "Studio run" in panel.picker.combo.currentText()  # listed as a trained model
+    run = handle.record.run_dir
+    assert manifest.read(run).params["steps"] == 3  # the form's values are the run's settings
 
     e = panel.eval_tab
-    e.data_edit.setText(str(corpus_file))
+    e.form.set_value("data", corpus_file)
     eh = e.evaluate()
     qtbot.waitUntil(lambda: eh.is_finished and e.handle is None, timeout=WAIT_MS)
     assert e.result is not None and e.result["perplexity"] > 1
     assert float(e.bpc.text()) == pytest.approx(e.result["bits_per_char"], abs=1e-4)
+
+    # reopening the run puts its settings back in the Train tab
+    t.steps.setValue(50)
+    assert panel.host.reopen(run)
+    assert t.form.p.steps == 3 and t.steps.value() == 3 and t.last_run == run
+
+
+def test_settings_are_remembered_between_sessions(qtbot, make_host, tiny_gpt2: Path) -> None:
+    plugin = WriterPlugin()
+    host = make_host(plugin)
+    first = plugin.create_panel(host)
+    qtbot.addWidget(first)
+    first.add_model(str(tiny_gpt2))
+    first.write_tab.temperature.setValue(1.3)
+    first.write_tab.random_seed.setChecked(False)
+    first.write_tab.seed.setValue(42)
+    first.train_tab.steps.setValue(123)
+    first.shutdown()
+    second = plugin.create_panel(host)
+    qtbot.addWidget(second)
+    assert second.current_model() == str(tiny_gpt2)
+    w = second.write_tab
+    assert w.temperature.value() == pytest.approx(1.3)
+    assert not w.random_seed.isChecked() and w.seed.value() == 42
+    assert second.train_tab.steps.value() == 123
+
+
+def test_bad_settings_are_shown_not_submitted(qtbot, panel) -> None:
+    w = panel.write_tab
+    w.form.set_value("top_p", 0.0)  # below its range: the form says so, nothing is submitted
+    assert w.continue_text() is None
+    assert "Top-p" in w.status.text()

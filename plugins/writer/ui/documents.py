@@ -37,6 +37,12 @@ def breakable(path: object) -> str:
     return str(path).replace("/", "/\u200b").replace("\\", "\\\u200b")
 
 
+def model_label(path: object) -> str:
+    """A model folder as a person names it: a trained run's ``.../RUN/model`` is the run."""
+    p = Path(str(path))
+    return p.parent.name if p.name in ("model", "adapter") and p.parent.name else p.name
+
+
 def title_of(text: str, fallback: str = "Untitled") -> str:
     """The first non-empty line (without Markdown heading marks), shortened."""
     for line in text.splitlines():

@@ -1,9 +1,14 @@
-"""The Evaluate tab: perplexity and bits per character of the chosen model on held-out text."""
+"""The Evaluate tab: perplexity and bits per character of the chosen model on held-out text.
+
+Its settings are the ``eval`` job's :class:`~plugins.writer.params.EvalParams` form; the model
+is the one chosen at the top of the panel.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -13,13 +18,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from plugins.writer.ui.documents import breakable
+from plugins.writer.params import EvalParams
+from plugins.writer.ui.documents import model_label
 from studio.qtjobs import JobHandle
+from studio.widgets.form import Form
 
 EXPLAIN = ("Perplexity: how many tokens the model hesitates between, on average (lower is "
            "better; it depends on the tokenizer). Bits per character: how many yes/no questions "
@@ -35,23 +41,19 @@ class EvalTab(QWidget):
         self.model_path = model_path
         self.handle: JobHandle | None = None
         self.result: dict[str, Any] | None = None
+        self.form = Form(EvalParams, self, host.recall("eval", EvalParams))
 
-        self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("held-out .txt/.md file or folder")
-        browse = QPushButton("File…")
-        browse.clicked.connect(self._ask_file)
+        for button in self.form.widget("data").findChildren(QPushButton):
+            button.setText("File…")  # the form's browse button; this row also has Folder…
+            button.setMaximumWidth(16777215)
+        cast(QLineEdit, self.form.editor("data")).setPlaceholderText(
+            "a held-out .txt/.md file or a folder of them")
         folder = QPushButton("Folder…")
+        folder.setToolTip("A folder of held-out .txt/.md files")
         folder.clicked.connect(self._ask_folder)
         row = QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        row.addWidget(browse)
+        row.addWidget(self.form.widget("data"), 1)
         row.addWidget(folder)
-        self.window_spin = QSpinBox()
-        self.window_spin.setRange(0, 32768)
-        self.window_spin.setSpecialValueText("model's context")
-        self.stride_spin = QSpinBox()
-        self.stride_spin.setRange(0, 32768)
-        self.stride_spin.setSpecialValueText("no overlap")
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.clicked.connect(self.evaluate)
         self.stop_button = QPushButton("Stop")
@@ -78,9 +80,8 @@ class EvalTab(QWidget):
         results.addRow("Nats per character:", self.npc)
 
         form = QFormLayout()
-        form.addRow("Text:", row)
-        form.addRow("Window (tokens):", self.window_spin)
-        form.addRow("Stride (tokens):", self.stride_spin)
+        form.addRow(self.form.label("data"), row)
+        self.form.add_rows(form, "window", "stride")
         explain = QLabel(EXPLAIN)
         explain.setWordWrap(True)
         explain.setTextFormat(Qt.TextFormat.PlainText)
@@ -92,28 +93,23 @@ class EvalTab(QWidget):
         layout.addWidget(self.detail)
         layout.addStretch(1)
 
-    def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Held-out text", "",
-                                              "Text (*.txt *.md *.markdown);;All files (*)")
-        if path:
-            self.data_edit.setText(path)
-
     def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Folder of held-out texts")
+        start = str(self.form.p.data or "")
+        path = QFileDialog.getExistingDirectory(self, "Folder of held-out texts", start)
         if path:
-            self.data_edit.setText(path)
+            self.form.set_value("data", Path(path))
 
     def evaluate(self) -> JobHandle | None:
         model = self.model_path()
-        data = self.data_edit.text().strip()
         if not model:
             self.detail.setText("Choose a model at the top first.")
             return None
-        if not data:
+        if self.form.p.data is None:
             self.detail.setText("Choose the held-out text first.")
             return None
-        params = {"model": model, "data": data, "window": self.window_spin.value(),
-                  "stride": self.stride_spin.value()}
+        params = self.form.checked(self.detail, model=Path(model))
+        if params is None:
+            return None
         self.handle = self.host.submit("eval", params, show_plots=False)
         h = self.handle
         h.progress.connect(lambda d: self.detail.setText(
@@ -144,10 +140,9 @@ class EvalTab(QWidget):
         self.npc.setText(f"{r['nats_per_char']:.4f}")
         self.detail.setText(f"{r['tokens']:,} tokens, {r['chars']:,} characters in "
                             f"{r['files']} file(s); window {r['window']}, stride {r['stride']}; "
-                            f"model {breakable(r['model'])}")
+                            f"model {model_label(r['model'])}")
+        self.detail.setToolTip(str(r["model"]))
 
-    def state(self) -> dict[str, Any]:
-        return {"data": self.data_edit.text()}
-
-    def restore_state(self, s: dict[str, Any]) -> None:
-        self.data_edit.setText(str(s.get("data", "")))
+    def shutdown(self) -> None:
+        """Keep the settings for the next session."""
+        self.host.remember("eval", self.form.p)

@@ -1,7 +1,8 @@
 """The Train tab: choose a corpus, count it, and train a new model or fine-tune the chosen one.
 
-Counting (the ``inspect`` job) and training (the ``train`` job) run on workers; this tab only
-fills in parameters and shows what comes back. Curves go to the studio's Live plots dock.
+Its settings are the ``train`` job's :class:`~plugins.writer.params.TrainParams` form; counting
+(the ``inspect`` job) and training run on workers, and this tab only shows what comes back.
+Curves go to the studio's Live plots dock. Reopening a training run puts its settings back.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -31,9 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.writer.engine.presets import PRESETS, param_count
-from plugins.writer.ui.documents import breakable
+from plugins.writer.params import TEXT_FILTER, InspectParams, TrainParams
+from plugins.writer.ui.documents import model_label
 from studio import fmt
 from studio.qtjobs import JobHandle
+from studio.widgets.form import Form
 
 DEFAULT_VOCAB = 2048  # shown in parameter counts until the corpus has been counted
 
@@ -41,8 +42,10 @@ DEFAULT_VOCAB = 2048  # shown in parameter counts until the corpus has been coun
 class TrainTab(QWidget):
     """Corpus, model choice, settings, Train / Stop / Resume, live summary."""
 
-    #: a training run finished and saved a model folder
+    #: a training run finished (or stopped) and saved a model folder
     model_trained = Signal(str)
+    #: a reopened run fine-tuned this model: choose it at the top
+    use_model = Signal(str)
 
     def __init__(self, host: Any, model_path: Callable[[], str | None],
                  parent: QWidget | None = None) -> None:
@@ -54,23 +57,26 @@ class TrainTab(QWidget):
         self.stats: dict[str, Any] | None = None
         self.last_run: Path | None = None
         self._last_val: float | None = None
+        self.form = Form(TrainParams, self, host.recall("train", TrainParams))
+        self.form.changed.connect(self._on_changed)
 
         # -- corpus -------------------------------------------------------------------------
-        self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("a .txt/.md file or a folder of them (UTF-8)")
-        self.data_edit.editingFinished.connect(self._corpus_changed)
+        for button in self.form.widget("data").findChildren(QPushButton):
+            button.setText("Folder…")  # the form's browse button; this row also has File…
+            button.setMaximumWidth(16777215)
+        cast(QLineEdit, self.form.editor("data")).setPlaceholderText(
+            "a .txt/.md file or a folder of them (UTF-8)")
         file_button = QPushButton("File…")
+        file_button.setToolTip("One .txt/.md file")
         file_button.clicked.connect(self._ask_file)
-        folder_button = QPushButton("Folder…")
-        folder_button.clicked.connect(self._ask_folder)
         self.count_button = QPushButton("Count")
         self.count_button.setToolTip("Count characters and tokens (and check every file is "
                                      "UTF-8) before training")
         self.count_button.clicked.connect(self.inspect_corpus)
         row = QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        for b in (file_button, folder_button, self.count_button):
-            row.addWidget(b)
+        row.addWidget(self.form.widget("data"), 1)
+        row.addWidget(file_button)
+        row.addWidget(self.count_button)
         self.stats_label = QLabel("Choose your text, then Count.")
         self.stats_label.setWordWrap(True)
         corpus_box = QGroupBox("1. Your text")
@@ -82,71 +88,36 @@ class TrainTab(QWidget):
         self.source = QComboBox()
         self.source.addItem("New model, trained from scratch", "new")
         self.source.addItem("Fine-tune the chosen model", "finetune")
+        self.source.setCurrentIndex(1 if self.form.p.model else 0)
         self.source.currentIndexChanged.connect(self._update_enabled)
-        self.preset = QComboBox()
+        self.preset = cast(QComboBox, self.form.editor("preset"))
         self.preset.currentIndexChanged.connect(self._show_preset)
         self.preset_note = QLabel("")
         self.preset_note.setWordWrap(True)
-        self.tokenizer = QComboBox()
-        self.tokenizer.addItem("byte-level BPE (recommended)", "bpe")
-        self.tokenizer.addItem("characters", "char")
-        self.method = QComboBox()
-        self.method.addItem("LoRA adapters (fast, small)", "lora")
-        self.method.addItem("all weights (full)", "full")
-        self.merge = QCheckBox("save LoRA merged into a full model")
-        self.merge.setChecked(True)
-        self.method.currentIndexChanged.connect(self._update_enabled)
+        self.tokenizer = self.form.editor("tokenizer")
+        self.method = self.form.editor("method")
+        self.merge = self.form.editor("merge_lora")
         for combo in (self.source, self.preset, self.tokenizer, self.method):
-            combo.setSizeAdjustPolicy(
+            cast(QComboBox, combo).setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(14)
+            cast(QComboBox, combo).setMinimumContentsLength(14)
         model_form = QFormLayout()
         model_form.addRow("Model:", self.source)
-        model_form.addRow("Size:", self.preset)
+        self.form.add_rows(model_form, "preset")
         model_form.addRow("", self.preset_note)
-        model_form.addRow("Tokenizer:", self.tokenizer)
-        model_form.addRow("Fine-tuning:", self.method)
-        model_form.addRow("", self.merge)
+        self.form.add_rows(model_form, "tokenizer", "vocab_size", "method", "merge_lora",
+                           "lora_r")
         model_box = QGroupBox("2. Model")
         model_box.setLayout(model_form)
         self._fill_presets()
 
         # -- settings ---------------------------------------------------------------------------
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 10_000_000)
-        self.steps.setValue(2000)
-        self.minutes = QDoubleSpinBox()
-        self.minutes.setRange(0, 10_000)
-        self.minutes.setDecimals(1)
-        self.minutes.setSpecialValueText("no limit")
-        self.minutes.setToolTip("Stop after this many minutes; the learning-rate schedule then "
-                                "follows the clock")
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(5)
-        self.lr.setRange(0, 1)
-        self.lr.setSingleStep(0.0001)
-        self.lr.setSpecialValueText("auto")
-        self.batch = self._spin(0, 4096, 0, "auto")
-        self.block = self._spin(0, 32768, 0, "auto")
-        self.eval_every = self._spin(0, 1_000_000, 0, "auto")
-        self.patience = self._spin(0, 1000, 0, "never")
-        self.patience.setToolTip("Stop when the validation loss has not improved for this many "
-                                 "evaluations")
-        self.val_fraction = QDoubleSpinBox()
-        self.val_fraction.setRange(0.0, 0.5)
-        self.val_fraction.setSingleStep(0.05)
-        self.val_fraction.setValue(0.1)
-        self.seed = self._spin(0, 2**31 - 1, 0, "")
+        self.steps = cast(QSpinBox, self.form.editor("steps"))
+        self.batch = cast(QSpinBox, self.form.editor("batch_size"))
+        self.block = cast(QSpinBox, self.form.editor("block_size"))
         form = QFormLayout()
-        form.addRow("Steps:", self.steps)
-        form.addRow("Time limit (minutes):", self.minutes)
-        form.addRow("Learning rate:", self.lr)
-        form.addRow("Batch size:", self.batch)
-        form.addRow("Context (tokens):", self.block)
-        form.addRow("Validate every (steps):", self.eval_every)
-        form.addRow("Early stop patience:", self.patience)
-        form.addRow("Held-out share:", self.val_fraction)
-        form.addRow("Seed:", self.seed)
+        self.form.add_rows(form, "steps", "minutes", "lr", "optimizer", "batch_size",
+                           "block_size", "eval_every", "patience", "val_fraction", "seed")
         settings_box = QGroupBox("3. Training")
         settings_box.setLayout(form)
 
@@ -190,28 +161,20 @@ class TrainTab(QWidget):
         layout.addStretch(1)
         self._update_enabled()
 
-    @staticmethod
-    def _spin(lo: int, hi: int, value: int, special: str) -> QSpinBox:
-        w = QSpinBox()
-        w.setRange(lo, hi)
-        w.setValue(value)
-        if special:
-            w.setSpecialValueText(special)
-        return w
-
+    # -- model choice ---------------------------------------------------------------------------
     def _fill_presets(self) -> None:
+        """Each size with its parameter count (for the counted vocabulary, else 2,048)."""
         vocab = int(self.stats["vocab_size"]) if self.stats and self.stats.get(
             "tokenizer") in ("bpe", "char") else DEFAULT_VOCAB
-        current = self.preset.currentData() or "tiny"
-        self.preset.clear()
-        for p in PRESETS.values():
-            n = param_count(p, vocab)
-            self.preset.addItem(f"{p.name}: {fmt.count(n)} parameters", p.name)
-            self.preset.setItemData(self.preset.count() - 1,
-                                    f"{p.layers} layers, width {p.width}, context "
-                                    f"{p.block_size} tokens; {p.description}",
+        for i in range(self.preset.count()):
+            p = PRESETS.get(str(self.preset.itemData(i)))
+            if p is None:
+                continue
+            self.preset.setItemText(i, f"{p.name}: {fmt.count(param_count(p, vocab))} "
+                                       "parameters")
+            self.preset.setItemData(i, f"{p.layers} layers, width {p.width}, context "
+                                       f"{p.block_size} tokens; {p.description}",
                                     Qt.ItemDataRole.ToolTipRole)
-        self.preset.setCurrentIndex(max(0, self.preset.findData(current)))
         self._show_preset()
 
     def _show_preset(self, *_: Any) -> None:
@@ -220,25 +183,30 @@ class TrainTab(QWidget):
             "until you Count)"
         self.preset_note.setText(f"{tip}{vocab_note}" if tip else "")
 
+    def fine_tuning(self) -> bool:
+        return self.source.currentData() == "finetune"
+
     def _update_enabled(self) -> None:
-        new = self.source.currentData() == "new"
-        self.preset.setEnabled(new)
-        self.tokenizer.setEnabled(new)
-        self.method.setEnabled(not new)
-        self.merge.setEnabled(not new and self.method.currentData() == "lora")
+        new = not self.fine_tuning()
+        for name in ("preset", "tokenizer", "vocab_size"):
+            self.form.widget(name).setEnabled(new)
+        self.preset_note.setEnabled(new)
+        self.form.widget("method").setEnabled(not new)
+        lora = not new and self.form.p.method == "lora"
+        self.form.widget("merge_lora").setEnabled(lora)
+        self.form.widget("lora_r").setEnabled(lora)
+
+    def _on_changed(self, name: str) -> None:
+        if name == "data":
+            self._corpus_changed()
+        elif name == "method":
+            self._update_enabled()
 
     # -- corpus ---------------------------------------------------------------------------------
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a text file", "",
-                                              "Text (*.txt *.md *.markdown);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a text file", "", TEXT_FILTER)
         if path:
-            self.data_edit.setText(path)
-            self._corpus_changed()
-
-    def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a folder of texts")
-        if path:
-            self.data_edit.setText(path)
+            self.form.set_value("data", Path(path))
             self._corpus_changed()
 
     def _corpus_changed(self) -> None:
@@ -247,15 +215,14 @@ class TrainTab(QWidget):
         self._fill_presets()
 
     def inspect_corpus(self) -> JobHandle | None:
-        data = self.data_edit.text().strip()
-        if not data:
+        p = self.form.p
+        if p.data is None:
             self.stats_label.setText("Choose a file or folder first.")
             return None
-        params: dict[str, Any] = {"data": data, "val_fraction": self.val_fraction.value()}
-        if self.source.currentData() == "finetune" and self.model_path():
-            params["model"] = self.model_path()
-        else:
-            params["tokenizer"] = self.tokenizer.currentData()
+        model = self.model_path() if self.fine_tuning() else None
+        params = InspectParams(data=p.data, model=Path(model) if model else None,
+                               tokenizer=p.tokenizer, vocab_size=p.vocab_size,
+                               val_fraction=p.val_fraction)
         self.stats_label.setText("Counting…")
         handle = self.host.submit("inspect", params, show_plots=False)
         self.inspect_handle = handle
@@ -283,47 +250,30 @@ class TrainTab(QWidget):
         self._fill_presets()
 
     # -- training -------------------------------------------------------------------------------
-    def train_params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "data": self.data_edit.text().strip(),
-            "steps": self.steps.value(),
-            "minutes": self.minutes.value(),
-            "lr": self.lr.value(),
-            "batch_size": self.batch.value(),
-            "block_size": self.block.value(),
-            "eval_every": self.eval_every.value(),
-            "patience": self.patience.value(),
-            "val_fraction": self.val_fraction.value(),
-            "seed": self.seed.value(),
-        }
-        if self.source.currentData() == "new":
-            p["preset"] = self.preset.currentData()
-            p["tokenizer"] = self.tokenizer.currentData()
-        else:
-            p["model"] = self.model_path() or ""
-            p["method"] = self.method.currentData()
-            p["merge_lora"] = self.merge.isChecked()
+    def train_params(self, resume: bool = False) -> TrainParams | None:
+        """The checked params of a run (None after saying what is wrong in the summary)."""
+        model = self.model_path() if self.fine_tuning() else None
+        if self.fine_tuning() and not model:
+            self.summary.setText("Choose a model to fine-tune at the top (Choose… or "
+                                 "Download…), or train a new model.")
+            return None
+        if self.form.p.data is None and not resume:
+            self.summary.setText("Choose your text first (1.).")
+            return None
+        p: TrainParams | None = self.form.checked(
+            self.summary, model=Path(model) if model else None, resume=resume)
         return p
 
     def start_training(self, resume_dir: Path | None = None) -> JobHandle | None:
         if self.handle is not None:
             return None
-        params = self.train_params()
-        if not params["data"]:
-            self.summary.setText("Choose your text first (1.).")
+        params = self.train_params(resume=resume_dir is not None)
+        if params is None:
             return None
-        if "model" in params and not params["model"]:
-            self.summary.setText("Choose a model to fine-tune at the top (Browse… or "
-                                 "Download…), or train a new model.")
-            return None
-        if resume_dir is not None:
-            params["resume"] = True
-            params["out"] = str(resume_dir)
-        else:
-            params["out"] = str(self.host.runs_dir() / time.strftime("%Y%m%d-%H%M%S-train"))
-        self.last_run = Path(params["out"])
+        out = resume_dir or self.host.runs_dir() / time.strftime("%Y%m%d-%H%M%S-train")
+        self.last_run = Path(out)
         self._last_val = None
-        handle = self.host.submit("train", params)
+        handle = self.host.submit("train", params, out=out)
         self.handle = handle
         handle.progress.connect(self._on_progress)
         handle.metric.connect(self._on_metric)
@@ -343,6 +293,19 @@ class TrainTab(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Choose a run folder to resume", start)
         if path:
             self.start_training(Path(path))
+
+    def reopen(self, params: TrainParams, run_dir: Path) -> None:
+        """A training run was reopened: its settings come back, Resume… starts from it."""
+        self.form.set(params)
+        self.form.set_value("resume", False)
+        self.source.setCurrentIndex(1 if params.model else 0)
+        if params.model:
+            self.use_model.emit(str(params.model))
+        self.last_run = run_dir
+        self._corpus_changed()
+        self._update_enabled()
+        self.summary.setText(f"The settings of the run {run_dir.name} are back; Resume… "
+                             "continues it.")
 
     def stop(self) -> None:
         if self.handle is not None:
@@ -382,16 +345,17 @@ class TrainTab(QWidget):
         if rec.state == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.result_label.setText(f"Model saved to {breakable(rec.result)}. It is now the "
-                                      "chosen model: try it in the Write tab.")
+            self.result_label.setText(f"Model saved in the run {model_label(rec.result)}. It "
+                                      "is now the chosen model: try it in the Write tab.")
+            self.result_label.setToolTip(str(rec.result))
             self.model_trained.emit(str(rec.result))
         elif rec.state == "cancelled":
             self.progress.setFormat("stopped")
             model_dir = (rec.run_dir or self.last_run or Path()) / "model"
             if model_dir.exists():
-                self.result_label.setText(f"Stopped. The model so far is in "
-                                          f"{breakable(model_dir)}; "
+                self.result_label.setText("Stopped. The model so far is saved and chosen; "
                                           "Resume… continues from the checkpoint.")
+                self.result_label.setToolTip(str(model_dir))
                 self.model_trained.emit(str(model_dir))
             else:
                 self.result_label.setText("Stopped. Resume… continues from the last "
@@ -400,26 +364,6 @@ class TrainTab(QWidget):
             self.progress.setFormat("failed")
             self.result_label.setText(f"⚠ {rec.error}")
 
-    # -- state ----------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return {"data": self.data_edit.text(), "source": self.source.currentData(),
-                "preset": self.preset.currentData(), "tokenizer": self.tokenizer.currentData(),
-                "method": self.method.currentData(), "steps": self.steps.value(),
-                "minutes": self.minutes.value()}
-
-    def restore_state(self, s: dict[str, Any]) -> None:
-        try:
-            self.data_edit.setText(str(s.get("data", "")))
-            for combo, key in ((self.source, "source"), (self.preset, "preset"),
-                               (self.tokenizer, "tokenizer"), (self.method, "method")):
-                idx = combo.findData(s.get(key))
-                if idx >= 0:
-                    combo.setCurrentIndex(idx)
-            self.steps.setValue(int(s.get("steps", self.steps.value())))
-            self.minutes.setValue(float(s.get("minutes", 0.0)))
-        except (TypeError, ValueError):
-            pass
-        self._update_enabled()
-
     def shutdown(self) -> None:
-        pass
+        """Keep the settings for the next session (the host also keeps them on Train)."""
+        self.host.remember("train", self.form.p)

@@ -1,18 +1,22 @@
 """The Write tab: a document editor where the model continues your text at the cursor.
 
-Continue submits the ``generate`` job on the interactive lane; its text chunks arrive as preview
-events and are inserted at the position where Continue was pressed (a ``QTextCursor`` that moves
-along with the document, so typing elsewhere meanwhile is safe). One Ctrl+Z removes a whole
-continuation. Stop cancels the job and ignores anything still in flight, so the text stops at
-once. Alternatives streams several continuations into a list to pick from.
+Continue submits the ``generate`` job on the interactive lane with the tab's
+:class:`~plugins.writer.params.GenerateParams` (the sampling controls are that class's form);
+its text chunks arrive as preview events and are inserted at the position where Continue was
+pressed (a ``QTextCursor`` that moves along with the document, so typing elsewhere meanwhile is
+safe). One Ctrl+Z removes a whole continuation. Stop cancels the job and ignores anything still
+in flight, so the text stops at once. Alternatives streams several continuations into a list to
+pick from, with the same sampling settings
+(:meth:`~plugins.writer.params.AlternativesParams.following`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QTextCursor
@@ -37,8 +41,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from plugins.writer.params import AlternativesParams, GenerateParams
 from plugins.writer.ui.documents import DocumentStore
 from studio.qtjobs import JobHandle
+from studio.widgets.form import Form
 
 PROMPT_CHARS = 6000  # text before the cursor sent as the prompt (the model keeps what fits)
 AUTOSAVE_IDLE_MS = 1000  # save this long after the last edit...
@@ -110,43 +116,29 @@ class WriteTab(QWidget):
         lv.addWidget(self.editor, 1)
         lv.addLayout(status)
 
-        # -- controls column --------------------------------------------------------------------
-        self.temperature = self._dspin(0.0, 2.5, 0.05, 0.8, "0 is greedy (always the likeliest "
-                                       "word); higher is more surprising")
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 1000)
-        self.top_k.setValue(50)
-        self.top_k.setToolTip("Choose among the k likeliest tokens (0: no limit)")
-        self.top_p = self._dspin(0.05, 1.0, 0.05, 0.95, "Nucleus sampling: choose among the "
-                                 "likeliest tokens that together reach this probability")
-        self.rep_penalty = self._dspin(0.5, 2.0, 0.05, 1.0, "Above 1 discourages repeating "
-                                       "words already in the text")
-        self.max_new = QSpinBox()
-        self.max_new.setRange(1, 4096)
-        self.max_new.setValue(200)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        self.random_seed = QCheckBox("random")
-        self.random_seed.setChecked(True)
-        self.random_seed.setToolTip("A fresh seed each time (the seed used is shown below; "
-                                    "untick to reproduce a result)")
-        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-        self.seed.setEnabled(False)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
-        self.stop_edit = QLineEdit()
+        # -- controls column: the generate job's sampling settings --------------------------------
+        self.form = Form(GenerateParams, self, host.recall("generate", GenerateParams))
+        self.alt_form = Form(AlternativesParams, self,
+                             host.recall("alternatives", AlternativesParams))
+        self.temperature = cast(QDoubleSpinBox, self.form.editor("temperature"))
+        self.top_k = cast(QSpinBox, self.form.editor("top_k"))
+        self.top_p = cast(QDoubleSpinBox, self.form.editor("top_p"))
+        self.rep_penalty = cast(QDoubleSpinBox, self.form.editor("repetition_penalty"))
+        self.max_new = cast(QSpinBox, self.form.editor("max_new_tokens"))
+        self.seed = cast(QSpinBox, self.form.editor("seed"))
+        self.stop_edit = cast(QLineEdit, self.form.editor("stop"))
         self.stop_edit.setPlaceholderText(r"e.g. \n\n, THE END")
-        self.stop_edit.setToolTip(r"Stop sequences, comma separated; \n is a new line")
+        self.random_seed = QCheckBox("a new seed each time")
+        self.random_seed.setToolTip("A fresh seed for every continuation (the seed used is "
+                                    "shown below; untick to reproduce a result)")
+        self.random_seed.toggled.connect(self._random_toggled)
+        self.random_seed.setChecked(self.form.p.seed is None)
+        self._random_toggled(self.random_seed.isChecked())
         form = QFormLayout()
-        form.addRow("Temperature:", self.temperature)
-        form.addRow("Top-k:", self.top_k)
-        form.addRow("Top-p:", self.top_p)
-        form.addRow("Repetition penalty:", self.rep_penalty)
-        form.addRow("Max new tokens:", self.max_new)
-        form.addRow("Seed:", seed_row)
-        form.addRow("Stop at:", self.stop_edit)
+        self.form.add_rows(form, "temperature", "top_k", "top_p", "repetition_penalty",
+                           "max_new_tokens", "seed")
+        form.addRow("", self.random_seed)
+        self.form.add_rows(form, "stop")
         sampling = QGroupBox("Sampling")
         sampling.setLayout(form)
 
@@ -161,16 +153,13 @@ class WriteTab(QWidget):
         self.alt_button = QPushButton("Alternatives")
         self.alt_button.setToolTip("Several short continuations to choose from")
         self.alt_button.clicked.connect(self.request_alternatives)
-        self.alt_count = QSpinBox()
-        self.alt_count.setRange(2, 8)
-        self.alt_count.setValue(3)
-        self.alt_count.setToolTip("How many alternatives")
+        self.alt_count = cast(QSpinBox, self.alt_form.editor("n"))
         buttons = QHBoxLayout()
         buttons.addWidget(self.continue_button)
         buttons.addWidget(self.stop_button)
         alt_row = QHBoxLayout()
         alt_row.addWidget(self.alt_button, 1)
-        alt_row.addWidget(self.alt_count)
+        alt_row.addWidget(self.alt_form.widget("n"))
 
         self.alt_list = QListWidget()
         self.alt_list.setWordWrap(True)
@@ -208,51 +197,23 @@ class WriteTab(QWidget):
         self._autosave_timer.timeout.connect(self.autosave)
         self._open_session()
 
-    @staticmethod
-    def _dspin(lo: float, hi: float, step: float, value: float, tip: str) -> QDoubleSpinBox:
-        w = QDoubleSpinBox()
-        w.setRange(lo, hi)
-        w.setSingleStep(step)
-        w.setDecimals(2)
-        w.setValue(value)
-        w.setToolTip(tip)
-        return w
+    # -- settings -------------------------------------------------------------------------------
+    def _random_toggled(self, on: bool) -> None:
+        self.form.widget("seed").setEnabled(not on)
 
-    # -- settings ---------------------------------------------------------------------------------
-    def sampling_params(self) -> dict[str, Any]:
-        stops = [s.strip() for s in self.stop_edit.text().split(",") if s.strip()]
-        return {
-            "max_new_tokens": self.max_new.value(),
-            "temperature": self.temperature.value(),
-            "top_k": self.top_k.value(),
-            "top_p": self.top_p.value(),
-            "repetition_penalty": self.rep_penalty.value(),
-            "seed": None if self.random_seed.isChecked() else self.seed.value(),
-            "stop": stops,
-        }
-
-    def state(self) -> dict[str, Any]:
-        p = self.sampling_params()
-        p["random_seed"] = self.random_seed.isChecked()
-        p["seed"] = self.seed.value()
-        p["stop_text"] = self.stop_edit.text()
-        p["alternatives"] = self.alt_count.value()
+    def generate_params(self, model: str, prompt: str = "") -> GenerateParams | None:
+        """The checked params of a continuation (None after saying what is wrong)."""
+        seed = None if self.random_seed.isChecked() else self.seed.value()
+        p: GenerateParams | None = self.form.checked(self.status, model=Path(model),
+                                                     prompt=prompt, seed=seed)
         return p
 
-    def restore_state(self, s: dict[str, Any]) -> None:
-        try:
-            self.max_new.setValue(int(s.get("max_new_tokens", self.max_new.value())))
-            self.temperature.setValue(float(s.get("temperature", self.temperature.value())))
-            self.top_k.setValue(int(s.get("top_k", self.top_k.value())))
-            self.top_p.setValue(float(s.get("top_p", self.top_p.value())))
-            self.rep_penalty.setValue(float(s.get("repetition_penalty",
-                                                  self.rep_penalty.value())))
-            self.seed.setValue(int(s.get("seed", self.seed.value())))
-            self.random_seed.setChecked(bool(s.get("random_seed", True)))
-            self.stop_edit.setText(str(s.get("stop_text", "")))
-            self.alt_count.setValue(int(s.get("alternatives", 3)))
-        except (TypeError, ValueError):
-            pass  # a hand-edited state file must not stop the panel from opening
+    def remember(self) -> None:
+        """Keep the sampling settings and the chosen model for the next session (the text
+        lives in the documents, not in the settings)."""
+        seed = None if self.random_seed.isChecked() else self.seed.value()
+        self.host.remember("generate", dataclasses.replace(self.form.p, prompt="", seed=seed))
+        self.host.remember("alternatives", self.alt_form.p)
 
     # -- documents ------------------------------------------------------------------------------
     def _open_session(self) -> None:
@@ -399,6 +360,7 @@ class WriteTab(QWidget):
     def shutdown(self) -> None:
         self.stop()
         self.autosave()
+        self.remember()
         if self.doc_id is not None:
             self.store.write_session(current=self.doc_id,
                                      cursor=self.editor.textCursor().position(), clean_exit=True)
@@ -425,12 +387,14 @@ class WriteTab(QWidget):
             return None
         cursor = self.editor.textCursor()
         pos = cursor.selectionEnd()
-        prompt = self.editor.toPlainText()[:pos][-PROMPT_CHARS:]
+        params = self.generate_params(model, self.editor.toPlainText()[:pos][-PROMPT_CHARS:])
+        if params is None:
+            return None
         self._insert = QTextCursor(self.editor.document())
         self._insert.setPosition(pos)
         self._first_chunk = True
-        params = {"model": model, "prompt": prompt, **self.sampling_params()}
         handle = self.host.submit("generate", params, show_plots=False)
+        self.remember()  # the settings, without the prompt the host remembered with them
         self._handle = handle
         handle.preview.connect(lambda kind, payload, data, h=handle: self._on_preview(
             h, kind, payload, data))
@@ -498,17 +462,19 @@ class WriteTab(QWidget):
         if model is None:
             return None
         pos = self.editor.textCursor().selectionEnd()
+        settings = self.generate_params(model, self.editor.toPlainText()[:pos][-PROMPT_CHARS:])
+        if settings is None:
+            return None
         self._alt_anchor = pos
-        prompt = self.editor.toPlainText()[:pos][-PROMPT_CHARS:]
         n = self.alt_count.value()
-        params = {"model": model, "prompt": prompt, "n": n, **self.sampling_params()}
-        params["max_new_tokens"] = min(params["max_new_tokens"], 80)
+        params = AlternativesParams.following(settings, n)
         self.alt_list.clear()
         for _ in range(n):
             item = QListWidgetItem("…")
             item.setData(Qt.ItemDataRole.UserRole, "")
             self.alt_list.addItem(item)
         handle = self.host.submit("alternatives", params, show_plots=False)
+        self.remember()
         self._alt_handle = handle
         handle.preview.connect(lambda kind, payload, data, h=handle: self._on_alt_preview(
             h, kind, payload, data))
