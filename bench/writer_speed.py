@@ -98,14 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     w.max_new.setValue(args.tokens)
     w.random_seed.setChecked(False)
     w.seed.setValue(1)
-    base_params = w.sampling_params
-
-    def with_min_tokens() -> dict:
-        p = base_params()
-        p["min_new_tokens"] = args.tokens  # the reference makes exactly N tokens too
-        return p
-
-    w.sampling_params = with_min_tokens  # type: ignore[method-assign]
+    w.form.set_value("min_new_tokens", args.tokens)  # the reference makes exactly N tokens too
 
     def studio_run() -> tuple[float, int]:
         w.editor.setPlainText(PROMPT)
