@@ -65,11 +65,13 @@ class PanelHost(QObject):
         return self.workspace / "runs" / self.plugin.id
 
     def submit(self, job: str, params: Any = None, *, title: str | None = None,
-               show_plots: bool = True, out: str | Path | None = None) -> JobHandle:
+               show_plots: bool = True, out: str | Path | None = None,
+               remember: bool = True) -> JobHandle:
         """Queue one of this plugin's jobs with its params object (remembered as the job's
-        last values). Watch the returned handle's signals for results."""
+        last values unless ``remember=False``: live previews that submit on every slider
+        move). Watch the returned handle's signals for results."""
         spec = self.plugin.job(job)
-        if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        if remember and dataclasses.is_dataclass(params) and not isinstance(params, type):
             self.remember(job, params)
         handle = self.manager.submit(self.plugin.id, spec, params, title=title, out=out)
         if show_plots and self._show_plots is not None:

@@ -333,6 +333,11 @@ class ModelLibrary:
         wanted = set(kinds)
         return [e for e in entries if e.kind in wanted]
 
+    def newest(self, kinds: Iterable[str]) -> ModelEntry | None:
+        """The most recently changed model of these kinds (a panel's first suggestion)."""
+        found = self.scan(kinds)
+        return max(found, key=lambda e: e.modified) if found else None
+
     def invalidate(self) -> None:
         with self._lock:
             self._entries = None

@@ -114,12 +114,14 @@ class Widget:
     ``kind`` is one of: ``folder``, ``file`` (open), ``save`` (a file to write), ``seed``,
     ``slider``, ``text`` (several lines), ``model`` (the model library's picker), ``hidden``
     (the panel supplies the value: never drawn by a generic form). ``filter`` is a file-dialog
-    filter; ``kinds`` the model kinds a picker lists.
+    filter; ``kinds`` the model kinds a picker lists; ``suggestions`` the values a text field
+    offers in a drop-down while still taking any text.
     """
 
-    kind: str
+    kind: str = ""
     filter: str = ""
     kinds: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,15 @@ class Codec:
     ``load`` is ``"module:function"`` (imported when first used, so declaring it costs nothing)
     or a callable ``load(path, params, warn) -> object``: it may read other fields of the
     params (a legend beside a level). ``describe(obj) -> dict`` says what the object was in a
-    run manifest (default: its type name). ``what`` names the file in ``--help``.
+    run manifest (default: its type name). ``what`` names the file in ``--help``. With
+    ``inline``, a value that names no file is handed to the loader as text.
     """
 
     load: str | Callable[..., Any]
     what: str = "a file"
     describe: str | Callable[[Any], dict[str, Any]] | None = None
+    inline: bool = False  # the value may also be written out ("3,4,#;5,6,-"): the loader
+    #                       gets the text when it names no file
 
     def loader(self) -> Callable[..., Any]:
         return _resolve(self.load)
@@ -346,6 +351,9 @@ def convert(p: Param, value: Any) -> Any:
     except (TypeError, ValueError):
         what = {int: "a whole number", float: "a number", bool: "true or false"}.get(
             p.kind, p.kind.__name__)
+        if p.kind is list:
+            what = {int: "whole numbers", float: "numbers"}.get(p.item, "words")
+            what += " separated by commas"
         raise ParamError(p, f"expects {what}, not {value!r}") from None
     if p.choices is not None and out not in p.choices:
         out = _match_choice(p, out)
@@ -361,7 +369,7 @@ def _match_choice(p: Param, value: Any) -> Any:
 
 def validate(obj: Any) -> Any:
     """Check every field of ``obj`` in place (types converted, limits, choices, required) and
-    return it; then the class's own ``check()`` for rules between fields, if it has one."""
+    return it; then the class's own ``rules()`` (rules between fields), if it has one."""
     for p in _describe_class(type(obj)):
         value = getattr(obj, p.name)
         if p.codec is not None:
@@ -379,9 +387,9 @@ def validate(obj: Any) -> Any:
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 raise ParamError(p, _range_text(p))
         setattr(obj, p.name, value)
-    check = getattr(obj, "check", None)
-    if callable(check):  # cross-field rules the class states itself
-        check()
+    rules = getattr(obj, "rules", None)
+    if callable(rules):  # rules between fields that the class states itself
+        rules()
     return obj
 
 
@@ -389,6 +397,8 @@ def _decode(p: Param, value: str | Path, obj: Any, warn: Callable[[str], None] |
     assert p.codec is not None
     path = Path(value).expanduser()
     if not path.exists():
+        if p.codec.inline and isinstance(value, str):  # written out on the command line
+            return p.codec.loader()(value, obj, warn or (lambda _text: None))
         raise ParamError(p, f"names {path}, which does not exist")
     return p.codec.loader()(path, obj, warn or (lambda _text: None))
 
@@ -483,17 +493,19 @@ def usage(cls: type) -> str:
         notes = []
         if p.required:
             notes.append("required")
-        elif p.default is not None and p.default != []:
+        elif p.default is not None and p.default != [] and p.default != "":
             notes.append(f"default: {_show(p.default)}")
         if p.range is not None and p.kind in (int, float):
             notes.append(_range_text(p).removeprefix("must be "))
-        if p.special:
-            # an optional field's special value is None (the lowest value is a real one); a
-            # plain number's is its lowest value ("0: auto")
-            notes.append(f"none: {p.special}" if p.optional else
-                         f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}: "
+        if p.special and p.optional:
+            # an optional field's special value is None (the lowest value is a real one)
+            notes.append(f"none: {p.special}")
+        elif p.special and p.kind in (int, float):  # a plain number's: its lowest value
+            notes.append(f"{_show(p.range.lo if p.range and p.range.lo is not None else 0)}: "
                          f"{p.special}")
-        text = p.help + (f" ({p.codec.what})" if p.codec else "")
+        elif p.special:  # text: what leaving it empty means
+            notes.append(f"empty: {p.special}")
+        text = " ".join(t for t in (p.help, f"({p.codec.what})" if p.codec else "") if t)
         head = f"  {p.flag}{val}" + (f"  [{'; '.join(notes)}]" if notes else "")
         lines.append(head + (f"\n      {text}" if text else ""))
     return "\n".join(lines)

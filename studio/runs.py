@@ -57,6 +57,7 @@ class MetricsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - long-lived
         self._lock = threading.Lock()
+        self.lines = 0
         self._last_flush = time.monotonic()
 
     def write(self, name: str, step: float, value: float, t: float) -> None:
@@ -68,6 +69,7 @@ class MetricsWriter:
             if self._fh.closed:
                 return
             self._fh.write(line)
+            self.lines += 1
             now = time.monotonic()
             if now - self._last_flush > 1.0:
                 self._fh.flush()
@@ -152,13 +154,16 @@ def list_runs(workspace: Path, plugin_id: str | None = None) -> list[Path]:
 class RunDir:
     """The host's handle on a run folder while a job writes into it."""
 
-    def __init__(self, path: Path, manifest: Manifest) -> None:
+    def __init__(self, path: Path, manifest: Manifest,
+                 previous: Manifest | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.metrics = MetricsWriter(path / METRICS_FILE)
+        self.previous = previous  # the folder's run before this session, if it had one
         self._lock = threading.Lock()
         self._t0 = time.time()
         self._seconds_before = manifest.seconds
+        self._changed = False
 
     @classmethod
     def open(cls, path: Path, plugin: str, job: str, params: dict[str, Any], device: str,
@@ -177,7 +182,7 @@ class RunDir:
             now.datasets = list(old.datasets)
             now.artifacts = list(old.artifacts)
             now.seconds = old.seconds
-        run = cls(path, now)
+        run = cls(path, now, old)
         run.save_manifest()
         if workspace is not None:
             from studio import runindex
@@ -195,6 +200,7 @@ class RunDir:
         replaced, so a resumed run can tell whether its data changed."""
         with self._lock:
             old = self.manifest.dataset(dataset.role)
+            self._changed = True
             self.manifest.datasets = [d for d in self.manifest.datasets
                                       if d.role != dataset.role] + [dataset]
         self.save_manifest()
@@ -225,6 +231,7 @@ class RunDir:
             size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
         entry = manifest_mod.Artifact(rel, kind, model_kind, sha, size, _jsonable(info))
         with self._lock:
+            self._changed = True
             self.manifest.artifacts = [a for a in self.manifest.artifacts
                                        if a.path != entry.path] + [entry]
         self.save_manifest()
@@ -237,12 +244,25 @@ class RunDir:
         appending to the old, unlinked file otherwise, and every later point would be lost.
         """
         with self._lock:
+            self._changed = True
             self.metrics.close()
             truncate_metrics(self.path, after_step)
             self.metrics = MetricsWriter(self.path / METRICS_FILE)
 
+    @property
+    def touched(self) -> bool:
+        """Whether this session changed the run: wrote a curve point, data or an artifact."""
+        return self.metrics.lines > 0 or self._changed
+
     def finish(self, state: str, result: Any = None, error: str | None = None) -> None:
+        """Record how the session ended. A session that failed before changing anything in a
+        folder that already held a run (a new run refused there, a wrong setting) leaves that
+        run's manifest as it was: the user was told, and the run is not the worse for it."""
         self.metrics.close()
+        if state == "failed" and self.previous is not None and not self.touched:
+            with self._lock:
+                manifest_mod.write(self.path, self.previous)
+            return
         self.manifest.state = state
         self.manifest.finished = time.time()
         self.manifest.result = None if result is None else _relative(self.path, result)

@@ -189,6 +189,7 @@ class LoopState:
     bad_evals: int = 0
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
+    eval_pending: bool = False  # Stop landed inside an evaluation: resume does it first
     acc: dict[str, float] = field(default_factory=dict)  # metric sums of the current window
     acc_n: int = 0
     sessions: int = 1
@@ -242,19 +243,21 @@ class TrainLoop:
         self.state = LoopState(steps=schedule.steps, horizon=schedule.steps)
         self._step_times: list[float] = []
         self._last_ckpt_time = time.monotonic()
+        self._last_preview, self._last_preview_step = -math.inf, -1
+        self._rng_before_eval: dict[str, Any] | None = None
 
     # -- checkpoints ----------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
         return self.checkpoint is not None and self.checkpoint.exists()
 
-    def save(self) -> Path | None:
+    def save(self, rng: Mapping[str, Any] | None = None) -> Path | None:
         """Write the resumable state (task, loop, global random generators) atomically."""
         if self.checkpoint is None:
             return None
         self._flush_partial_window()
         st = self.task.state_dict()
         st[LOOP_KEY] = self.state.to_json()
-        st[RNG_KEY] = storage.capture_rng()
+        st[RNG_KEY] = dict(rng) if rng is not None else storage.capture_rng()
         path = storage.save_state(self.checkpoint, st)
         self._last_ckpt_time = time.monotonic()
         return path
@@ -304,13 +307,17 @@ class TrainLoop:
         start_step = st.step
         t_session = time.monotonic()
         elapsed_before = st.elapsed
-        last_log = last_preview = -math.inf
-        last_preview_step = -1
+        last_log = -math.inf
+        self._last_preview, self._last_preview_step = -math.inf, -1
         reason: Literal["done", "time", "early"] = "done"
         in_step = False
         self.rep.progress(st.step, st.horizon, "training")
         try:
-            while st.step < st.horizon:
+            # Stop landed inside this step's evaluation: do what the step still owed first
+            if (st.eval_pending and st.step < st.horizon
+                    and self._after_step(time.monotonic(), final=False)):
+                reason = "early"
+            while st.step < st.horizon and reason != "early":
                 self.rep.check()
                 if sch.max_seconds is not None and st.elapsed >= sch.max_seconds:
                     reason = "time"
@@ -331,27 +338,14 @@ class TrainLoop:
                     last_log = now
                     self._log()
                 self.rep.progress(st.step, st.horizon, self._message(stats))
-                if (sch.eval_every and st.step % sch.eval_every == 0 and not final
-                        and self._evaluate()):
+                if self._after_step(now, final):
                     reason = "early"
                     break
-                checkpoint_due = not final and (
-                    (sch.checkpoint_every and st.step % sch.checkpoint_every == 0)
-                    or (sch.checkpoint_minutes
-                        and now - self._last_ckpt_time >= sch.checkpoint_minutes * 60))
-                preview_due = not final and (
-                    (sch.preview_every and st.step % sch.preview_every == 0
-                     and now - last_preview >= sch.min_preview_interval)
-                    or (checkpoint_due and sch.preview_on_checkpoint))
-                if preview_due:
-                    last_preview, last_preview_step = now, st.step
-                    self._call("preview")
-                if checkpoint_due:
-                    self.save()
-                    self._call("export", "checkpoint")
         except Cancelled:
             if st.step > 0 and self.checkpoint is not None:
-                self.save()
+                # inside an evaluation: keep the generators as they were before it, so the
+                # resumed run evaluates from the same state the uninterrupted one did
+                self.save(rng=self._rng_before_eval if st.eval_pending else None)
                 self._call("export", "stopped")
                 self.rep.log(f"Stopped at step {st.step}; checkpoint saved (Resume continues "
                              "from here).")
@@ -374,12 +368,36 @@ class TrainLoop:
             self._log()
         if sch.eval_at_end and st.last_eval_step != st.step and self._has("evaluate"):
             self._evaluate(final=True)
-        if sch.preview_at_end and last_preview_step != st.step:
+        if sch.preview_at_end and self._last_preview_step != st.step:
             self._call("preview")
         self.save()
         self._call("export", "end")
         self.rep.progress(st.step, st.step, "done")
         return Outcome(st.step, reason, st.elapsed, st.best_step, st.best_value, st.last_eval)
+
+    def _after_step(self, now: float, final: bool) -> bool:
+        """What a step owes after it is taken: evaluation, preview, checkpoint, each on its
+        cadence (the last step's are done by ``run``'s ending). True: stop early."""
+        sch, st = self.schedule, self.state
+        if final:
+            return False
+        if sch.eval_every and st.step % sch.eval_every == 0 and self._evaluate():
+            return True
+        checkpoint_due = bool(
+            (sch.checkpoint_every and st.step % sch.checkpoint_every == 0)
+            or (sch.checkpoint_minutes
+                and now - self._last_ckpt_time >= sch.checkpoint_minutes * 60))
+        preview_due = bool(
+            (sch.preview_every and st.step % sch.preview_every == 0
+             and now - self._last_preview >= sch.min_preview_interval)
+            or (checkpoint_due and sch.preview_on_checkpoint))
+        if preview_due:
+            self._last_preview, self._last_preview_step = now, st.step
+            self._call("preview")
+        if checkpoint_due:
+            self.save()
+            self._call("export", "checkpoint")
+        return False
 
     # -- pieces ---------------------------------------------------------------------------------
     def _has(self, name: str) -> bool:
@@ -419,7 +437,11 @@ class TrainLoop:
     def _evaluate(self, final: bool = False) -> bool:
         """Evaluate, log, track the best; True when patience ran out (stop early)."""
         st, sch = self.state, self.schedule
+        if self.checkpoint is not None:
+            self._rng_before_eval = storage.capture_rng()
+        st.eval_pending = True
         results = self._call("evaluate")
+        st.eval_pending = False
         st.last_eval_step = st.step
         if not results:
             return False

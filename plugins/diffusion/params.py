@@ -140,7 +140,7 @@ class Generation:
                    Help("The PNG to write (several images: a grid; default: a new file in the "
                         "workspace's outputs folder)")] = None
 
-    def check(self) -> None:
+    def rules(self) -> None:
         """The result is a PNG (it carries its parameters): refuse another name before the
         model is loaded, not after the images are made."""
         if self.out is not None and Path(self.out).suffix.lower() != ".png":
@@ -223,9 +223,9 @@ class OutpaintParams(Generation):
                          Help("Pixels of soft edge inside the new area (automatic: about 1/128 "
                               "of the image side)")] = -1
 
-    def check(self) -> None:
+    def rules(self) -> None:
         """At least one margin: growing by nothing has nothing to paint."""
-        super().check()
+        super().rules()
         if not (self.left or self.top or self.right or self.bottom):
             raise UserError("give at least one margin (left, top, right or bottom) to grow the "
                             "image")

@@ -128,7 +128,7 @@ class TrainParams:
     resume: Annotated[bool, Widget("hidden"),
                       Help("continue the run in --out from its last checkpoint")] = False
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.train_size is not None and (self.train_size & (self.train_size - 1)
                                             or self.train_size > self.size):
             raise UserError(f"--train-size must be a power of two no larger than the image size "
@@ -168,7 +168,7 @@ class SampleParams:
                           Help("also write each image as its own PNG with full metadata")
                           ] = False
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _check_png(self.out)
         _check_edits(self.edits)
 
@@ -224,7 +224,7 @@ class GenerateParams:
                    Help("also save the images as one PNG grid that records how it was made")
                    ] = None
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _check_png(self.out)
         _check_edits(self.edits)
 
@@ -253,7 +253,7 @@ class InterpolateParams:
     scale: Annotated[int, Range(1, 32), Label("GIF enlargement"), Unit("x"),
                      Help("GIF enlargement (nearest neighbour)")] = 4
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.out is not None and Path(self.out).suffix.lower() != ".gif":
             raise UserError(f"--out must name a .gif file, not {Path(self.out).name}")
         _check_edits(self.edits)
@@ -283,7 +283,7 @@ class ExportParams:
     scale: Annotated[int, Range(1, 32), Label("Enlarge"), Unit("x"),
                      Help("enlarge this many times (nearest neighbour)")] = 1
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _check_png(self.out)
         _check_edits(self.edits)
 
@@ -301,5 +301,5 @@ class RegenerateParams:
     model: Annotated[Path | None, Label("Model"), MODEL,
                      Help("use this run folder instead of the one named in the PNG")] = None
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _check_png(self.out)

@@ -65,8 +65,6 @@ def _save_batch(ctx: JobContext, batch: LevelBatch, folder: Path, formats: list[
 def generate(ctx: JobContext, p: GenerateParams) -> LevelBatch:
     """Generate levels with a classic method (deterministic per seed), or regenerate a region
     of ``p.base``."""
-    if p.region is not None and p.base is None:
-        raise UserError("--region needs --base: the level whose region to regenerate")
     settings = p.settings()
     levels: list[Level] = []
     reports: list[LevelReport | None] = []

@@ -27,7 +27,7 @@ from .engine import generate as gen
 from .engine.config import TrainConfig
 from .engine.files import FORMATS
 from .engine.level import Level
-from .engine.pins import Pins, looks_like_a_file, parse_pins
+from .engine.pins import Pins
 
 SEED_MAX = 2**31 - 1
 LEVEL_FILES = "Levels (*.txt *.tmj *.json);;All files (*)"
@@ -40,7 +40,7 @@ LEVELS = Codec("plugins.levels.engine.files:read_level_files",
                describe="plugins.levels.engine.files:describe_levels")
 PINS = Codec("plugins.levels.engine.pins:read_pins",
              what='a JSON file {"pins": [[x, y, "C"], ...]}, or the pins written out: x,y,C;x,y,C',
-             describe="plugins.levels.engine.pins:describe_pins")
+             describe="plugins.levels.engine.pins:describe_pins", inline=True)
 
 Method = Literal["wfc", "dungeon", "caves", "terrain", "lsystem"]
 Mode = Literal["auto", "platformer", "ladder", "topdown"]
@@ -182,16 +182,14 @@ class GenerateParams:
                                        sea_level=self.sea_level, island=self.island)
         return gen.LsystemSettings(preset=self.preset, iterations=self.iterations or None)
 
-    def __post_init__(self) -> None:
-        """The command line's written-out pins become their object, a region must be four
-        numbers and the formats must be known ones. (The rule that a region needs a level to
-        edit is the job's: this class has a ``check`` option, so it has no ``check()`` method.)
-        """
-        if isinstance(self.pins, str) and not looks_like_a_file(self.pins):
-            self.pins = parse_pins(self.pins)
+    def rules(self) -> None:
+        """A region must be four numbers of a level being edited, and the formats must be
+        known ones."""
         if self.region is not None and len(self.region) != 4:
             raise UserError("--region must be four whole numbers x0,y0,x1,y1, not "
                             f"{','.join(map(str, self.region))!r}")
+        if self.region is not None and self.base is None:
+            raise UserError("--region needs --base: the level whose region to regenerate")
         self.formats = _formats(list(self.formats))
 
 
@@ -240,7 +238,7 @@ class RepairParams:
                     Help("write --out (the editor takes the repaired level without a file)")
                     ] = True
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.save and self.out is None:
             raise UserError("--out is required: the repaired level's file or folder")
 
@@ -333,7 +331,7 @@ class TrainParams:
                       Help("continue the run in the run folder (--out) from its last "
                            "checkpoint")] = False
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if 0 < self.height < 4:
             raise UserError("--height must be 0 (the levels' height) or at least 4 tiles")
 
@@ -381,5 +379,5 @@ class SampleParams:
                     Help("tile size in pixels")] = 16
     save: Annotated[bool, Widget("hidden"), Label("Save files"), Help("write files")] = True
 
-    def check(self) -> None:
+    def rules(self) -> None:
         self.formats = _formats(list(self.formats))

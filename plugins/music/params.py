@@ -102,7 +102,7 @@ class TrainParams:
                       Help("continue the run in the output folder (--out) from its last "
                            "checkpoint, up to the training steps")] = False
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if not self.resume and self.mode == "audio" and is_builtin(self.data):
             raise UserError("the built-in Bach chorales are MIDI: audio mode needs a folder of "
                             "WAV/FLAC/OGG files")

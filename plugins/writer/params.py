@@ -124,7 +124,7 @@ class TrainParams:
                       Help("continue the run in the output folder from its last checkpoint")
                       ] = False
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.data is None and not self.resume:
             raise UserError("--data is required: choose a .txt/.md file or a folder of them")
         _check_vocab(self.vocab_size)
@@ -143,7 +143,7 @@ class InspectParams:
     vocab_size: VocabSize = 0
     val_fraction: ValFraction = 0.1
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _check_vocab(self.vocab_size)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -136,10 +136,19 @@ class Form(QObject):
             spin.valueChanged.connect(functools.partial(self._edited_int, p.name))
             row = _row(spin, seed_button(spin))
             self._register(p, row, spin, functools.partial(_set_int, spin))
+        elif hint == "slider" and p.kind in (int, float):
+            self._slider(p, value)
         elif p.kind is int:
             self._number(p, QSpinBox(), value)
         elif p.kind is float:
             self._number(p, QDoubleSpinBox(), value)
+        elif p.widget is not None and p.widget.suggestions:
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.addItems(list(p.widget.suggestions))
+            combo.setCurrentText(_text(value))
+            combo.currentTextChanged.connect(functools.partial(self._edited_combo, p.name))
+            self._register(p, combo, combo, functools.partial(_set_combo_text, combo))
         elif hint == "model":
             from studio.widgets.modelpicker import ModelPicker
 
@@ -196,6 +205,28 @@ class Form(QObject):
         spin.valueChanged.connect(lambda v, n=p.name: self._edited(n, read(v)))
         self._register(p, spin, spin, set_spin)
 
+    def _slider(self, p: Param, value: Any) -> None:
+        """A labelled slider over the field's range (superqt): for values people judge by
+        feel (strength, temperature) rather than type."""
+        from superqt import QLabeledDoubleSlider, QLabeledSlider
+
+        r = p.range or params_mod.Range(0, 1)
+        lo = r.lo if r.lo is not None else 0
+        hi = r.hi if r.hi is not None else 1
+        slider: Any
+        if p.kind is int:
+            slider = QLabeledSlider(Qt.Orientation.Horizontal)
+            slider.setRange(int(lo), int(hi))
+        else:
+            slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+            slider.setRange(float(lo), float(hi))
+            step = r.step or _default_step(r)
+            slider.setSingleStep(step)
+            slider.setDecimals(_decimals(step))
+        slider.setValue(value if value is not None else lo)
+        slider.valueChanged.connect(functools.partial(self._edited_number, p.name, p.kind))
+        self._register(p, slider, slider, slider.setValue)
+
     def _register(self, p: Param, row: QWidget, editor: QWidget,
                   setter: Callable[[Any], None]) -> None:
         if p.help:
@@ -228,6 +259,12 @@ class Form(QObject):
             return
         setattr(self.p, name, value)
         self.changed.emit(name)
+
+    def _edited_number(self, name: str, kind: type, value: Any) -> None:
+        self._edited(name, kind(value))
+
+    def _edited_combo(self, name: str, text: str) -> None:
+        self._edited(name, text.strip())
 
     def _edited_int(self, name: str, value: int) -> None:
         self._edited(name, int(value))
@@ -294,7 +331,7 @@ class Form(QObject):
             if status is not None:
                 status.setText(f"⚠ {exc.gui}")
             return None
-        except params_mod.UserError as exc:  # a rule between fields (the class's check())
+        except params_mod.UserError as exc:  # a rule between fields (the class's rules())
             if status is not None:
                 status.setText(f"⚠ {exc}")
             return None
@@ -311,6 +348,10 @@ def _row(*widgets: QWidget) -> QWidget:
 
 def _set_int(spin: QSpinBox, value: Any) -> None:
     spin.setValue(int(value or 0))
+
+
+def _set_combo_text(combo: QComboBox, value: Any) -> None:
+    combo.setCurrentText(_text(value))
 
 
 def _set_line(line: QLineEdit, value: Any) -> None:

@@ -41,6 +41,8 @@ class ModelPicker(QWidget):
 
     #: the chosen model changed (a ``Path``, or None)
     path_changed = Signal(object)
+    #: the list was (re)filled: the entries it now offers
+    listed = Signal(list)
     _scanned = Signal(object)
 
     def __init__(self, kinds: Iterable[str] = (), library: ModelLibrary | None = None,
@@ -52,7 +54,7 @@ class ModelPicker(QWidget):
         self._path: Path | None = None
         self._scanning = False
         self.combo = QComboBox()
-        self.combo.setMinimumContentsLength(18)
+        self.combo.setMinimumContentsLength(12)  # a side column stays narrow; names elide
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.currentIndexChanged.connect(self._picked)
@@ -130,6 +132,7 @@ class ModelPicker(QWidget):
             self.combo.setItemData(self.combo.count() - 1, _tooltip(e), Qt.ItemDataRole.ToolTipRole)
         self.combo.blockSignals(False)
         self._select_current()
+        self.listed.emit(list(self.entries))
 
     def _select_current(self) -> None:
         self.combo.blockSignals(True)

@@ -180,3 +180,40 @@ def test_held_out_split_is_stable_and_sized() -> None:
     assert held_out(ids, 0.0) == set() and len(held_out(ids[:2], 0.9)) == 1
     grown = held_out([*ids, "new.png@ffffffffffffffff"], 0.1, seed=3)
     assert len(a & grown) >= 9  # adding a file barely moves the split
+
+
+class SlowEval(Regression):
+    """Its evaluation checks for Stop (a long validation pass does) and uses the global RNG."""
+
+    def __init__(self, rep: QuietReporter | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.rep = rep
+
+    def evaluate(self, state: Any) -> dict[str, float]:
+        noise = float(torch.rand(()))
+        if self.rep is not None:
+            self.rep.check()
+        return {"val": float(self.net[0].weight.detach().sum()) + noise}
+
+
+def test_stop_inside_an_evaluation_resumes_with_it(tmp_path: Path) -> None:
+    full_rep = QuietReporter()
+    full = SlowEval()
+    TrainLoop(full, _schedule(), full_rep, tmp_path / "a").run()
+
+    rep = QuietReporter()
+    first = SlowEval(rep)
+    # the checks before it: one per step for steps 1-10, then the evaluation's at step 10
+    rep.cancel_after = 10
+    with pytest.raises(Cancelled):
+        TrainLoop(first, _schedule(), rep, tmp_path / "b").run()
+    assert storage.load_state(tmp_path / "b")["__loop__"]["eval_pending"] is True
+    rep.cancel.clear()
+    rep.cancel_after = None
+    second = SlowEval(rep, seed=9)
+    loop = TrainLoop(second, _schedule(), rep, tmp_path / "b")
+    assert loop.resume() == 10
+    loop.run()
+    for a, b in zip(full.net.parameters(), second.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert rep.history == full_rep.history  # the step-10 evaluation is there, once

@@ -190,3 +190,22 @@ def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
     (tmp_path / runs.METRICS_FILE).write_text(
         '{"step": 1, "name": "loss", "value": 0.5}\n{"step": 2, "name": "lo')
     assert runs.read_metrics(tmp_path) == {"loss": ([1.0], [0.5])}
+
+
+def test_a_refused_start_leaves_the_run_as_it_was(tmp_path: Path) -> None:
+    """A job that fails before changing anything in a folder that holds a run (a new run
+    refused there, a wrong setting) is told to the user but not written into that run."""
+    events: list[Event] = []
+    runner = _runner(events, tmp_path)
+    out = tmp_path / "r"
+    first = runner.submit("demo", _demo().job("count"), {"steps": 3}, out=out)
+    runner.wait(first.id, 20)
+    before = (out / "run.json").read_text()
+    bad = runner.submit("demo", _demo().job("fail"), {"kind": "user"})
+    runner.wait(bad.id, 20)
+    spec = JobSpec("fail", "studio_testplugins.demo:fail", "Fail", makes_run=True)
+    refused = runner.submit("demo", spec, {"kind": "user"}, out=out)
+    runner.wait(refused.id, 20)
+    runner.shutdown()
+    assert refused.state == FAILED and "is empty" in refused.error
+    assert (out / "run.json").read_text() == before

@@ -38,7 +38,7 @@ class TrainParams:
     edits: list[float] = None  # type: ignore[assignment]
     blob: Annotated[Blob | None, Codec(read_blob, what="a text file")] = None
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.resume and self.batch is not None:
             raise UserError("a resumed run keeps its batch size: leave Batch empty")
 
@@ -158,3 +158,24 @@ def test_a_tuple_field_stays_a_tuple() -> None:
     assert params.validate(Region(region=(0, 0, 2, 2))).region == (0, 0, 2, 2)
     back = params.from_json(Region, params.to_json(p))
     assert back.region == (1, 2, 3, 4) and isinstance(back.region, tuple)
+
+
+def read_pins(value: Path | str, p: object, warn) -> list[str]:
+    return (value.read_text() if isinstance(value, Path) else value).split(";")
+
+
+@dataclass(kw_only=True)
+class Edit:
+    pins: Annotated[list[str] | None, Codec(read_pins, inline=True)] = None
+    name: Annotated[str, Special("the level's own name")] = ""
+
+
+def test_list_messages_inline_codecs_and_text_specials(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--edits expects numbers separated by commas"):
+        params.from_cli(TrainParams, ["--data", "x", "--edits", "1,abc"])
+
+    assert params.prepare(Edit, {"pins": "1,2,#;3,4,-"}).pins == ["1,2,#", "3,4,-"]
+    f = tmp_path / "pins.txt"
+    f.write_text("5,6,#")
+    assert params.prepare(Edit, {"pins": str(f)}).pins == ["5,6,#"]
+    assert "[empty: the level's own name]" in params.usage(Edit)

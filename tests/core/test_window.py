@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 from PySide6.QtCore import Qt
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from studio import settings as settings_mod
 from studio.jobs import CANCELLED, DONE, FAILED
+from studio.params import Range, Widget
 from studio.window import ErrorPage, MainWindow
 
 
@@ -274,3 +277,30 @@ def test_reopening_a_run_brings_back_its_settings_and_the_form_remembers(
     assert form.form.p.shape == "ramp" and form.out.text() == str(run_dir)
     # the next session's form starts from the last submitted values
     assert window.hosts["demo"].recall("count", type(form.form.p)).steps == 7
+
+
+@dataclass(kw_only=True)
+class Mix:
+    strength: Annotated[float, Range(0, 1, 0.05), Widget("slider")] = 0.6
+    key: Annotated[str, Widget(suggestions=("C", "G", "F#m"))] = "random"
+
+
+def test_form_sliders_and_suggestions_bind_both_ways(qtbot) -> None:
+    from PySide6.QtWidgets import QComboBox, QWidget
+
+    from studio.widgets.form import Form
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    form = Form(Mix, host)
+    slider, combo = form.editor("strength"), form.editor("key")
+    assert isinstance(combo, QComboBox) and combo.isEditable()
+    assert slider.value() == pytest.approx(0.6) and combo.currentText() == "random"
+    changed: list[str] = []
+    form.changed.connect(changed.append)
+    slider.setValue(0.25)
+    combo.setCurrentText("F#m")
+    assert form.value().strength == pytest.approx(0.25) and form.p.key == "F#m"
+    assert changed == ["strength", "key"]
+    form.set(Mix(strength=0.9, key="G"))
+    assert slider.value() == pytest.approx(0.9) and combo.currentText() == "G"

@@ -144,8 +144,13 @@ def test_parse_pins_and_region(tmp_path: Path) -> None:
     f.write_text(json.dumps({"pins": [[5, 6, "E"]]}))
     assert read_pins(f) == {(5, 6): ord("E")}
     # on the command line: the region and pins become objects before the job starts
-    p = params_mod.from_cli(GenerateParams, ["--region", "1, 2,3,4", "--pins", "1,2,X;3,4,,"])
+    level = tmp_path / "l.txt"  # the editor's level, as a file on the command line
+    level.write_text("----\n-XX-\n")
+    p = params_mod.from_cli(GenerateParams, ["--region", "1, 2,3,4", "--pins", "1,2,X;3,4,,",
+                                             "--base", str(level)])
+    p.base = None  # its legend is beside no test file: the pins are what is tested here
     assert p.region == (1, 2, 3, 4) and isinstance(p.region, tuple)
+    p = params_mod.read_objects(p)
     assert isinstance(p.pins, Pins) and p.pins == {(1, 2): ord("X"), (3, 4): ord(",")}
     p = params_mod.prepare(GenerateParams, {"pins": str(f)})
     assert isinstance(p.pins, Pins) and p.pins == {(5, 6): ord("E")}
@@ -154,7 +159,7 @@ def test_parse_pins_and_region(tmp_path: Path) -> None:
     with pytest.raises(UserError):
         parse_pins("1,2")
     with pytest.raises(UserError):
-        params_mod.from_cli(GenerateParams, ["--pins", "1,2"])
+        params_mod.prepare(GenerateParams, {"pins": "1,2"})
 
 
 def test_cli_generate_wfc_exact_form(smb: Path, tmp_path: Path,
@@ -258,6 +263,6 @@ def test_cli_regenerates_a_region_of_a_level_file_with_pins(smb: Path, tmp_path:
     assert saved["params"]["region"] == [20, 0, 40, 14]
     assert saved["params"]["base"] == {"$object": {
         "level": "wfc-2", "size": "60x14", "game": before.legend.name,
-        "source": str(base / "wfc-2.txt")}}
-    assert cmd_run("levels", "generate", ["--method", "wfc", "--region", "0,0,4,4"]) == 1
+        "source": "wfc-2.txt"}}  # the file's name, never the user's folders
+    assert cmd_run("levels", "generate", ["--method", "wfc", "--region", "0,0,4,4"]) == 2
     assert "--region needs --base" in capsys.readouterr().err

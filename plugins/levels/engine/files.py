@@ -169,11 +169,13 @@ def read_level_files(path: Path, params: Any = None,
 
 
 def describe_level(level: Level) -> dict[str, Any]:
-    """What a run manifest or a remembered setting says about a level (not its tiles)."""
+    """What a run manifest or the ``levels.json`` beside exported levels says about a level
+    (not its tiles). The file it came from is named, never its folder: these files are shared
+    with a game's team, and a path carries the user's name."""
     out: dict[str, Any] = {"level": level.name, "size": f"{level.width}x{level.height}",
                            "game": level.legend.name}
     if level.meta.get("source"):
-        out["source"] = str(level.meta["source"])
+        out["source"] = Path(str(level.meta["source"])).name
     return out
 
 

@@ -67,15 +67,14 @@ def parse_pins(text: str) -> Pins:
     return Pins.from_items(items)
 
 
-def looks_like_a_file(text: str) -> bool:
-    """Whether ``--pins TEXT`` names a JSON file (else it is the ``x,y,C`` short form)."""
-    return text.strip().lower().endswith(".json") or Path(text).expanduser().is_file()
-
-
-def read_pins(path: Path, params: Any = None, warn: Callable[[str], None] | None = None
-              ) -> Pins:
+def read_pins(path: Path | str, params: Any = None,
+              warn: Callable[[str], None] | None = None) -> Pins:
     """The codec of a ``pins`` field: a JSON file ``{"pins": [[x, y, "C"], ...]}`` (or the
-    bare list)."""
+    bare list), or the pins written out ``x,y,C;x,y,C`` (text that names no file)."""
+    if isinstance(path, str):
+        if path.strip().lower().endswith(".json"):
+            raise UserError(f"pins file {path} does not exist")
+        return parse_pins(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
