@@ -89,7 +89,7 @@ def studio(width: int, steps: int, workspace: Path) -> float:
 
     timing: dict[str, float] = {}
 
-    def job(ctx: Any, **_: Any) -> str:
+    def job(ctx: Any) -> str:
         lp = TrainLoop(Task(width), Schedule(steps=steps, log_every=10, eval_at_end=False,
                                              preview_at_end=False), ctx)
         t0 = time.perf_counter()

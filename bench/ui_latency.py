@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -60,8 +61,15 @@ def make_model() -> Any:
         nn.Linear(64 * 8 * 8, 10))
 
 
-def train(ctx: Any, steps: int = 200, batch: int = 64) -> dict[str, float]:
+@dataclass(kw_only=True)
+class LoopParams:
+    steps: int = 200
+    batch: int = 64
+
+
+def train(ctx: Any, p: LoopParams) -> dict[str, float]:
     """The measured loop: identical code for the bare run and the studio job."""
+    steps, batch = p.steps, p.batch
     import numpy as np
     import torch
 
@@ -85,9 +93,9 @@ def train(ctx: Any, steps: int = 200, batch: int = 64) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0, "steps": steps}
 
 
-def bare_job(ctx: Any, steps: int = 200) -> dict[str, float]:
+def bare_job(ctx: Any, p: LoopParams) -> dict[str, float]:
     """:func:`train` with a do-nothing context (the job's own context is ignored)."""
-    return train(_NullCtx(), steps)
+    return train(_NullCtx(), p)
 
 
 def main() -> None:

@@ -153,7 +153,7 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
         out = None
         if spec.makes_run:
             rest, out = _pop_out(rest)
-        values = params_mod.parse_cli(fn, rest)
+        values = params_mod.from_cli(params_mod.params_of(fn), rest)
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -228,7 +228,7 @@ def _print_job_help(plugin_id: str, job: str) -> int:
     print(f"studio run {plugin_id} {job} [options]\n")
     if spec.help or fn.__doc__:
         print((spec.help or (fn.__doc__ or "").strip().splitlines()[0]) + "\n")
-    print(params_mod.job_usage(fn))
+    print(params_mod.usage(params_mod.params_of(fn)))
     if spec.makes_run:
         print("  --out DIR\n      run folder (default: a new folder under the workspace)")
     print("  --events jsonl\n      print every event as a JSON line instead of a progress bar")

@@ -1,8 +1,9 @@
 """Jobs: the one way long work runs, in the window, on the command line and in tests.
 
-A job is an ordinary function ``f(ctx, **params)``. It reports through its :class:`JobContext`
-(``progress``, ``metric``, ``preview``, ``log``), calls ``ctx.check()`` at least once per step so
-Cancel lands within a step, and returns its result (usually a path).
+A job is an ordinary function ``f(ctx, p)`` (``p``: its params dataclass, ``studio.params``).
+It reports through its :class:`JobContext` (``progress``, ``metric``, ``preview``, ``log``),
+calls ``ctx.check()`` at least once per step so Cancel lands within a step, and returns its
+result (usually a path).
 
 :class:`JobRunner` owns the worker threads: one per *lane* ("compute" for training on the device,
 "interactive" for quick generation), each consuming its queue in order. Events go to a listener
@@ -460,26 +461,18 @@ class JobRunner:
 
                 device.configure_torch(self.settings.cpu_threads)
             fn = func or spec.load()
-            cls = params_mod.job_params(fn)
-            if cls is not None:  # typed: check everything before any folder is made
-                p = params_mod.prepare_unread(cls, rec.params)
-                recorded = params_mod.to_json(p)
-            else:
-                bound = params_mod.bind(fn, dict(rec.params))
-                recorded = dict(rec.params)
+            cls = params_mod.params_of(fn)  # check everything before any folder is made
+            p = params_mod.prepare_unread(cls, rec.params)
             if spec.makes_run:
                 workspace = self.settings.workspace_path()
                 run_path = rec.out or new_run_dir(workspace, rec.plugin, rec.job)
-                run = RunDir.open(run_path.resolve(), rec.plugin, rec.job, recorded,
+                run = RunDir.open(run_path.resolve(), rec.plugin, rec.job, params_mod.to_json(p),
                                   self.settings.device, rec.title, workspace)
                 rec.run_dir = run.path
             ctx = JobContext(rec, self._emit, cancel_flag, self.settings, run)
             ctx.check()
-            if cls is not None:
-                params_mod.read_objects(p, ctx.warn)
-                result = fn(ctx, p)
-            else:
-                result = fn(ctx, **bound)
+            params_mod.read_objects(p, ctx.warn)
+            result = fn(ctx) if cls is params_mod.NoParams else fn(ctx, p)
             if result is None and run is not None:
                 result = run.path
             state = CANCELLED if cancel_flag.is_set() else DONE

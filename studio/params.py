@@ -209,8 +209,8 @@ class Param:
 
 
 def job_params(func: Callable[..., Any]) -> type | None:
-    """The params dataclass a job function takes as its second argument (None: a legacy job
-    whose keyword arguments are its parameters)."""
+    """The params dataclass a job function takes as its second argument (None: it takes
+    none)."""
     return _job_params(func)
 
 
@@ -235,14 +235,27 @@ def _find_job_params(func: Callable[..., Any]) -> type | None:
 
 
 def describe(target: type | Callable[..., Any]) -> list[Param]:
-    """The parameters of a params dataclass, or of a job function (its dataclass, or for a
-    legacy job its keyword arguments after ``ctx``)."""
+    """The parameters of a params dataclass, or of a job function (its dataclass)."""
     if isinstance(target, type) and dataclasses.is_dataclass(target):
         return list(_describe_class(target))
-    cls = job_params(target)
-    if cls is not None:
-        return list(_describe_class(cls))
-    return _describe_signature(target)
+    return list(_describe_class(params_of(target)))
+
+
+@dataclass
+class NoParams:
+    """The params of a job that takes none: ``def job(ctx)``."""
+
+
+def params_of(func: Callable[..., Any]) -> type:
+    """A job's params class (:class:`NoParams` for ``f(ctx)``); a job that takes keyword
+    arguments instead is a programming error, said plainly."""
+    cls = job_params(func)
+    if cls is None and len(inspect.signature(func).parameters) == 1:
+        return NoParams
+    if cls is None:
+        raise TypeError(f"{getattr(func, '__qualname__', func)} must take (ctx, p: SomeParams) "
+                        "with SomeParams a dataclass (see DEVELOPERS.md, Parameters)")
+    return cls
 
 
 def _describe_class(cls: type) -> tuple[Param, ...]:
@@ -638,116 +651,3 @@ def _analyse(hint: Any) -> tuple[type, tuple[Any, ...] | None, bool, type]:
     if isinstance(hint, type):
         return hint, None, optional, str
     return str, None, optional, str
-
-
-# ----------------------------------------------------------------------------------------------
-# Legacy: jobs whose keyword arguments are their parameters (until every plugin has moved)
-# ----------------------------------------------------------------------------------------------
-def _describe_signature(func: Callable[..., Any]) -> list[Param]:
-    sig = inspect.signature(func)
-    hints = typing.get_type_hints(func)
-    docs = _param_docs(func)
-    out: list[Param] = []
-    for i, (name, p) in enumerate(sig.parameters.items()):
-        if i == 0 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue  # ctx, *args, **kwargs
-        kind, choices, optional, item = _analyse(hints.get(name, str))
-        required = p.default is inspect.Parameter.empty
-        out.append(Param(name, kind, None if required else p.default, required, choices,
-                         optional, docs.get(name, ""),
-                         label=name.replace("_", " ").capitalize(), item=item))
-    return out
-
-
-def bind(func: Callable[..., Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Legacy jobs: check and convert ``values`` into keyword arguments."""
-    params = {p.name: p for p in _describe_signature(func)}
-    values = {k.replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(set(values) - set(params))
-    if unknown:
-        names = ", ".join("--" + u.replace("_", "-") for u in unknown)
-        allowed = ", ".join(p.flag for p in params.values()) or "none"
-        raise UserError(f"unknown option {names} (this job takes: {allowed})")
-    bound: dict[str, Any] = {}
-    for name, p in params.items():
-        if name in values:
-            v = convert(p, values[name])
-            if v is None and not p.optional and p.required:
-                raise UserError(f"{p.flag} needs a value")
-            bound[name] = v
-        elif p.required:
-            raise UserError(f"missing required option {p.flag}")
-    return bound
-
-
-def parse_cli(func: Callable[..., Any], argv: Sequence[str]) -> Any:
-    """The command line of a job: an instance of its params class, or (legacy) a dict."""
-    cls = job_params(func)
-    if cls is not None:
-        return from_cli(cls, argv)
-    flags = {p.flag: p for p in _describe_signature(func)}
-    raw: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if not tok.startswith("--"):
-            raise UserError(f"unexpected argument {tok!r}: options are written --key value")
-        key, eq, inline = tok.partition("=")
-        p = flags.get(key)
-        if p is None and key.startswith("--no-") and ("--" + key[5:]) in flags:
-            raw[key[5:]] = False
-            i += 1
-            continue
-        if eq:
-            raw[key[2:]] = inline
-            i += 1
-        elif p is not None and p.kind is bool and (
-                i + 1 >= len(argv) or argv[i + 1].lower() not in _TRUE | _FALSE):
-            raw[key[2:]] = True
-            i += 1
-        else:
-            if i + 1 >= len(argv):
-                raise UserError(f"{key} needs a value")
-            raw[key[2:]] = argv[i + 1]
-            i += 2
-    return bind(func, raw)
-
-
-def job_usage(func: Callable[..., Any]) -> str:
-    cls = job_params(func)
-    if cls is not None:
-        return usage(cls)
-    lines = []
-    for p in _describe_signature(func):
-        val = "" if p.kind is bool else (" " + "|".join(map(str, p.choices)) if p.choices
-                                         else " " + p.name.upper())
-        default = "" if p.required else f" (default: {p.default})"
-        req = " (required)" if p.required else ""
-        lines.append(f"  {p.flag}{val}{req}{default}" + (f"\n      {p.help}" if p.help else ""))
-    return "\n".join(lines)
-
-
-def _param_docs(func: Callable[..., Any]) -> dict[str, str]:
-    """Pick ``name: text`` lines out of an ``Args:`` section of the docstring."""
-    doc = inspect.getdoc(func) or ""
-    out: dict[str, str] = {}
-    in_args = False
-    current = None
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped.lower() in ("args:", "arguments:", "parameters:"):
-            in_args = True
-            continue
-        if not in_args:
-            continue
-        if not stripped:
-            current = None
-            continue
-        head, sep, text = stripped.partition(":")
-        if sep and head.replace("_", "").isalnum() and " " not in head and line.startswith(
-                ("    ", "  ")) and not line.startswith("        "):
-            current = head
-            out[current] = text.strip()
-        elif current:
-            out[current] += " " + stripped
-    return out

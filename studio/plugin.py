@@ -25,7 +25,7 @@ class JobSpec:
 
     Attributes:
         name: the job's command-line name (``studio run PLUGIN NAME``).
-        target: ``"module:function"``; the function is ``f(ctx, **params) -> result``.
+        target: ``"module:function"``; the function is ``f(ctx, p: SomeParams) -> result``.
         title: a short human label for the Jobs dock ("Train GAN").
         makes_run: the host creates a run folder for it (``--out DIR`` names it, else one is made
             under the workspace) and hands it to the job as ``ctx.run_dir``.
@@ -80,6 +80,6 @@ class Plugin:
 
     def create_panel(self, host: PanelHost) -> QWidget | None:
         """Build the plugin's central widget, importing the Qt panel module here (not at module
-        level). Returning None gives the generic page: one form per job, built from signatures.
+        level). Returning None gives the generic page: one form per job, built from its params.
         """
         return None

@@ -1,4 +1,4 @@
-"""A form for any job, built from its signature: the fallback panel and a building block.
+"""A form for any job, built from its params class: the fallback panel and a building block.
 
 Plugins with their own panel can still embed a :class:`JobForm` for an "advanced" page so every
 option of a job is reachable in the window exactly as on the command line.
