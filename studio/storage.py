@@ -219,13 +219,16 @@ def load_state(path: str | os.PathLike[str], device: str = "cpu") -> Any:
 
 
 def state_field(path: str | os.PathLike[str], key: str) -> Any:
-    """One plain top-level value (a step count, a format tag) of a state file, read from its
-    header only: no tensor is loaded, so asking a large checkpoint "which step?" is cheap."""
+    """One plain value (a step count, a format tag) of a state file, read from its header
+    only: no tensor is loaded, so asking a large checkpoint "which step?" is cheap. A dotted
+    key reaches into nested dicts (``"__loop__.step"``)."""
     meta = read_tensor_metadata(path)
     if _STATE_KEY not in meta:
         raise CorruptFileError(f"{path} is a safetensors file but not a studio state file")
     try:
-        node = json.loads(meta[_STATE_KEY])["__d__"][key]
+        node = json.loads(meta[_STATE_KEY])
+        for part in key.split("."):
+            node = node["__d__"][part]
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptFileError(f"{path} has no readable {key!r} ({exc})") from None
     if isinstance(node, dict | list):

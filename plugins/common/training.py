@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -241,7 +242,9 @@ class TrainLoop:
         self.rep = reporter
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.state = LoopState(steps=schedule.steps, horizon=schedule.steps)
-        self._step_times: list[float] = []
+        self._step_times: deque[float] = deque(maxlen=50)  # for the horizon estimate
+        self._tnames: tuple[str, ...] = ()  # the running sums of tensor statistics, as one
+        self._tacc: Any = None  # device vector: one in-place add a step, no synchronisation
         self._last_ckpt_time = time.monotonic()
         self._last_preview, self._last_preview_step = -math.inf, -1
         self._rng_before_eval: dict[str, Any] | None = None
@@ -408,17 +411,42 @@ class TrainLoop:
         return fn(self.state, *args) if callable(fn) else None
 
     def _accumulate(self, stats: Mapping[str, Any]) -> None:
-        acc = self.state.acc
-        for k, v in stats.items():
-            prev = acc.get(k)
-            acc[k] = v if prev is None else prev + v  # tensors stay on their device
-        self.state.acc_n += 1
+        """Add a step's statistics to the window's sums. Device tensors are summed on the
+        device, all of them in one in-place add (a GAN's five statistics cost one kernel, and
+        the device is only waited for when the window is logged)."""
+        st = self.state
+        values = list(stats.values())
+        if values and all(hasattr(v, "detach") for v in values):
+            import torch
+
+            names = tuple(stats)
+            if names != self._tnames:
+                self._fold()
+                self._tnames = names
+            vec = torch.stack([v.detach().reshape(()).float() for v in values])
+            if self._tacc is None:  # partial sums from a checkpoint continue in float32
+                base = [st.acc.pop(k, 0.0) for k in names]
+                self._tacc = torch.tensor(base, dtype=torch.float32, device=vec.device) + vec
+            else:
+                self._tacc.add_(vec)
+        else:
+            for k, v in stats.items():
+                st.acc[k] = st.acc.get(k, 0.0) + float(v)
+        st.acc_n += 1
+
+    def _fold(self) -> None:
+        """Move the device sums into the state's floats (one synchronisation)."""
+        if self._tacc is not None:
+            for k, v in zip(self._tnames, self._tacc.tolist(), strict=True):
+                self.state.acc[k] = self.state.acc.get(k, 0.0) + v
+            self._tacc = None
 
     def _flush_partial_window(self) -> None:
-        """Turn device tensors in the running sums into floats (for the checkpoint)."""
-        self.state.acc = {k: float(v) for k, v in self.state.acc.items()}
+        """The running sums as floats (for the checkpoint)."""
+        self._fold()
 
     def _log(self) -> None:
+        self._fold()
         st = self.state
         n = max(1, st.acc_n)
         for name, total in st.acc.items():
@@ -478,7 +506,7 @@ class TrainLoop:
             return
         if st.step < 10 or st.step % 25 or st.step > 0.8 * st.horizon:
             return
-        recent = sorted(self._step_times[-50:])
+        recent = sorted(self._step_times)
         per_step = recent[len(recent) // 2] * 1.05  # a little slack for evals and previews
         left = int((sch.max_seconds - st.elapsed) / max(per_step, 1e-6))
         st.horizon = max(st.step + 1, min(sch.steps, st.step + left))
@@ -487,6 +515,19 @@ class TrainLoop:
 # ----------------------------------------------------------------------------------------------
 # Helpers the jobs share
 # ----------------------------------------------------------------------------------------------
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint was written at, from its header only (no tensor is read); None
+    when there is no readable checkpoint. Reads the shared loop's checkpoints and older ones."""
+    if not Path(path).is_file():
+        return None
+    for key in (f"{LOOP_KEY}.step", "step"):
+        try:
+            return int(storage.state_field(path, key))
+        except (storage.CorruptFileError, OSError, TypeError, ValueError):
+            continue
+    return None
+
+
 def refuse_to_overwrite(run_dir: Path, checkpoint: Path, resume: bool, what: str) -> None:
     """A new run must not start over a folder that holds one: say how to continue it."""
     if not resume and checkpoint.exists():

@@ -27,6 +27,8 @@ from .engine.schedulers import LABELS, SchedulerName
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 SEED_LIMIT = 2**32 - 1  # A1111 seeds are 32-bit; a PNG from it must reproduce on our CLI
 MODEL_KINDS = ("diffusers-pipeline", "sd-checkpoint")
+SaveEach = Annotated[bool, Label("Also save each image"),
+                     Help("Save every image as its own PNG beside the grid")]
 
 _IMAGE = Codec("plugins.diffusion.engine.imageio:read_image_field",
                what="an image file: PNG, JPEG, WebP or BMP",
@@ -167,8 +169,7 @@ class SampleParams(Generation):
                       Special("the model's size"),
                       Help("Output height in pixels (text models; 0: the model's native "
                            "size)")] = 0
-    save_each: Annotated[bool, Label("Also save each image"),
-                         Help("Save every image as its own PNG beside the grid")] = False
+    save_each: SaveEach = False
 
 
 @dataclass(kw_only=True)
@@ -179,8 +180,7 @@ class Img2ImgParams(Generation):
                      Help("The image to start from (never modified)")]
     strength: Annotated[float, Range(0.01, 1.0, 0.05), Label("Strength"),
                         Help("How much to change: near 0 keeps the picture, 1 ignores it")] = 0.6
-    save_each: Annotated[bool, Label("Also save each image"),
-                         Help("Save every image as its own PNG beside the grid")] = False
+    save_each: SaveEach = False
 
 
 @dataclass(kw_only=True)
@@ -198,8 +198,7 @@ class InpaintParams(Generation):
                          Special("automatic"),
                          Help("Pixels of soft edge inside the mask (automatic: about 1/128 of "
                               "the image side)")] = -1
-    save_each: Annotated[bool, Label("Also save each image"),
-                         Help("Save every image as its own PNG beside the grid")] = False
+    save_each: SaveEach = False
 
 
 @dataclass(kw_only=True)

@@ -42,6 +42,13 @@ MIDI_OR_AUDIO = "MIDI or audio (*.mid *.midi *.wav *.flac *.ogg);;All files (*)"
 _MODEL_HELP = "the trained model (its run folder)"
 _OUT_HELP = "folder for the files (default: a new folder under the workspace)"
 _TEMPO_HELP = "tempo written into the MIDI files (default: the training data's)"
+
+# fields the generating jobs share, declared once
+ModelRun = Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+ModelTempo = Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
+                       Help(_TEMPO_HELP)]
+OutFolder = Annotated[Path | None, Label("Save to"), Widget("folder"),
+                      Special("a new folder in the workspace"), Help(_OUT_HELP)]
 _MELODY_HELP = ("which line of a MIDI file is the melody: auto, highest, a track number or a "
                 "track name")
 
@@ -112,7 +119,7 @@ class TrainParams:
 class SampleParams:
     """Generate new phrases from a trained model and write them as .mid (or .wav) files."""
 
-    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    model: ModelRun
     n: Annotated[int, Label("Phrases"), Range(1, 1000), Help("how many phrases")] = 8
     temperature: Annotated[float, Label("Temperature"), Range(0, 10, 0.1),
                            Help("randomness: 0 gives the most likely notes, higher more "
@@ -124,17 +131,15 @@ class SampleParams:
     key: Annotated[str, Label("Key"),
                    Help("key of new melodies: random (the training data's mix of major and "
                         "minor keys), or C, F#m, Bb…")] = "random"
-    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
-                     Help(_TEMPO_HELP)] = None
-    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
-                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+    tempo: ModelTempo = None
+    out: OutFolder = None
 
 
 @dataclass(kw_only=True)
 class InterpolateParams:
     """Phrases on the way from A to B (a slerp between their latent codes)."""
 
-    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    model: ModelRun
     a: Annotated[Phrase, Label("A"), PHRASE, Help("the start phrase")]
     b: Annotated[Phrase, Label("B"), PHRASE, Help("the end phrase")]
     steps: Annotated[int, Label("Steps"), Range(2, 256),
@@ -143,17 +148,15 @@ class InterpolateParams:
     temperature: Annotated[float, Label("Temperature"), Range(0, 10, 0.1),
                            Help("0 decodes the most likely phrase; above 0 samples")] = 0.0
     melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
-    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
-                     Help(_TEMPO_HELP)] = None
-    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
-                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+    tempo: ModelTempo = None
+    out: OutFolder = None
 
 
 @dataclass(kw_only=True)
 class VariationsParams:
     """Variations of a phrase: phrases from latent codes near its own."""
 
-    model: Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
+    model: ModelRun
     source: Annotated[Phrase, Label("Phrase to vary"), PHRASE, Help("the phrase to vary")]
     n: Annotated[int, Label("Variations"), Range(1, 1000), Help("how many variations")] = 6
     amount: Annotated[float, Label("How far"), Range(0, 10, 0.05),
@@ -161,10 +164,8 @@ class VariationsParams:
                            "latent code)")] = 0.5
     seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"), Help("random seed")] = 1
     melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
-    tempo: Annotated[float | None, Label("Tempo"), TEMPO, Unit(" bpm"), Special("the model's"),
-                     Help(_TEMPO_HELP)] = None
-    out: Annotated[Path | None, Label("Save to"), Widget("folder"),
-                   Special("a new folder in the workspace"), Help(_OUT_HELP)] = None
+    tempo: ModelTempo = None
+    out: OutFolder = None
 
 
 @dataclass(kw_only=True)

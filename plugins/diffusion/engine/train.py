@@ -161,10 +161,10 @@ def save_config(cfg: TrainConfig, run_dir: Path) -> None:
 def _ckpt_step(path: Path) -> str:
     """The checkpoint's step for a message; says so when the checkpoint cannot be read (the
     caller is already reporting a problem with this folder, so this must not raise)."""
-    try:
-        return str(int(storage.state_field(path, "step")))
-    except (OSError, ValueError, TypeError):  # CorruptFileError is a ValueError
-        return "unknown: the checkpoint cannot be read"
+    from plugins.common.training import checkpoint_step
+
+    step = checkpoint_step(path)
+    return str(step) if step is not None else "unknown: the checkpoint cannot be read"
 
 
 # ----------------------------------------------------------------------------------------------

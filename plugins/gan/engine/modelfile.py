@@ -113,13 +113,9 @@ def load_model(model: str | Path, device: str = "cpu") -> LoadedModel:
 
 def checkpoint_step(run_dir: Path) -> int | None:
     """The step of a run's checkpoint, read from its header (cheap); None without one."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        return None
-    try:
-        return int(storage.state_field(path, "step"))
-    except (storage.CorruptFileError, OSError, TypeError, ValueError):
-        return None
+    from plugins.common.training import checkpoint_step as step_of
+
+    return step_of(Path(run_dir) / CHECKPOINT)
 
 
 def run_config(run_dir: Path) -> GanConfig:

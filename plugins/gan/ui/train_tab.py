@@ -46,15 +46,9 @@ ADVANCED = ("lr", "ema_decay", "amp", "train_size", "max_images", "log_every",
 def checkpoint_step(run_dir: Path) -> int | None:
     """The step of a run's checkpoint, read from its header (a few kilobytes); None when the
     run has no readable checkpoint."""
-    from studio import storage
+    from plugins.common.training import checkpoint_step as step_of
 
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        return None
-    try:
-        return int(storage.state_field(path, "step"))
-    except (storage.CorruptFileError, OSError, TypeError, ValueError):
-        return None
+    return step_of(Path(run_dir) / CHECKPOINT)
 
 
 class TrainTab(QWidget):
