@@ -59,6 +59,9 @@ class Plugin:
     icon: ClassVar[str] = ""  # path to an SVG/PNG, absolute or relative to the plugin module
     order: ClassVar[int] = 100  # position in the navigator
     jobs: ClassVar[tuple[JobSpec, ...]] = ()
+    #: ``"module:Class"`` of the plugin's audit probe (how the audit loads, samples and scores
+    #: this plugin's models without importing its engine); empty: "not auditable yet"
+    audit_probe: ClassVar[str] = ""
 
     def job(self, name: str) -> JobSpec:
         for spec in self.jobs:
@@ -68,6 +71,13 @@ class Plugin:
         from studio.errors import UserError
 
         raise UserError(f"plugin '{self.id}' has no job '{name}' (its jobs: {known})")
+
+    def load_audit_probe(self) -> Any | None:
+        """The probe class named by :attr:`audit_probe`, imported now (None without one)."""
+        if not self.audit_probe:
+            return None
+        module, _, attr = self.audit_probe.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     def icon_path(self) -> Path | None:
         if not self.icon:
