@@ -261,6 +261,67 @@ class JobContext:
         if self.run is not None:
             self.run.truncate_metrics(after_step)
 
+    # -- jobs inside a job ----------------------------------------------------------------------
+    def run_job(self, plugin_id: str, job: str, params: Any, *, out: Path | None = None,
+                label: str = "") -> Any:
+        """Run another plugin's job inside this one, on this thread (the audit trains its
+        reference models with each plugin's own train job). It gets a run folder of its own
+        (``out``, or a new one) with its manifest and curves; its progress shows as this job's
+        message, prefixed by ``label``; Stop stops both. Returns its result."""
+        from studio import registry
+
+        spec = registry.get(plugin_id).job(job)
+        fn = spec.load()
+        cls = params_mod.params_of(fn)
+        p = params_mod.prepare_unread(cls, params)
+        run: RunDir | None = None
+        if spec.makes_run:
+            workspace = self._settings.workspace_path()
+            run = RunDir.open((out or new_run_dir(workspace, plugin_id, job)).resolve(),
+                              plugin_id, job, params_mod.to_json(p), self._settings.device,
+                              spec.title or job, workspace)
+        child = _NestedContext(self, run, label or spec.title or job)
+        state, result, error = FAILED, None, None
+        try:
+            params_mod.read_objects(p, child.warn)
+            result = fn(child) if cls is params_mod.NoParams else fn(child, p)
+            if result is None and run is not None:
+                result = run.path
+            state = DONE
+        except Cancelled:
+            state = CANCELLED
+            raise
+        except BaseException as exc:
+            error = friendly(exc)
+            raise
+        finally:
+            if run is not None:
+                run.finish(state, result, error)
+        return result
+
+
+class _NestedContext(JobContext):
+    """The context of a job run inside another (:meth:`JobContext.run_job`): its curves go to
+    its own run folder only, its progress and logs show in the outer job's."""
+
+    def __init__(self, outer: JobContext, run: RunDir | None, label: str) -> None:
+        super().__init__(outer.record, outer._emit, outer._cancel, outer._settings, run)
+        self._outer = outer
+        self._label = label
+        self._device = outer._device
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        frac = f" {100 * done / total:.0f}%" if total else ""
+        text = f"{self._label}{frac}" + (f": {message}" if message else "")
+        self._outer.progress(self._outer.record.done, self._outer.record.total, text)
+
+    def metric(self, name: str, step: float, value: float) -> None:
+        if self.run is not None:
+            self.run.metrics.write(name, step, float(value), time.time())
+
+    def preview(self, kind: str, payload: Any, *, replace: bool = True, **extra: Any) -> None:
+        return None  # the outer job decides what to show
+
 
 WORKER_NICENESS = 5
 

@@ -108,6 +108,9 @@ def test_queued_job_cancels_at_once_and_interactive_lane_does_not_wait(tmp_path:
     quick = runner.submit("demo", _demo().job("echo"), {"text": "hi"})
     runner.wait(quick.id, 20)
     assert quick.state == DONE  # did not queue behind the long compute job
+    deadline = time.monotonic() + 20  # on a loaded machine the long job may start after it
+    while long.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert long.state == "running" and queued.state == "queued"
     runner.cancel(queued.id)
     assert queued.state == CANCELLED
@@ -209,3 +212,33 @@ def test_a_refused_start_leaves_the_run_as_it_was(tmp_path: Path) -> None:
     runner.shutdown()
     assert refused.state == FAILED and "is empty" in refused.error
     assert (out / "run.json").read_text() == before
+
+
+def test_a_job_runs_other_jobs_inside_it_with_their_own_run_folders(tmp_path: Path) -> None:
+    events: list[Event] = []
+    runner = _runner(events, tmp_path)
+    rec = runner.submit("demo", _demo().job("outer"), {"steps": 4}, out=tmp_path / "o")
+    runner.wait(rec.id, 30)
+    assert rec.state == DONE, rec.error
+    for i in range(2):
+        inner = tmp_path / "o" / f"inner{i}"
+        m = runs.read_manifest(inner)
+        assert m["state"] == DONE and m["plugin"] == "demo" and m["job"] == "count"
+        assert sorted(runs.read_metrics(inner)) == ["loss/a", "loss/b", "lr"]
+    assert runs.read_metrics(tmp_path / "o") == {}  # the inner curves stay in their runs
+    messages = [e.data["message"] for e in events if e.kind == "progress"]
+    assert any(m.startswith("Reference 2") for m in messages)
+    assert not [e for e in events if e.kind == "preview"]
+
+    # Stop lands in an inner job: both stop, the inner run says so
+    slow = runner.submit("demo", _demo().job("outer"), {"steps": 50, "delay": 0.05},
+                         out=tmp_path / "s")
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "s" / "inner0" / "metrics.jsonl").exists() and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.cancel(slow.id)
+    runner.wait(slow.id, 20)
+    runner.shutdown()
+    assert slow.state == CANCELLED
+    assert runs.read_manifest(tmp_path / "s" / "inner0")["state"] == CANCELLED

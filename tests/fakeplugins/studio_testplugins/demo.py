@@ -86,6 +86,22 @@ def echo(ctx, p: EchoParams) -> str:
     return p.text * p.times
 
 
+@dataclass(kw_only=True)
+class OuterParams:
+    steps: Annotated[int, Range(1, 1000)] = 5
+    delay: Annotated[float, Range(0, 60)] = 0.0
+
+
+def outer(ctx, p: OuterParams) -> str:
+    """Run ``count`` twice inside this job (as the audit trains reference models)."""
+    results = []
+    for i in range(2):
+        ctx.progress(i, 2, f"inner run {i + 1}")
+        results.append(ctx.run_job("demo", "count", CountParams(steps=p.steps, delay=p.delay),
+                                   out=ctx.run_dir / f"inner{i}", label=f"Reference {i + 1}"))
+    return ",".join(str(r) for r in results)
+
+
 class DemoPlugin(Plugin):
     id = "demo"
     name = "Demo"
@@ -96,4 +112,5 @@ class DemoPlugin(Plugin):
         JobSpec("slow", "studio_testplugins.demo:slow", "Slow loop"),
         JobSpec("fail", "studio_testplugins.demo:fail", "Fail"),
         JobSpec("echo", "studio_testplugins.demo:echo", "Echo", lane="interactive"),
+        JobSpec("outer", "studio_testplugins.demo:outer", "Outer", makes_run=True),
     )
