@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 USAGE = """usage:
   studio                                   open the window
@@ -87,9 +88,36 @@ def gui() -> int:
 
     win = MainWindow()
     sys.excepthook = win.report_exception
+    _end_session_on_signals(app, win)
     win.show()
     win.detect_device()
     return app.exec()
+
+
+def _end_session_on_signals(app: Any, win: Any) -> None:
+    """Logout, shutdown and ``kill`` reach the window as a session end: training jobs save a
+    checkpoint and their runs are marked interrupted instead of being lost.
+
+    Qt's session manager asks the application to commit its data (also Windows' end-session);
+    SIGTERM and SIGHUP (Linux and macOS logout, systemd, ``kill``) are Python signal handlers,
+    which only run when Python does: a timer gives them a moment every half second."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def ended(*_args: object) -> None:
+        QTimer.singleShot(0, lambda: win.end_session("the system asked the studio to quit"))
+
+    app.commitDataRequest.connect(
+        lambda _mgr: win.end_session("the desktop session is ending", close=False))
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), ended)
+    tick = QTimer(app)
+    tick.setInterval(500)
+    tick.timeout.connect(lambda: None)
+    tick.start()
+    app._studio_signal_tick = tick  # keep it alive with the application
 
 
 def screenshot_cmd(argv: Sequence[str]) -> int:

@@ -19,9 +19,11 @@ from typing import Any, TextIO
 from studio import params as params_mod
 from studio import registry
 from studio.errors import UserError
-from studio.jobs import CANCELLED, DONE, Event, JobRunner
+from studio.jobs import CANCELLED, DONE, FINAL_STATES, Event, JobRunner
 
 HOST_FLAGS = ("--events", "--device", "--threads")
+# what the system sends to stop a program (timeout, systemd, logout): handled like Ctrl-C
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def cmd_plugins(out: TextIO = sys.stdout) -> int:
@@ -163,9 +165,22 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
     runner = JobRunner(printer, settings=s)
     rec = runner.submit(plugin_id, spec, values, func=fn, out=out)
     interrupted = 0
-    previous = signal.getsignal(signal.SIGINT)
+    signalled: list[int] = []  # SIGTERM/SIGHUP: the system, not the user, stops the job
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signalled:  # a second one: the system insists
+            sys.stderr.write("\nforced exit\n")
+            os._exit(128 + signum)
+        signalled.append(signum)
+        sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping, a training run saves a "
+                         "checkpoint to resume from...\n")
+        runner.cancel(rec.id, interrupted=True)
+
+    previous = {s_: signal.getsignal(s_) for s_ in _STOP_SIGNALS}
+    for s_ in _STOP_SIGNALS:
+        signal.signal(s_, on_signal)
     try:
-        while rec.state not in (DONE, "failed", CANCELLED):
+        while rec.state not in FINAL_STATES:
             try:
                 runner.wait(rec.id, 0.2)
                 if printer.broken_pipe.is_set():
@@ -178,9 +193,14 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
                 sys.stderr.write("\ncancelling (Ctrl-C again to force)...\n")
                 runner.cancel(rec.id)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s_, handler in previous.items():
+            signal.signal(s_, handler)
         printer.close()
         runner.shutdown(timeout=5.0)
+    if signalled:
+        sys.stderr.write("interrupted" + (f"; resume it with --resume --out {rec.run_dir}"
+                                          if rec.run_dir else "") + "\n")
+        return 128 + signalled[0]
     if rec.state == DONE:
         if rec.result is not None and mode != "jsonl":
             sys.stdout.write(f"{rec.result}\n")

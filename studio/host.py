@@ -110,6 +110,24 @@ class PanelHost(QObject):
         self.run_reopened.emit(m.job, params_mod.from_json(cls, m.params), Path(run_dir))
         return True
 
+    def resume(self, run_dir: Path) -> JobHandle | None:
+        """Continue one of this plugin's runs with the settings it was started with (the
+        interrupted-runs notice, and any panel's Resume). None when it cannot be resumed."""
+        from studio import manifest
+
+        m = manifest.read(run_dir)
+        if m is None or m.plugin != self.plugin.id:
+            return None
+        try:
+            cls = params_mod.params_of(self.plugin.job(m.job).load())
+        except Exception:  # a job that no longer exists: nothing to resume it with
+            return None
+        p = params_mod.from_json(cls, m.params)
+        if not hasattr(p, "resume"):
+            return None
+        p.resume = True
+        return self.submit(m.job, p, out=Path(run_dir), remember=False)
+
     def cancel(self, handle: JobHandle | int) -> None:
         self.manager.cancel(handle if isinstance(handle, int) else handle.id)
 

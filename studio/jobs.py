@@ -35,7 +35,8 @@ from studio.settings import Settings
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINAL_STATES = (DONE, FAILED, CANCELLED)
+INTERRUPTED = "interrupted"  # stopped by the system (logout, shutdown, a signal): resumable
+FINAL_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
 _ids = itertools.count(1)
 
 
@@ -375,6 +376,7 @@ class JobRunner:
         self._specs: dict[int, tuple[JobSpec, Callable[..., Any] | None]] = {}
         self._cancel: dict[int, threading.Event] = {}
         self._done: dict[int, threading.Event] = {}
+        self._interrupted: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -420,20 +422,24 @@ class JobRunner:
         lane.queue.put(rec)
         return rec
 
-    def cancel(self, job_id: int) -> None:
+    def cancel(self, job_id: int, *, interrupted: bool = False) -> None:
         """Ask a job to stop. A queued job is cancelled at once; a running one at its next
-        ``ctx.check()``."""
+        ``ctx.check()`` (a training job checkpoints first). ``interrupted``: the system, not
+        the user, stops it (logout, shutdown, a signal); its run is marked "interrupted", to
+        be resumed."""
         flag = self._cancel.get(job_id)
         if flag is None:
             return
+        if interrupted:
+            self._interrupted.add(job_id)
         flag.set()
         rec = self._records[job_id]
         if rec.state == QUEUED:
-            self._finish(rec, CANCELLED)
+            self._finish(rec, INTERRUPTED if interrupted else CANCELLED)
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, *, interrupted: bool = False) -> None:
         for job_id in list(self._records):
-            self.cancel(job_id)
+            self.cancel(job_id, interrupted=interrupted)
 
     def record(self, job_id: int) -> JobRecord:
         return self._records[job_id]
@@ -449,10 +455,10 @@ class JobRunner:
         self._done[job_id].wait(timeout)
         return self._records[job_id]
 
-    def shutdown(self, timeout: float = 10.0) -> bool:
+    def shutdown(self, timeout: float = 10.0, *, interrupted: bool = False) -> bool:
         """Cancel everything and wait for the workers; True when all stopped in time."""
         self._closed = True
-        self.cancel_all()
+        self.cancel_all(interrupted=interrupted)
         for lane in self._lanes.values():
             lane.queue.put(None)
         deadline = time.monotonic() + timeout
@@ -482,6 +488,9 @@ class JobRunner:
             rec.finished = time.time()
         self._state(rec, state)
         self._done[rec.id].set()
+
+    def _stopped_state(self, rec: JobRecord) -> str:
+        return INTERRUPTED if rec.id in self._interrupted else CANCELLED
 
     def _work(self, lane: _Lane) -> None:
         """The lane's loop: one job at a time, each on a thread of its own that ends with it.
@@ -536,9 +545,9 @@ class JobRunner:
             result = fn(ctx) if cls is params_mod.NoParams else fn(ctx, p)
             if result is None and run is not None:
                 result = run.path
-            state = CANCELLED if cancel_flag.is_set() else DONE
+            state = self._stopped_state(rec) if cancel_flag.is_set() else DONE
         except Cancelled:
-            state = CANCELLED
+            state = self._stopped_state(rec)
         except BaseException as exc:  # the job failed: tell the user, keep the app alive
             rec.error = friendly(exc)
             if not isinstance(exc, UserError):
@@ -548,7 +557,7 @@ class JobRunner:
                 "text": f"{rec.title} failed: {rec.error}"
                         + (f"\n{rec.traceback}" if rec.traceback else "")}))
             if not isinstance(exc, Exception):  # KeyboardInterrupt / SystemExit: a stop
-                state = CANCELLED
+                state = self._stopped_state(rec)
         finally:
             rec.result = result
             if run is not None:

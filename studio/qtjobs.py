@@ -148,9 +148,10 @@ class JobManager(QObject):
     def records(self) -> list[JobRecord]:
         return self.runner.records()
 
-    def shutdown(self, timeout: float = 10.0) -> bool:
-        """Cancel all jobs and wait for the workers (used when the window closes)."""
-        ok = self.runner.shutdown(timeout)
+    def shutdown(self, timeout: float = 10.0, *, interrupted: bool = False) -> bool:
+        """Cancel all jobs and wait for the workers (used when the window closes; at a session
+        end the runs are marked ``interrupted``, to be resumed)."""
+        ok = self.runner.shutdown(timeout, interrupted=interrupted)
         self.drain()
         self._timer.stop()
         logging.getLogger().removeHandler(self._log_handler)

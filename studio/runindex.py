@@ -99,6 +99,24 @@ def remember(workspace: Path, run_dir: Path) -> None:
             pass  # an unwritable workspace must not stop the run; it is just not indexed
 
 
+def interrupted(workspace: Path) -> list[RunInfo]:
+    """Runs the system stopped, newest first: marked "interrupted", or left "running" by a
+    process that is gone (a crash, kill -9, a power cut); those are marked interrupted now,
+    so they read the same everywhere."""
+    out = []
+    for run in scan(workspace):
+        if run.state != "interrupted":
+            continue
+        if run.manifest.state == "running":
+            run.manifest.state = "interrupted"
+            try:
+                manifest_mod.write(run.path, run.manifest)
+            except OSError:
+                pass  # a read-only folder: it still reads as interrupted
+        out.append(run)
+    return out
+
+
 def scan(workspace: Path, plugin: str | None = None) -> list[RunInfo]:
     """Every readable run, newest first; ``plugin`` narrows it to one plugin's runs."""
     workspace = Path(workspace)

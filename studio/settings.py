@@ -73,7 +73,7 @@ def save(s: Settings) -> Path:
     problems = s.validate()
     if problems:
         raise ValueError("; ".join(problems))
-    return storage.atomic_write_json(settings_path(), asdict(s))
+    return storage.atomic_write_json(settings_path(), asdict(s), private=True)
 
 
 class PluginStore:

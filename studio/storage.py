@@ -57,22 +57,40 @@ def config_dir() -> Path:
 # ----------------------------------------------------------------------------------------------
 # Atomic writes
 # ----------------------------------------------------------------------------------------------
+def _read_umask() -> int:
+    """The process's umask (read once: setting it to read it back is not thread-safe)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], suffix: str = "", *, private: bool = False
+                ) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it atomically becomes ``target``.
 
     Use it with writers that want a file name (``safetensors.save_file``, ``PIL.Image.save``).
-    On any exception the temporary file is removed and ``target`` is left as it was.
+    On any exception the temporary file is removed and ``target`` is left as it was. The file
+    gets the permissions the user's umask gives new files (exports are meant to be shared),
+    or owner-only with ``private`` (settings that may hold a secret).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp",
-                               dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp",
+                                   dir=target.parent)
+    except OSError as exc:  # name the file the user asked for, not our temporary one
+        raise OSError(exc.errno, f"cannot write {target.name} in {target.parent}: "
+                                 f"{exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         _fsync_file(tmp_path)
+        os.chmod(tmp_path, 0o600 if private else 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     except BaseException:
@@ -82,15 +100,15 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
 
 
 @contextlib.contextmanager
-def atomic_open(target: str | os.PathLike[str], mode: str = "w", **kwargs: Any
-                ) -> Iterator[IO[Any]]:
+def atomic_open(target: str | os.PathLike[str], mode: str = "w", *, private: bool = False,
+                **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temporary file for writing that replaces ``target`` only when the block succeeds."""
     if "r" in mode or "a" in mode or "+" in mode:
         raise ValueError("atomic_open only supports write modes")
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
         kwargs.setdefault("newline", "\n")
-    with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as fh:
+    with atomic_path(target, private=private) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
         fh.flush()
 
@@ -101,14 +119,17 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
     return Path(target)
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
-    with atomic_open(target, "w") as fh:
+def atomic_write_text(target: str | os.PathLike[str], text: str, *, private: bool = False
+                      ) -> Path:
+    with atomic_open(target, "w", private=private) as fh:
         fh.write(text)
     return Path(target)
 
 
-def atomic_write_json(target: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
-    return atomic_write_text(target, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+def atomic_write_json(target: str | os.PathLike[str], obj: Any, *, indent: int = 2,
+                      private: bool = False) -> Path:
+    return atomic_write_text(target, json.dumps(obj, indent=indent, default=_json_default)
+                             + "\n", private=private)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

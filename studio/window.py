@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self._plotted: set[int] = set()  # jobs already listed in the plots dock
         self.hosts: dict[str, PanelHost] = {}
         self._force_close = False
+        self._session_ended = False
 
         # navigator + centre
         self.navigator = QListWidget()
@@ -176,9 +177,52 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.apply_theme()
+        self.notice: QWidget | None = None
+        self._offer_interrupted_runs()
         start = self._initial_plugin()
         if start is not None:
             self.select_plugin(start)
+
+    def _offer_interrupted_runs(self) -> None:
+        """Runs the system stopped since the user last looked get a notice with Resume."""
+        from studio import runindex
+        from studio.settings import PluginStore
+        from studio.widgets.notice import InterruptedNotice
+
+        store = PluginStore("studio")
+        dismissed = set(store.get("notices", "dismissed_runs", []) or [])
+        runs = [r for r in runindex.interrupted(self.settings.workspace_path())
+                if str(r.path) not in dismissed
+                and any(rec.id == r.plugin and rec.plugin for rec in self.records)]
+        if not runs:
+            return
+
+        def dismiss(paths: list[Path]) -> None:
+            store.put("notices", "dismissed_runs", sorted(dismissed | {str(p) for p in paths}))
+
+        names = {r.id: r.name for r in self.records}
+        self.notice = InterruptedNotice(runs, names, self.resume_run, self.open_run, dismiss)
+        central = self.centralWidget()
+        holder = QWidget()
+        lay = QVBoxLayout(holder)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.notice)
+        lay.addWidget(central, 1)
+        self.setCentralWidget(holder)
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Resume a run in its plugin (opening the panel, showing its curves as it goes)."""
+        from studio import manifest
+
+        m = manifest.read(run_dir)
+        if m is None:
+            return
+        self.select_plugin(m.plugin)
+        host = self.hosts.get(m.plugin)
+        handle = host.resume(run_dir) if host is not None else None
+        if handle is None:
+            self.statusBar().showMessage(f"{run_dir.name} cannot be resumed here", 8000)
 
     def showEvent(self, event: object) -> None:
         """Size the docks once, when the window first has its real size (resizeDocks before
@@ -447,7 +491,23 @@ class MainWindow(QMainWindow):
         self.shutdown()
         event.accept()
 
-    def shutdown(self, timeout: float = 10.0) -> bool:
+    def end_session(self, why: str = "the desktop session is ending", close: bool = True
+                    ) -> None:
+        """The system is taking the window away (logout, shutdown, a signal): training jobs
+        checkpoint, their runs are marked interrupted (the next start offers to resume them),
+        and (``close``) the window closes without asking. The session manager's request to
+        save comes with ``close=False``: Qt says the application must not quit from it."""
+        if not self._session_ended:
+            self._session_ended = True
+            active = self.manager.active()
+            if active:
+                log.warning("%s: stopping %d job(s), runs kept to resume", why, len(active))
+            self.shutdown(timeout=30.0, interrupted=True)
+        if close:
+            self._force_close = True
+            self.close()
+
+    def shutdown(self, timeout: float = 10.0, *, interrupted: bool = False) -> bool:
         """Stop every job and worker; safe to call twice."""
         for widget in self.panels.values():
             closer = getattr(widget, "shutdown", None)
@@ -456,7 +516,7 @@ class MainWindow(QMainWindow):
                     closer()
                 except Exception:  # a panel's own clean-up failing must not block quitting
                     log.exception("panel shutdown failed")
-        ok = self.manager.shutdown(timeout)
+        ok = self.manager.shutdown(timeout, interrupted=interrupted)
         if not ok:
             log.warning("some jobs did not stop within %.0f s; exiting anyway", timeout)
         return ok

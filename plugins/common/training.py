@@ -159,7 +159,9 @@ class Schedule:
     preview_every: int = 0
     min_preview_interval: float = 0.0  # seconds: nobody watches more than one preview a second
     checkpoint_every: int = 0
-    checkpoint_minutes: float = 0.0  # also checkpoint after this much time since the last one
+    # also checkpoint when this much time passed since the last one: a run killed hard (power
+    # cut, kill -9) loses at most these minutes, whatever its step cadence
+    checkpoint_minutes: float = 5.0
     best: str = ""  # the evaluation metric to keep the best model by ("" : none)
     best_mode: Literal["min", "max"] = "min"
     patience: int = 0  # evaluations without improvement before stopping early (0: never)

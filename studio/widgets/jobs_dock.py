@@ -21,12 +21,21 @@ from PySide6.QtWidgets import (
 
 from studio import fmt
 from studio import params as params_mod
-from studio.jobs import CANCELLED, DONE, FAILED, FINAL_STATES, QUEUED, RUNNING, JobRecord
+from studio.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL_STATES,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    JobRecord,
+)
 from studio.qtjobs import JobManager
 
 COL_JOB, COL_STATE, COL_PROGRESS, COL_RATE, COL_ELAPSED, COL_MESSAGE, COL_CANCEL = range(7)
 STATE_COLOURS = {QUEUED: "#8C8C8C", RUNNING: "#4C9BE8", DONE: "#3DA35D", FAILED: "#D64545",
-                 CANCELLED: "#C08A2E"}
+                 CANCELLED: "#C08A2E", INTERRUPTED: "#C08A2E"}
 
 
 class JobsWidget(QWidget):

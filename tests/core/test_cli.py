@@ -89,6 +89,27 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     assert manifest["state"] == "cancelled"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGTERM/SIGHUP on Windows")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_the_system_stopping_a_run_keeps_it_to_resume(tmp_path: Path, signame: str) -> None:
+    """timeout, systemd, a logout: the job stops as on Ctrl-C, its run is marked interrupted
+    (not left "running" for ever) and the exit status is 128 + the signal."""
+    out = tmp_path / "r"
+    proc = subprocess.Popen([*STUDIO, "run", "demo", "count", "--steps", "100000", "--delay",
+                             "0.01", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sig = getattr(signal, signame)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig
+    assert f"resume it with --resume --out {out.resolve()}" in err
+    assert json.loads((out / "run.json").read_text())["state"] == "interrupted"
+
+
 def test_screenshot_renders_png(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
     proc = _run(["screenshot", "--plugin", "demo", "--size", "1000x700", "--out", str(out)])

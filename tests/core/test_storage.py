@@ -115,3 +115,38 @@ def test_state_field_reads_one_value_from_the_header(tmp_path) -> None:
     plain = save_tensors(tmp_path / "plain.safetensors", {"w": torch.ones(2)})
     with pytest.raises(CorruptFileError, match="not a studio state file"):
         state_field(plain, "step")
+
+
+def test_files_follow_the_umask_and_settings_stay_private(tmp_path: Path) -> None:
+    """Exports are meant to be shared: 0644 under the usual umask, not mkstemp's 0600; the
+    settings file (it may hold a secret) stays owner-only."""
+    import os
+    import stat
+    import sys
+
+    from studio import settings as settings_mod
+
+    if sys.platform.startswith("win"):
+        return  # POSIX permission bits
+    out = storage.atomic_write_text(tmp_path / "level.txt", "#..#\n")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~storage._UMASK
+    path = settings_mod.save(settings_mod.Settings())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_read_only_folder_names_the_file_not_a_temporary_one(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    if sys.platform.startswith("win") or os.geteuid() == 0:
+        locked = tmp_path / "file-not-folder"
+        locked.write_text("x")  # root ignores permissions: a file where a folder should be
+        target = locked / "x.png"
+    else:
+        locked = tmp_path / "ro"
+        locked.mkdir()
+        locked.chmod(0o500)
+        target = locked / "x.png"
+    with pytest.raises(OSError) as err:
+        storage.atomic_write_bytes(target, b"png")
+    assert "x.png" in str(err.value) and ".x.png." not in str(err.value)

@@ -304,3 +304,45 @@ def test_form_sliders_and_suggestions_bind_both_ways(qtbot) -> None:
     assert changed == ["strength", "key"]
     form.set(Mix(strength=0.9, key="G"))
     assert slider.value() == pytest.approx(0.9) and combo.currentText() == "G"
+
+
+def test_a_session_end_keeps_running_training_to_resume(qtbot, tmp_path: Path) -> None:
+    """Logout or shutdown: the job stops as on Stop, its run is marked interrupted, the window
+    closes without asking; the next start offers Resume, which continues the same run."""
+    import subprocess
+    import sys
+
+    from studio import manifest
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.select_plugin("demo")
+    run = tmp_path / "run"
+    handle = win.hosts["demo"].submit("count", {"steps": 100000, "delay": 0.01}, out=run)
+    qtbot.waitUntil(lambda: (run / "metrics.jsonl").exists(), timeout=20000)
+    win.end_session("test")
+    assert handle.record.state == "interrupted" and not win.isVisible()
+    assert manifest.read(run).state == "interrupted"
+
+    # a run left "running" by a process that died (kill -9, a power cut) reads the same
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    m = manifest.Manifest(plugin="demo", job="count", params={"steps": 3}, title="Count",
+                          pid=int(dead))
+    manifest.write(crashed, m)
+    from studio import runindex
+
+    runindex.remember(win.settings.workspace_path(), crashed)
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.notice is not None and len(again.notice.runs) == 2
+    assert manifest.read(crashed).state == "interrupted"
+    path = again.notice.runs[0].path
+    qtbot.mouseClick(again.notice.resume_buttons[0], Qt.MouseButton.LeftButton)
+    jobs = [h for h in again.manager.handles.values() if h.record.out == path]
+    assert jobs and jobs[0].record.params.resume is True
+    again._force_close = True
+    again.shutdown(5)

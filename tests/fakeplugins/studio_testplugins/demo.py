@@ -20,6 +20,7 @@ class CountParams:
     delay: Annotated[float, Range(0, 60), Help("seconds to sleep per step")] = 0.0
     shape: Annotated[Literal["sine", "ramp"], Choices(sine="Sine wave", ramp="Ramp"),
                      Help("which curve to log")] = "sine"
+    resume: Annotated[bool, Help("continue the run in the output folder")] = False
 
 
 def count(ctx, p: CountParams) -> str:
