@@ -203,6 +203,7 @@ class MainWindow(QMainWindow):
         names = {r.id: r.name for r in self.records}
         self.notice = InterruptedNotice(runs, names, self.resume_run, self.open_run, dismiss)
         central = self.centralWidget()
+        assert central is not None
         holder = QWidget()
         lay = QVBoxLayout(holder)
         lay.setContentsMargins(0, 0, 0, 0)

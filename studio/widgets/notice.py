@@ -36,7 +36,7 @@ class InterruptedNotice(QFrame):
                         "while it trained.")
         close = QPushButton("Dismiss")
         close.setToolTip("Hide this; the runs stay under File → Recent runs")
-        close.clicked.connect(lambda: (dismiss([r.path for r in runs]), self.hide()))
+        close.clicked.connect(lambda: self._dismiss(dismiss))
         top = QHBoxLayout()
         top.addWidget(head, 1)
         top.addWidget(close)
@@ -60,6 +60,10 @@ class InterruptedNotice(QFrame):
             lay.addLayout(row)
         if n > 3:
             lay.addWidget(QLabel(f"… and {n - 3} more under File → Recent runs."))
+
+    def _dismiss(self, dismiss: Callable[[list[Path]], None]) -> None:
+        dismiss([r.path for r in self.runs])
+        self.hide()
 
     def _resume(self, path: Path, resume: Callable[[Path], None]) -> None:
         resume(path)
