@@ -244,6 +244,14 @@ class JobContext:
             self.warn(f"the {role} data differs from what this run was trained on before "
                       f"({old.examples} then, {ds.examples} now); continuing with it as it is now")
 
+    def recorded_data(self, role: str = "train") -> str | None:
+        """Where this run's data was when it last trained (absolute): a resumed run finds it
+        from any folder without being told again. None for a new run."""
+        if self.run is None:
+            return None
+        ds = self.run.manifest.dataset(role)
+        return ds.location if ds is not None and ds.location else None
+
     def add_dataset(self, path: str | Path, **info: Any) -> None:
         """A dataset described only by its location and counts (no per-example list)."""
         if self.run is not None:

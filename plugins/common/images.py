@@ -246,10 +246,20 @@ def builtin_digits(workspace: Path, size: int = 32) -> Path:
     return root
 
 
+def is_builtin(data: str) -> bool:
+    return data.strip().lower() in (DIGITS_NAME, f"builtin:{DIGITS_NAME}")
+
+
+def absolute_data(data: str) -> str:
+    """``data`` as a run records it: a built-in set by its name, a folder by its absolute path
+    (a relative one would not be found when the run is resumed from another folder)."""
+    return data if is_builtin(data) else str(Path(data).expanduser().resolve())
+
+
 def resolve_data_folder(data: str, workspace: Path) -> Path:
     """``"digits"`` (or ``"builtin:digits"``) means the built-in sample set; anything else is a
     folder path."""
-    if data.strip().lower() in (DIGITS_NAME, f"builtin:{DIGITS_NAME}"):
+    if is_builtin(data):
         return builtin_digits(workspace)
     return Path(data).expanduser()
 

@@ -75,7 +75,10 @@ def train_config(p: TrainParams) -> TrainConfig:
     """The engine's ``TrainConfig`` for ``p`` (tests and benches build their runs with it)."""
     from .engine.train import TrainConfig
 
-    return TrainConfig(data=p.data, size=int(p.size), channels=_CHANNELS[p.channels],
+    from plugins.common.images import absolute_data
+
+    return TrainConfig(data=absolute_data(p.data) if p.data else "",
+                       size=int(p.size), channels=_CHANNELS[p.channels],
                        preset=p.preset, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                        ema_decay=p.ema_decay, prediction=p.prediction, flip=p.flip, seed=p.seed,
                        sample_every=p.sample_every, checkpoint_every=p.checkpoint_every,

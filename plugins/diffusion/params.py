@@ -45,9 +45,11 @@ _MASK = Codec("plugins.diffusion.engine.imageio:read_mask_field",
 class TrainParams:
     """Train a DDPM on a folder of images; saves a diffusers pipeline in RUN/model."""
 
-    data: Annotated[str, Label("Images"), Widget("folder"),
+    data: Annotated[str | None, Label("Images"), Widget("folder"),
+                    Special("the built-in digits (Resume: the run's own images)"),
                     Help("A folder of images (sub-folders are classes), or 'digits' for the "
-                         "built-in handwritten digits")] = "digits"
+                         "built-in handwritten digits. Resuming, the run's own images unless "
+                         "you choose others")] = None
     size: Annotated[Literal[32, 64], Label("Size"), Choices({32: "32 px", 64: "64 px"}),
                     Help("Image size in pixels: every image is cropped to a square and "
                          "resized")] = 32

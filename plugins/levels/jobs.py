@@ -241,7 +241,10 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     run_dir = ctx.run_dir
     if run_dir is None:
         raise UserError("train needs a run folder (--out RUN_DIR)")
-    data = Path(p.data).expanduser().resolve()
+    given = p.data or ctx.recorded_data()
+    if given is None:
+        raise UserError("this run does not say where its levels are: choose them (--data)")
+    data = Path(given).expanduser().resolve()
     levels = files.load_folder(data, p.legend, ctx.warn)
     sources = [Path(str(lv.meta.get("source") or data)) for lv in levels]
     examples = manifest.file_examples(data, sources, check=ctx.check)

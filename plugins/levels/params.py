@@ -288,9 +288,10 @@ class InfoParams:
 class TrainParams:
     """Train a GAN or a VAE on level segments, with live loss and quality plots."""
 
-    data: Annotated[Path, Widget("folder"), Label("Training levels"),
+    data: Annotated[Path | None, Widget("folder"), Label("Training levels"),
+                    Special("Resume: the run's own levels"),
                     Help("folder of training levels (VGLC .txt with their legend, or Tiled "
-                         ".tmj), or one level file")]
+                         ".tmj), or one level file; a resumed run finds its own")] = None
     model: Annotated[Literal["gan", "vae"], Label("Model"),
                      Choices(gan="GAN (as MarioGAN)", vae="VAE"),
                      Help("gan (MarioGAN-style DCGAN) or vae")] = "gan"
@@ -334,6 +335,8 @@ class TrainParams:
     def rules(self) -> None:
         if 0 < self.height < 4:
             raise UserError("--height must be 0 (the levels' height) or at least 4 tiles")
+        if self.data is None and not self.resume:
+            raise UserError("--data is required: the folder of training levels")
 
     def config(self) -> TrainConfig:
         """The engine's training configuration, field by field."""

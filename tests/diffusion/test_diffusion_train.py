@@ -5,6 +5,7 @@ images trained it and which were held out, bad data is refused clearly."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from plugins.common.training import LoopState, QuietReporter, TrainLoop
 from plugins.diffusion.params import TrainParams
+from studio import manifest as run_manifest
 from studio.errors import Cancelled, UserError
 
 TINY = {"preset": "tiny", "size": 32, "batch_size": 4, "sample_every": 1000,
@@ -260,3 +262,25 @@ def test_a_checkpoint_of_the_trainer_before_the_shared_loop_resumes(
     assert res.state == "done", res.error
     assert storage.load_state(run / CHECKPOINT)["step"] == 4
     assert _metric_steps(run, "loss/train") == [1, 2, 3, 4]
+
+
+def test_resume_finds_its_images_from_any_folder(image_folder: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trained with a relative --data from one folder, resumed from another: with the same
+    images named another way (they win), or with none named (the run's own are used)."""
+    from studio.cli import cmd_run
+
+    work = tmp_path / "work"
+    shutil.copytree(image_folder, work / "imgs" / "shapes")
+    monkeypatch.chdir(work / "imgs")
+    common = ["--preset", "tiny", "--size", "32", "--batch-size", "4", "--sample-every", "1000"]
+    assert cmd_run("diffusion", "train", ["--data", "shapes", "--steps", "2", "--out", "../r",
+                                          *common]) == 0
+    monkeypatch.chdir(work)
+    assert cmd_run("diffusion", "train", ["--data", "imgs/shapes", "--resume", "--steps", "3",
+                                          "--out", "r", *common]) == 0
+    assert cmd_run("diffusion", "train", ["--resume", "--steps", "4", "--out", "r",
+                                          *common]) == 0
+    m = run_manifest.read(work / "r")
+    assert m.state == "done" and m.dataset().location == str(work / "imgs" / "shapes")
+    assert len(m.sessions) == 2

@@ -246,3 +246,19 @@ def test_train_and_sample_refuse_values_out_of_range(data: Path,
                           (["--formats", "gif"], "--formats: unknown 'gif'")):
         assert cmd_run("levels", "sample", ["--model", str(data), *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
+
+
+def test_resume_finds_its_levels_from_any_folder(data: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run needs no --data: it recorded where its levels are (absolute)."""
+    work = tmp_path / "work"
+    shutil.copytree(data, work / "lv" / "mario")
+    monkeypatch.chdir(work / "lv")
+    base = ["--steps", "4", "--batch", "8", "--eval-every", "2"]
+    assert cmd_run("levels", "train", ["--data", "mario", *base, "--out", "../r"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert cmd_run("levels", "train", ["--resume", "--steps", "6", "--out", str(work / "r"),
+                                       "--batch", "8", "--eval-every", "2"]) == 0
+    m = run_manifest.read(work / "r")
+    assert m.state == "done" and m.dataset().location == str(work / "lv" / "mario")
+    assert cmd_run("levels", "train", ["--steps", "4", "--out", str(tmp_path / "x")]) == 2

@@ -139,15 +139,19 @@ def settle_config(cfg: TrainConfig, run_dir: Path, resuming: bool, rep: Reporter
     may change."""
     path = Path(run_dir) / "config.json"
     if not resuming or not path.exists():
+        cfg.data = cfg.data or "digits"
         return cfg
     try:
         saved = TrainConfig.from_json(storage.read_json(path))
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(f"{path} cannot be read ({exc}): the run cannot be resumed") from None
+    given = cfg.data  # images named for this session win over the run's (a moved folder)
     for key in _FIXED_ON_RESUME:
         setattr(cfg, key, getattr(saved, key))
-    rep.log("resuming with the run's data and model: " + ", ".join(
-        f"{k}={getattr(cfg, k)!r}" for k in _FIXED_ON_RESUME if k != "unet"))
+    if given:
+        cfg.data = given
+    rep.log("resuming with the run's model: " + ", ".join(
+        f"{k}={getattr(cfg, k)!r}" for k in _FIXED_ON_RESUME if k not in ("unet", "data")))
     return cfg
 
 
