@@ -73,9 +73,9 @@ def train(ctx: JobContext, p: TrainParams) -> str:
 
 def train_config(p: TrainParams) -> TrainConfig:
     """The engine's ``TrainConfig`` for ``p`` (tests and benches build their runs with it)."""
-    from .engine.train import TrainConfig
-
     from plugins.common.images import absolute_data
+
+    from .engine.train import TrainConfig
 
     return TrainConfig(data=absolute_data(p.data) if p.data else "",
                        size=int(p.size), channels=_CHANNELS[p.channels],
