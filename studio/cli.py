@@ -160,8 +160,12 @@ def cmd_run(plugin_id: str, job: str, argv: Sequence[str]) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
 
-    printer = _Printer(mode, spec.title or f"{plugin_id} {job}",
-                       verbose=os.environ.get("STUDIO_DEBUG", "") not in ("", "0"))
+    verbose = os.environ.get("STUDIO_DEBUG", "") not in ("", "0")
+    printer = _Printer(mode, spec.title or f"{plugin_id} {job}", verbose=verbose)
+    if not verbose:  # the printer shows a job's warnings; Python's last-resort logging
+        import logging  # handler would print each one a second time
+
+        logging.getLogger("studio").addHandler(logging.NullHandler())
     runner = JobRunner(printer, settings=s)
     rec = runner.submit(plugin_id, spec, values, func=fn, out=out)
     interrupted = 0

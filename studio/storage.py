@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from studio.errors import UserError
+
 APP_NAME = "Generative Studio"
 APP_SLUG = "generative-studio"
 _STATE_KEY = "__studio_state__"
@@ -215,8 +217,9 @@ def read_tensor_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         raise CorruptFileError(f"{path} is not a readable safetensors file ({exc})") from exc
 
 
-class CorruptFileError(ValueError):
-    """A file the studio wrote (or was handed) cannot be read back."""
+class CorruptFileError(UserError, ValueError):
+    """A file the studio wrote (or was handed) cannot be read back: a message for the user
+    (it names the file), and a ValueError for code that checks values."""
 
 
 def save_state(target: str | os.PathLike[str], state: Any) -> Path:

@@ -110,6 +110,14 @@ def test_the_system_stopping_a_run_keeps_it_to_resume(tmp_path: Path, signame: s
     assert json.loads((out / "run.json").read_text())["state"] == "interrupted"
 
 
+def test_a_warning_is_printed_once(tmp_path: Path) -> None:
+    proc = _run(["run", "demo", "count", "--steps", "2", "--warn", "two files were skipped",
+                 "--out", str(tmp_path / "r")])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("two files were skipped") == 1
+    assert "warning: two files were skipped" in proc.stderr
+
+
 def test_screenshot_renders_png(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
     proc = _run(["screenshot", "--plugin", "demo", "--size", "1000x700", "--out", str(out)])

@@ -47,7 +47,8 @@ def test_job_reports_progress_metrics_and_writes_run_folder(tmp_path: Path) -> N
     assert metrics["loss/a"][0] == list(map(float, range(1, 13)))
     manifest = runs.read_manifest(run_dir)
     assert manifest["state"] == DONE and manifest["schema"] == 2
-    assert manifest["params"] == {"steps": 12, "delay": 0.0, "shape": "sine", "resume": False}
+    assert manifest["params"] == {"steps": 12, "delay": 0.0, "shape": "sine", "resume": False,
+                                  "warn": ""}
     ds = manifest["datasets"][0]
     assert ds["location"] == "/nonexistent/data" and (ds["train"], ds["held_out"]) == (8, 2)
     split = membership(run_dir)

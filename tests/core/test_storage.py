@@ -150,3 +150,14 @@ def test_a_read_only_folder_names_the_file_not_a_temporary_one(tmp_path: Path) -
     with pytest.raises(OSError) as err:
         storage.atomic_write_bytes(target, b"png")
     assert "x.png" in str(err.value) and ".x.png." not in str(err.value)
+
+
+def test_a_corrupt_file_reads_as_a_user_message_naming_it(tmp_path: Path) -> None:
+    from studio.errors import friendly
+
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(storage.CorruptFileError) as err:
+        storage.load_tensors(bad)
+    text = friendly(err.value)
+    assert not text.startswith("CorruptFileError") and "model.safetensors" in text

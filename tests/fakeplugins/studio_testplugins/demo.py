@@ -21,6 +21,7 @@ class CountParams:
     shape: Annotated[Literal["sine", "ramp"], Choices(sine="Sine wave", ramp="Ramp"),
                      Help("which curve to log")] = "sine"
     resume: Annotated[bool, Help("continue the run in the output folder")] = False
+    warn: Annotated[str, Help("a warning to give at the start")] = ""
 
 
 def count(ctx, p: CountParams) -> str:
@@ -30,6 +31,8 @@ def count(ctx, p: CountParams) -> str:
     ctx.record_data("numbers", "/nonexistent/data", examples,
                     held_out=[e.id for e in examples[8:]])
     steps = p.steps
+    if p.warn:
+        ctx.warn(p.warn)
     for i in range(1, steps + 1):
         ctx.check()
         value = math.sin(i / 3) if p.shape == "sine" else float(i)
