@@ -1,0 +1,35 @@
+"""The audit plugin: what did the studio's models memorise, what do they leak, whom do they
+leave out.
+
+Reads any run of any plugin through the audit probe that plugin declares
+(``Plugin.audit_probe``; protocol in ``plugins.common.probes``), never importing another
+plugin's engine. Light on purpose: no torch and no Qt at import. No panel yet: the window shows
+one form per job.
+"""
+
+from __future__ import annotations
+
+from studio.plugin import JobSpec, Plugin
+
+
+class AuditPlugin(Plugin):
+    id = "audit"
+    name = "Privacy & bias audit"
+    description = ("Check what models memorised and leak (membership inference, copies of "
+                   "training examples, canaries), audit datasets for balance, duplicates and "
+                   "personal data, and measure fairness; HTML reports and model cards.")
+    order = 90
+    jobs = (
+        JobSpec("mia", "plugins.audit.jobs:mia", "Membership inference audit", makes_run=True),
+        JobSpec("memorization", "plugins.audit.jobs:memorization", "Memorisation audit",
+                makes_run=True),
+        JobSpec("canaries", "plugins.audit.jobs:canaries", "Canary exposure audit",
+                makes_run=True),
+        JobSpec("dataset", "plugins.audit.jobs:dataset", "Dataset audit", makes_run=True),
+        JobSpec("pii", "plugins.audit.jobs:pii_scan", "Personal data scan", makes_run=True),
+        JobSpec("fairness", "plugins.audit.jobs:fairness", "Fairness audit", makes_run=True),
+        JobSpec("report", "plugins.audit.jobs:report_job", "Audit report",
+                lane="interactive"),
+        JobSpec("targets", "plugins.audit.jobs:list_targets", "Auditable runs",
+                lane="interactive"),
+    )
