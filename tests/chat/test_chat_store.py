@@ -362,3 +362,63 @@ def test_migration_hook_upgrades_an_older_database(tmp_path: Path,
     with pytest.raises(UserError, match="newer version"):
         Store(path)
     assert path.exists()                        # a newer database is never moved aside
+
+
+def test_a_long_chat_can_be_branched_and_deleted(store: Store) -> None:
+    """Deleting near the root of a 1,500-message branch: one statement, not a cascade per
+    level (which SQLite stops at 1,000 levels)."""
+    cid = store.new_chat()
+    ids = [store.add_message(cid, "user" if i % 2 == 0 else "assistant", f"m{i}")
+           for i in range(1500)]
+    assert len(store.branch(cid)) == 1500
+    e = store.edit(ids[2], "edited")
+    assert store.switch(e, -1) == ids[-1]      # back down the long branch
+    other = store.new_chat()
+    store.add_message(other, "user", "keep me")
+    store.delete_message(ids[1])
+    assert _contents(store.branch(cid)) == ["m0"]
+    store.delete_chat(cid)
+    assert _contents(store.branch(other)) == ["keep me"]
+    assert [h.chat_id for h in store.search("m0")] == []
+
+
+def test_one_store_serves_a_streaming_thread_and_a_reader(store: Store) -> None:
+    import threading
+
+    cid = store.new_chat()
+    store.add_message(cid, "user", "stream please")
+    errors: list[BaseException] = []
+
+    def stream() -> None:
+        try:
+            w = store.begin_reply(cid, commit_every=0.0)
+            for i in range(300):
+                w.append(f"{i} ")
+            w.finish()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    seen = 0
+    while t.is_alive():
+        seen = max(seen, len(store.branch(cid)))
+        store.search("stream")
+    t.join()
+    assert errors == []
+    reply = store.branch(cid)[-1]
+    assert reply.complete and reply.content.split() == [str(i) for i in range(300)]
+
+
+def test_a_busy_database_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as s:
+        cid = s.new_chat()
+        other = sqlite3.connect(s.path, timeout=0.1)
+        other.execute("BEGIN IMMEDIATE")            # another process holds the write lock
+        s._conn.execute("PRAGMA busy_timeout=100")
+        with pytest.raises(UserError, match="busy"):
+            s.add_message(cid, "user", "hello")
+        other.execute("ROLLBACK")
+        other.close()
+        s.add_message(cid, "user", "hello")
+        assert _contents(s.branch(cid)) == ["hello"]

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +32,8 @@ import numpy as np
 
 from studio.errors import UserError
 
+from . import sqlitedb
 from .intents import Embedder
-from .store import is_corruption
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 PDF_SUFFIXES = (".pdf",)
@@ -40,10 +41,11 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_CHARS = 1000
 OVERLAP_CHARS = 150
 RRF_K = 60
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
+CREATE TABLE folders (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL);
+CREATE TABLE files (
     id INTEGER PRIMARY KEY,
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     rel TEXT NOT NULL,
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS files (
     indexed REAL NOT NULL,
     UNIQUE (folder_id, rel)
 );
-CREATE TABLE IF NOT EXISTS chunks (
+CREATE TABLE chunks (
     id INTEGER PRIMARY KEY,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
@@ -61,14 +63,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB,
     vector_model TEXT
 );
-CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+CREATE INDEX chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
 END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
 """
@@ -129,38 +131,17 @@ class DocumentIndex:
         self.path = Path(path)
         self.notice: str | None = None      # set when a damaged index was moved aside
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = self._connect()
-        except sqlite3.DatabaseError as e:
-            if not is_corruption(e):
-                raise UserError(f"Could not open the documents index {self.path.name}: {e}.") \
-                    from None
-            aside = self.path.with_name(
-                f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            self.path.replace(aside)
-            for suffix in ("-wal", "-shm"):
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    side.replace(aside.with_name(aside.name + suffix))
-            self.notice = (f"The documents index {self.path.name} was damaged ({e}); it was "
-                           f"moved aside as {aside.name} and will be rebuilt from your folders.")
+        except sqlitedb.DamagedDatabase as e:
+            moved = e.moved_to.name if e.moved_to else "(not moved)"
+            self.notice = (f"The documents index {self.path.name} was damaged ({e.reason}); it "
+                           f"was moved aside as {moved} and will be rebuilt from your folders.")
             self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=10.0)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return sqlitedb.connect(self.path, schema=_SCHEMA, version=SCHEMA_VERSION,
+                                migrations={}, what="documents index")
 
     def close(self) -> None:
         with self._lock:
@@ -354,24 +335,8 @@ class DocumentIndex:
             return "AND 0", []
         return f"AND d.path IN ({','.join('?' * len(paths))})", paths
 
-    def _tx(self) -> _Tx:
-        return _Tx(self)
-
-
-class _Tx:
-    def __init__(self, index: DocumentIndex) -> None:
-        self.index = index
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.index._lock.acquire()
-        self.index._conn.execute("BEGIN IMMEDIATE")
-        return self.index._conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            self.index._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.index._lock.release()
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlitedb.transaction(self._conn, self._lock, self.path, "documents index")
 
 
 def read_document(path: str | Path, data: bytes | None = None

@@ -28,15 +28,32 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from contextlib import AbstractContextManager
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from studio.errors import UserError
 
+from . import sqlitedb
 from .intents import Intent
 from .personas import Persona
+from .records import (
+    Chat,
+    Feedback,
+    FeedbackExample,
+    MemoryNote,
+    Message,
+    Note,
+    ReplyStats,
+    Role,
+    SearchHit,
+)
+from .replies import ReplyWriter
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Chat", "CorruptStoreError", "Feedback",
+           "FeedbackExample", "MemoryNote", "Message", "Note", "ReplyStats", "ReplyWriter",
+           "SearchHit", "Store", "fts_query", "store_path"]
 
 SCHEMA_VERSION = 1
 
@@ -44,7 +61,6 @@ SCHEMA_VERSION = 1
 #: transaction. Add a step and bump :data:`SCHEMA_VERSION` when the schema changes.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
-Role = Literal["system", "user", "assistant"]
 ROLES = ("system", "user", "assistant")
 
 _SCHEMA = """
@@ -61,7 +77,7 @@ CREATE TABLE chats (
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
-    parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES messages(id),
     role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
     content TEXT NOT NULL DEFAULT '',
     complete INTEGER NOT NULL DEFAULT 1,
@@ -143,87 +159,6 @@ class CorruptStoreError(UserError):
         self.moved_to = moved_to
 
 
-@dataclass(frozen=True)
-class Chat:
-    id: int
-    title: str
-    persona: str | None
-    model: str | None
-    active_leaf: int | None
-    settings: dict[str, Any]
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class Message:
-    id: int
-    chat_id: int
-    parent_id: int | None
-    role: Role
-    content: str
-    complete: bool
-    meta: dict[str, Any]
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class ReplyStats:
-    """How a reply was made: the honest speed figures shown under it."""
-
-    ttft_s: float | None = None          # time to first token, seconds
-    tokens: int | None = None            # tokens generated
-    tokens_per_s: float | None = None    # generation speed after the first token
-    context_used: int | None = None      # prompt tokens
-    context_total: int | None = None     # the model's context window
-    backend: str | None = None           # "transformers", "llama.cpp", "intent", ...
-    model: str | None = None             # the model's name (never a path)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    message_id: int
-    rating: int                          # -1 thumbs down, 0 none, +1 thumbs up
-    correction: str | None
-
-
-@dataclass(frozen=True)
-class FeedbackExample:
-    """One reply with feedback and the conversation that led to it (for fine-tuning)."""
-
-    chat_id: int
-    message_id: int
-    context: list[tuple[str, str]]       # (role, content) before the reply
-    reply: str
-    rating: int
-    correction: str | None
-
-
-@dataclass(frozen=True)
-class Note:
-    id: int
-    chat_id: int
-    text: str
-
-
-@dataclass(frozen=True)
-class MemoryNote:
-    id: int
-    text: str
-    approved: bool
-    source_chat_id: int | None
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    chat_id: int
-    chat_title: str
-    message_id: int
-    role: str
-    snippet: str
-
-
 def store_path(workspace: str | Path) -> Path:
     """Where a workspace keeps its chats."""
     return Path(workspace) / "chat" / "chats.db"
@@ -237,89 +172,20 @@ class Store:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
-        self._conn = self._open()
+        try:
+            self._conn = sqlitedb.connect(self.path, schema=_SCHEMA, version=SCHEMA_VERSION,
+                                          migrations=MIGRATIONS, what="chat database",
+                                          clock=clock)
+        except sqlitedb.DamagedDatabase as e:
+            moved = e.moved_to.name if e.moved_to else "(not moved)"
+            raise CorruptStoreError(
+                f"The chat database {self.path.name} is damaged ({e.reason}) and could not be "
+                f"read. It was moved aside as {moved}, and a new, empty one starts the next "
+                "time chats are opened. Your other files are untouched.", e.moved_to) from None
 
     @classmethod
     def open(cls, workspace: str | Path) -> Store:
         return cls(store_path(workspace))
-
-    # -- opening, schema, corruption ------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=10.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            self._ensure_schema(conn)
-            return conn
-        except sqlite3.DatabaseError as e:
-            if conn is not None:
-                conn.close()
-            if not is_corruption(e):
-                raise UserError(f"Could not open the chat database {self.path.name}: {e}. "
-                                "Close other copies of the studio and try again.") from None
-            moved = self._move_aside()
-            raise CorruptStoreError(
-                f"The chat database {self.path.name} is damaged ({e}) and could not be read. "
-                f"It was moved aside as {moved.name if moved else '(not moved)'}, and a new, "
-                "empty one starts the next time chats are opened. Your other files are "
-                "untouched.", moved) from None
-
-    def _move_aside(self) -> Path | None:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._clock()))
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-        if not self.path.exists():
-            return None
-        self.path.replace(target)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + suffix)
-            if side.exists():
-                side.replace(target.with_name(target.name + suffix))
-        return target
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise UserError(f"The chat database {self.path.name} was made by a newer version of "
-                            "the studio; update the studio to open it.")
-        if version == SCHEMA_VERSION:
-            return
-        if version == 0:
-            # one script, one transaction: a crash while creating leaves an empty database
-            try:
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "PRAGMA user_version=1;"
-                                   "COMMIT;")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            version = 1
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:
-                raise UserError(f"The chat database {self.path.name} is at schema version "
-                                f"{version} and no upgrade step is known.")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                step(conn)
-                conn.execute(f"PRAGMA user_version={int(version) + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            version += 1
 
     def schema_version(self) -> int:
         with self._lock:
@@ -335,37 +201,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; a damaged database becomes a clear UserError."""
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as e:
-                raise self._friendly(e) from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                conn.execute("ROLLBACK")
-                raise self._friendly(e) from None
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlitedb.transaction(self._conn, self._lock, self.path, "chat database")
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as e:
-                raise self._friendly(e) from None
-
-    def _friendly(self, e: sqlite3.DatabaseError) -> Exception:
-        if is_corruption(e):
-            return UserError(f"The chat database {self.path.name} is damaged ({e}). Close the "
-                             "chat panel and reopen it: the damaged file is then moved aside.")
-        return e
+                raise sqlitedb.friendly(e, self.path, "chat database") from None
 
     # -- chats ----------------------------------------------------------------------------
 
@@ -435,7 +279,13 @@ class Store:
                 (chat_id, parent, role, content, int(complete), json.dumps(meta or {}),
                  now, now))
             mid = int(cur.lastrowid or 0)
-            self._set_leaf(c, chat_id, mid)
+            if parent is not None and parent == chat.active_leaf:
+                # the active path is already selected all the way up: extend it by one
+                c.execute("UPDATE messages SET selected_child = ? WHERE id = ?", (mid, parent))
+                c.execute("UPDATE chats SET active_leaf = ?, updated = ? WHERE id = ?",
+                          (mid, now, chat_id))
+            else:
+                self._set_leaf(c, chat_id, mid)
             if not chat.title and role == "user" and content.strip():
                 c.execute("UPDATE chats SET title = ? WHERE id = ?",
                           (_title_from(content), chat_id))
@@ -514,7 +364,11 @@ class Store:
             x.id == message_id for x in self.branch(m.chat_id))
         sib = [s.id for s in self.siblings(message_id)]
         with self._tx() as c:
-            c.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            # one statement for the whole subtree: a cascade per level would hit SQLite's
+            # trigger depth limit (1000) on a long chat
+            c.execute("WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT m.id FROM messages"
+                      " m JOIN sub ON m.parent_id = sub.id) DELETE FROM messages WHERE id IN "
+                      "(SELECT id FROM sub)", (message_id,))
             if m.parent_id is not None:
                 c.execute("UPDATE messages SET selected_child = NULL WHERE id = ? AND "
                           "selected_child = ?", (m.parent_id, message_id))
@@ -547,15 +401,21 @@ class Store:
             current = child
 
     def _set_leaf(self, c: sqlite3.Connection, chat_id: int, leaf: int | None) -> None:
+        """Make ``leaf`` the chat's active leaf and mark the path to it as the selected child
+        at every level (one statement, only the rows that change)."""
         c.execute("UPDATE chats SET active_leaf = ?, updated = ? WHERE id = ?",
                   (leaf, self._clock(), chat_id))
-        node = leaf
-        while node is not None:
-            row = c.execute("SELECT parent_id FROM messages WHERE id = ?", (node,)).fetchone()
-            parent = row[0] if row else None
-            if parent is not None:
-                c.execute("UPDATE messages SET selected_child = ? WHERE id = ?", (node, parent))
-            node = parent
+        if leaf is None:
+            return
+        c.execute(
+            "WITH RECURSIVE path(id, parent) AS ("
+            " SELECT id, parent_id FROM messages WHERE id = ?"
+            " UNION ALL SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent)"
+            " UPDATE messages SET selected_child ="
+            " (SELECT p.id FROM path p WHERE p.parent = messages.id)"
+            " WHERE id IN (SELECT parent FROM path) AND selected_child IS NOT"
+            " (SELECT p.id FROM path p WHERE p.parent = messages.id)",
+            (leaf,))
 
     # -- streamed replies -----------------------------------------------------------------
 
@@ -792,72 +652,6 @@ class Store:
                 for r in self._q(sql, args)]
 
 
-class ReplyWriter:
-    """Writes a streamed reply into its message as it grows.
-
-    ``append`` keeps text in memory and commits it when ``commit_every`` seconds passed since
-    the last commit, so a crash loses at most that much of this one reply. ``finish`` marks the
-    reply complete (with its stats); ``stop`` keeps it unfinished (it can be continued). Used as
-    a context manager, an exception leaves what was written, unfinished.
-    """
-
-    def __init__(self, store: Store, message_id: int, text: str, commit_every: float,
-                 clock: Callable[[], float]) -> None:
-        self.store = store
-        self.message_id = message_id
-        self._parts = [text]
-        self._every = commit_every
-        self._clock = clock
-        self._last = clock()
-        self._dirty = False
-        self.commits = 0
-        self.closed = False
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
-
-    def append(self, chunk: str) -> None:
-        if self.closed:
-            raise RuntimeError("this reply is already finished")
-        if not chunk:
-            return
-        self._parts.append(chunk)
-        self._dirty = True
-        if self._clock() - self._last >= self._every:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._dirty:
-            text = self.text
-            self._parts = [text]
-            self.store._write_content(self.message_id, text, complete=False)
-            self.commits += 1
-            self._dirty = False
-        self._last = self._clock()
-
-    def finish(self, stats: ReplyStats | None = None) -> int:
-        self.store._write_content(self.message_id, self.text, complete=True)
-        if stats is not None:
-            self.store.set_stats(self.message_id, stats)
-        self.closed = True
-        return self.message_id
-
-    def stop(self, stats: ReplyStats | None = None) -> int:
-        self.flush()
-        if stats is not None:
-            self.store.set_stats(self.message_id, stats)
-        self.closed = True
-        return self.message_id
-
-    def __enter__(self) -> ReplyWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if not self.closed:
-            self.stop()
-
-
 class _SummaryCache(MutableMapping[str, str]):
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -895,13 +689,6 @@ def fts_query(text: str) -> str:
     quoted = ['"' + w.replace('"', '') + '"' for w in words]
     quoted[-1] += "*"
     return " ".join(quoted)
-
-
-def is_corruption(e: sqlite3.DatabaseError) -> bool:
-    name = getattr(e, "sqlite_errorname", "") or ""
-    text = str(e).lower()
-    return (name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text
-            or "malformed" in text or text.startswith("quick_check"))
 
 
 def _title_from(text: str) -> str:
