@@ -212,3 +212,13 @@ def test_a_200_turn_chat_against_a_2048_token_model() -> None:
     with pytest.raises(C.ContextOverflow):
         C.build(h, budget=C.Budget(2048, 256), counter=WordCounter(), render=render,
                 policy="stop")
+
+
+def test_continuing_an_unfinished_reply_keeps_it_as_the_newest_turn() -> None:
+    h = [*chat(30), {"role": "assistant", "content": "Once upon a"}]
+    p = C.build(h, budget=C.Budget(400, 50), counter=WordCounter(),
+                render=lambda m: CHATML.render(m, add_generation_prompt=False,
+                                               continue_final_message=True),
+                policy="rolling")
+    assert p.prompt.endswith("<|im_start|>assistant\nOnce upon a")
+    assert p.kept[-2:] == [len(h) - 2, len(h) - 1] and p.used <= p.total

@@ -422,3 +422,12 @@ def test_a_busy_database_is_a_message_not_a_traceback(tmp_path: Path) -> None:
         other.close()
         s.add_message(cid, "user", "hello")
         assert _contents(s.branch(cid)) == ["hello"]
+
+
+def test_only_the_last_reply_of_a_branch_can_be_continued(store: Store) -> None:
+    cid = store.new_chat()
+    store.add_message(cid, "user", "a")
+    a = store.add_message(cid, "assistant", "b")
+    store.add_message(cid, "user", "c")
+    with pytest.raises(UserError, match="last reply"):
+        store.continue_reply(a)

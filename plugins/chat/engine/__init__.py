@@ -6,6 +6,11 @@ Where a step needs a language model (counting tokens, summarising, embedding) it
 
 - :mod:`.store`      one SQLite database (WAL) per workspace: chats, message trees, streamed
                      replies, stats, personas, feedback, notes, intents, folders, full-text search
+- :mod:`.records`    the frozen records the store hands out (Chat, Message, ReplyStats...)
+- :mod:`.replies`    :class:`~.replies.ReplyWriter`: a streamed reply written in place, commits
+                     throttled, so a crash loses at most the tail of that reply
+- :mod:`.sqlitedb`   the one careful way the plugin opens SQLite files (WAL, integrity check,
+                     schema upgrades, a damaged file moved aside)
 - :mod:`.personas`   personas: system prompt, greeting, tone, sampler settings; JSON import/export
 - :mod:`.templates`  chat templates rendered exactly as Hugging Face's ``apply_chat_template``;
                      built-in named templates; a model folder's or GGUF file's template

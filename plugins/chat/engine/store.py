@@ -435,6 +435,9 @@ class Store:
         m = self.message(message_id)
         if m.role != "assistant":
             raise UserError("Only a reply of the assistant can be continued.")
+        if self.children(message_id):
+            raise UserError("Only the last reply of a branch can be continued; edit this one "
+                            "instead.")
         self._write_content(message_id, m.content, complete=False)
         with self._tx() as c:
             self._set_leaf(c, m.chat_id, message_id)
