@@ -190,7 +190,7 @@ class EvalParams:
                  Help("number of generated images (1000 or more for stable numbers)")] = 1000
     inception: Annotated[Path | None, Label("InceptionV3 weights"),
                          Widget("file", filter="Weights (*.pth *.pt *.bin *.safetensors)"),
-                         Special("none: a classifier trained on your images instead"),
+                         Special("a classifier trained on your images instead"),
                          Help("InceptionV3 weights file (.pth or .safetensors) for FID you can "
                               "compare with papers")] = None
     classifier_steps: Annotated[int, Range(10, 100_000, step=100), Label("Classifier steps"),

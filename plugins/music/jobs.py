@@ -68,6 +68,25 @@ def _out_dir(ctx: JobContext, out: Path | None, job: str) -> Path:
     return path
 
 
+def _write(ctx: JobContext, phrases: list[Any], out: Path | None, job: str, prefix: str,
+           tempo: float) -> tuple[Path, list[Path]]:
+    """Where generated phrases go: ``--out x.mid`` (``x.wav`` for audio models) is one file with
+    the phrases one after another, ready for a DAW or ``render``; a folder (or none: a new one
+    in the workspace) gets one file per phrase and the whole strip."""
+    from plugins.music.engine import generate as gen
+
+    if out is not None and Path(out).suffix.lower() in (".mid", ".midi", ".wav"):
+        path = Path(out).expanduser()
+        audio = all(ph.kind == "audio" for ph in phrases)
+        if audio != (path.suffix.lower() == ".wav"):
+            kind = "an audio model's phrases are sound: --out x.wav" if audio else \
+                "these phrases are notes: --out x.mid"
+            raise UserError(f"--out {path.name}: {kind} (or a folder)")
+        return path, [gen.write_strip(phrases, path, tempo)]
+    target = _out_dir(ctx, out, job)
+    return target, gen.write_phrases(phrases, target, prefix, tempo)
+
+
 def _emit(ctx: JobContext, phrases: list[Any], title: str, out: Path, files: list[Path],
           **extra: Any) -> None:
     ctx.preview("phrases", {"phrases": [p.to_payload() for p in phrases], "title": title,
@@ -223,9 +242,8 @@ def sample(ctx: JobContext, p: SampleParams) -> str:
     ctx.progress(0, p.n, "sampling")
     with _torch_threads(ctx, lm.mode):
         phrases = gen.sample(lm, p.n, p.seed, p.temperature, p.key)
-    target = _out_dir(ctx, p.out, "samples")
     tempo = p.tempo or lm.tempo
-    files = gen.write_phrases(phrases, target, "sample", tempo)
+    target, files = _write(ctx, phrases, p.out, "samples", "sample", tempo)
     ctx.progress(p.n, p.n, "done")
     _emit(ctx, phrases, f"{p.n} samples (seed {p.seed}, temperature {p.temperature:g})",
           target, files, model=str(lm.path), tempo=tempo)
@@ -241,9 +259,8 @@ def interpolate(ctx: JobContext, p: InterpolateParams) -> str:
     ctx.check()
     with _torch_threads(ctx, lm.mode):
         phrases = gen.interpolate(lm, pa, pb, p.steps, p.temperature)
-    target = _out_dir(ctx, p.out, "interpolations")
     tempo = p.tempo or lm.tempo
-    files = gen.write_phrases(phrases, target, "interp", tempo)
+    target, files = _write(ctx, phrases, p.out, "interpolations", "interp", tempo)
     _emit(ctx, [pa, *phrases, pb], f"A → B in {p.steps} steps", target, files,
           model=str(lm.path), tempo=tempo)
     return str(target)
@@ -257,9 +274,8 @@ def variations(ctx: JobContext, p: VariationsParams) -> str:
     src = p.source.with_label("original")
     with _torch_threads(ctx, lm.mode):
         phrases = gen.variations(lm, src, p.n, p.amount, p.seed)
-    target = _out_dir(ctx, p.out, "variations")
     tempo = p.tempo or lm.tempo
-    files = gen.write_phrases(phrases, target, "variation", tempo)
+    target, files = _write(ctx, phrases, p.out, "variations", "variation", tempo)
     _emit(ctx, [src, *phrases], f"{p.n} variations (amount {p.amount:g})", target, files,
           model=str(lm.path), tempo=tempo)
     return str(target)

@@ -40,7 +40,9 @@ PHRASE = Codec("plugins.music.engine.generate:read_phrase",
 MIDI_OR_AUDIO = "MIDI or audio (*.mid *.midi *.wav *.flac *.ogg);;All files (*)"
 
 _MODEL_HELP = "the trained model (its run folder)"
-_OUT_HELP = "folder for the files (default: a new folder under the workspace)"
+_OUT_HELP = ("a folder for one file per phrase and the whole strip, or one .mid file (.wav for "
+             "audio models) with the phrases one after another (default: a new folder under "
+             "the workspace)")
 _TEMPO_HELP = "tempo written into the MIDI files (default: the training data's)"
 
 # fields the generating jobs share, declared once
@@ -176,7 +178,7 @@ class LoadParams:
     midi: Annotated[Path, Label("File"), Widget("file", filter=MIDI_OR_AUDIO),
                     Help("the file to read")]
     model: Annotated[Path | None, Label("Model"), Widget("model", kinds=MODEL_KINDS),
-                     Special("none: just show the file's phrases"),
+                     Special("just show the file's phrases"),
                      Help("a trained model (its bars and mode win over the phrase length and "
                           "mode below)")] = None
     bars: Annotated[Bars, Label("Phrase length"), Choices({2: "2 bars", 4: "4 bars"}),

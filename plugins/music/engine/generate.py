@@ -289,12 +289,18 @@ def write_phrases(phrases: Sequence[Phrase], out_dir: str | os.PathLike[str], pr
             paths.append(write_wav(ph.audio, out / f"{prefix}_{i:02d}.wav", ph.sample_rate))
         else:
             paths.append(midi_mod.write_midi(ph, out / f"{prefix}_{i:02d}.mid", tempo))
-    if audio:
-        strip = np.concatenate([np.asarray(p.audio, np.float32) for p in phrases])
-        paths.append(write_wav(strip, out / f"{prefix}_all.wav", phrases[0].sample_rate))
-    else:
-        paths.append(midi_mod.write_midi(list(phrases), out / f"{prefix}_all.mid", tempo))
+    paths.append(write_strip(phrases, out / f"{prefix}_all.{'wav' if audio else 'mid'}", tempo))
     return paths
+
+
+def write_strip(phrases: Sequence[Phrase], path: str | os.PathLike[str], tempo: float = 120.0
+                ) -> Path:
+    """The phrases one after another in one file: MIDI for notes, WAV for audio phrases."""
+    path = Path(path).expanduser()
+    if all(p.kind == "audio" for p in phrases):
+        strip = np.concatenate([np.asarray(p.audio, np.float32) for p in phrases])
+        return write_wav(strip, path, phrases[0].sample_rate)
+    return midi_mod.write_midi(list(phrases), path, tempo)
 
 
 def tokens_of(phrase: Phrase, steps: int) -> np.ndarray:
