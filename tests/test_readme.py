@@ -79,9 +79,7 @@ def _tiny(argv: list[str], data: dict[str, str]) -> list[str]:
         prev = argv[i - 1] if i else ""
         if prev in TINY:
             tok = TINY[prev]
-        elif prev == "--data" and tok in data:
-            tok = data[tok]
-        elif tok in data and tok not in ("bach", "digits"):
+        elif tok in data and (prev == "--data" or tok not in ("bach", "digits")):
             tok = data[tok]
         out.append(tok)
     return [*out, *EXTRA.get((out[0], out[1]), [])]
