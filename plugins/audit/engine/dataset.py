@@ -203,7 +203,9 @@ def near_text_pairs(docs: Sequence[str], threshold: float = NEAR_TEXT_JACCARD,
     from datasketch import MinHash, MinHashLSH
 
     sets = [shingles(d) for d in docs]
-    lsh = MinHashLSH(threshold=threshold * 0.9, num_perm=num_perm)
+    # banding tuned for recall (a missed duplicate is worse than a candidate the exact
+    # Jaccard check then drops)
+    lsh = MinHashLSH(threshold=threshold * 0.8, num_perm=num_perm, weights=(0.1, 0.9))
     hashes = []
     for i, s in enumerate(sets):
         if check is not None and i % 256 == 0:
