@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,4 +129,4 @@ def test_import_linter_contract_holds() -> None:
     proc = subprocess.run([str(exe), "--no-cache"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "Contracts: 4 kept, 0 broken." in proc.stdout
+    assert re.search(r"Contracts: \d+ kept, 0 broken\.", proc.stdout), proc.stdout[-2000:]
