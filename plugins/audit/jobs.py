@@ -290,6 +290,7 @@ def canaries(ctx: JobContext, p: CanariesParams) -> str:
 def dataset(ctx: JobContext, p: DatasetParams) -> str:
     """Class balance, duplicates, text statistics of a data folder (and a run's leakage)."""
     rep = dataset_mod.audit_folder(Path(p.data), near_bits=p.near_bits,
+                                   near_pixel=p.near_pixel,
                                    near_jaccard=p.near_jaccard, label_columns=p.columns,
                                    check=ctx.check,
                                    progress=lambda k, n, msg: ctx.progress(k, n, msg))
@@ -299,6 +300,7 @@ def dataset(ctx: JobContext, p: DatasetParams) -> str:
         target = targets.resolve_run(p.run, ctx.workspace)
         targets.read_manifest(target)
         result["leakage"] = dataset_mod.leakage(target, near_bits=p.near_bits,
+                                                near_pixel=p.near_pixel,
                                                 near_jaccard=p.near_jaccard, check=ctx.check)
     out = _finish(ctx, "dataset", result, target,
                   {"files": rep.files, "exact_duplicates": len(rep.exact_duplicates),

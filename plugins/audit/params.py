@@ -69,10 +69,15 @@ class DatasetParams:
     near_bits: Annotated[int, Range(0, 32), Group("Near duplicates"), Label("Image bits"),
                          Help("images whose 64-bit perceptual hashes differ in this many bits "
                               "or fewer are near duplicates")] = 6
+    near_pixel: Annotated[float, Range(0.0, 2.0, 0.01), Group("Near duplicates"),
+                          Label("Image pixels"),
+                          Help("and whose standardised 32 x 32 thumbnails differ by at most "
+                               "this root mean square")] = 0.1
     near_jaccard: Annotated[float, Range(0.1, 1.0, 0.05), Group("Near duplicates"),
                             Label("Text similarity"),
                             Help("texts whose word 5-shingles overlap this much (Jaccard) "
-                                 "are near duplicates")] = 0.8
+                                 "are near duplicates; 0.7 is about one word in 30 "
+                                 "changed)")] = 0.7
 
 
 @dataclass(kw_only=True)

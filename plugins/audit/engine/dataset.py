@@ -5,7 +5,11 @@
   largest to the smallest class, and the normalised entropy (1 = perfectly even).
 - Duplicates: exact ones by content hash; near ones by a 64-bit perceptual hash for images
   (``imagehash.phash``: the DCT of a 32 x 32 grey thumbnail, robust to re-encoding, resizing
-  and small edits; two images are near duplicates within ``max_bits`` differing bits) and by
+  and small edits) finds candidates within ``max_bits`` differing bits, and a pixel check
+  confirms them: 32 x 32 grey thumbnails, each standardised (zero mean, unit variance, so a
+  brightness or contrast change does not count), differ by at most ``near_pixel`` root mean
+  square. On small or simple images (handwritten digits) many distinct images share a hash;
+  the pixel check keeps them apart. Texts: by
   MinHash over word 5-shingles for text (``datasketch``'s MinHashLSH finds candidates, the
   exact Jaccard similarity of the shingle sets confirms them).
 - Leakage: examples on both sides of a run's train/held-out split with the same content, from
@@ -38,7 +42,10 @@ from .stats import wilson
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 TEXT_EXTS = (".txt", ".md", ".text")
 NEAR_IMAGE_BITS = 6  # of 64
-NEAR_TEXT_JACCARD = 0.8
+NEAR_PIXEL = 0.1  # RMS of standardised 32 x 32 thumbnails (re-encodes and edits: <= 0.05;
+#                   distinct digits that share a hash: >= 0.17; bench/audit_planted.py)
+THUMB = 32
+NEAR_TEXT_JACCARD = 0.7  # of word 5-shingles: about one word in 30 changed
 SHINGLE = 5
 MAX_CATEGORIES = 50  # a CSV column with more distinct values is not a category
 
@@ -141,20 +148,52 @@ def exact_groups(hashes: Sequence[str]) -> list[list[int]]:
     return sorted((g for g in by.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
 
+@dataclass
+class ImageSignatures:
+    """Perceptual hashes (``uint64``) and standardised thumbnails of the readable images."""
+
+    hashes: np.ndarray
+    thumbs: np.ndarray  # (N, THUMB * THUMB) float32
+    ok: list[int]  # indices of the readable files
+    problems: list[str]
+
+    def pairs(self, max_bits: int, max_pixel: float, other: ImageSignatures | None = None
+              ) -> list[tuple[int, int, int, float]]:
+        """Near-duplicate pairs (i, j, bits, pixel distance), indices into ``ok``."""
+        b = None if other is None else other.hashes
+        t2 = self.thumbs if other is None else other.thumbs
+        out = []
+        for i, j, bits in hamming_pairs(self.hashes, b, max_bits):
+            d = float(np.sqrt(np.mean((self.thumbs[i] - t2[j]) ** 2)))
+            if d <= max_pixel:
+                out.append((i, j, bits, d))
+        return out
+
+
+def _thumb(im: Any) -> np.ndarray:
+    from PIL import Image
+
+    a = np.asarray(im.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR),
+                   dtype=np.float32).ravel()
+    return (a - a.mean()) / (a.std() + 1e-3)
+
+
 def image_hashes(files: Sequence[Path], check: Callable[[], None] | None = None,
-                 progress: Progress | None = None) -> tuple[np.ndarray, list[int], list[str]]:
-    """64-bit perceptual hashes as ``uint64``; returns (hashes, indices of readable files,
-    problems)."""
+                 progress: Progress | None = None) -> ImageSignatures:
+    """Perceptual hashes and thumbnails of image files (unreadable ones are listed in
+    ``problems``)."""
     import imagehash
     from PIL import Image
 
-    out, ok, problems = [], [], []
+    out, thumbs, ok, problems = [], [], [], []
     for i, f in enumerate(files):
         if check is not None and i % 64 == 0:
             check()
         try:
             with Image.open(f) as im:
-                h = imagehash.phash(im.convert("RGB"))
+                rgb = im.convert("RGB")
+                h = imagehash.phash(rgb)
+                thumbs.append(_thumb(rgb))
         except (OSError, ValueError, SyntaxError) as exc:
             problems.append(f"{f.name}: not a readable image ({type(exc).__name__})")
             continue
@@ -163,7 +202,9 @@ def image_hashes(files: Sequence[Path], check: Callable[[], None] | None = None,
         ok.append(i)
         if progress is not None and (i % 64 == 0 or i == len(files) - 1):
             progress(i + 1, len(files), "hashing images")
-    return np.array(out, dtype=np.uint64), ok, problems
+    return ImageSignatures(np.array(out, dtype=np.uint64),
+                           np.array(thumbs, dtype=np.float32).reshape(len(ok), THUMB * THUMB),
+                           ok, problems)
 
 
 def hamming_pairs(a: np.ndarray, b: np.ndarray | None, max_bits: int, chunk: int = 2048
@@ -301,6 +342,7 @@ class DatasetReport:
 
 
 def audit_folder(root: Path, *, near_bits: int = NEAR_IMAGE_BITS,
+                 near_pixel: float = NEAR_PIXEL,
                  near_jaccard: float = NEAR_TEXT_JACCARD, label_columns: Sequence[str] = (),
                  check: Callable[[], None] | None = None,
                  progress: Progress | None = None) -> DatasetReport:
@@ -338,17 +380,18 @@ def audit_folder(root: Path, *, near_bits: int = NEAR_IMAGE_BITS,
         b = image_balance(root, images)
         if b is not None:
             rep.balance.append(b)
-        ph, ok, problems = image_hashes(images, check, progress)
-        rep.problems += problems
+        sig = image_hashes(images, check, progress)
+        rep.problems += sig.problems
         digest = dict(zip(all_files, hashes, strict=True))
-        for i, j, bits in hamming_pairs(ph, None, near_bits):
-            a, b2 = images[ok[i]], images[ok[j]]
+        for i, j, bits, dist in sig.pairs(near_bits, near_pixel):
+            a, b2 = images[sig.ok[i]], images[sig.ok[j]]
             if digest[a] == digest[b2]:
                 continue  # already an exact duplicate
             rep.near_duplicates.append({"kind": "image", "a": rel(a), "b": rel(b2),
-                                        "differing_bits": bits})
+                                        "differing_bits": bits, "pixel": round(dist, 4)})
         rep.methods["near-duplicate images"] = (
-            f"perceptual hash (pHash, 64 bits): {near_bits} or fewer bits differ")
+            f"perceptual hash (pHash, 64 bits) within {near_bits} bits, confirmed by "
+            f"standardised 32 x 32 thumbnails within {near_pixel} RMS")
     for c in csvs:
         try:
             rep.balance.append(csv_balance(c, label_columns or None))
@@ -382,7 +425,7 @@ def audit_folder(root: Path, *, near_bits: int = NEAR_IMAGE_BITS,
     return rep
 
 
-def leakage(run_dir: Path, *, near_bits: int = NEAR_IMAGE_BITS,
+def leakage(run_dir: Path, *, near_bits: int = NEAR_IMAGE_BITS, near_pixel: float = NEAR_PIXEL,
             near_jaccard: float = NEAR_TEXT_JACCARD,
             check: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train/held-out overlap of a run: held-out examples whose content (file hash and part)
@@ -417,16 +460,17 @@ def leakage(run_dir: Path, *, near_bits: int = NEAR_IMAGE_BITS,
         return loc / r.path if r.path else loc
 
     if all(r.path.lower().endswith(IMAGE_EXTS) for r in rows):
-        th, tok, _ = image_hashes([path(r) for r in train], check)
-        hh, hok, _ = image_hashes([path(r) for r in held], check)
+        ts = image_hashes([path(r) for r in train], check)
+        hs = image_hashes([path(r) for r in held], check)
         exact_ids = {e["held_out"] for e in exact}
-        for i, j, bits in hamming_pairs(hh, th, near_bits):
-            if held[hok[i]].id in exact_ids:
+        for i, j, bits, _d in hs.pairs(near_bits, near_pixel, ts):
+            if held[hs.ok[i]].id in exact_ids:
                 continue
-            out["near"].append({"held_out": held[hok[i]].id, "train": train[tok[j]].id,
+            out["near"].append({"held_out": held[hs.ok[i]].id, "train": train[ts.ok[j]].id,
                                 "differing_bits": bits})
         out["near_checked"] = True
-        out["near_method"] = f"perceptual hash within {near_bits} of 64 bits"
+        out["near_method"] = (f"perceptual hash within {near_bits} of 64 bits, confirmed by "
+                              f"thumbnails within {near_pixel} RMS")
     elif all(r.path.lower().endswith(TEXT_EXTS) for r in rows):
         docs = [path(r).read_text(encoding="utf-8", errors="replace") for r in train + held]
         n_train = len(train)
