@@ -75,11 +75,12 @@ def read_pins(path: Path | str, params: Any = None,
         if path.strip().lower().endswith(".json"):
             raise UserError(f"pins file {path} does not exist")
         return parse_pins(path)
+    from .text import read_text
+
+    text = read_text(path, "pins file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"pins file {path} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(text)
+    except ValueError as exc:
         raise UserError(f"pins file {Path(path).name} is not JSON ({exc})") from None
     items = data.get("pins", []) if isinstance(data, dict) else data
     if not isinstance(items, list):

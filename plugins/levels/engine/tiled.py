@@ -32,6 +32,7 @@ from studio.storage import atomic_path, atomic_write_json
 
 from .level import Legend, Level, Tile
 from .render import TilesetImage, colour_tiles, tileset_sheet
+from .text import read_text
 
 TILED_VERSION = "1.10.2"
 FORMAT_VERSION = "1.10"
@@ -132,12 +133,9 @@ def write_tmj(level: Level, path: str | Path, *, tile: int = 16, external_tilese
 # Reading
 # ----------------------------------------------------------------------------------------------
 def _load_json(path: Path, what: str) -> dict[str, Any]:
+    text = read_text(path, what)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{what} {path.name} is not UTF-8 JSON text") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} {path.name} is not valid JSON ({exc.msg}, line {exc.lineno})"
                         ) from None

@@ -24,6 +24,7 @@ from studio.errors import UserError
 from studio.storage import atomic_write_text
 
 from .level import Legend, Level, Tile
+from .text import decode, read_text, show_char, show_chars
 
 LEVEL_EXTS = (".txt", ".lvl")
 _LEGEND_LINE = re.compile(r"^\s*(\S)\s*=\s*(.+?)\s*$")
@@ -85,12 +86,7 @@ def props_from_name(name: str) -> tuple[str, ...]:
 def read_legend(path: str | Path, name: str = "") -> Legend:
     """A legend from a VGLC JSON file or a ``C = NAME`` text file."""
     path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"legend file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise UserError(f"legend file {path} is not UTF-8 text") from None
+    text = read_text(path, "legend file")
     game = name or path.parent.name.replace("_", " ")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
@@ -136,17 +132,17 @@ def find_legend(level_path: Path) -> Path | None:
     folder = level_path.parent
     for p in sorted(folder.glob("*.json")):
         try:
-            data = json.loads(p.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
+            data = json.loads(read_text(p))
+        except (UserError, ValueError):
             continue
         if isinstance(data, dict) and isinstance(data.get("tiles"), dict):
             return p
     for p in sorted(folder.iterdir()) if folder.is_dir() else []:
         if p.suffix.lower() == ".txt" and p.stem.lower() in ("readme", "legend"):
             try:
-                if any(_LEGEND_LINE.match(ln) for ln in p.read_text("utf-8").splitlines()):
+                if any(_LEGEND_LINE.match(ln) for ln in read_text(p).splitlines()):
                     return p
-            except (OSError, UnicodeDecodeError):
+            except UserError:
                 continue
     return None
 
@@ -159,7 +155,7 @@ def parse_level_text(text: str, legend: Legend, source: str = "level",
         UserError: empty text, rows of different lengths, or characters the legend lacks (with
             ``strict``; otherwise unknown characters are added as plain passable tiles).
     """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     while lines and not lines[0].strip():
@@ -171,11 +167,13 @@ def parse_level_text(text: str, legend: Legend, source: str = "level",
         if len(line) != width:
             raise UserError(f"{source}: line {i} has {len(line)} tiles but line 1 has {width}; "
                             "every row of a level must be the same length (ragged rows)")
-    try:
-        for line in lines:
-            line.encode("latin-1")
-    except UnicodeEncodeError:
-        raise UserError(f"{source}: tiles must be single-byte characters") from None
+    for y, line in enumerate(lines, 1):
+        wide = next((x for x, ch in enumerate(line) if ord(ch) > 255), None)
+        if wide is not None:
+            raise UserError(f"{source}: {show_char(line[wide])} (line {y}, column {wide + 1}) "
+                            "cannot be a tile: tiles are single characters up to U+00FF "
+                            "(letters, digits, punctuation and Latin accents such as 'é'); use "
+                            "one of those in the level and its legend")
     level = Level.from_lines(lines, legend, name=Path(source).stem)
     unknown = level.unknown_chars()
     if unknown:
@@ -183,11 +181,12 @@ def parse_level_text(text: str, legend: Legend, source: str = "level",
             where = []
             for ch in unknown[:5]:
                 y, x = next((y, ln.index(ch)) for y, ln in enumerate(lines) if ch in ln)
-                where.append(f"{ch!r} (line {y + 1}, column {x + 1})")
-            known = "".join(legend.chars)
+                where.append(f"{show_char(ch)} (line {y + 1}, column {x + 1})")
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise UserError(f"{source} uses tile characters its legend does not define: "
-                            f"{', '.join(where)}. The legend knows {known!r}; add them to the "
-                            "legend JSON or pick the right legend.")
+                            f"{', '.join(where)}{more}. The legend knows "
+                            f"{show_chars(legend.chars)}; add them to the legend JSON or pick "
+                            "the right legend.")
         extra = legend
         for ch in unknown:
             extra = extra.with_tile(Tile(ch, ("passable", "unknown")))
@@ -209,10 +208,15 @@ def read_level(path: str | Path, legend: Legend | str | Path | None = None,
             raise UserError(f"no legend found for {path.name}: put the game's legend JSON (e.g. "
                             "smb.json) beside it or pass --legend FILE")
         legend = read_legend(legend_path)
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"level file {path.name} cannot be read ({exc.strerror or exc})"
+                        ) from None
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00")):
         raise UserError(f"{path.name} is a binary file, not a VGLC text level")
-    level = parse_level_text(raw.decode("latin-1"), legend, path.name, strict)
+    text = decode(raw, path.name, "level file")  # a UTF-16 file is named as such
+    level = parse_level_text(text, legend, path.name, strict)
     level.name = path.stem
     level.meta["source"] = str(path)
     return level
