@@ -256,10 +256,11 @@ def train(ctx: JobContext, p: TrainParams) -> str:
         lv.legend = legend
     segs = learned.make_segments(train_levels, p.height or None, p.width, legend=legend)
     used = {id(lv) for lv in segs.levels}
-    skipped = [lv.name for lv in train_levels if id(lv) not in used]
+    skipped = [lv for lv in train_levels if id(lv) not in used]
     if skipped:
         ctx.warn(f"{len(skipped)} level(s) smaller than the {p.width}x{segs.shape[0]} window "
-                 f"are not trained on: {', '.join(skipped[:5])}")
+                 f"(width x height) are not trained on: {learned.sizes(skipped)}. "
+                 f"{learned.window_advice(train_levels)}")
     recorded = [e for lv, e in zip(levels, examples, strict=True)
                 if id(lv) in used or e.id in held]
     ctx.record_data(data.name, data, recorded, held_out=held, unit="level",

@@ -83,14 +83,35 @@ def make_segments(levels: list[Level], height: int | None, width: int, stride: i
     for lv in levels:
         lv.legend = legend
     h = height or min(min(lv.height for lv in levels), 32)
-    too_small = [lv.name for lv in levels if lv.height < h or lv.width < width]
     usable = [lv for lv in levels if lv.height >= h and lv.width >= width]
     if not usable:
-        raise UserError(f"every level is smaller than the {width}x{h} training window: "
-                        f"{', '.join(too_small[:5])}")
+        raise UserError(f"every level is smaller than the {width}x{h} training window (width x "
+                        f"height): {sizes(levels)}. {window_advice(levels)}")
     codes = metrics.windows(usable, h, width, stride)
     windows = legend.index_lut()[codes]
     return SegmentSet(legend, windows.astype(np.int64), usable)
+
+
+MIN_WIDTH, MIN_HEIGHT = 8, 4  # the train job's smallest window
+
+
+def sizes(levels: Sequence[Level]) -> str:
+    """``name (WxH)`` for each level, every one of them."""
+    return ", ".join(f"{lv.name} ({lv.width}x{lv.height})" for lv in levels)
+
+
+def window_advice(levels: Sequence[Level]) -> str:
+    """Which ``--width``/``--height`` would take every level (or as many as can be)."""
+    fit = [lv for lv in levels if lv.width >= MIN_WIDTH and lv.height >= MIN_HEIGHT]
+    if not fit:
+        return (f"A training window is at least {MIN_WIDTH} tiles wide and {MIN_HEIGHT} high: "
+                "these levels are too small to train on")
+    w = min(lv.width for lv in fit)
+    h = min(min(lv.height for lv in fit), 32)
+    left = len(levels) - len(fit)
+    return (f"--width {w} --height {h} fits every level" if not left else
+            f"--width {w} --height {h} fits all but the {left} smaller than "
+            f"{MIN_WIDTH}x{MIN_HEIGHT} tiles")
 
 
 # ----------------------------------------------------------------------------------------------
