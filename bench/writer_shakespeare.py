@@ -110,11 +110,12 @@ def estimate(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
 
+    from plugins.common.lm.data import StreamData
+    from plugins.common.lm.training import LMTask, TrainConfig
     from plugins.common.training import LoopState, QuietReporter
     from plugins.writer.engine.pipeline import build_new_model
     from plugins.writer.engine.presets import get_preset
     from plugins.writer.engine.tokenizer import train_tokenizer
-    from plugins.writer.engine.training import LMTask, TrainConfig
 
     preset = get_preset("tiny")
     text = Path(args.data).read_text(encoding="utf-8")[:200_000]
@@ -124,7 +125,7 @@ def estimate(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=10**6, batch_size=preset.batch_size, block_size=preset.block_size,
                       lr=preset.lr, eval_every=10**6, log_every=10**6, dropout=preset.dropout,
                       optimizer=preset.optimizer)  # type: ignore[arg-type]
-    task = LMTask(model, ids, [], cfg, QuietReporter())
+    task = LMTask(model, StreamData(ids), cfg, QuietReporter())
     state = LoopState(steps=cfg.steps, horizon=cfg.steps)
 
     def steps(n: int) -> None:  # the task's steps alone: what the loop adds is not timed here
@@ -173,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.estimate:
         return estimate(args)
 
+    from plugins.common.lm.loading import load_causal_lm
+    from plugins.common.lm.scoring import evaluate_ids
     from plugins.common.training import QuietReporter
-    from plugins.writer.engine.evaluation import evaluate_ids
-    from plugins.writer.engine.loading import load_causal_lm
     from plugins.writer.engine.pipeline import TrainRequest, run_training
 
     t_start = time.perf_counter()

@@ -40,7 +40,7 @@ def build_model(preset: str, folder: Path) -> Path:
     (speed does not depend on what the weights say)."""
     import torch
 
-    from plugins.writer.engine.loading import save_pretrained_folder
+    from plugins.common.lm.loading import save_pretrained_folder
     from plugins.writer.engine.pipeline import build_new_model
     from plugins.writer.engine.presets import get_preset
     from plugins.writer.engine.tokenizer import train_tokenizer
@@ -114,12 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         if handle.record.state != "done":
             raise SystemExit(f"studio run failed: {handle.record.error}")
         assert w.editor.toPlainText() == PROMPT + handle.record.result
-        from plugins.writer import jobs
-
-        gen = jobs.load_generator(str(model_dir), "cpu")
+        gen = load_generator(str(model_dir), "cpu")
         return dt, gen.last_stats.new_tokens
 
-    from plugins.writer.jobs import load_generator
+    from plugins.common.lm.generation import load_generator
 
     studio_run()  # warm-up: loads and caches the model, as the first Continue does
     gen = load_generator(str(model_dir), "cpu")

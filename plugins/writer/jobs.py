@@ -6,9 +6,7 @@ Each job's params class (:mod:`plugins.writer.params`) is its command line (``st
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 from plugins.writer.params import (
@@ -22,13 +20,26 @@ from plugins.writer.params import (
 from studio.errors import Cancelled, UserError
 from studio.jobs import JobContext
 
-_CACHE_SIZE = 2
-_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-_cache_lock = threading.Lock()
+
+class Continuation(str):
+    """The generate job's result: the text (what the command line prints), with ``stats``, the
+    generation's figures (time to first token, tokens/s, seed, why it stopped) for a UI."""
+
+    stats: dict[str, Any]
+
+    def __new__(cls, text: str, stats: dict[str, Any]) -> Continuation:
+        self = super().__new__(cls, text)
+        self.stats = stats
+        return self
 
 
 class Alternatives(list[str]):
-    """The alternatives job's result: a list of texts that prints one block per text."""
+    """The alternatives job's result: a list of texts that prints one block per text, with
+    ``stats`` as :class:`Continuation`'s."""
+
+    def __init__(self, texts: list[str], stats: dict[str, Any]) -> None:
+        super().__init__(texts)
+        self.stats = stats
 
     def __str__(self) -> str:
         return "\n".join(f"--- alternative {i + 1} ---\n{t}" for i, t in enumerate(self))
@@ -73,8 +84,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
 
 def inspect(ctx: JobContext, p: InspectParams) -> dict[str, Any]:
     """Count the characters and tokens of a corpus before training."""
+    from plugins.common.lm.loading import inspect_model_dir, load_tokenizer_for
     from plugins.writer.engine.corpus import load_corpus
-    from plugins.writer.engine.loading import inspect_model_dir, load_tokenizer_for
     from plugins.writer.engine.pipeline import CorpusStats
     from plugins.writer.engine.tokenizer import encode_documents, train_tokenizer
 
@@ -103,71 +114,48 @@ def inspect(ctx: JobContext, p: InspectParams) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # Generation
 # ----------------------------------------------------------------------------------------------
-def load_generator(model: str, device: str) -> Any:
-    """A cached :class:`Generator` for ``model`` (reloaded when its weights change), so pressing
-    Continue again does not reload the model."""
-    from plugins.writer.engine.generation import Generator
-    from plugins.writer.engine.loading import inspect_model_dir
+def _stream(ctx: JobContext, model: str, prompt: str, n: int, settings: Any) -> Any:
+    """Run the generator, sending every chunk to the UI as it comes; returns the
+    :class:`~plugins.common.lm.generation.Completion` (texts and figures)."""
+    from plugins.common.lm.generation import load_generator
 
-    info = inspect_model_dir(model)
-    stamp = tuple(sorted((str(w), w.stat().st_mtime_ns) for w in info.weights))
-    key = (str(info.path.resolve()), stamp, device)
-    with _cache_lock:
-        gen = _cache.get(key)
-        if gen is not None:
-            _cache.move_to_end(key)
-            return gen
-    gen = Generator.from_folder(info.path, device=device)
-    with _cache_lock:
-        _cache[key] = gen
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return gen
-
-
-def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
-def _stream(ctx: JobContext, model: str, prompt: str, n: int, settings: Any) -> list[str]:
-    """Run the generator, sending every chunk to the UI as it comes."""
     ctx.progress(0, settings.max_new_tokens, "loading the model")
     gen = load_generator(model, ctx.device)
     ctx.check()
-    texts = [""] * n
     last = 0.0
-    stats = gen.last_stats
-    for i, chunk in gen.stream_many(prompt, n, settings, cancel=lambda: ctx.cancelled):
-        texts[i] += chunk
+
+    def on_text(i: int, chunk: str) -> None:
+        nonlocal last
         if n == 1:
             ctx.preview("text", chunk, replace=False)
         else:
             ctx.preview("text", chunk, replace=False, index=i)
-        stats = gen.last_stats
         now = time.monotonic()
         if now - last > 0.25:
             last = now
+            stats = gen.last_stats
             ctx.progress(stats.new_tokens, settings.max_new_tokens,
                          f"{stats.tokens_per_s:.1f} tokens/s")
             ctx.preview("stats", stats.to_json())
-    stats = gen.last_stats
-    ctx.preview("stats", stats.to_json())
+
+    done = gen.complete(prompt, settings, cancel=lambda: ctx.cancelled, n=n, on_text=on_text)
+    ctx.preview("stats", done.stats.to_json())
     ctx.check()
     ctx.progress(settings.max_new_tokens, settings.max_new_tokens, "done")
-    ctx.log(f"{stats.new_tokens * stats.sequences} tokens at {stats.tokens_per_s:.1f} tokens/s "
-            f"(seed {stats.seed}; stopped: {', '.join(sorted(set(stats.stop_reasons)))})")
-    return texts
+    ctx.log(done.stats.summary())
+    return done
 
 
 def generate(ctx: JobContext, p: GenerateParams) -> str:
     """Continue a text with a model; the continuation is streamed and returned."""
-    return _stream(ctx, str(p.model), p.prompt, 1, p.settings())[0]
+    done = _stream(ctx, str(p.model), p.prompt, 1, p.settings())
+    return Continuation(done.text, done.stats.to_json())
 
 
 def alternatives(ctx: JobContext, p: AlternativesParams) -> Alternatives:
     """Several different continuations of one text, to pick from."""
-    return Alternatives(_stream(ctx, str(p.model), p.prompt, p.n, p.settings()))
+    done = _stream(ctx, str(p.model), p.prompt, p.n, p.settings())
+    return Alternatives(done.texts, done.stats.to_json())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -175,9 +163,9 @@ def alternatives(ctx: JobContext, p: AlternativesParams) -> Alternatives:
 # ----------------------------------------------------------------------------------------------
 def eval(ctx: JobContext, p: EvalParams) -> Any:
     """Perplexity and bits per character of a model on held-out text."""
+    from plugins.common.lm.loading import load_causal_lm
     from plugins.writer.engine.corpus import load_corpus
     from plugins.writer.engine.evaluation import EvalReport, EvalResult, evaluate_text
-    from plugins.writer.engine.loading import load_causal_lm
 
     corpus = load_corpus(p.data)
     ctx.progress(0, len(corpus.documents), "loading the model")
@@ -199,8 +187,8 @@ def eval(ctx: JobContext, p: EvalParams) -> Any:
 
 def download(ctx: JobContext, p: DownloadParams) -> str:
     """Download a model from the Hugging Face Hub into the workspace (safetensors only)."""
-    from plugins.writer.engine.hub import download_model
-    from plugins.writer.engine.loading import inspect_model_dir
+    from plugins.common.lm.hub import download_model
+    from plugins.common.lm.loading import inspect_model_dir
 
     ctx.progress(0, None, f"downloading {p.repo_id}")
     folder = download_model(p.repo_id, ctx.workspace, p.revision)

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from plugins.writer.engine.generation import SamplingSettings, parse_stop_sequences
+from plugins.common.lm.sampling import (
+    CUSTOM,
+    SAMPLER_PRESETS,
+    SamplingSettings,
+    parse_stop_sequences,
+    preset_choices,
+)
 from plugins.writer.engine.presets import PRESETS
 from studio.errors import UserError
 from studio.params import Choices, Help, Label, Range, Special, Unit, Widget
@@ -39,6 +45,16 @@ TopK = Annotated[int, Label("Top-k"), Range(0, 1_000_000), Special("no limit"),
 TopP = Annotated[float, Label("Top-p"), Range(0.01, 1.0, 0.05),
                  Help("nucleus sampling: choose among the likeliest tokens that together reach "
                       "this probability (1: off)")]
+MinP = Annotated[float, Label("Min-p"), Range(0.0, 0.95, 0.01),
+                 Help("keep only words at least this fraction as likely as the likeliest one "
+                      "(0: off); stays coherent at higher temperatures than top-p")]
+#: the shared engine's named sampler presets (plugins.common.lm.sampling), or "custom"
+SamplerName = Literal["custom", "precise", "balanced", "creative"]
+Sampler = Annotated[SamplerName, Label("Style"), Choices(preset_choices()),
+                    Help("named sampler settings (" + ", ".join(
+                        p.label for p in SAMPLER_PRESETS.values()) + ") that set temperature, "
+                         "top-k, top-p, min-p and repetition penalty; custom: those values as "
+                         "they are")]
 RepetitionPenalty = Annotated[float, Label("Repetition penalty"), Range(0.1, 10.0, 0.05),
                               Help("above 1 discourages repeating words already in the text "
                                    "(1: off)")]
@@ -151,11 +167,17 @@ class InspectParams:
 # Generation
 # ----------------------------------------------------------------------------------------------
 class _Sampling:
-    """What the two generating jobs share: their fields as the engine's sampling settings."""
+    """What the two generating jobs share: their fields as the engine's sampling settings.
 
+    A named ``sampler`` preset decides temperature, top-k, top-p, min-p and repetition penalty;
+    "custom" takes those fields as they are.
+    """
+
+    sampler: str
     temperature: float
     top_k: int
     top_p: float
+    min_p: float
     repetition_penalty: float
     seed: int | None
     stop: list[str]
@@ -163,10 +185,12 @@ class _Sampling:
 
     def settings(self) -> SamplingSettings:
         s = SamplingSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                             top_k=self.top_k, top_p=self.top_p,
+                             top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
                              repetition_penalty=self.repetition_penalty, seed=self.seed,
                              stop=tuple(parse_stop_sequences(self.stop)),
                              min_new_tokens=int(getattr(self, "min_new_tokens", 0)))
+        if self.sampler != CUSTOM:
+            s = s.with_preset(self.sampler)
         s.validate()
         return s
 
@@ -178,9 +202,11 @@ class GenerateParams(_Sampling):
     model: ModelFolder
     prompt: Prompt = ""
     max_new_tokens: MaxNewTokens = 200
+    sampler: Sampler = "custom"
     temperature: Temperature = 0.8
     top_k: TopK = 50
     top_p: TopP = 0.95
+    min_p: MinP = 0.0
     repetition_penalty: RepetitionPenalty = 1.0
     seed: Seed = None
     stop: StopAt = field(default_factory=list)
@@ -196,9 +222,11 @@ class AlternativesParams(_Sampling):
     prompt: Prompt = ""
     n: Annotated[int, Label("How many"), Range(1, 16), Help("how many continuations")] = 3
     max_new_tokens: MaxNewTokens = 60
+    sampler: Sampler = "custom"
     temperature: Temperature = 0.9
     top_k: TopK = 50
     top_p: TopP = 0.95
+    min_p: MinP = 0.0
     repetition_penalty: RepetitionPenalty = 1.0
     seed: Seed = None
     stop: StopAt = field(default_factory=list)

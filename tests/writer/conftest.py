@@ -45,7 +45,7 @@ def tiny_tokenizer(sample_text: str):
 
 
 def _save(model, tokenizer, folder: Path) -> Path:
-    from plugins.writer.engine.tokenizer import save_tokenizer
+    from plugins.common.lm.tokens import save_tokenizer
 
     model.save_pretrained(str(folder))
     save_tokenizer(tokenizer, folder)

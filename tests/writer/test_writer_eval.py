@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from plugins.common.lm.loading import load_causal_lm
 from plugins.writer.engine.evaluation import EvalResult, evaluate_ids, evaluate_text
-from plugins.writer.engine.loading import load_causal_lm
 from studio.errors import UserError
 
 

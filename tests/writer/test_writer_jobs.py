@@ -30,6 +30,12 @@ def test_cli_train_generate_eval(tmp_path: Path, corpus_file: Path,
     cli.cmd_run("writer", "generate", ["--model", str(run), "--prompt", "First Citizen:",
                                        "--max-new-tokens", "12", "--seed", "1"])
     assert capsys.readouterr().out == first  # same seed, same text
+    styled = ["--model", str(run), "--prompt", "First Citizen:", "--max-new-tokens", "12",
+              "--seed", "1", "--sampler", "creative"]
+    assert cli.cmd_run("writer", "generate", styled) == 0
+    creative = capsys.readouterr().out
+    cli.cmd_run("writer", "generate", styled)
+    assert capsys.readouterr().out == creative  # a style with a seed repeats too
 
     held = tmp_path / "held.txt"
     held.write_text("All:\nSpeak, speak.\n", encoding="utf-8")
@@ -64,6 +70,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path: Path,
     ("generate", ["--temperature", "-1"], "--temperature must be between 0 and"),
     ("generate", ["--top-p", "0"], "--top-p must be between 0.01 and 1"),
     ("generate", ["--seed", "-5"], "--seed must be between 0 and"),
+    ("generate", ["--min-p", "0.99"], "--min-p must be between 0 and 0.95"),
+    ("generate", ["--sampler", "wild"], "--sampler must be one of custom, precise, balanced"),
     ("alternatives", ["--n", "17"], "--n must be between 1 and 16"),
     ("eval", ["--window", "-1"], "--window must be between 0 and"),
 ])
@@ -104,3 +112,21 @@ def test_plugin_module_imports_neither_torch_nor_qt() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_sampler_styles_decide_the_sampling_numbers() -> None:
+    from typing import get_args
+
+    from plugins.common.lm.sampling import CUSTOM, SAMPLER_PRESETS
+    from plugins.writer.params import AlternativesParams, GenerateParams, SamplerName
+
+    assert set(get_args(SamplerName)) == {CUSTOM, *SAMPLER_PRESETS}  # one list of styles
+    custom = GenerateParams(model=Path("m"), temperature=0.5, min_p=0.2).settings()
+    assert (custom.temperature, custom.min_p, custom.top_k) == (0.5, 0.2, 50)
+    p = GenerateParams(model=Path("m"), sampler="precise", temperature=2.0, seed=4,
+                       max_new_tokens=9)
+    s = p.settings()
+    assert s.to_json() | SAMPLER_PRESETS["precise"].values() == s.to_json()
+    assert (s.seed, s.max_new_tokens) == (4, 9)  # a style leaves length and seed alone
+    alt = AlternativesParams.following(p, 2)
+    assert alt.sampler == "precise" and alt.settings().temperature == 0.3

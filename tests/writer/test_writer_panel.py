@@ -43,7 +43,10 @@ def test_continue_streams_at_the_cursor_and_undo_removes_it(qtbot, panel) -> Non
     assert handle.record.state == "done" and result
     assert len(chunks) > 1  # it streamed
     assert w.editor.toPlainText() == "First Citizen:\nSpeak." + result + " [end]"
-    assert "tokens/s" in w.speed_label.text()
+    assert "tokens/s" in w.speed_label.text() and "first token in" in w.speed_label.text()
+    stats = result.stats  # the figures come with the result too
+    assert stats["new_tokens"] >= 1 and stats["seed"] == 3
+    assert 0 < stats["first_token_s"] <= stats["seconds"] and stats["tokens_per_s"] > 0
     assert w.continue_button.isEnabled()
     w.editor.undo()
     assert w.editor.toPlainText() == original
@@ -190,3 +193,32 @@ def test_bad_settings_are_shown_not_submitted(qtbot, panel) -> None:
     w.form.set_value("top_p", 0.0)  # below its range: the form says so, nothing is submitted
     assert w.continue_text() is None
     assert "Top-p" in w.status.text()
+
+
+def test_sampler_styles_set_the_numbers(qtbot, make_host, tiny_gpt2: Path) -> None:
+    """Choosing a style shows its numbers; a number edited by hand makes the style Custom
+    (or the preset those numbers are); the style is remembered and reaches the job."""
+    plugin = WriterPlugin()
+    host = make_host(plugin)
+    first = plugin.create_panel(host)
+    qtbot.addWidget(first)
+    w = first.write_tab
+    assert w.sampler.currentData() == "custom"
+    w.sampler.setCurrentIndex(w.sampler.findData("creative"))
+    assert w.form.p.sampler == "creative"
+    assert (w.temperature.value(), w.top_k.value(), w.top_p.value(), w.min_p.value()) == \
+        (pytest.approx(1.2), 0, pytest.approx(1.0), pytest.approx(0.1))
+    w.min_p.setValue(0.3)
+    assert w.form.p.sampler == "custom" and w.sampler.currentData() == "custom"
+    w.min_p.setValue(0.1)  # the preset's numbers again
+    assert w.sampler.currentData() == "creative"
+    p = w.generate_params(str(tiny_gpt2), "Speak")
+    assert p is not None and p.sampler == "creative"
+    s = p.settings()
+    assert (s.temperature, s.min_p, s.top_k) == (1.2, 0.1, 0)
+    w.sampler.setCurrentIndex(w.sampler.findData("precise"))
+    first.shutdown()
+    second = plugin.create_panel(host)
+    qtbot.addWidget(second)
+    assert second.write_tab.sampler.currentData() == "precise"
+    assert second.write_tab.temperature.value() == pytest.approx(0.3)

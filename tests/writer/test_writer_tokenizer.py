@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from plugins.common.lm.tokens import save_tokenizer
 from plugins.writer.engine.tokenizer import (
     EOT,
     auto_vocab_size,
     encode_documents,
-    save_tokenizer,
     train_tokenizer,
 )
 from studio.errors import UserError

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from writer_helpers import StopAt
 
+from plugins.common.lm.training import lr_factor
 from plugins.common.training import QuietReporter
 from plugins.writer.engine.pipeline import TrainRequest, run_training
-from plugins.writer.engine.training import lr_factor
 from studio.errors import Cancelled, UserError
 
 
@@ -48,8 +48,8 @@ def test_from_scratch_saves_a_folder_plain_transformers_loads(
 def test_dropout_only_while_training(tiny_llama: Path) -> None:
     import torch
 
-    from plugins.writer.engine.loading import load_causal_lm
-    from plugins.writer.engine.training import add_dropout
+    from plugins.common.lm.loading import load_causal_lm
+    from plugins.common.lm.training import add_dropout
 
     model, _, _ = load_causal_lm(tiny_llama)
     x = torch.tensor([[1, 2, 3, 4, 5]])
@@ -164,7 +164,7 @@ def test_lora_fine_tune_merged_and_as_adapter(tmp_path: Path, corpus_file: Path,
                                               tiny_gpt2: Path) -> None:
     import torch
 
-    from plugins.writer.engine.loading import inspect_model_dir, load_causal_lm
+    from plugins.common.lm.loading import inspect_model_dir, load_causal_lm
 
     merged = run_training(_req(corpus_file, base_model=str(tiny_gpt2), method="lora", steps=4,
                                eval_every=2, lr=5e-2), tmp_path / "merged", QuietReporter())

@@ -8,16 +8,19 @@ whatever their tokenizers (nanoGPT's character-level loss is exactly this).
 Every token of the text is scored: the tokenizer's bos (or eos) token is put in front as context
 for the first one. The text is read in windows of the model's context length; with ``stride``
 smaller than the window, each window re-reads ``window - stride`` tokens of context and scores
-only its new tokens (the Hugging Face "perplexity of fixed-length models" method).
+only its new tokens (the Hugging Face "perplexity of fixed-length models" method): the scoring
+itself is the shared language-model engine's (:mod:`plugins.common.lm.scoring`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from plugins.common.lm.loading import context_length
+from plugins.common.lm.scoring import evaluate_ids
 from studio.errors import UserError
 
 LN2 = math.log(2.0)
@@ -64,78 +67,6 @@ class EvalResult:
                 f"({self.chars:,} characters, window {self.window}, stride {self.stride})")
 
 
-def token_nll(model: Any, ids: Any, score_from: int = 0) -> tuple[float, int]:
-    """Sum of next-token NLL over a batch of windows ``ids`` (B, T), scoring predictions for
-    positions ``score_from+1 .. T-1``; returns ``(nll, count)``."""
-    import torch
-
-    logits = model(input_ids=ids).logits[:, :-1].float()
-    targets = ids[:, 1:]
-    logp = torch.log_softmax(logits, dim=-1)
-    nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    nll = nll[:, score_from:]
-    return float(nll.sum()), int(nll.numel())
-
-
-def evaluate_ids(model: Any, ids: Sequence[int], window: int, stride: int | None = None,
-                 max_batch_elems: int = 1 << 25,
-                 check: Callable[[], None] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
-    """Total NLL of ``ids[1:]`` given what precedes each (``ids[0]`` is context only).
-
-    Windows of ``window`` tokens advance by ``stride`` (default: ``window``, no overlap); each
-    scores only tokens not scored before. Returns ``(nll, tokens_scored)``.
-    """
-    import torch
-
-    from plugins.writer.engine.generation import context_length
-
-    if len(ids) < 2:
-        return 0.0, 0
-    window = max(2, min(int(window), context_length(model.config)))
-    stride = window if not stride else max(1, min(int(stride), window))
-    device = next(model.parameters()).device
-    data = torch.tensor(list(ids), dtype=torch.long)
-    n = len(ids)
-    # Window ids[s:e] predicts positions s+1 .. e-1; only positions after ``prev`` (the last one
-    # already scored) count. Consecutive windows overlap by at least one token of context.
-    jobs: list[tuple[int, int, int]] = []  # start, length, score_from
-    prev, s = 0, 0
-    while prev < n - 1:
-        e = min(n, s + window)
-        jobs.append((s, e - s, max(0, prev - s)))
-        prev = e - 1
-        if e == n:
-            break
-        s = min(s + stride, e - 1)
-    vocab = int(getattr(model.config, "vocab_size", 50000) or 50000)
-    per_batch = max(1, max_batch_elems // (window * vocab))
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            i = 0
-            while i < len(jobs):
-                if check is not None:
-                    check()
-                length, score_from = jobs[i][1], jobs[i][2]
-                group = [jobs[i]]
-                while (len(group) < per_batch and i + len(group) < len(jobs)
-                       and jobs[i + len(group)][1:] == (length, score_from)):
-                    group.append(jobs[i + len(group)])
-                batch = torch.stack([data[s:s + length] for s, _, _ in group]).to(device)
-                nll, c = token_nll(model, batch, score_from)
-                total += nll
-                count += c
-                i += len(group)
-                if progress is not None:
-                    progress(i, len(jobs))
-    finally:
-        model.train(was_training)
-    return total, count
-
-
 def evaluate_text(model: Any, tokenizer: Any, text: str, window: int | None = None,
                   stride: int | None = None, check: Callable[[], None] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> EvalResult:
@@ -145,8 +76,6 @@ def evaluate_text(model: Any, tokenizer: Any, text: str, window: int | None = No
         window: tokens per window (default: the model's context length, at most 1024).
         stride: new tokens per window (default: ``window``, i.e. no overlap).
     """
-    from plugins.writer.engine.generation import context_length
-
     if not text:
         raise UserError("the evaluation text is empty")
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

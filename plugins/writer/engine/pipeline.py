@@ -3,8 +3,9 @@
 The train job, the Shakespeare bench and (later) the chatbot's fine-tuning call it in two
 steps: :func:`prepare_training` reads the corpus, trains or loads the tokenizer and builds or
 loads the model (the job records the data between the two), then :func:`train_prepared` runs
-:class:`~.training.LMTask` in the shared :class:`~plugins.common.training.TrainLoop` and saves a
-standard Hugging Face folder. :func:`run_training` does both.
+the shared language-model task (:class:`~.training.WriterTask`, on the corpus as one token
+stream) in the shared :class:`~plugins.common.training.TrainLoop` and saves a standard Hugging
+Face folder. :func:`run_training` does both.
 
 Run folder layout (``RUN``)::
 
@@ -22,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from plugins.common.lm.training import LMTask, TrainConfig, TrainResult
 from plugins.common.training import LoopState, Reporter
 from plugins.writer.engine import presets as presets_mod
 from plugins.writer.engine.corpus import Corpus, load_corpus
-from plugins.writer.engine.training import LMTask, TrainConfig, TrainResult
 from studio.errors import UserError
 
 CONFIG_NAME = "config.json"
@@ -203,16 +204,11 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
     and ``req.max_seconds`` may extend the run); :func:`train_prepared` continues from the
     checkpoint.
     """
+    from plugins.common.lm.loading import context_length, load_causal_lm
+    from plugins.common.lm.tokens import load_tokenizer, save_tokenizer
+    from plugins.common.lm.training import apply_lora, count_parameters
     from plugins.common.training import refuse_to_overwrite
-    from plugins.writer.engine.generation import context_length
-    from plugins.writer.engine.loading import load_causal_lm
-    from plugins.writer.engine.tokenizer import (
-        encode_documents,
-        load_tokenizer,
-        save_tokenizer,
-        train_tokenizer,
-    )
-    from plugins.writer.engine.training import apply_lora, count_parameters
+    from plugins.writer.engine.tokenizer import encode_documents, train_tokenizer
     from studio import storage
 
     t0 = time.perf_counter()
@@ -289,7 +285,9 @@ def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
     Stop (the model so far; the checkpoint lets Resume continue)."""
     import torch
 
+    from plugins.common.lm.data import StreamData
     from plugins.common.training import Schedule, TrainLoop
+    from plugins.writer.engine.training import WriterTask
 
     cfg = prep.cfg
     val_cpt = prep.stats.val_chars / max(1, prep.stats.val_tokens) if prep.val_ids else None
@@ -300,8 +298,9 @@ def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
             rep.log(f"stopped at step {state.step}; saving the model so far")
         saved["dir"] = _save_result(prep, task, state, rep)
 
-    task = LMTask(prep.model, prep.train_ids, prep.val_ids, cfg, rep, device=prep.device,
-                  best_path=prep.run_dir / BEST, val_chars_per_token=val_cpt, export=export)
+    task = WriterTask(prep.model, StreamData(prep.train_ids, prep.val_ids), cfg, rep,
+                      device=prep.device, best_path=prep.run_dir / BEST,
+                      val_chars_per_token=val_cpt, export=export)
     schedule = Schedule(
         steps=cfg.steps, max_seconds=cfg.max_seconds or None, log_every=cfg.log_every,
         eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every or cfg.eval_every,
@@ -330,7 +329,7 @@ def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = 
 
 def _save_result(prep: PreparedRun, task: LMTask, state: LoopState, rep: Reporter) -> Path:
     """Save the best-validation weights (or the last ones) as ``RUN/model``."""
-    from plugins.writer.engine.loading import save_pretrained_folder
+    from plugins.common.lm.training import save_trained_model
 
     cfg, step = prep.cfg, state.step
     best_step = task.restore_best(step) if cfg.keep_best else None
@@ -339,12 +338,12 @@ def _save_result(prep: PreparedRun, task: LMTask, state: LoopState, rep: Reporte
                 f"{state.best_value:.4f})")
     out = prep.model_dir
     val = state.best_value if best_step is not None else task.last_val
-    extra = {"studio": "writer", "run": str(prep.run_dir), "step": step, "best_step": best_step,
-             "val_loss": val, "corpus": prep.stats.to_json(), "train": cfg.to_json()}
-    to_save = prep.model
-    if cfg.method == "lora" and prep.req.merge_lora:
-        # in place: the run ends here (a later resume rebuilds the model from its checkpoint)
-        to_save = prep.model.merge_and_unload()
-    save_pretrained_folder(to_save, prep.tokenizer, out, extra)
+    # the run's folder name, not its path: a model folder is something people share
+    extra = {"studio": "writer", "run": prep.run_dir.name, "step": step,
+             "best_step": best_step, "val_loss": val, "corpus": prep.stats.to_json(),
+             "train": cfg.to_json()}
+    # a LoRA merge happens in place: the run ends here (a resume rebuilds from the checkpoint)
+    save_trained_model(prep.model, prep.tokenizer, out,
+                       merge_lora=cfg.method == "lora" and prep.req.merge_lora, extra=extra)
     rep.log(f"saved the model to {out}")
     return out

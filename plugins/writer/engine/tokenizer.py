@@ -1,4 +1,4 @@
-"""Tokenizers: trained on the user's corpus for new models, loaded from folders for others.
+"""The writer's tokenizers: trained on the user's corpus for new models; a corpus as token ids.
 
 New models get one of two tokenizers, both built with Hugging Face ``tokenizers`` and saved as a
 ``tokenizer.json`` folder that plain ``AutoTokenizer.from_pretrained`` loads:
@@ -9,15 +9,13 @@ New models get one of two tokenizers, both built with Hugging Face ``tokenizers`
 - ``"char"``: one token per character seen in the corpus (plus ``<unk>`` for unseen ones). Tiny
   vocabulary; the classic char-RNN set-up.
 
-``<|endoftext|>`` is the document separator (eos, bos and padding), as in GPT-2.
+``<|endoftext|>`` is the document separator (eos, bos and padding), as in GPT-2. Loading and
+saving tokenizer folders is the shared engine's (:mod:`plugins.common.lm.tokens`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from studio.errors import UserError
@@ -104,47 +102,6 @@ def _pieces(texts: Sequence[str], size: int = 1 << 20) -> Any:
                 end = nl + 1 if nl > start else end
             yield text[start:end]
             start = end
-
-
-def save_tokenizer(tokenizer: Any, folder: str | os.PathLike[str]) -> Path:
-    """``save_pretrained`` plus a ``tokenizer_class`` older transformers releases also know.
-
-    transformers 5 writes ``TokenizersBackend``; ``PreTrainedTokenizerFast`` is its alias there
-    and the real class in 4.x, so the folder loads in both.
-    """
-    from studio.storage import atomic_write_json
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(folder))
-    cfg_path = folder / "tokenizer_config.json"
-    if cfg_path.exists():
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if cfg.get("tokenizer_class") == "TokenizersBackend":
-            cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-            atomic_write_json(cfg_path, cfg)
-    return folder
-
-
-def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
-    """``AutoTokenizer`` from a local folder: no network, no remote code.
-
-    A tokenizer without a padding token gets its eos token as padding (batched generation and
-    evaluation need one).
-    """
-    from transformers import AutoTokenizer
-
-    folder = Path(folder)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
-                                            trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from {folder}: {str(exc).splitlines()[0]}. "
-                        "A model folder needs its tokenizer files (tokenizer.json or "
-                        "vocab/merges files) beside config.json.") from None
-    if tok.pad_token_id is None and tok.eos_token_id is not None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def encode_documents(tokenizer: Any, texts: Sequence[str],

@@ -100,7 +100,7 @@ class WriterPanel(QWidget):
         if not path:
             self.model_info.setText("")
             return
-        from plugins.writer.engine.loading import inspect_model_dir
+        from plugins.common.lm.loading import inspect_model_dir
         from studio.errors import UserError
 
         try:

@@ -7,7 +7,9 @@ pressed (a ``QTextCursor`` that moves along with the document, so typing elsewhe
 safe). One Ctrl+Z removes a whole continuation. Stop cancels the job and ignores anything still
 in flight, so the text stops at once. Alternatives streams several continuations into a list to
 pick from, with the same sampling settings
-(:meth:`~plugins.writer.params.AlternativesParams.following`).
+(:meth:`~plugins.writer.params.AlternativesParams.following`). The Style box offers the shared
+engine's named sampler presets (Precise, Balanced, Creative): choosing one shows its numbers,
+and editing a number afterwards makes the style Custom (or the preset those numbers are).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from plugins.common.lm.sampling import CUSTOM, matching_preset, sampler_preset
 from plugins.writer.params import AlternativesParams, GenerateParams
 from plugins.writer.ui.documents import DocumentStore
 from studio.qtjobs import JobHandle
@@ -49,6 +52,8 @@ from studio.widgets.form import Form
 PROMPT_CHARS = 6000  # text before the cursor sent as the prompt (the model keeps what fits)
 AUTOSAVE_IDLE_MS = 1000  # save this long after the last edit...
 AUTOSAVE_MAX_S = 5.0  # ...but at least this often while text keeps changing (streaming)
+#: the fields a named sampler preset sets
+SAMPLER_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 
 
 class WriteTab(QWidget):
@@ -123,6 +128,8 @@ class WriteTab(QWidget):
         self.temperature = cast(QDoubleSpinBox, self.form.editor("temperature"))
         self.top_k = cast(QSpinBox, self.form.editor("top_k"))
         self.top_p = cast(QDoubleSpinBox, self.form.editor("top_p"))
+        self.min_p = cast(QDoubleSpinBox, self.form.editor("min_p"))
+        self.sampler = cast(QComboBox, self.form.editor("sampler"))
         self.rep_penalty = cast(QDoubleSpinBox, self.form.editor("repetition_penalty"))
         self.max_new = cast(QSpinBox, self.form.editor("max_new_tokens"))
         self.seed = cast(QSpinBox, self.form.editor("seed"))
@@ -135,8 +142,8 @@ class WriteTab(QWidget):
         self.random_seed.setChecked(self.form.p.seed is None)
         self._random_toggled(self.random_seed.isChecked())
         form = QFormLayout()
-        self.form.add_rows(form, "temperature", "top_k", "top_p", "repetition_penalty",
-                           "max_new_tokens", "seed")
+        self.form.add_rows(form, "sampler", "temperature", "top_k", "top_p", "min_p",
+                           "repetition_penalty", "max_new_tokens", "seed")
         form.addRow("", self.random_seed)
         self.form.add_rows(form, "stop")
         sampling = QGroupBox("Sampling")
@@ -195,9 +202,25 @@ class WriteTab(QWidget):
         self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_IDLE_MS)
         self._autosave_timer.timeout.connect(self.autosave)
+        self.form.changed.connect(self._on_sampling_changed)
+        self.apply_sampler(self.form.p.sampler)  # a remembered style shows its own numbers
         self._open_session()
 
     # -- settings -------------------------------------------------------------------------------
+    def apply_sampler(self, name: str) -> None:
+        """Choose a sampler style: a named preset shows its numbers; Custom keeps them."""
+        if name != CUSTOM:
+            for field, value in sampler_preset(name).values().items():
+                self.form.set_value(field, value)
+        self.form.set_value("sampler", name)
+
+    def _on_sampling_changed(self, name: str) -> None:
+        if name == "sampler":
+            self.apply_sampler(self.form.p.sampler)
+        elif name in SAMPLER_FIELDS:  # a number edited by hand: Custom, unless it is a preset
+            values = {f: getattr(self.form.p, f) for f in SAMPLER_FIELDS}
+            self.form.set_value("sampler", matching_preset(values))
+
     def _random_toggled(self, on: bool) -> None:
         self.form.widget("seed").setEnabled(not on)
 
@@ -421,7 +444,9 @@ class WriteTab(QWidget):
 
     def _show_stats(self, stats: dict[str, Any]) -> None:
         tps = float(stats.get("tokens_per_s", 0.0))
-        self.speed_label.setText(f"{tps:.1f} tokens/s · seed {stats.get('seed', '?')}")
+        first = float(stats.get("first_token_s", 0.0))
+        self.speed_label.setText(f"{tps:.1f} tokens/s · first token in {first:.2f} s · "
+                                 f"seed {stats.get('seed', '?')}")
 
     def _on_finished(self, handle: JobHandle, rec: Any) -> None:
         if handle is not self._handle:

@@ -1,4 +1,5 @@
-"""Model folders: check, load and save Hugging Face causal LMs safely.
+"""Model folders: check, load and save Hugging Face causal LMs safely (the writer's and the
+chatbot's models alike).
 
 What is accepted, and why:
 - A local folder with ``config.json`` and safetensors weights (``model.safetensors``, or a sharded
@@ -6,7 +7,8 @@ What is accepted, and why:
   ``AutoModelForCausalLM`` knows natively.
 - A LoRA adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``) whose base model
   is such a folder.
-- A studio run folder: its ``model/`` sub-folder is used.
+- A studio run folder (a writer or chat training run): its ``model/`` (or ``adapter/``)
+  sub-folder is used.
 
 What is refused, with a message saying so: pickle-only checkpoints (``pytorch_model.bin``,
 ``.pt``, ``.ckpt``: unpickling can run arbitrary code), models that need their own Python code
@@ -26,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plugins.common.lm.tokens import TOKENIZER_FILES, load_tokenizer, save_tokenizer
 from studio.errors import UserError
 
 PICKLE_EXTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
-                   "tokenizer_config.json")
 
 
 @dataclass
@@ -71,7 +72,7 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def _is_model_folder(p: Path) -> bool:
-    """An adapter folder, or a config.json that describes a model (a writer run folder also has
+    """An adapter folder, or a config.json that describes a model (a training run folder also has
     a config.json, holding its training settings instead)."""
     if (p / "adapter_config.json").exists():
         return True
@@ -157,8 +158,6 @@ def inspect_model_dir(path: str | os.PathLike[str]) -> ModelFolder:
 
 def load_tokenizer_for(info: ModelFolder) -> Any:
     """The tokenizer beside the weights (an adapter falls back to its base model's)."""
-    from plugins.writer.engine.tokenizer import load_tokenizer
-
     for folder in (info.path, info.base):
         if folder is not None and any((folder / f).exists() for f in TOKENIZER_FILES):
             return load_tokenizer(folder)
@@ -279,7 +278,6 @@ def save_pretrained_folder(model: Any, tokenizer: Any, target: str | os.PathLike
                            extra: dict[str, Any] | None = None) -> Path:
     """``model.save_pretrained`` (safetensors) + tokenizer (+ ``studio.json`` with ``extra``),
     atomically. A peft model saves its adapter (``adapter_model.safetensors``)."""
-    from plugins.writer.engine.tokenizer import save_tokenizer
     from studio.storage import atomic_write_json
 
     quiet_transformers()
@@ -293,15 +291,10 @@ def save_pretrained_folder(model: Any, tokenizer: Any, target: str | os.PathLike
     return save_model_folder(target, write)
 
 
-def find_models(workspace: str | os.PathLike[str]) -> list[Path]:
-    """Model folders the studio knows of: downloads (``models/*``) and the results of writer
-    training runs (``runs/writer/*/model``), newest first. Only looks at file names, so it is
-    cheap enough for a panel to call."""
-    ws = Path(workspace)
-    found: list[Path] = []
-    for pattern in ("models/*", "runs/writer/*/model"):
-        for p in ws.glob(pattern):
-            if p.is_dir() and ((p / "config.json").exists() or
-                               (p / "adapter_config.json").exists()):
-                found.append(p)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+def context_length(config: Any) -> int:
+    """The model's context window in tokens (2048 when the config does not say)."""
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.writer.engine.loading import (
-    find_models,
+from plugins.common.lm.loading import (
     inspect_model_dir,
     load_causal_lm,
     resolve_model_dir,
@@ -70,10 +69,8 @@ def test_run_folder_resolves_to_its_model(tmp_path: Path, tiny_gpt2: Path) -> No
     shutil.copytree(tiny_gpt2, run / "model")
     (run / "config.json").write_text(json.dumps({"format": "studio-writer-run-1"}))
     assert resolve_model_dir(run) == run / "model"
-    ws = tmp_path / "ws"
-    shutil.copytree(tiny_gpt2, ws / "runs" / "writer" / "r1" / "model")
-    shutil.copytree(tiny_gpt2, ws / "models" / "owner--name")
-    assert {p.parent.name for p in find_models(ws)} == {"r1", "models"}
+    model, _, info = load_causal_lm(run)
+    assert info.path == run / "model" and not model.training
 
 
 def test_adapter_with_missing_base_is_explained(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Streaming generation: chunks, seeds, stop sequences, cancel, long outputs, batches."""
+"""Streaming generation: chunks, seeds, stop sequences, Stop, long outputs, batches, time to
+first token and tokens/s, the model cache."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from plugins.writer.engine.generation import (
+from plugins.common.lm.generation import (
     STOP_CANCELLED,
     STOP_LENGTH,
     STOP_SEQUENCE,
     Generator,
-    SamplingSettings,
-    _StopScanner,
-    parse_stop_sequences,
+    StopScanner,
 )
+from plugins.common.lm.sampling import SamplingSettings, parse_stop_sequences
 from studio.errors import UserError
 
 
@@ -49,12 +49,12 @@ def test_stream_chunks_join_to_the_text_and_seed_reproduces(gen: Generator) -> N
 
 
 def test_detokenizer_never_emits_half_a_character(gen: Generator) -> None:
-    from plugins.writer.engine.generation import _Detokenizer
+    from plugins.common.lm.tokens import Detokenizer
 
     text = " Café 😀 naïve — 漢字 done"
     ids = gen.tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(ids) > len(text) / 2  # unseen characters are split into byte tokens
-    d = _Detokenizer(gen.tokenizer, gen.encode("Speak"))
+    d = Detokenizer(gen.tokenizer, gen.encode("Speak"))
     chunks = [d.push(i) for i in ids]
     chunks.append(d.flush())
     assert all("\ufffd" not in c for c in chunks)
@@ -75,12 +75,12 @@ def test_stop_sequence_cuts_exactly(gen: Generator) -> None:
 
 
 def test_stop_scanner_holds_back_partial_matches() -> None:
-    sc = _StopScanner(["THE END"])
+    sc = StopScanner(["THE END"])
     out = sc.feed("and so THE") + sc.feed(" EN")
     assert out == "and so "  # "THE EN" might start the stop sequence
     out += sc.feed("D of it")
     assert out == "and so " and sc.stopped
-    sc = _StopScanner(["\n\n"])
+    sc = StopScanner(["\n\n"])
     assert sc.feed("a\n") == "a"
     assert sc.feed("b") == "\nb"
     assert sc.flush() == ""
@@ -140,23 +140,23 @@ def test_min_new_tokens_and_settings_validation(gen: Generator,
 
 @pytest.mark.parametrize("arch", ["qwen2", "gemma2", "mistral"])
 def test_other_architectures_match_model_generate(arch: str, tmp_path: Path,
-                                                  tiny_tokenizer) -> None:
+                                                  tokenizer) -> None:
     """The decoding loop is generic: greedy text equals ``model.generate`` for other families
     (sliding-window and soft-capped models included)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from plugins.writer.engine.tokenizer import save_tokenizer
+    from plugins.common.lm.tokens import save_tokenizer
 
-    eot = tiny_tokenizer.eos_token_id
-    cfg = AutoConfig.for_model(arch, vocab_size=len(tiny_tokenizer), hidden_size=32,
+    eot = tokenizer.eos_token_id
+    cfg = AutoConfig.for_model(arch, vocab_size=len(tokenizer), hidden_size=32,
                                intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                                num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
                                bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg)
     model.save_pretrained(str(tmp_path))
-    save_tokenizer(tiny_tokenizer, tmp_path)
+    save_tokenizer(tokenizer, tmp_path)
     gen = Generator.from_folder(tmp_path)
     s = SamplingSettings(max_new_tokens=12, temperature=0, stop_at_eos=False)
     text = gen.generate("Speak", s)
@@ -164,3 +164,79 @@ def test_other_architectures_match_model_generate(arch: str, tmp_path: Path,
     ref = gen.model.generate(torch.tensor([ids]), max_new_tokens=12, min_new_tokens=12,
                              do_sample=False, pad_token_id=eot)
     assert text == gen.tokenizer.decode(ref[0, len(ids):].tolist(), skip_special_tokens=True)
+
+
+def test_a_seed_gives_the_same_text_on_a_freshly_loaded_model(gen: Generator,
+                                                             tiny_gpt2: Path) -> None:
+    s = SamplingSettings(max_new_tokens=30, temperature=1.0, min_p=0.05, seed=21,
+                         stop_at_eos=False)
+    first = gen.generate_many("All:\n", 2, s)
+    again = Generator.from_folder(tiny_gpt2).generate_many("All:\n", 2, s)
+    assert first == again and first[0] != first[1]
+
+
+def test_stop_lands_within_one_token(gen: Generator) -> None:
+    """Stop pressed while a chunk is being shown: no further token is made (no forward pass
+    runs after ``cancel()`` said yes)."""
+    import threading
+
+    stop = threading.Event()
+    at_stop: list[int] = []
+    calls = {"forward": 0}
+    forward = gen._forward
+
+    def counting(ids, cache):
+        calls["forward"] += 1
+        return forward(ids, cache)
+
+    gen._forward = counting  # type: ignore[method-assign]
+    try:
+        s = SamplingSettings(max_new_tokens=500, temperature=1.0, seed=2, stop_at_eos=False)
+        for chunk in gen.stream("Speak", s, cancel=stop.is_set):
+            assert chunk
+            if gen.last_stats.new_tokens >= 8 and not stop.is_set():
+                stop.set()  # as the Stop button does, from the consumer's side
+                at_stop += [gen.last_stats.new_tokens, calls["forward"]]
+    finally:
+        del gen._forward
+    assert gen.last_stats.new_tokens - at_stop[0] <= 1
+    assert gen.last_stats.new_tokens == at_stop[0]  # in fact not even one more
+    assert calls["forward"] == at_stop[1]
+    assert gen.last_stats.stop_reason == STOP_CANCELLED
+
+
+def test_time_to_first_token_and_speed_come_with_the_result(gen: Generator) -> None:
+    seen: list[tuple[int, str]] = []
+    s = SamplingSettings(max_new_tokens=25, temperature=1.0, seed=9, stop_at_eos=False)
+    done = gen.complete("First Citizen:\n", s, on_text=lambda i, c: seen.append((i, c)))
+    st = done.stats
+    assert done.text == "".join(c for _, c in seen) and done.text
+    assert st.new_tokens == 25 and st.prompt_tokens > 0 and st.seed == 9
+    assert 0 < st.first_token_s < st.seconds
+    assert st.tokens_per_s == pytest.approx(24 / (st.seconds - st.first_token_s))
+    js = st.to_json()
+    assert js["first_token_s"] == st.first_token_s and js["tokens_per_s"] == st.tokens_per_s
+    assert "tokens/s" in st.summary() and "seed 9" in st.summary()
+    many = gen.complete("You", s, n=3)
+    assert len(many.texts) == 3 and many.stats.sequences == 3
+    assert many.stats.tokens_per_s == pytest.approx(
+        3 * 24 / (many.stats.seconds - many.stats.first_token_s))
+
+
+def test_loaded_models_are_kept_until_their_weights_change(tmp_path: Path,
+                                                           tiny_gpt2: Path) -> None:
+    import os
+    import shutil
+
+    from plugins.common.lm.generation import clear_generators, load_generator
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_gpt2, folder)
+    clear_generators()
+    a = load_generator(folder)
+    assert load_generator(folder) is a
+    weights = folder / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # saved again
+    assert load_generator(folder) is not a
+    clear_generators()
