@@ -18,10 +18,11 @@ from studio.errors import UserError
 from studio.jobs import JobContext
 from studio.storage import atomic_write_json
 
-from .engine import agents, files, metrics
+from .engine import agents, files, metrics, physics
 from .engine import generate as gen
 from .engine.batch import LevelBatch
 from .engine.level import Level
+from .engine.physics import Physics
 from .engine.report import CheckResult, LevelReport
 from .params import (
     CheckParams,
@@ -101,17 +102,30 @@ def generate(ctx: JobContext, p: GenerateParams) -> LevelBatch:
     return batch
 
 
-def _agent(level: Level, mode: str, jump: int) -> agents.Check:
-    if mode == "platformer" or (mode == "auto" and level.legend.guess_view() == "platformer"):
-        return agents.platformer(level, jump=jump)
-    return agents.check(level, mode)
+def _calibrated(ctx: JobContext, p: CheckParams) -> Physics | None:
+    """``--calibrate``: the smallest limits under which the game's real levels all pass."""
+    if p.calibrate is None:
+        return None
+    real = files.load_folder(p.calibrate, p.legend, ctx.warn)
+    ctx.log(f"calibrating on {len(real)} real level(s)")
+    cal = physics.calibrate(real, p.mode, p.direction, ctx.check)
+    if cal.unfinished:
+        ctx.warn(f"{len(cal.unfinished)} of the real levels cannot be finished with any limits "
+                 f"the checker tries, so the calibration leaves them out: "
+                 f"{', '.join(cal.unfinished)}")
+    return cal
 
 
 def check(ctx: JobContext, p: CheckParams) -> CheckResult:
-    """Check playability and measure levels; the command line prints the report as JSON."""
+    """Check playability and measure levels; the command line prints the report as JSON.
+
+    The agent judges with the game's physics (:func:`physics.resolve`): the limits set here,
+    else a calibration on ``--calibrate``'s real levels, else the legend's, the game's profile or
+    the defaults; the report says which."""
     levels = p.level
     if not levels:
         raise UserError("no level to check")
+    cal = _calibrated(ctx, p)
     train = files.load_folder(p.data, p.legend, ctx.warn) if p.data else None
     train_hist = None
     if train:
@@ -122,12 +136,14 @@ def check(ctx: JobContext, p: CheckParams) -> CheckResult:
     reports = []
     for i, lv in enumerate(levels):
         ctx.check()
-        res = _agent(lv, p.mode, p.jump)
+        ph = physics.resolve(lv.legend, [lv], direction=p.direction, jump=p.jump or 0,
+                             run=p.run or 0, calibrated=cal)
+        res = agents.check(lv, p.mode, ph)
         rep = LevelReport.of(lv, res)
         if train:
             rep.comparison = metrics.level_report(lv, train, train_hist)
         if p.repair and not res.playable:
-            rep.repair = _repair_beside(lv, p)
+            rep.repair = _repair_beside(lv, p, ph)
         reports.append(rep)
         ctx.progress(i + 1, len(levels), lv.name)
         if i == 0:
@@ -149,7 +165,7 @@ def check(ctx: JobContext, p: CheckParams) -> CheckResult:
     return result
 
 
-def _repair_beside(lv: Level, p: CheckParams) -> dict[str, Any]:
+def _repair_beside(lv: Level, p: CheckParams, ph: Physics) -> dict[str, Any]:
     """``check --repair``: write a repaired copy to ``--out`` or beside the level's file."""
     from .engine import repair as repair_mod
 
@@ -157,7 +173,7 @@ def _repair_beside(lv: Level, p: CheckParams) -> dict[str, Any]:
     if p.out is None and source is None:
         return {"error": "this level has no file to write the repaired copy beside: pass --out"}
     try:
-        fixed = repair_mod.repair(lv, p.mode)
+        fixed = repair_mod.repair(lv, p.mode, physics=ph)
     except UserError as exc:
         return {"error": str(exc)}
     folder = Path(p.out).expanduser() if p.out else source.parent  # type: ignore[union-attr]
@@ -279,7 +295,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
 
 
 def sample(ctx: JobContext, p: SampleParams) -> LevelBatch:
-    """Sample levels from a trained model: segments stitched left to right."""
+    """Sample levels from a trained model: segments stitched along the game's direction."""
     from .engine import learned
 
     if (p.enemies is not None or p.gaps is not None) and not p.search:
@@ -294,7 +310,7 @@ def sample(ctx: JobContext, p: SampleParams) -> LevelBatch:
                         ctx.check)[0]
         lv.name = f"{m.cfg.model}-{p.seed}-{i:03d}"
         lv.meta.update({"seed": p.seed, "index": i})
-        res = agents.check(lv)
+        res = agents.check(lv, physics=m.physics)
         levels.append(lv)
         reports.append(LevelReport.of(lv, res))
         ctx.progress(i + 1, p.n, lv.name)

@@ -45,12 +45,15 @@ PINS = Codec("plugins.levels.engine.pins:read_pins",
 Method = Literal["wfc", "dungeon", "caves", "terrain", "lsystem"]
 Mode = Literal["auto", "platformer", "ladder", "topdown"]
 Tileset = Literal["embedded", "external"]
+Direction = Literal["auto", "right", "up"]
 
 METHOD_CHOICES = Choices(wfc="WFC (learn from an example)", dungeon="BSP dungeon",
                          caves="Cellular-automata caves", terrain="Noise terrain with biomes",
                          lsystem="L-system trails or plants")
 MODE_CHOICES = Choices(auto="automatic (from the tiles)", platformer="platformer (jumps)",
                        ladder="ladders (Lode Runner)", topdown="top-down (walking)")
+DIRECTION_CHOICES = Choices(auto="automatic", right="left to right",
+                            up="bottom to top (climbing)")
 TILESET_CHOICES = Choices(embedded="inside the map", external="beside it (.tsj)")
 #: the heading each method's own settings are grouped under
 METHOD_GROUPS: dict[str, str] = {"wfc": "Wave function collapse", "dungeon": "Dungeon",
@@ -213,8 +216,22 @@ class CheckParams:
                     Special("no comparison"),
                     Help("training levels (file or folder) to measure tile-distribution "
                          "distance and novelty against")] = None
-    jump: Annotated[int, Range(1, 16), Unit(" tiles"), Label("Jump height"),
-                    Help("platformer jump height in tiles")] = 4
+    direction: Annotated[Direction, DIRECTION_CHOICES, Label("Direction"),
+                         Help("platformers: played left to right, or climbed from the bottom "
+                              "to the top (auto: the legend's, the game's profile, or the "
+                              "level's shape)")] = "auto"
+    jump: Annotated[int | None, Range(1, 16), Unit(" tiles"), Special("the game's"),
+                    Label("Jump height"),
+                    Help("platformer jump height in tiles (default: the legend's, the game's "
+                         "profile, or the calibration)")] = None
+    run: Annotated[int | None, Range(1, 6), Unit(" tiles"), Special("the game's"),
+                   Label("Run in the air"),
+                   Help("platformer: tiles moved sideways per tile of flight (default: the "
+                        "legend's, the game's profile, or the calibration)")] = None
+    calibrate: Annotated[Path | None, Widget("folder"), Label("Calibrate on"),
+                         Special("no calibration"),
+                         Help("the game's real levels (file or folder): judge with the "
+                              "smallest limits under which all of them pass")] = None
     repair: Annotated[bool, Label("Repair unplayable levels"),
                       Help("also repair unplayable levels with the fewest tile changes")] = False
     out: Annotated[Path | None, Widget("folder"), Label("Repaired levels folder"),
@@ -348,7 +365,7 @@ class TrainParams:
 
 @dataclass(kw_only=True)
 class SampleParams:
-    """Sample levels from a trained model: segments stitched left to right."""
+    """Sample levels from a trained model: segments stitched along the game's direction."""
 
     model: Annotated[Path, Widget("model", kinds=("level-model",)), Label("Model"),
                      Help("the run folder a train job wrote")]

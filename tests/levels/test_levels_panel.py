@@ -303,3 +303,34 @@ def test_tileset_image_draws_and_exports(panel, qtbot, tmp_path: Path) -> None:
     assert pic.shape[:2] == (panel.level.height * 8, panel.level.width * 8)
     panel.set_tileset(TilesetImage(tmp_path / "missing.png", 8, 8))  # a message, no crash
     assert panel.document.tileset is None and panel.view.tiles is None
+
+
+def test_check_tab_says_which_agent_direction_and_physics_judged(panel, qtbot,
+                                                                  tmp_path: Path) -> None:
+    from test_levels_games import TOWER, tower_rows
+
+    (tmp_path / "tower.json").write_text(json.dumps({"tiles": TOWER}), encoding="utf-8")
+    (tmp_path / "sealed.txt").write_text("\n".join(tower_rows(sealed=True)) + "\n",
+                                         encoding="utf-8")
+    panel.open_file(tmp_path / "sealed.txt")
+    qtbot.waitUntil(lambda: panel.level.name == "sealed", timeout=20000)
+    _idle(panel)
+    tab = panel.check_tab
+    qtbot.waitUntil(lambda: _report(panel) is not None, timeout=20000)
+
+    def rows() -> dict[str, str]:
+        return {tab.table.item(i, 0).text(): tab.table.item(i, 1).text()
+                for i in range(tab.table.rowCount())}
+
+    assert "Not playable" in tab.verdict.text()
+    shown = rows()
+    assert shown["Agent"] == "platformer (jumps)"
+    assert shown["Direction"].startswith("from the bottom to the top")
+    assert shown["Physics"].startswith("jumps up to 4 tiles high")
+    assert "rows below the top" in shown["Why not"]
+    _choose(tab.form, "direction", "right")  # the artist overrides the direction
+    tab.run_check()
+    _idle(panel)
+    qtbot.waitUntil(lambda: rows().get("Direction", "").endswith("(as you set it)"),
+                    timeout=20000)
+    assert rows()["Direction"] == "left to right (as you set it)"

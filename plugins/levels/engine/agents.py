@@ -1,18 +1,24 @@
 """Playability checks: can a player get through this level?
 
-Three agents, picked from the legend (:meth:`Legend.guess_view`):
+Three agents, picked from the legend (:meth:`Legend.guess_view`), each judging with the game's
+:class:`~.physics.Physics` (its profile, its legend's limits, a calibration on its real levels,
+or the user's; the check says which):
 
-* ``platformer`` (Super Mario Bros and the like): A* over ``(x, y, rising)`` states with jump
-  arcs. Standing on a solid tile the agent walks one tile left or right or jumps; a jump rises
-  up to ``jump`` tiles, drifting at most one tile sideways per tile climbed, and may be released
-  early; falling drifts the same way. Gaps of up to ``2 * jump - 1`` tiles at equal height can be
-  cleared, and four-tile-high pipes climbed, as in the original game. Enemies are stompable
-  (walkable); hazards that are not enemies, and the bottom edge, are deadly. Goal: from a standing
-  cell in the first few columns to any cell of the last column.
+* ``platformer`` (Super Mario Bros, Kid Icarus and the like): A* over ``(x, y, rising)`` states
+  with jump arcs. Standing on a solid tile (or a solid-top platform) the agent walks one tile
+  left or right or jumps; a jump rises up to ``jump`` tiles, drifting up to ``run`` tiles
+  sideways per tile climbed, and may be released early; falling drifts the same way. A
+  solid-top platform is jumped up through and caught on the way down. With the defaults (jump
+  4, run 1) gaps of up to 9 tiles at equal height are cleared and four-tile-high pipes climbed,
+  as in the original game (:func:`~.physics.max_gap` measures it for any limits). Enemies are
+  stompable (walkable); hazards that are not enemies, and the bottom edge, are deadly. Goal,
+  left to right: from a standing cell in the first few columns to any cell of the last column;
+  climbed (``direction="up"``): from the bottom rows to the top row that has room.
 * ``ladder`` (Lode Runner): breadth-first over cells with ladders, ropes, falling and digging
   through diggable floor; playable when every piece of gold is reachable from the spawn.
 * ``topdown`` (dungeons, caves, Zelda): flood fill. Playable when the exit is reachable from the
-  start and every room (walkable region with doors closed) has a reachable cell.
+  start and every room (walkable region with doors closed) has a reachable cell; with the
+  game's physics, blocks may be pushed aside and narrow water or lava crossed.
 
 Every agent returns a :class:`Check` with the path it found (or the furthest it got), drawn by the
 editor and exported as a polyline to Tiled.
@@ -28,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .level import Level
+from .physics import Physics, resolve
 
 
 @dataclass
@@ -36,56 +43,92 @@ class Check:
     mode: str
     path: list[tuple[int, int]] = field(default_factory=list)
     reason: str = ""
-    furthest: int = 0  # furthest column reached (platformer), reachable cells (others)
+    #: platformers: furthest column reached (left to right) or rows climbed (bottom to top);
+    #: the other agents: reachable cells
+    furthest: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    #: the limits the agent judged with (``None``: an agent called directly, without them)
+    physics: Physics | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"playable": self.playable, "mode": self.mode, "reason": self.reason,
-                "furthest": self.furthest, "path_length": len(self.path), **self.details}
+        out = {"playable": self.playable, "mode": self.mode, "reason": self.reason,
+               "furthest": self.furthest, "path_length": len(self.path), **self.details}
+        if self.physics is not None:
+            out["physics"] = self.physics.to_json()
+        return out
 
 
-def check(level: Level, mode: str = "auto", jump: int = 4, runway: bool = False) -> Check:
-    """Run the agent for ``mode`` (``auto`` asks the legend which game this is).
+def check(level: Level, mode: str = "auto", physics: Physics | None = None,
+          runway: bool = False) -> Check:
+    """Run the agent for ``mode`` (``auto`` asks the legend which game this is) with
+    ``physics`` (``None``: :func:`physics.resolve` for this level's game and shape).
 
     ``runway`` (platformers): the level is a *segment* the player enters from the previous
-    one, so the agent may also start from a one-column ledge at floor height just left of it
-    (a segment that opens with a gap is fine if the gap can be jumped). Whole levels are checked
-    without it: they must start on solid ground.
+    one, so the agent may also start from a one-tile ledge at floor height just before it (left
+    of it, or below it when the game is climbed): a segment that opens with a gap is fine if
+    the gap can be jumped. Whole levels are checked without it: they must start on solid ground.
     """
     if mode == "auto":
         mode = level.legend.guess_view()
+    ph = physics or resolve(level.legend, [level])
     if mode == "platformer":
-        if not runway:
-            return platformer(level, jump=jump)
-        solid = level.mask("solid")
-        walk = level.mask("walkable")
+        res = _platformer_run(level, ph) if runway else platformer(
+            level, jump=ph.jump, run=ph.run, direction=ph.direction)
+    elif mode == "ladder":
+        res = ladder(level)
+    elif mode == "topdown":
+        res = topdown(level, push=ph.push, wade=ph.wade)
+    else:
+        raise ValueError(f"unknown check mode {mode!r}")
+    res.physics = ph
+    return res
+
+
+def _platformer_run(level: Level, ph: Physics) -> Check:
+    """A segment entered from the one before: a ledge one tile before its first column (left to
+    right) or a floor under its bottom row (climbed)."""
+    solid, walk, top = level.mask("solid"), level.mask("walkable"), level.mask("solidtop")
+    if ph.direction == "up":
+        floor = np.ones((1, level.width), dtype=bool)
+        res = platformer(level, jump=ph.jump, run=ph.run, direction="up", start_cols=1,
+                         solid=np.concatenate([solid, floor]),
+                         walk=np.concatenate([walk, ~floor]),
+                         top=np.concatenate([top, ~floor]))
+        res.path = [(x, y) for x, y in res.path if y < level.height]
+        res.furthest = max(0, res.furthest - 1)
+    else:
         lead_solid = np.zeros((level.height, 1), dtype=bool)
         lead_solid[-1] = True
-        res = platformer(level, jump=jump, start_cols=1,
+        res = platformer(level, jump=ph.jump, run=ph.run, start_cols=1,
                          solid=np.concatenate([lead_solid, solid], axis=1),
-                         walk=np.concatenate([~lead_solid, walk], axis=1))
+                         walk=np.concatenate([~lead_solid, walk], axis=1),
+                         top=np.concatenate([np.zeros_like(lead_solid), top], axis=1))
         res.path = [(x - 1, y) for x, y in res.path if x >= 1]
         res.furthest = max(0, res.furthest - 1)
-        if not res.playable and start_cells(solid, walk):  # no worse than the strict check
-            strict = platformer(level, jump=jump)
-            if strict.playable or strict.furthest > res.furthest:
-                return strict
-        res.details["runway"] = True
-        return res
-    if mode == "ladder":
-        return ladder(level)
-    if mode == "topdown":
-        return topdown(level)
-    raise ValueError(f"unknown check mode {mode!r}")
+    if not res.playable and start_cells(solid | top, walk, 3, ph.direction):
+        strict = platformer(level, jump=ph.jump, run=ph.run, direction=ph.direction)
+        if strict.playable or strict.furthest > res.furthest:
+            return strict  # no worse than the strict check
+    res.details["runway"] = True
+    return res
 
 
 # ----------------------------------------------------------------------------------------------
 # Platformer: A* with jump arcs
 # ----------------------------------------------------------------------------------------------
-def start_cells(solid: np.ndarray, walk: np.ndarray, start_cols: int = 3) -> list[tuple[int, int]]:
-    """Standing cells in the first column that has any, within the first ``start_cols``."""
-    w = solid.shape[1]
-    stand = walk[:-1] & solid[1:]
+def start_cells(ground: np.ndarray, walk: np.ndarray, start_cols: int = 3,
+                direction: str = "right") -> list[tuple[int, int]]:
+    """Standing cells (``walk`` over ``ground``) where a level starts: in the first column that
+    has any, within the first ``start_cols`` (left to right), or in the lowest row that has
+    any, within the last ``start_cols`` rows above the bottom one (climbed)."""
+    h, w = ground.shape
+    stand = walk[:-1] & ground[1:]
+    if direction == "up":
+        for y in range(h - 2, max(-1, h - 2 - start_cols), -1):
+            xs = np.nonzero(stand[y])[0]
+            if len(xs):
+                return [(int(x), y) for x in xs]
+        return []
     for x in range(min(start_cols, w)):
         ys = np.nonzero(stand[:, x])[0]
         if len(ys):
@@ -95,8 +138,14 @@ def start_cells(solid: np.ndarray, walk: np.ndarray, start_cols: int = 3) -> lis
 
 def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
                solid: np.ndarray | None = None, walk: np.ndarray | None = None,
-               removable: np.ndarray | None = None, bridges: bool = False) -> Check:
-    """A* from the left edge to the right edge; see the module docstring for the moves.
+               removable: np.ndarray | None = None, bridges: bool = False, run: int = 1,
+               direction: str = "right", top: np.ndarray | None = None) -> Check:
+    """A* from the start edge to the goal edge; see the module docstring for the moves.
+
+    ``direction``: ``"right"`` (from the first columns to the last one) or ``"up"`` (from the
+    bottom rows to the top row that has room to stand in). ``run``: tiles the player moves
+    sideways for each tile of flight. ``top``: solid-top platforms (stood on, jumped up
+    through); by default the level's ``solidtop`` tiles.
 
     With ``removable`` (cells the agent may clear) and ``bridges`` (it may place a block under a
     step into the air), each such edit costs more than any walk, so the search returns the path
@@ -107,45 +156,65 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
         solid = level.mask("solid")
     if walk is None:
         walk = level.mask("walkable")
+    if top is None:
+        top = level.mask("solidtop") if level.grid.shape == solid.shape else \
+            np.zeros_like(solid)
     h, w = solid.shape
     n = h * w
+    up_dir = direction == "up"
     edit = n * 8  # one edit outweighs any path without edits
     ok = walk if removable is None else (walk | removable)
     wk = ok.ravel().tolist()
+    fk = (ok & ~top).ravel().tolist()  # cells a falling player may enter (not a platform top)
     ex = (np.where(walk, 0, edit) if removable is not None else np.zeros((h, w), dtype=np.int64)
           ).ravel().tolist()
     hang = jump  # first apex state; apex states drift sideways before falling
     bridge = hang + apex  # standing on a block the repair placed
-    seeds = [(y * w + x, ex[y * w + x]) for x, y in start_cells(solid, ok, start_cols)]
-    if not seeds and bridges:  # nowhere to stand: the repair may place a first block
-        seeds = [(bridge * n + y * w, edit + ex[y * w] + (h - 2 - y))
-                 for y in range(h - 1) if wk[y * w]]
-    if not seeds:
-        return Check(False, "platformer", [], "nowhere to stand in the first columns", 0)
     ground = np.zeros_like(solid)
-    ground[:-1] = solid[1:]
+    ground[:-1] = solid[1:] | top[1:]
+    seeds = [(y * w + x, ex[y * w + x]) for x, y in
+             start_cells(solid | top, ok, start_cols, direction)]
+    if not seeds and bridges:  # nowhere to stand: the repair may place a first block
+        if up_dir:
+            seeds = [(bridge * n + (h - 2) * w + x, edit + ex[(h - 2) * w + x])
+                     for x in range(w) if h > 1 and wk[(h - 2) * w + x]]
+        else:
+            seeds = [(bridge * n + y * w, edit + ex[y * w] + (h - 2 - y))
+                     for y in range(h - 1) if wk[y * w]]
+    if not seeds:
+        where = "the bottom rows" if up_dir else "the first columns"
+        return Check(False, "platformer", [], f"nowhere to stand in {where}", 0)
     gr = ground.ravel().tolist()
     goal_x = w - 1
+    goal_y = int(np.argmax(walk.any(axis=1))) if walk.any() else 0  # the top row with room
+
+    def dist(i: int) -> int:
+        return (i // w - goal_y) if up_dir else (goal_x - i % w)
+
     parent: dict[int, int] = {}
     gbest: dict[int, int] = {}
     heap: list[tuple[int, int, int]] = []
     for s, cost in seeds:
         gbest[s] = cost
         parent[s] = -1
-        heapq.heappush(heap, (goal_x - (s % n) % w + cost, cost, s))
-    best_state, best_x = seeds[0][0], (seeds[0][0] % n) % w
+        heapq.heappush(heap, (dist(s % n) + cost, cost, s))
+    best_state = seeds[0][0]
+    best = dist(best_state % n)
     push = heapq.heappush
     pop = heapq.heappop
+    sides = (-1, 1)
     while heap:
         _, g, s = pop(heap)
         if g != gbest.get(s):
             continue
         j, i = divmod(s, n)
         y, x = divmod(i, w)
-        if x > best_x:
-            best_x, best_state = x, s
-        if x == goal_x:
-            return _result(True, parent, s, n, w, bridge, walk, "", goal_x)
+        d_now = (y - goal_y) if up_dir else (goal_x - x)
+        if d_now < best:
+            best, best_state = d_now, s
+        if d_now == 0:
+            return _result(True, parent, s, n, w, bridge, walk, "", _progress(s % n, w, h, up_dir),
+                           direction)
         moves: list[int] = []  # new states
         if (j == 0 and gr[i]) or j == bridge:  # standing
             if x > 0 and wk[i - 1]:
@@ -161,34 +230,43 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
                 nj = (jump - 1 if jump > 1 else hang) * n
                 if wk[up]:
                     moves.append(nj + up)
-                    if x > 0 and wk[up - 1] and wk[i - 1]:
-                        moves.append(nj + up - 1)
-                    if x < goal_x and wk[up + 1] and wk[i + 1]:
-                        moves.append(nj + up + 1)
+                    for sg in sides:  # a running jump: the row left behind must be clear too
+                        for d in range(1, run + 1):
+                            if not 0 <= x + sg * d <= goal_x or not (
+                                    wk[up + sg * d] and wk[i + sg * d]):
+                                break
+                            moves.append(nj + up + sg * d)
         else:
             if 0 < j < hang and y > 0:  # still rising
                 up = i - w
                 nj = (j - 1 if j > 1 else hang) * n
                 if wk[up]:
                     moves.append(nj + up)
-                if x > 0 and wk[up - 1] and (wk[up] or wk[i - 1]):
-                    moves.append(nj + up - 1)
-                if x < goal_x and wk[up + 1] and (wk[up] or wk[i + 1]):
-                    moves.append(nj + up + 1)
+                for sg in sides:
+                    for d in range(1, run + 1):
+                        if not 0 <= x + sg * d <= goal_x or not wk[up + sg * d]:
+                            break
+                        if d == 1 and not (wk[up] or wk[i + sg]):
+                            break
+                        moves.append(nj + up + sg * d)
             if j >= hang:  # at the top of the arc: drift sideways before falling
                 na = (j + 1 if j + 1 < hang + apex else 0) * n
-                if x > 0 and wk[i - 1]:
-                    moves.append(na + i - 1)
-                if x < goal_x and wk[i + 1]:
-                    moves.append(na + i + 1)
-            if y + 1 < h:  # falling (or releasing the jump)
+                for sg in sides:
+                    for d in range(1, run + 1):
+                        if not 0 <= x + sg * d <= goal_x or not wk[i + sg * d]:
+                            break
+                        moves.append(na + i + sg * d)
+            if y + 1 < h:  # falling (or releasing the jump); a platform top catches the player
                 dn = i + w
-                if wk[dn]:
+                if fk[dn]:
                     moves.append(dn)
-                if x > 0 and wk[dn - 1] and (wk[dn] or wk[i - 1]):
-                    moves.append(dn - 1)
-                if x < goal_x and wk[dn + 1] and (wk[dn] or wk[i + 1]):
-                    moves.append(dn + 1)
+                for sg in sides:
+                    for d in range(1, run + 1):
+                        if not 0 <= x + sg * d <= goal_x or not fk[dn + sg * d]:
+                            break
+                        if d == 1 and not (fk[dn] or wk[i + sg]):
+                            break
+                        moves.append(dn + sg * d)
             if j > 0 and gr[i]:  # a jump that touched ground can stand there
                 moves.append(i)
         for ns in moves:
@@ -197,13 +275,24 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
             if g2 < gbest.get(ns, 1 << 60):
                 gbest[ns] = g2
                 parent[ns] = s
-                push(heap, (g2 + goal_x - ni % w, g2, ns))
-    return _result(False, parent, best_state, n, w, bridge, walk,
-                   f"stuck at column {best_x} of {w}", best_x)
+                push(heap, (g2 + dist(ni), g2, ns))
+    reached = _progress(best_state % n, w, h, up_dir)
+    if up_dir:
+        row = (best_state % n) // w
+        reason = (f"stuck at row {row} of {h} (counting from the top), {row - goal_y} rows "
+                  "below the top")
+    else:
+        reason = f"stuck at column {reached} of {w}"
+    return _result(False, parent, best_state, n, w, bridge, walk, reason, reached, direction)
+
+
+def _progress(i: int, w: int, h: int, up_dir: bool) -> int:
+    """How far cell ``i`` is along the level: its column, or rows above the bottom row."""
+    return (h - 1 - i // w) if up_dir else i % w
 
 
 def _result(ok: bool, parent: dict[int, int], s: int, n: int, w: int, bridge: int,
-            walk: np.ndarray, reason: str, furthest: int) -> Check:
+            walk: np.ndarray, reason: str, furthest: int, direction: str = "right") -> Check:
     states = []
     while s != -1:
         states.append(s)
@@ -221,6 +310,8 @@ def _result(ok: bool, parent: dict[int, int], s: int, n: int, w: int, bridge: in
         if not path or path[-1] != (x, y):
             path.append((x, y))
     check = Check(ok, "platformer", path, reason, furthest)
+    if direction == "up":
+        check.details["direction"] = "up"
     if edits:
         check.details["edits"] = edits
     return check
@@ -307,7 +398,10 @@ def _walk_back(parent: dict[Any, Any], c: Any) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------------------------
 # Top-down: flood fill
 # ----------------------------------------------------------------------------------------------
-def topdown(level: Level) -> Check:
+def topdown(level: Level, push: bool = False, wade: int = 0) -> Check:
+    """Flood fill (see the module docstring). ``push``: a block with room on two opposite
+    sides can be pushed aside, so it does not stop the player; ``wade``: water or lava up to
+    that many tiles in a row, between two walkable tiles, can be crossed (Zelda's stepladder)."""
     from scipy import ndimage
 
     walk = level.mask("walkable")
@@ -316,7 +410,16 @@ def topdown(level: Level) -> Check:
         return Check(False, "topdown", [], "no walkable tile", 0)
     starts = np.argwhere(level.mask("start") | level.mask("spawn"))
     exits = np.argwhere(level.mask("exit") | level.mask("goal"))
-    walk = walk | door_tunnels(doors, level.mask("solid"))
+    solid = level.mask("solid")
+    extra = door_tunnels(doors, solid)
+    if push:
+        blocks = solid & (level.mask("block") | level.mask("pushable"))
+        extra |= blocks & ((_shift(walk, 0, 1) & _shift(walk, 0, -1)) |
+                           (_shift(walk, 1, 0) & _shift(walk, -1, 0)))
+    if wade:
+        hazard = ~walk & ~solid & ~level.mask("void")
+        extra |= crossings(hazard, walk, wade)
+    walk = walk | extra
     labels, _ = ndimage.label(walk)
     stairs = level.mask("stair")
     if stairs.sum() > 1:  # stairs lead to one another (Zelda's underground passages)
@@ -353,6 +456,36 @@ def topdown(level: Level) -> Check:
     return Check(ok, "topdown", path or [(sx, sy)], "; ".join(reasons), int(reach.sum()),
                  {"rooms": int(len(big)), "rooms_reachable": int(len(big) - len(unreached)),
                   "reachable_fraction": round(float(reach.sum() / walk.sum()), 4)})
+
+
+def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``out[y, x] = mask[y + dy, x + dx]`` (False beyond the edges)."""
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    ys, yd = slice(max(0, dy), h + min(0, dy)), slice(max(0, -dy), h + min(0, -dy))
+    xs, xd = slice(max(0, dx), w + min(0, dx)), slice(max(0, -dx), w + min(0, -dx))
+    out[yd, xd] = mask[ys, xs]
+    return out
+
+
+def crossings(hazard: np.ndarray, walk: np.ndarray, longest: int) -> np.ndarray:
+    """Hazard cells in a straight run of at most ``longest`` between two walkable cells."""
+    out = np.zeros_like(hazard)
+    h, w = hazard.shape
+    for k in range(1, longest + 1):
+        if w > k + 1:  # walk at x, hazard at x+1..x+k, walk at x+k+1
+            span = walk[:, :w - k - 1] & walk[:, k + 1:]
+            for d in range(1, k + 1):
+                span &= hazard[:, d:w - k - 1 + d]
+            for d in range(1, k + 1):
+                out[:, d:w - k - 1 + d] |= span
+        if h > k + 1:
+            span = walk[:h - k - 1] & walk[k + 1:]
+            for d in range(1, k + 1):
+                span &= hazard[d:h - k - 1 + d]
+            for d in range(1, k + 1):
+                out[d:h - k - 1 + d] |= span
+    return out
 
 
 def door_tunnels(doors: np.ndarray, solid: np.ndarray, reach: int = 4) -> np.ndarray:

@@ -34,6 +34,10 @@ class TrainConfig:
     legend: dict[str, Any] = field(default_factory=dict)
     game: str = ""
     held_out: int = 0  # levels held out of training (recorded for the model's reader)
+    #: the game's direction ("right", "up"): segments are stitched along it when sampling
+    direction: str = ""
+    #: the physics the samples are checked with (``Physics.to_json``), found from the data
+    physics: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrainConfig:

@@ -13,8 +13,9 @@ VAE: a convolutional encoder to a Gaussian latent and the same decoder, trained 
 reconstruction plus a KL term (``beta``). Its prior gives samples; its encoder gives the latent of
 any segment (so existing segments can seed a search).
 
-Both sample levels by drawing segments and stitching them left to right; an optional CMA-ES latent
-search per segment looks for segments the platformer agent can finish, that join the previous
+Both sample levels by drawing segments and stitching them along the game's direction (left to
+right, or stacked from the bottom up for a climbed game); an optional CMA-ES latent search per
+segment looks for segments the platformer agent can finish, that join the previous
 segment, and that match targets such as "more enemies" or "more gaps".
 
 Training is a task (:class:`LevelTrainer`) run by the shared loop
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from studio.errors import UserError
 from . import agents, metrics, render
 from .config import TrainConfig
 from .level import Legend, Level, from_indices, levels_legend
+from .physics import Physics, resolve
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -236,9 +238,12 @@ class LevelTrainer:
         self.c = c = len(data.legend)
         cfg.height, cfg.width = h, w
         cfg.chars = data.legend.chars
-        cfg.legend = data.legend.to_json()
         cfg.game = data.legend.name
         cfg.held_out = len(held_out)
+        self.physics = resolve(data.legend, data.levels)
+        data.legend.direction = cfg.direction = self.physics.direction
+        cfg.legend = data.legend.to_json()
+        cfg.physics = self.physics.to_json()
         self.cfg, self.data, self.run_dir, self.rep = cfg, data, run_dir, reporter
         self.dev = torch.device(device)
         with torch.random.fork_rng(devices=[]):
@@ -305,7 +310,8 @@ class LevelTrainer:
         legend = self.data.legend
         idx = G(self.eval_z.to(dev)).argmax(1).cpu().numpy()
         segs = [from_indices(i, legend) for i in idx]
-        playable = float(np.mean([agents.check(s, runway=True).playable for s in segs]))
+        playable = float(np.mean([agents.check(s, physics=self.physics, runway=True).playable
+                                  for s in segs]))
         js = metrics.js_divergence(metrics.histogram(segs, legend), self.train_hist)
         nov = float(metrics.nearest_distance(np.stack([s.grid for s in segs[:32]]),
                                              self.ref_windows).mean())
@@ -489,6 +495,16 @@ class LevelModel:
         from .vglc import legend_from_json
 
         self.legend = legend_from_json(self.cfg.legend, str(cfg_path))
+        self.direction = self.cfg.direction or self.legend.direction or "right"
+        self.legend.direction = self.direction
+        #: the physics the model's samples are checked with (the training data's)
+        self.physics = (Physics.from_json(self.cfg.physics, "legend", str(cfg_path))
+                        if self.cfg.physics else resolve(self.legend, direction=self.direction))
+        if self.cfg.physics:
+            saved = self.cfg.physics
+            self.physics = replace(self.physics, source=str(saved.get("source", "legend")),
+                                   basis=str(saved.get("basis", "")),
+                                   direction_from=str(saved.get("direction_from", "legend")))
         h, w = self.cfg.height, self.cfg.width
         self.G = Generator(len(self.legend), self.cfg.latent, h, w, self.cfg.base)
         tensors = storage.load_tensors(weights)
@@ -527,12 +543,13 @@ class LevelModel:
                        budget: int = 240, check: Callable[[], None] | None = None
                        ) -> tuple[np.ndarray, dict[str, Any]]:
         """CMA-ES in latent space for a segment that is playable (joined to ``before``, the
-        previous columns) and close to ``targets``. Returns ``(codes, info)``.
+        previous segment: its last columns, or its top rows when the game is climbed) and close
+        to ``targets``. Returns ``(codes, info)``.
 
         The search starts from the plain sample for ``seed`` and returns it unchanged when it
         already qualifies, so searching only replaces the segments that needed it."""
-        ctx_cols = 0 if before is None else min(before.shape[1], 8)
         cache: dict[bytes, float] = {}
+        up = self.direction == "up"
 
         def cost(zs: np.ndarray) -> np.ndarray:
             grids = self.decode(zs)
@@ -540,12 +557,12 @@ class LevelModel:
             for k, g in enumerate(grids):
                 key = g.tobytes()
                 if key not in cache:
-                    joined = g if before is None else np.concatenate(
-                        [before[:, -ctx_cols:], g], axis=1)
-                    res = agents.check(Level(joined, self.legend))
+                    joined = g if before is None else join(g, before, up)
+                    res = agents.check(Level(joined, self.legend), physics=self.physics)
                     feats = metrics.features(Level(g, self.legend))
+                    length = joined.shape[0 if up else 1]
                     penalty = 0.0 if res.playable else 10.0 + 5.0 * (
-                        1 - res.furthest / max(1, joined.shape[1] - 1))
+                        1 - res.furthest / max(1, length - 1))
                     cache[key] = penalty + targets.error(feats)
                 out[k] = cache[key]
             return out
@@ -581,9 +598,9 @@ class LevelModel:
                 else:
                     codes = self.decode(self.latents(1, sub_seed))[0]
                 parts.append(codes)
-            lv = Level(np.concatenate(parts, axis=1), self.legend, f"{self.cfg.model}-{i:03d}",
+            lv = Level(stitch(parts, self.direction), self.legend, f"{self.cfg.model}-{i:03d}",
                        {"method": self.cfg.model, "seed": seed, "index": i,
-                        "segments": segments, "search": search,
+                        "segments": segments, "search": search, "direction": self.direction,
                         "model": str(self.run_dir)})
             if infos:
                 lv.meta["search_evaluations"] = int(sum(x["evaluations"] for x in infos))
@@ -597,6 +614,21 @@ class LevelModel:
         idx = torch.as_tensor(self.legend.index_lut()[codes])
         mu, _ = self.E(_one_hot(idx, len(self.legend)))
         return mu.numpy()
+
+
+def stitch(parts: Sequence[np.ndarray], direction: str) -> np.ndarray:
+    """Segments joined along the game's direction: side by side from the left, or stacked from
+    the bottom up (the first segment is where a climbed level starts)."""
+    if direction == "up":
+        return np.concatenate(list(parts)[::-1], axis=0)
+    return np.concatenate(list(parts), axis=1)
+
+
+def join(segment: np.ndarray, before: np.ndarray, up: bool, context: int = 8) -> np.ndarray:
+    """``segment`` after the end of the previous one (its last columns, or its top rows)."""
+    if up:
+        return np.concatenate([segment, before[:min(before.shape[0], context)]], axis=0)
+    return np.concatenate([before[:, -min(before.shape[1], context):], segment], axis=1)
 
 
 def _search(cost: Callable[[np.ndarray], np.ndarray], dim: int, seed: int, budget: int,

@@ -25,7 +25,14 @@ SOLID_PROPS = frozenset({"solid", "wall", "block"})
 #: properties that hurt a player who walks into them (enemies are stompable, see ``walkable``)
 HAZARD_PROPS = frozenset({"hazard", "damaging", "lava", "water", "element", "spike", "void"})
 CLIMB_PROPS = frozenset({"climbable", "ladder", "rope"})
+#: platforms solid only from above: stood on, jumped up through (VGLC's "solidtop")
+SOLIDTOP_PROPS = frozenset({"solidtop", "semisolid", "oneway", "one-way"})
 VIEWS = ("platformer", "ladder", "topdown")
+#: which way a platformer is played: left to right, or climbing from the bottom to the top
+DIRECTIONS = ("right", "up")
+#: properties that say a game is seen from above / from the side (see ``Legend.guess_view``)
+_TOPDOWN_HINTS = ("wall", "floor")
+_SIDE_HINTS = ("ground", "empty", "sky", "pipe", "platform", *SOLIDTOP_PROPS)
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class Tile:
     @property
     def name(self) -> str:
         """The most telling property ("ground" rather than "solid")."""
-        generic = {"solid", "passable", "hazard", "damaging", "moving"}
+        generic = {"solid", "passable", "hazard", "damaging", "moving", "solidtop", "openable"}
         for p in self.props:
             if p not in generic:
                 return p
@@ -50,7 +57,13 @@ class Tile:
 
     @property
     def solid(self) -> bool:
-        return self.has(*SOLID_PROPS) and not self.has("passable")
+        """Blocks movement from every side (a solid-top platform does not: see ``solidtop``)."""
+        return self.has(*SOLID_PROPS) and not self.has("passable") and not self.solidtop
+
+    @property
+    def solidtop(self) -> bool:
+        """A platform solid only from above: the player stands on it and jumps up through it."""
+        return self.has(*SOLIDTOP_PROPS)
 
     @property
     def walkable(self) -> bool:
@@ -68,7 +81,8 @@ class Legend:
     so it is kept exactly as read.
     """
 
-    def __init__(self, tiles: Iterable[Tile], name: str = "", view: str = "") -> None:
+    def __init__(self, tiles: Iterable[Tile], name: str = "", view: str = "",
+                 direction: str = "", physics: Mapping[str, Any] | None = None) -> None:
         self.tiles: dict[str, Tile] = {}
         for t in tiles:
             if len(t.char) != 1 or ord(t.char) > 255:
@@ -78,11 +92,16 @@ class Legend:
             raise UserError("the legend has no tiles")
         self.name = name
         self.view = view if view in VIEWS else ""
+        #: "right", "up" or "" (not said: detected from the levels' shape)
+        self.direction = direction if direction in DIRECTIONS else ""
+        #: the game's movement limits when the legend states them (``{"jump": 5, ...}``)
+        self.physics: dict[str, Any] = dict(physics or {})
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_mapping(cls, tiles: Mapping[str, Iterable[str]], name: str = "", view: str = "",
-                     colors: Mapping[str, Any] | None = None) -> Legend:
+                     colors: Mapping[str, Any] | None = None, direction: str = "",
+                     physics: Mapping[str, Any] | None = None) -> Legend:
         out = []
         for char, props in tiles.items():
             if isinstance(props, str):
@@ -90,7 +109,7 @@ class Legend:
             col = (colors or {}).get(char)
             out.append(Tile(str(char), tuple(str(p).strip().lower() for p in props),
                             _parse_color(col) if col is not None else None))
-        return cls(out, name, view)
+        return cls(out, name, view, direction, physics)
 
     def to_json(self) -> dict[str, Any]:
         """VGLC-compatible (``{"tiles": {char: [props]}}``) plus our optional keys."""
@@ -99,6 +118,10 @@ class Legend:
             data["name"] = self.name
         if self.view:
             data["view"] = self.view
+        if self.direction:
+            data["direction"] = self.direction
+        if self.physics:
+            data["physics"] = dict(self.physics)
         data["colors"] = {c: "#{:02x}{:02x}{:02x}".format(*self.color(c)) for c in self.tiles}
         return data
 
@@ -110,12 +133,13 @@ class Legend:
         subset)."""
         tiles = list(self.tiles.values()) + [t for c, t in other.tiles.items()
                                              if c not in self.tiles]
-        return Legend(tiles, self.name or other.name, self.view or other.view)
+        return Legend(tiles, self.name or other.name, self.view or other.view,
+                      self.direction or other.direction, self.physics or other.physics)
 
     def with_tile(self, tile: Tile) -> Legend:
         tiles = dict(self.tiles)
         tiles[tile.char] = tile
-        return Legend(tiles.values(), self.name, self.view)
+        return Legend(tiles.values(), self.name, self.view, self.direction, self.physics)
 
     # -- queries --------------------------------------------------------------------------------
     @property
@@ -163,12 +187,21 @@ class Legend:
                 or next(iter(self.tiles)))
 
     def guess_view(self) -> str:
-        """Which agent checks this game: a ladder game, a top-down map, or a side-on platformer."""
+        """Which agent checks this game: a ladder game, a top-down map, or a side-on platformer.
+
+        Walls and floors are seen from above; ground, empty sky, pipes and solid-top platforms
+        from the side. Doors, starts and exits say nothing either way (a vertical platformer has
+        doors too), so they only decide when nothing else does.
+        """
         if self.view:
             return self.view
         if self.find(*CLIMB_PROPS):
             return "ladder"
-        if self.find("wall", "door", "floor", "void", "start", "exit"):
+        if self.find(*_TOPDOWN_HINTS):
+            return "topdown"
+        if self.find(*_SIDE_HINTS):
+            return "platformer"
+        if self.find("door", "void", "start", "exit"):
             return "topdown"
         return "platformer"
 
@@ -185,6 +218,8 @@ class Legend:
                 v = t.walkable
             elif predicate == "climbable":
                 v = t.has(*CLIMB_PROPS)
+            elif predicate == "solidtop":
+                v = t.solidtop
             else:
                 v = t.has(predicate)
             table[ord(c)] = v

@@ -23,6 +23,7 @@ from studio.errors import UserError
 
 from . import agents
 from .level import Level
+from .physics import Physics, resolve
 
 
 @dataclass
@@ -36,16 +37,20 @@ class Repair:
         return len(self.changes)
 
 
-def repair(level: Level, mode: str = "auto", max_rounds: int = 8) -> Repair:
+def repair(level: Level, mode: str = "auto", max_rounds: int = 8,
+           physics: Physics | None = None) -> Repair:
+    """The fewest tile changes that make ``level`` playable for ``mode``'s agent with
+    ``physics`` (``None``: the game's, see :func:`physics.resolve`)."""
     if mode == "auto":
         mode = level.legend.guess_view()
-    before = agents.check(level, mode)
+    ph = physics or resolve(level.legend, [level])
+    before = agents.check(level, mode, ph)
     if before.playable:
         return Repair(level.copy(), [], before)
     if mode == "platformer":
-        return _repair_platformer(level, max_rounds)
+        return _repair_platformer(level, max_rounds, ph)
     if mode == "topdown":
-        return _repair_topdown(level)
+        return _repair_topdown(level, ph)
     raise UserError(f"repair works on platformer and top-down maps, not {mode!r} maps "
                     "(Lode Runner levels need digging and climbing, which it does not plan)")
 
@@ -57,7 +62,7 @@ def _set(out: Level, changes: list[tuple[int, int, str, str]], x: int, y: int, c
         changes.append((x, y, old, ch))
 
 
-def _repair_platformer(level: Level, max_rounds: int) -> Repair:
+def _repair_platformer(level: Level, max_rounds: int, ph: Physics) -> Repair:
     out = level.copy()
     lg = out.legend
     empty, ground = lg.empty, lg.ground
@@ -67,28 +72,29 @@ def _repair_platformer(level: Level, max_rounds: int) -> Repair:
         walk = out.mask("walkable")
         removable = ~walk
         removable[-1] = False  # keep the floor row: clearing it would only open a pit
-        res = agents.platformer(out, solid=solid, walk=walk, removable=removable, bridges=True)
+        res = agents.platformer(out, jump=ph.jump, run=ph.run, direction=ph.direction,
+                                solid=solid, walk=walk, removable=removable, bridges=True)
         if not res.playable:
             break
         edits = res.details.get("edits", [])
         if not edits:
-            return Repair(out, changes, agents.platformer(out))
+            return Repair(out, changes, agents.check(out, "platformer", ph))
         for x, y, kind in edits:
             _set(out, changes, x, y, empty if kind == "remove" else ground)
-        final = agents.platformer(out)
+        final = agents.check(out, "platformer", ph)
         if final.playable:
             return Repair(out, changes, final)
     raise UserError("this level could not be repaired: the agent finds no route even when "
                     "allowed to clear tiles and bridge gaps (is there any floor to start on?)")
 
 
-def _repair_topdown(level: Level) -> Repair:
+def _repair_topdown(level: Level, ph: Physics) -> Repair:
     out = level.copy()
     lg = out.legend
     floor = lg.first("floor") or lg.empty
     changes: list[tuple[int, int, str, str]] = []
     for _ in range(len(level.grid.ravel())):
-        res = agents.topdown(out)
+        res = agents.check(out, "topdown", ph)
         if res.playable:
             return Repair(out, changes, res)
         walk = out.mask("walkable")

@@ -70,8 +70,16 @@ class LevelReport:
         if c.reason:
             rows.append(("Why not" if not c.playable else "Note", c.reason))
         rows.append(("Agent", AGENTS.get(c.mode, c.mode)))
+        ph = c.physics
+        if ph is not None:
+            if c.mode == "platformer":
+                rows.append(("Direction", ph.direction_words()))
+            rows.append(("Physics", ph.movement(c.mode)))
+            rows.append(("Physics from", ph.origin()))
         rows.append(("Path length", f"{len(c.path)} tiles"))
-        if c.mode == "platformer":
+        if c.mode == "platformer" and ph is not None and ph.direction == "up":
+            rows.append(("Rows climbed", str(c.furthest)))
+        elif c.mode == "platformer":
             rows.append(("Furthest column reached", str(c.furthest)))
         else:
             rows.append(("Tiles the player can reach", str(c.furthest)))

@@ -23,7 +23,7 @@ from typing import Any
 from studio.errors import UserError
 from studio.storage import atomic_write_text
 
-from .level import Legend, Level, Tile
+from .level import DIRECTIONS, Legend, Level, Tile
 from .text import decode, read_text, show_char, show_chars
 
 LEVEL_EXTS = (".txt", ".lvl")
@@ -60,9 +60,10 @@ _KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
 def props_from_name(name: str) -> tuple[str, ...]:
     """Properties for a legend name such as ``"ELEMENT + FLOOR (LAVA/BLOCK, WATER/BLOCK)"``.
 
-    Keywords of the main name decide what the tile does; words in parentheses are kept as
-    descriptive properties only (so "(LAVA/BLOCK)" does not turn a floor into a wall). A tile that
-    is both an element and a block is solid; an element on a floor is a hazard.
+    Keywords of the main name decide what the tile does; the words in parentheses are kept as
+    one descriptive property (``"(lava/block, water/block)"``), so they turn a floor neither into
+    a wall nor into lava. A tile that is both an element and a block is solid; an element on a
+    floor is floor (walked on: in The Legend of Zelda whole rooms of it have doors).
     """
     main, _, extra = name.partition("(")
     words = set(re.findall(r"[A-Z]+", main.upper()))
@@ -72,12 +73,14 @@ def props_from_name(name: str) -> tuple[str, ...]:
             props += [p for p in ps if p not in props]
     if "solid" in props and "passable" in props:
         props.remove("passable")
+    if "floor" in props and "element" in props and "solid" not in props:
+        props = [p for p in props if p not in ("hazard", "element")]
     label = main.strip().lower()
-    props.append(label)
-    for word in re.findall(r"[A-Za-z]+", extra):
-        w = word.lower()
-        if w not in props:
-            props.append(w)
+    if label not in props:
+        props.append(label)
+    described = " ".join(extra.rstrip().rstrip(")").split()).lower()
+    if described:
+        props.append(f"({described})")
     if not any(p in props for p in ("solid", "passable", "hazard", "void", "enemy")):
         props.insert(0, "passable")
     return tuple(props)
@@ -123,8 +126,17 @@ def legend_from_json(data: Any, source: str = "legend", game: str = "") -> Legen
             raise UserError(f"{source}: tile key {char!r} must be exactly one character")
         if not isinstance(props, list | str):
             raise UserError(f"{source}: tile {char!r} needs a list of properties")
+    direction = str(data.get("direction", "") or "")
+    if direction and direction not in DIRECTIONS:
+        raise UserError(f"{source}: \"direction\" is {direction!r}; write \"right\" (played left "
+                        "to right) or \"up\" (climbed from the bottom to the top)")
+    physics = data.get("physics")
+    if physics is not None and not isinstance(physics, dict):
+        raise UserError(f"{source}: \"physics\" must be an object such as {{\"jump\": 5, "
+                        "\"run\": 2}")
     return Legend.from_mapping(tiles, str(data.get("name") or game), str(data.get("view", "")),
-                               data.get("colors") if isinstance(data.get("colors"), dict) else None)
+                               data.get("colors") if isinstance(data.get("colors"), dict) else None,
+                               direction, physics)
 
 
 def find_legend(level_path: Path) -> Path | None:

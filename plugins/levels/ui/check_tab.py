@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -45,7 +46,7 @@ class CheckTab(QWidget):
 
         lay = QVBoxLayout(self)
         rows = QFormLayout()
-        self.form.add_rows(rows, "mode", "data")
+        self.form.add_rows(rows, "mode", "direction", "jump", "run", "calibrate", "data")
         self.auto = QCheckBox("Check after every change")
         self.auto.setChecked(bool(host.recall_value("auto_check", True)))
         self.auto.toggled.connect(lambda on: host.remember_value("auto_check", on))
@@ -73,6 +74,9 @@ class CheckTab(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)  # sentences wrap, not "..."
+        self.table.horizontalHeader().sectionResized.connect(
+            lambda *_: self.table.resizeRowsToContents())
         self.table.setShowGrid(False)
         lay.addWidget(self.table, 1)
         self.message = QLabel("")
@@ -134,6 +138,12 @@ class CheckTab(QWidget):
         self.document.set_report(rep)
         self.message.setText("")
         self.host.notify(f"Repaired with {n} tile change(s)")
+
+    def showEvent(self, event: Any) -> None:
+        """A report that arrived while the tab was hidden was laid out for no width: the
+        sentences wrap again now that the table has one."""
+        super().showEvent(event)
+        QTimer.singleShot(0, self.table.resizeRowsToContents)
 
     # -- the report -----------------------------------------------------------------------------
     def show_report(self) -> None:
