@@ -41,18 +41,16 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def _nll_by_part(model, seqs: list[TokenSequence]) -> tuple[float, float]:
-    """Mean NLL of the prompt tokens (after the first) and of the reply tokens."""
-    prompt, reply = [], []
+    """Mean NLL of the prompt tokens (after the first) and of the reply tokens (the sequences
+    are of one length: one forward pass)."""
+    ids = torch.tensor([s.ids for s in seqs])
+    mask = torch.tensor([s.mask[1:] for s in seqs], dtype=torch.bool)
     model.eval()
     with torch.no_grad():
-        for s in seqs:
-            ids = torch.tensor([s.ids])
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-            nll = -logp.gather(-1, ids[0, 1:, None])[:, 0]
-            for j, m in enumerate(s.mask[1:]):
-                (reply if m else prompt).append(float(nll[j]))
+        logp = torch.log_softmax(model(input_ids=ids).logits[:, :-1].float(), -1)
     model.train()
-    return sum(prompt) / len(prompt), sum(reply) / len(reply)
+    nll = -logp.gather(-1, ids[:, 1:, None])[..., 0]
+    return float(nll[~mask].mean()), float(nll[mask].mean())
 
 
 def test_batches_pad_on_the_right_and_label_only_the_reply(tokenizer) -> None:
