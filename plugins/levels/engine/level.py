@@ -251,14 +251,22 @@ class Legend:
 
 
 def _parse_color(value: Any) -> tuple[int, int, int]:
-    if isinstance(value, list | tuple) and len(value) >= 3:
-        return (int(value[0]), int(value[1]), int(value[2]))
-    s = str(value).strip().lstrip("#")
-    if len(s) == 8:  # AARRGGBB (Tiled)
-        s = s[2:]
-    if len(s) != 6:
-        raise UserError(f"colour {value!r} is not #RRGGBB")
-    return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
+    """``"#RRGGBB"``, Tiled's ``"#AARRGGBB"`` or ``[r, g, b]`` (0-255 each)."""
+    try:
+        if isinstance(value, list | tuple) and len(value) >= 3:
+            rgb = (int(value[0]), int(value[1]), int(value[2]))
+        else:
+            s = str(value).strip().lstrip("#")
+            if len(s) == 8:  # AARRGGBB (Tiled)
+                s = s[2:]
+            if len(s) != 6:
+                raise ValueError(s)
+            rgb = (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"colour {value!r} is not #RRGGBB") from None
+    if not all(0 <= v <= 255 for v in rgb):
+        raise UserError(f"colour {value!r} has a value outside 0-255")
+    return rgb
 
 
 _ROLE_COLOURS: list[tuple[tuple[str, ...], tuple[int, int, int]]] = [

@@ -85,7 +85,10 @@ def read_pins(path: Path | str, params: Any = None,
     items = data.get("pins", []) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise UserError(f"pins file {Path(path).name}: \"pins\" must be a list of [x, y, \"C\"]")
-    return Pins.from_items(items)
+    try:
+        return Pins.from_items(items)
+    except UserError as exc:
+        raise UserError(f"pins file {Path(path).name}: {exc}") from None
 
 
 def describe_pins(pins: Pins) -> dict[str, Any]:

@@ -16,7 +16,6 @@ with flip flags (the flags are dropped with a warning: a tile map of characters 
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import string
 import struct
@@ -154,6 +153,8 @@ def _read_tsx(path: Path) -> dict[str, Any]:
         raise UserError(f"external tileset {path} does not exist") from None
     except ET.ParseError as exc:
         raise UserError(f"tileset {path.name} is not valid XML ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"tileset {path.name} cannot be read ({exc.strerror or exc})") from None
     ts: dict[str, Any] = {k: root.get(k) for k in ("name",)}
     for k in ("tilewidth", "tileheight", "tilecount", "columns", "margin", "spacing"):
         ts[k] = int(root.get(k, "0"))
@@ -173,22 +174,28 @@ def _read_tsx(path: Path) -> dict[str, Any]:
 def _decode_data(data: Any, encoding: str | None, compression: str | None, count: int,
                  where: str) -> np.ndarray:
     if isinstance(data, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32
+                   for v in data):
+            raise UserError(f"{where}: tile data must be a list of tile ids (whole numbers)")
         arr = np.asarray(data, dtype=np.int64)
     elif isinstance(data, str):
         if (encoding or "csv") == "csv":
             try:
                 arr = np.asarray([int(v) for v in data.replace("\n", "").split(",") if v.strip()],
                                  dtype=np.int64)
-            except ValueError:
+                if arr.size and (arr.min() < 0 or arr.max() >= 2**32):
+                    raise ValueError("tile id out of range")
+            except (ValueError, OverflowError):
                 raise UserError(f"{where}: CSV tile data holds something that is not a number"
                                 ) from None
         else:
             try:
                 raw = base64.b64decode(data)
+                limit = count * 4 + 4  # never inflate more than the layer can hold
                 if compression == "zlib":
-                    raw = zlib.decompress(raw)
+                    raw = zlib.decompressobj().decompress(raw, limit)
                 elif compression == "gzip":
-                    raw = gzip.decompress(raw)
+                    raw = zlib.decompressobj(31).decompress(raw, limit)
                 elif compression == "zstd":
                     raise UserError(f"{where} uses zstd compression, which this studio cannot "
                                     "read: in Tiled set Map Properties > Tile Layer Format to "
@@ -219,6 +226,24 @@ def _tile_layers(layers: list[Any], warn: Callable[[str], None]) -> list[dict[st
     return out
 
 
+MAX_TILES = 4_000_000  # 2000 x 2000: far beyond any game level, and safe to hold in memory
+
+
+def _whole(value: Any, what: str, where: str, lo: int = 0) -> int:
+    """``value`` as a whole number of at least ``lo``, or a :class:`UserError` saying where."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
+            or int(value) < lo:
+        raise UserError(f"{where}: {what} must be a whole number of at least {lo}, not "
+                        f"{value!r}")
+    return int(value)
+
+
+def _check_size(width: int, height: int, where: str) -> None:
+    if width * height > MAX_TILES:
+        raise UserError(f"{where} is {width:,}x{height:,} tiles; the studio opens maps of up "
+                        f"to {MAX_TILES:,} tiles")
+
+
 def read_tmj(path: str | Path, legend: Legend | None = None,
              warn: Callable[[str], None] | None = None) -> Level:
     """Read a Tiled JSON map into a :class:`Level`.
@@ -226,9 +251,23 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
     Tiles are identified by their ``char`` custom property (written by :func:`write_tmj`); other
     tiles get fresh characters and take their boolean custom properties (and their Tiled class)
     as legend properties. With several visible tile layers, the upper layer's non-empty tiles win.
+
+    Sizes and tile data are checked as they are read (a map too big to hold is refused before
+    anything is allocated); any other part of the file that is not what Tiled writes (a list
+    where an object belongs, a word where a number does) is a :class:`UserError` naming the file
+    and what was wrong, never a traceback.
     """
     path = Path(path).expanduser()
-    warn = warn or (lambda s: None)
+    try:
+        return _read_tmj(path, legend, warn or (lambda s: None))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        what = f"no {exc.args[0]!r} where one is needed" if isinstance(exc, KeyError) else \
+            f"{type(exc).__name__.replace('Error', '').lower() or 'value'} problem: {exc}"
+        raise UserError(f"{path.name} is not a Tiled map this studio can read ({what}); save it "
+                        "from Tiled again as JSON") from None
+
+
+def _read_tmj(path: Path, legend: Legend | None, warn: Callable[[str], None]) -> Level:
     doc = _load_json(path, "Tiled map")
     if doc.get("type", "map") != "map":
         raise UserError(f"{path.name} is a Tiled {doc.get('type')!r} file, not a map")
@@ -237,6 +276,8 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
             raise UserError(f"{path.name} is not a Tiled JSON map (no {key!r} key)")
     if doc.get("orientation", "orthogonal") != "orthogonal":
         warn(f"{path.name} is {doc['orientation']}; its tiles are read as an orthogonal grid")
+    if not isinstance(doc["layers"], list) or not isinstance(doc["tilesets"], list):
+        raise UserError(f"{path.name}: \"layers\" and \"tilesets\" must be lists")
     layers = _tile_layers(doc["layers"], warn)
     if not layers:
         raise UserError(f"{path.name} has no visible tile layer")
@@ -245,17 +286,24 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
         xs, ys, xe, ye = [], [], [], []
         for layer in layers:
             for ch in layer.get("chunks", []):
-                xs.append(ch["x"])
-                ys.append(ch["y"])
-                xe.append(ch["x"] + ch["width"])
-                ye.append(ch["y"] + ch["height"])
+                where = f"{path.name}: a chunk"
+                cx, cy = (_whole(ch[k], k, where, -2**31) for k in ("x", "y"))
+                cw, chh = (_whole(ch[k], k, where) for k in ("width", "height"))
+                _check_size(cw, chh, where)
+                xs.append(cx)
+                ys.append(cy)
+                xe.append(cx + cw)
+                ye.append(cy + chh)
         if not xs:
             raise UserError(f"{path.name} is an infinite map with no tiles")
         ox, oy, width, height = min(xs), min(ys), max(xe) - min(xs), max(ye) - min(ys)
     else:
-        ox, oy, width, height = 0, 0, int(doc["width"]), int(doc["height"])
+        ox, oy = 0, 0
+        width = _whole(doc["width"], "width", path.name)
+        height = _whole(doc["height"], "height", path.name)
     if width <= 0 or height <= 0:
         raise UserError(f"{path.name} has no tiles ({width}x{height})")
+    _check_size(width, height, path.name)
     gids = np.zeros((height, width), dtype=np.int64)
     for n, layer in enumerate(layers):
         where = f"{path.name} layer {layer.get('name', n)!r}"
@@ -268,7 +316,9 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
                 view = gids[y0:y0 + ch["height"], x0:x0 + ch["width"]]
                 np.copyto(view, arr, where=arr != 0)
         else:
-            lw, lh = int(layer.get("width", width)), int(layer.get("height", height))
+            lw = _whole(layer.get("width", width), "width", where)
+            lh = _whole(layer.get("height", height), "height", where)
+            _check_size(lw, lh, where)
             arr = _decode_data(layer.get("data"), enc, comp, lw * lh, where).reshape(lh, lw)
             h, w = min(lh, height), min(lw, width)
             np.copyto(gids[:h, :w], arr[:h, :w], where=arr[:h, :w] != 0)
@@ -284,8 +334,11 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
         first = int(ts.get("firstgid", 1))
         if "source" in ts:
             src = (path.parent / ts["source"]).resolve()
-            data = _read_tsx(src) if src.suffix.lower() == ".tsx" else _load_json(
-                src, "external tileset")
+            try:
+                data = _read_tsx(src) if src.suffix.lower() == ".tsx" else _load_json(
+                    src, "external tileset")
+            except UserError as exc:
+                raise UserError(f"{path.name} uses the tileset {src.name}: {exc}") from None
             data = {**data, "_dir": str(src.parent)}
         else:
             data = {**ts, "_dir": str(path.parent)}
@@ -304,7 +357,8 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
     if legend is not None:
         base = legend if base is None else legend.merged(base)
 
-    used = sorted(int(g) for g in np.unique(gids))
+    uniq, inverse = np.unique(gids, return_inverse=True)
+    used = [int(g) for g in uniq]
     char_of: dict[int, str] = {}
     tiles_out: dict[str, Tile] = dict(base.tiles) if base else {}
     taken = set(tiles_out)
@@ -353,16 +407,19 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
     name = (base.name if base else "") or path.stem
     view = base.view if base else ""
     new_legend = Legend(tiles_out.values(), name, view)
-    lut = np.zeros(max(char_of) + 1, dtype=np.uint8)
-    for gid, c in char_of.items():
-        lut[gid] = ord(c)
-    level = Level(lut[gids], new_legend, path.stem)
+    codes = np.array([ord(char_of[g]) for g in used], dtype=np.uint8)  # by tile, not by id
+    level = Level(codes[inverse.reshape(gids.shape)], new_legend, path.stem)
     meta = _map_property(doc, "generator")
     if meta:
         try:
-            level.meta.update(json.loads(meta))
+            found = json.loads(meta)
         except ValueError:
-            pass
+            found = None
+        if isinstance(found, dict):
+            level.meta.update(found)
+        else:
+            warn(f"{path.name}: its generator settings are unreadable; the level opens without "
+                 "them")
     level.meta["source"] = str(path)
     if image_info is not None and image_info[0].exists() and not stored:
         level.meta["tileset_image"] = TilesetImage(image_info[0], image_info[1], image_info[2],

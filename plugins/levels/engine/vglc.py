@@ -124,8 +124,12 @@ def legend_from_json(data: Any, source: str = "legend", game: str = "") -> Legen
     for char, props in tiles.items():
         if len(char) != 1:
             raise UserError(f"{source}: tile key {char!r} must be exactly one character")
+        if ord(char) > 255:
+            raise UserError(f"{source}: {show_char(char)} cannot be a tile: tiles are single "
+                            "characters up to U+00FF (letters, digits, punctuation and Latin "
+                            "accents such as 'é')")
         if not isinstance(props, list | str):
-            raise UserError(f"{source}: tile {char!r} needs a list of properties")
+            raise UserError(f"{source}: tile {show_char(char)} needs a list of properties")
     direction = str(data.get("direction", "") or "")
     if direction and direction not in DIRECTIONS:
         raise UserError(f"{source}: \"direction\" is {direction!r}; write \"right\" (played left "
@@ -134,9 +138,15 @@ def legend_from_json(data: Any, source: str = "legend", game: str = "") -> Legen
     if physics is not None and not isinstance(physics, dict):
         raise UserError(f"{source}: \"physics\" must be an object such as {{\"jump\": 5, "
                         "\"run\": 2}")
-    return Legend.from_mapping(tiles, str(data.get("name") or game), str(data.get("view", "")),
-                               data.get("colors") if isinstance(data.get("colors"), dict) else None,
-                               direction, physics)
+    try:
+        return Legend.from_mapping(tiles, str(data.get("name") or game), str(data.get("view", "")),
+                                   data.get("colors") if isinstance(data.get("colors"), dict)
+                                   else None, direction, physics)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    except (TypeError, ValueError):  # a colour that is not #RRGGBB nor [r, g, b]
+        raise UserError(f"{source}: \"colors\" must map tile characters to \"#RRGGBB\" "
+                        "colours") from None
 
 
 def find_legend(level_path: Path) -> Path | None:
