@@ -188,8 +188,8 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
     goal_x = w - 1
     goal_y = int(np.argmax(walk.any(axis=1))) if walk.any() else 0  # the top row with room
 
-    def dist(i: int) -> int:
-        return (i // w - goal_y) if up_dir else (goal_x - i % w)
+    cells = np.arange(n)
+    hv = ((cells // w - goal_y) if up_dir else (goal_x - cells % w)).tolist()  # to the goal
 
     parent: dict[int, int] = {}
     gbest: dict[int, int] = {}
@@ -197,19 +197,19 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
     for s, cost in seeds:
         gbest[s] = cost
         parent[s] = -1
-        heapq.heappush(heap, (dist(s % n) + cost, cost, s))
+        heapq.heappush(heap, (hv[s % n] + cost, cost, s))
     best_state = seeds[0][0]
-    best = dist(best_state % n)
+    best = hv[best_state % n]
     push = heapq.heappush
     pop = heapq.heappop
-    sides = (-1, 1)
+    bridged = bridge * n
     while heap:
         _, g, s = pop(heap)
         if g != gbest.get(s):
             continue
         j, i = divmod(s, n)
         y, x = divmod(i, w)
-        d_now = (y - goal_y) if up_dir else (goal_x - x)
+        d_now = hv[i]
         if d_now < best:
             best, best_state = d_now, s
         if d_now == 0:
@@ -230,52 +230,76 @@ def platformer(level: Level, jump: int = 4, apex: int = 2, start_cols: int = 3,
                 nj = (jump - 1 if jump > 1 else hang) * n
                 if wk[up]:
                     moves.append(nj + up)
-                    for sg in sides:  # a running jump: the row left behind must be clear too
-                        for d in range(1, run + 1):
-                            if not 0 <= x + sg * d <= goal_x or not (
-                                    wk[up + sg * d] and wk[i + sg * d]):
-                                break
-                            moves.append(nj + up + sg * d)
+                    # a running jump: the row left behind must be clear too
+                    if run == 1:  # the common case, unrolled (the search's hot loop)
+                        if x > 0 and wk[up - 1] and wk[i - 1]:
+                            moves.append(nj + up - 1)
+                        if x < goal_x and wk[up + 1] and wk[i + 1]:
+                            moves.append(nj + up + 1)
+                    else:
+                        for sg, reach in ((-1, min(run, x)), (1, min(run, goal_x - x))):
+                            for d in range(sg, sg * (reach + 1), sg):
+                                if not (wk[up + d] and wk[i + d]):
+                                    break
+                                moves.append(nj + up + d)
         else:
             if 0 < j < hang and y > 0:  # still rising
                 up = i - w
                 nj = (j - 1 if j > 1 else hang) * n
                 if wk[up]:
                     moves.append(nj + up)
-                for sg in sides:
-                    for d in range(1, run + 1):
-                        if not 0 <= x + sg * d <= goal_x or not wk[up + sg * d]:
-                            break
-                        if d == 1 and not (wk[up] or wk[i + sg]):
-                            break
-                        moves.append(nj + up + sg * d)
+                if run == 1:
+                    if x > 0 and wk[up - 1] and (wk[up] or wk[i - 1]):
+                        moves.append(nj + up - 1)
+                    if x < goal_x and wk[up + 1] and (wk[up] or wk[i + 1]):
+                        moves.append(nj + up + 1)
+                else:
+                    for sg, reach in ((-1, min(run, x)), (1, min(run, goal_x - x))):
+                        if not reach or not (wk[up] or wk[i + sg]):
+                            continue
+                        for d in range(sg, sg * (reach + 1), sg):
+                            if not wk[up + d]:
+                                break
+                            moves.append(nj + up + d)
             if j >= hang:  # at the top of the arc: drift sideways before falling
                 na = (j + 1 if j + 1 < hang + apex else 0) * n
-                for sg in sides:
-                    for d in range(1, run + 1):
-                        if not 0 <= x + sg * d <= goal_x or not wk[i + sg * d]:
-                            break
-                        moves.append(na + i + sg * d)
+                if run == 1:
+                    if x > 0 and wk[i - 1]:
+                        moves.append(na + i - 1)
+                    if x < goal_x and wk[i + 1]:
+                        moves.append(na + i + 1)
+                else:
+                    for sg, reach in ((-1, min(run, x)), (1, min(run, goal_x - x))):
+                        for d in range(sg, sg * (reach + 1), sg):
+                            if not wk[i + d]:
+                                break
+                            moves.append(na + i + d)
             if y + 1 < h:  # falling (or releasing the jump); a platform top catches the player
                 dn = i + w
                 if fk[dn]:
                     moves.append(dn)
-                for sg in sides:
-                    for d in range(1, run + 1):
-                        if not 0 <= x + sg * d <= goal_x or not fk[dn + sg * d]:
-                            break
-                        if d == 1 and not (fk[dn] or wk[i + sg]):
-                            break
-                        moves.append(dn + sg * d)
+                if run == 1:
+                    if x > 0 and fk[dn - 1] and (fk[dn] or wk[i - 1]):
+                        moves.append(dn - 1)
+                    if x < goal_x and fk[dn + 1] and (fk[dn] or wk[i + 1]):
+                        moves.append(dn + 1)
+                else:
+                    for sg, reach in ((-1, min(run, x)), (1, min(run, goal_x - x))):
+                        if not reach or not (fk[dn] or wk[i + sg]):
+                            continue
+                        for d in range(sg, sg * (reach + 1), sg):
+                            if not fk[dn + d]:
+                                break
+                            moves.append(dn + d)
             if j > 0 and gr[i]:  # a jump that touched ground can stand there
                 moves.append(i)
         for ns in moves:
             ni = ns % n
-            g2 = g + 1 + ex[ni] + (edit if ns >= bridge * n else 0)
+            g2 = g + 1 + ex[ni] + (edit if ns >= bridged else 0)
             if g2 < gbest.get(ns, 1 << 60):
                 gbest[ns] = g2
                 parent[ns] = s
-                push(heap, (g2 + dist(ni), g2, ns))
+                push(heap, (g2 + hv[ni], g2, ns))
     reached = _progress(best_state % n, w, h, up_dir)
     if up_dir:
         row = (best_state % n) // w
