@@ -9,7 +9,11 @@ loaded and cached by a warm-up run first, as it is after the first Continue in t
 The reference is ``model.generate`` on the same model, prompt and sampling settings
 (temperature, top-k, top-p, ``min_new_tokens = max_new_tokens`` on both sides so both produce
 exactly N tokens), in the same process, interleaved round by round so machine load hits both
-alike. Prints tokens/s of each and the median ratio.
+alike. It runs as a job of the studio's runner on the same lane (a thread of its own, as every
+job), never on the main thread: torch's OpenMP pool of a long-lived main thread ran
+``model.generate`` up to ten times slower on a busy 2-core machine, which made the ratio
+meaningless (DEVELOPERS.md, "Every job runs on a thread of its own"). Prints tokens/s of each
+and the median ratio.
 
     python bench/writer_speed.py                    # tiny preset model, 200 tokens, 5 rounds
     python bench/writer_speed.py --model DIR        # any local model folder
@@ -133,14 +137,27 @@ def main(argv: list[str] | None = None) -> int:
                                  pad_token_id=tok.pad_token_id)
         return time.perf_counter() - t0, out.shape[1] - ids.shape[1]
 
-    reference_run()  # warm-up
+    from studio.plugin import JobSpec
+
+    ref_spec = JobSpec("reference", "writer_speed:reference", "model.generate",
+                       lane="interactive")
+
+    def reference_job() -> tuple[float, int]:
+        """reference_run() as a job of the studio's runner (its own worker thread)."""
+        rec = manager.runner.submit("writer", ref_spec, {}, func=lambda ctx: reference_run())
+        manager.runner.wait(rec.id)
+        if rec.state != "done":
+            raise SystemExit(f"reference run {rec.state}: {rec.error}")
+        return rec.result
+
+    reference_job()  # warm-up
     room = gen.context - ids.shape[1]
     if args.tokens > room:
         raise SystemExit(f"--tokens {args.tokens} does not fit the model's context "
                          f"({gen.context} tokens, prompt {ids.shape[1]}): use at most {room}")
     ratios, ref_tps, studio_tps = [], [], []
     for r in range(args.rounds):
-        rt, rn = reference_run()
+        rt, rn = reference_job()
         st, sn = studio_run()
         ref_tps.append(rn / rt)
         studio_tps.append(sn / st)
