@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -183,8 +184,6 @@ def memorization(ctx: JobContext, p: MemorizationParams) -> str:
             pix = memo.nearest_images(samples, items, ids, threshold=thr,
                                               check=ctx.check)
             results.append(pix)
-            _save_pairs(out, pix, samples, {e.id: it for e, it in zip(train, items,
-                                                                     strict=True)})
         elif kind == "text":
             corpus = memo.TextCorpus(
                 [memo.TextDoc(i, t) for i, t in zip(ids, items, strict=True)])
@@ -208,6 +207,7 @@ def memorization(ctx: JobContext, p: MemorizationParams) -> str:
     finally:
         probe.close()
     head = results[0]
+    _save_pairs(out, head, samples, dict(zip(ids, items, strict=True)))
     for r in results:
         ctx.metric(f"copied/{r.kind}", 0, r.copied.value)
     result = {"results": [r.to_json() for r in results], "samples": p.n, "training": len(train)}
@@ -219,16 +219,33 @@ def memorization(ctx: JobContext, p: MemorizationParams) -> str:
 
 def _save_pairs(out: Path, res: memo.MemorizationResult, samples: list[Any],
                 train: dict[str, Any], k: int = 24) -> None:
+    """The closest pairs' items in ``pairs/``, to look at side by side (the report and the
+    panel read them; audit.json only names them): images as PNG, a text sample whole (its
+    matched passage is in audit.json), a music item as JSON notes ``[pitch, start,
+    duration]``, a level as its rows. The training side is written too, except for text
+    (a training file can be a whole book; the matched passage is enough)."""
     from PIL import Image
 
     folder = out / "pairs"
     folder.mkdir(parents=True, exist_ok=True)
     for pair in res.closest(k):
-        for name, img in (("sample", samples[pair.sample]), ("train", train[pair.example])):
-            a = img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
-            buf = io.BytesIO()
-            Image.fromarray(a).save(buf, format="PNG")
-            atomic_write_bytes(folder / f"{name}-{pair.sample}.png", buf.getvalue())
+        sides = [("sample", samples[pair.sample])]
+        if pair.example in train and res.kind != "text":
+            sides.append(("train", train[pair.example]))
+        for name, item in sides:
+            stem = folder / f"{name}-{pair.sample}"
+            if res.kind == "image":
+                a = item[:, :, 0] if item.ndim == 3 and item.shape[2] == 1 else item
+                buf = io.BytesIO()
+                Image.fromarray(a).save(buf, format="PNG")
+                atomic_write_bytes(stem.with_suffix(".png"), buf.getvalue())
+            elif res.kind == "text":
+                atomic_write_text(stem.with_suffix(".txt"), str(item))
+            elif res.kind == "music":
+                notes = [[int(n[0]), float(n[1]), float(n[2])] for n in item]
+                atomic_write_text(stem.with_suffix(".json"), json.dumps(notes))
+            elif res.kind == "level":
+                atomic_write_text(stem.with_suffix(".txt"), "\n".join(item) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------
