@@ -3,13 +3,20 @@ leave out.
 
 Reads any run of any plugin through the audit probe that plugin declares
 (``Plugin.audit_probe``; protocol in ``plugins.common.probes``), never importing another
-plugin's engine. Light on purpose: no torch and no Qt at import. No panel yet: the window shows
-one form per job.
+plugin's engine. Light on purpose: no torch and no Qt at import; the panel (``ui/``) is
+imported only when the window opens it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from studio.plugin import JobSpec, Plugin
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PySide6.QtWidgets import QWidget
+
+    from studio.host import PanelHost
 
 
 class AuditPlugin(Plugin):
@@ -33,3 +40,8 @@ class AuditPlugin(Plugin):
         JobSpec("targets", "plugins.audit.jobs:list_targets", "Auditable runs",
                 lane="interactive"),
     )
+
+    def create_panel(self, host: PanelHost) -> QWidget:
+        from plugins.audit.ui.panel import AuditPanel  # Qt imported only here
+
+        return AuditPanel(host)
