@@ -12,7 +12,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,11 +21,6 @@ from studio.errors import UserError
 from studio.jobs import JobContext
 from studio.storage import atomic_write_bytes, atomic_write_text
 
-from .engine import canaries as canaries_mod
-from .engine import dataset as dataset_mod
-from .engine import fairness as fairness_mod
-from .engine import membership, pii, report, targets
-from .engine import memorization as memo
 from .params import (
     CanariesParams,
     DatasetParams,
@@ -37,6 +32,10 @@ from .params import (
     TargetsParams,
 )
 
+if TYPE_CHECKING:  # each job imports its engine modules itself: a check starts at once
+    from .engine import membership
+    from .engine import memorization as memo
+
 
 def _run_dir(ctx: JobContext) -> Path:
     if ctx.run_dir is None:  # the host gives every makes_run job one
@@ -47,6 +46,8 @@ def _run_dir(ctx: JobContext) -> Path:
 def _finish(ctx: JobContext, audit: str, result: dict[str, Any], target: Path | None,
             headline: dict[str, Any], subject: str = "") -> Path:
     """Save the result in the audit's run folder, render its own report page, log it."""
+    from .engine import report
+
     run = _run_dir(ctx)
     report.save(run, audit, result, target, subject)
     doc = report.load(run)
@@ -69,6 +70,8 @@ def _finish(ctx: JobContext, audit: str, result: dict[str, Any], target: Path | 
 def mia(ctx: JobContext, p: MiaParams) -> str:
     """Membership inference on a run: the loss attack, and LiRA and RMIA with reference
     models trained by the run's own plugin on random halves of its data."""
+    from .engine import membership, targets
+
     run = targets.resolve_run(p.run, ctx.workspace)
     m, cls = targets.probe_class(run)
     out = _run_dir(ctx)
@@ -165,6 +168,9 @@ def _write_scores(path: Path, ids: list[str], members: np.ndarray, loss: np.ndar
 # ----------------------------------------------------------------------------------------------
 def memorization(ctx: JobContext, p: MemorizationParams) -> str:
     """Generate samples from a run's model and find their nearest training examples."""
+    from .engine import memorization as memo
+    from .engine import targets
+
     run = targets.resolve_run(p.run, ctx.workspace)
     _m, cls = targets.probe_class(run)
     out = _run_dir(ctx)
@@ -256,6 +262,8 @@ def canaries(ctx: JobContext, p: CanariesParams) -> str:
     copy, and measure each secret's exposure (The Secret Sharer)."""
     from studio import registry
 
+    from .engine import canaries as canaries_mod
+
     out = _run_dir(ctx)
     src = Path(p.data).expanduser()
     plugin = registry.get(p.plugin)
@@ -306,6 +314,9 @@ def canaries(ctx: JobContext, p: CanariesParams) -> str:
 # ----------------------------------------------------------------------------------------------
 def dataset(ctx: JobContext, p: DatasetParams) -> str:
     """Class balance, duplicates, text statistics of a data folder (and a run's leakage)."""
+    from .engine import dataset as dataset_mod
+    from .engine import targets
+
     rep = dataset_mod.audit_folder(Path(p.data), near_bits=p.near_bits,
                                    near_pixel=p.near_pixel,
                                    near_jaccard=p.near_jaccard, label_columns=p.columns,
@@ -329,6 +340,8 @@ def dataset(ctx: JobContext, p: DatasetParams) -> str:
 
 def pii_scan(ctx: JobContext, p: PiiParams) -> str:
     """Find personal data in text files; write a redacted copy into the run folder."""
+    from .engine import pii
+
     out = _run_dir(ctx)
     src = Path(p.data).expanduser()
     inside = src.resolve() in out.resolve().parents and src.is_dir()
@@ -356,6 +369,8 @@ def pii_scan(ctx: JobContext, p: PiiParams) -> str:
 
 def fairness(ctx: JobContext, p: FairnessParams) -> str:
     """Per-group rates, demographic parity and equalized odds of a predictions CSV."""
+    from .engine import fairness as fairness_mod
+
     preds = fairness_mod.read_predictions(Path(p.predictions), p.label, p.prediction, p.group,
                                           p.positive)
     rep = fairness_mod.classifier_fairness(preds)
@@ -376,6 +391,8 @@ def fairness(ctx: JobContext, p: FairnessParams) -> str:
 # ----------------------------------------------------------------------------------------------
 def report_job(ctx: JobContext, p: ReportParams) -> str:
     """Render one HTML report of every audit run on a model; write its model card."""
+    from .engine import report, targets
+
     run = targets.resolve_run(p.run, ctx.workspace)
     m = targets.read_manifest(run)
     audits = report.audits_of(ctx.workspace, run)
@@ -404,6 +421,8 @@ def report_job(ctx: JobContext, p: ReportParams) -> str:
 
 def list_targets(ctx: JobContext, p: TargetsParams) -> list[dict[str, Any]]:
     """Every run in the workspace, and whether it can be audited (and why not)."""
+    from .engine import targets
+
     rows = []
     for t in targets.list_targets(ctx.workspace):
         rows.append({"run": str(t.run), "plugin": t.plugin, "job": t.job, "state": t.state,
