@@ -40,10 +40,11 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     import torch
 
     from plugins.common import splits
+    from plugins.common.privacy import spec_of
     from plugins.common.training import Schedule, TrainLoop, refuse_to_overwrite
     from plugins.gan.engine import data as data_mod
     from plugins.gan.engine import modelfile
-    from plugins.gan.engine.config import GanConfig, make_config
+    from plugins.gan.engine.config import GanConfig, make_config, private_adjustments
     from plugins.gan.engine.task import GanTask
     from plugins.gan.engine.trainer import GanTrainer
     from studio import manifest, storage
@@ -54,6 +55,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     refuse_to_overwrite(run_dir, ckpt_path, p.resume, "GAN")
     data = p.data
     cfg: GanConfig | None = None
+    private_notes: list[str] = []
     if p.resume:
         if not ckpt_path.exists():
             raise UserError(f"nothing to resume in {run_dir}: it has no checkpoint. Start a new "
@@ -90,6 +92,11 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                           train_size=native if native != p.size else 0,
                           batch_size=p.batch_size, lr_g=p.lr, lr_d=p.lr, diffaug=p.diffaug,
                           ema_decay=p.ema_decay, amp=p.amp, seed=p.seed, holdout=p.holdout)
+        spec = spec_of(p)
+        if spec is not None:
+            cfg.private = spec.to_json()
+            private_notes = private_adjustments(cfg)
+            cfg.validate()
     elif cfg.conditional and list(ds.classes) != cfg.class_names:
         raise UserError(f"the data's classes ({', '.join(ds.classes) or 'none'}) differ from "
                         f"the run's ({', '.join(cfg.class_names)}): resume with the same data")
@@ -118,7 +125,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(ds.labels) if cfg.conditional else None
     keep = torch.from_numpy(train_mask)
-    trainer = GanTrainer(cfg, images[keep], None if labels is None else labels[keep], device)
+    trainer = GanTrainer(cfg, images[keep], None if labels is None else labels[keep], device,
+                         planned_steps=p.steps)
     held_out = None
     if held:
         held_out = (images[~keep], None if labels is None else labels[~keep])
@@ -148,11 +156,32 @@ def train(ctx: JobContext, p: TrainParams) -> str:
             f"batch {cfg.batch_size} · DiffAugment {cfg.diffaug or 'off'} · "
             f"{len(held)} of {len(examples)} images held out · device {device}"
             + (f" · {str(trainer.amp).replace('torch.', '')}" if trainer.amp else ""))
+    if trainer.dp is not None:
+        _log_privacy(ctx, trainer, private_notes, p.steps)
     try:
         loop.run()
     finally:  # a stopped run's generator is a usable model too
-        _record_model(ctx, run_dir, loop.state.step)
+        _record_model(ctx, run_dir, loop.state.step, trainer)
     return str(run_dir)
+
+
+def _log_privacy(ctx: JobContext, trainer: Any, notes: list[str], steps: int) -> None:
+    """What training privately means for this run, in words: the settings, what had to
+    change, what the guarantee covers and what it does not."""
+    dp = trainer.dp
+    ctx.log(dp.describe())
+    for note in [*notes, *trainer.D.private_notes]:
+        ctx.log(note)
+    ctx.log("The guarantee covers both networks: only the discriminator sees your images, and "
+            "the generator learns from nothing but its noisy, clipped updates. It does not "
+            "cover the live curves, the sample-variety figure or the held-out check, which "
+            "read the images directly (they stay on this computer).")
+    projected = dp.projected_epsilon(steps * trainer.cfg.n_critic)
+    target = dp.spec.epsilon if dp.spec.noise_multiplier <= 0 else None
+    if target is not None and projected > target * 1.02:
+        ctx.warn(f"Training to step {steps:,} will spend ε = {projected:.2f}, more than the "
+                 f"target {target:g} this run's noise was chosen for (it started with fewer "
+                 "steps).")
 
 
 def _recorded_data(run_dir: Path) -> str | None:
@@ -169,16 +198,20 @@ def _recorded_data(run_dir: Path) -> str | None:
     return str(path) if path else None
 
 
-def _record_model(ctx: JobContext, run_dir: Path, step: int) -> None:
+def _record_model(ctx: JobContext, run_dir: Path, step: int, trainer: Any = None) -> None:
     from plugins.gan.engine import modelfile
     from studio import manifest
 
     generator = run_dir / modelfile.GENERATOR_FILE
     if not generator.exists():
         return
+    extra = {}
+    if trainer is not None and trainer.dp is not None:  # what the model's training spent
+        extra["privacy"] = trainer.dp.summary()
     try:
         ctx.add_artifact(run_dir, "model", model_kind="gan", step=step,
-                         weights={modelfile.GENERATOR_FILE: manifest.sha256_file(generator)})
+                         weights={modelfile.GENERATOR_FILE: manifest.sha256_file(generator)},
+                         **extra)
     except OSError as exc:  # the model is on disk all the same; the library just won't list it
         ctx.warn(f"could not record the model in the run's manifest: {exc}")
 

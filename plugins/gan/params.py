@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
+from plugins.common.privacy import (
+    DEFAULT_EPSILON,
+    DEFAULT_MAX_GRAD_NORM,
+    Delta,
+    Epsilon,
+    MaxGradNorm,
+    NoiseMultiplier,
+    NoiseSeed,
+    Private,
+    spec_of,
+)
 from studio.errors import UserError
 from studio.params import Choices, Group, Help, Label, Range, Special, Unit, Widget
 
@@ -125,10 +136,23 @@ class TrainParams:
                             "every image")] = 0.0
     seed: Annotated[int, SEED, Label("Seed"), Widget("seed"),
                     Help("random seed (weights, batches, noise, the held-out choice)")] = 0
+    # differential privacy for the discriminator (plugins.common.privacy)
+    private: Private = False
+    epsilon: Epsilon = DEFAULT_EPSILON
+    delta: Delta = 0.0
+    noise_multiplier: NoiseMultiplier = 0.0
+    max_grad_norm: MaxGradNorm = DEFAULT_MAX_GRAD_NORM
+    noise_seed: NoiseSeed = None
     resume: Annotated[bool, Widget("hidden"),
                       Help("continue the run in --out from its last checkpoint")] = False
 
     def rules(self) -> None:
+        if self.private:
+            spec_of(self)
+            if self.arch == "wgan-gp":
+                raise UserError("--private: WGAN-GP cannot train privately (its gradient "
+                                "penalty needs what Opacus cannot give); choose --arch sngan "
+                                "or dcgan")
         if self.train_size is not None and (self.train_size & (self.train_size - 1)
                                             or self.train_size > self.size):
             raise UserError(f"--train-size must be a power of two no larger than the image size "

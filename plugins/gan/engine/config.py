@@ -79,6 +79,9 @@ class GanConfig:
     amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only)
     seed: int = 0
     holdout: float = 0.0  # share of the images held out of training (chosen by seed)
+    # differential privacy for the discriminator (plugins.common.privacy.PrivacySpec as JSON;
+    # empty: trained normally). See ``private_adjustments``.
+    private: dict[str, Any] = field(default_factory=dict)
 
     @property
     def conditional(self) -> bool:
@@ -121,6 +124,10 @@ class GanConfig:
             raise UserError("EMA decay must be in [0, 1)")
         if not 0.0 <= self.holdout < 1.0:
             raise UserError("the held-out share must be at least 0 and below 1")
+        if self.private and self.arch == "wgan-gp":
+            raise UserError("WGAN-GP cannot train privately: its gradient penalty needs second "
+                            "derivatives of each example's gradient, which Opacus cannot "
+                            "give. Choose SNGAN or DCGAN (--arch sngan)")
         from plugins.gan.engine.diffaug import parse_policy
 
         parse_policy(self.diffaug)
@@ -141,5 +148,24 @@ def make_config(arch: str | None = None, preset: str = "fast", **overrides: Any)
                               "arch": arch}
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = GanConfig.from_json(values)
+    private_adjustments(cfg)
     cfg.validate()
     return cfg
+
+
+def private_adjustments(cfg: GanConfig) -> list[str]:
+    """Settings a private run must change, changed in ``cfg``; returns them in words (the
+    job logs them). The discriminator's own layers are made private in
+    :class:`~plugins.gan.engine.models.Discriminator`."""
+    if not cfg.private:
+        return []
+    notes = []
+    if cfg.mbstd_group:
+        cfg.mbstd_group = 0
+        notes.append("The discriminator's minibatch-variety feature is off: it compares the "
+                     "images of a batch with each other, so one image's gradient would depend "
+                     "on the others and could not be clipped on its own.")
+    if cfg.amp != "off":
+        cfg.amp = "off"
+        notes.append("Mixed precision is off: private steps run in full precision.")
+    return notes

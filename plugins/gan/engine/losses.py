@@ -35,6 +35,28 @@ def d_loss(arch: str, real: Tensor, fake: Tensor, label_noise: float = 0.0,
     raise ValueError(f"unknown arch {arch!r}")
 
 
+def d_loss_rows(arch: str, real: Tensor, fake: Tensor, label_noise: float = 0.0,
+                gen: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`d_loss` one row at a time: each real and each fake score's own term (a private
+    step clips every row's gradient on its own). ``d_loss`` is the sum of each side's mean."""
+    if arch == "dcgan":
+        ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+        if label_noise > 0:
+            ones = ones - label_noise * torch.rand(real.shape, generator=gen,
+                                                   device=gen.device if gen else None
+                                                   ).to(real.device, real.dtype)
+            zeros = zeros + label_noise * torch.rand(fake.shape, generator=gen,
+                                                     device=gen.device if gen else None
+                                                     ).to(fake.device, fake.dtype)
+        return (F.binary_cross_entropy_with_logits(real, ones, reduction="none"),
+                F.binary_cross_entropy_with_logits(fake, zeros, reduction="none"))
+    if arch == "sngan":
+        return F.relu(1.0 - real), F.relu(1.0 + fake)
+    if arch == "wgan-gp":
+        return -real, fake
+    raise ValueError(f"unknown arch {arch!r}")
+
+
 def g_loss(arch: str, fake: Tensor) -> Tensor:
     if arch == "dcgan":  # non-saturating: maximise log D(G(z))
         return F.softplus(-fake).mean()

@@ -115,6 +115,27 @@ class Discriminator(nn.Module):
         self.has_batchnorm = bn
         if not sn:
             _init_dcgan(self)
+        #: what training privately changed in this network, in words (empty otherwise)
+        self.private_notes: list[str] = []
+        if cfg.private:
+            self._make_private()
+
+    def _make_private(self) -> None:
+        """The layers Opacus cannot train privately replaced (``plugins.common.privacy.
+        prepare_model``: spectral norm folded into plain weights, batch norm to group norm).
+        Done here, not by the trainer, so that whoever rebuilds a private run's discriminator
+        from its config (resume, the audit's probe) gets the same layers."""
+        from plugins.common.privacy import prepare_model
+
+        notes: list[str] = []
+        for name in ("body", "head", "embed"):
+            part = getattr(self, name)
+            if part is not None:
+                fixed, said = prepare_model(part, "the discriminator")
+                setattr(self, name, fixed)
+                notes += said
+        self.private_notes = _merge_notes(notes)
+        self.has_batchnorm = False
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = self.body(x)
@@ -127,6 +148,18 @@ class Discriminator(nn.Module):
                 raise ValueError("a conditional discriminator needs class labels")
             out = out + (self.embed(y) * h).sum(dim=1)
         return out
+
+
+def _merge_notes(notes: list[str]) -> list[str]:
+    """One sentence per kind of change (the parts of a network are prepared one by one)."""
+    import re
+
+    merged: dict[str, int] = {}
+    for note in notes:
+        m = re.search(r"\b(\d+)\b", note)
+        key = note.replace(m.group(1), "{n}", 1) if m else note
+        merged[key] = merged.get(key, 0) + (int(m.group(1)) if m else 0)
+    return [k.replace("{n}", str(n), 1) for k, n in merged.items()]
 
 
 def minibatch_std(h: Tensor, group: int) -> Tensor:

@@ -73,6 +73,15 @@ class GanTask:
         self.collapsed = bool(state.get("collapsed", False))
         self._preview = None
 
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        """A private run's spent ε beside the averaged losses (nothing for other runs)."""
+        dp = self.trainer.dp
+        if dp is None:
+            return {}
+        from plugins.common.privacy import METRIC
+
+        return {METRIC: dp.epsilon()}
+
     def preview(self, state: LoopState) -> None:
         """Sample the fixed noise, log the diversity, watch for collapse, show the grid."""
         model = self.trainer.sampling_generator()
@@ -97,8 +106,13 @@ class GanTask:
         step = state.step
         shown = self._preview if self._preview is not None and self._preview[0] == step else None
         model = shown[1] if shown is not None else self.trainer.sampling_generator()
-        modelfile.export_generator(self.run_dir, model, self.trainer.cfg,
-                                   {**self.info, "step": step})
+        info = {**self.info, "step": step}
+        dp = self.trainer.dp
+        if dp is not None:  # the model carries what its training spent
+            info["privacy"] = dp.summary()
+            if reason in ("stopped", "end"):
+                self.rep.log(dp.words())
+        modelfile.export_generator(self.run_dir, model, self.trainer.cfg, info)
         if shown is not None and reason != "stopped":
             from plugins.common.pngmeta import save_png
 

@@ -58,7 +58,7 @@ class GanTrainer:
     ``device``; call :meth:`train_step` repeatedly."""
 
     def __init__(self, cfg: GanConfig, images: torch.Tensor, labels: torch.Tensor | None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", planned_steps: int | None = None) -> None:
         cfg.validate()
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError("images must be a uint8 (N, C, H, W) tensor")
@@ -101,6 +101,20 @@ class GanTrainer:
         for m in self.D.modules():
             if isinstance(m, SeededDropout):
                 m.generator = self.gen
+        #: DP-SGD for the discriminator, the only network that sees the images (the generator
+        #: learns only through it, so it inherits its guarantee); None: trained normally
+        self.dp: Any = None
+        if cfg.private:
+            from plugins.common.privacy import PrivacySpec, PrivateTraining
+
+            spec = PrivacySpec.from_json(cfg.private)
+            assert spec is not None
+            # every critic step is a private step (a draw of real images)
+            steps = (planned_steps or 1) * cfg.n_critic
+            self.dp = PrivateTraining(self.D, self.opt_d, spec, records=self.images.shape[0],
+                                      batch_size=cfg.batch_size, steps=steps,
+                                      device=self.device, loss_reduction="sum", unit="image")
+            self.opt_d = self.dp.optimizer
         self.fixed_z, self.fixed_y = self._fixed_inputs()
         self._real_diversity: float | None = None
 
@@ -152,6 +166,8 @@ class GanTrainer:
         statistics (:data:`STAT_NAMES`; ``gp`` only with a gradient penalty) as 0-d device
         tensors: the loop averages them without synchronising the device every step. ``state``
         (the loop's) is not needed: the GAN has no learning-rate schedule."""
+        if self.dp is not None:
+            return self._private_step()
         cfg, G, D = self.cfg, self.G, self.D
         B = cfg.batch_size
         gp = torch.zeros((), device=self.device)
@@ -204,6 +220,60 @@ class GanTrainer:
             if cfg.gp_weight > 0:
                 stats["gp"] = gp.detach().float()
         return stats
+
+    def _private_step(self) -> dict[str, torch.Tensor]:
+        """:meth:`train_step` under DP-SGD. Each critic step draws its real images by Poisson
+        sampling (the privacy engine's secret generator) and as many fakes as the batch size,
+        whatever the draw (their number must not depend on the data). Fakes get classes drawn
+        uniformly, not the real images' (those would tie a fake row to a real one, doubling
+        what one image can change). Real and fake rows pass through the discriminator
+        together; every row's gradient is clipped on its own and the noise added to their sum.
+        The generator's step sees the discriminator with its per-example hooks off."""
+        cfg, G, D, dp = self.cfg, self.G, self.D, self.dp
+        B = cfg.batch_size
+        fake = yf = loss_d = real_scores = fake_scores = None
+        m = 0
+        for i in range(cfg.n_critic):
+            idx = dp.sample().to(self.device)
+            m = int(idx.numel())
+            x = self.images[idx].float().div_(127.5).sub_(1.0)
+            y = self.labels[idx] if self.labels is not None else None
+            z = self._noise(B)
+            yf = None
+            if self.labels is not None:
+                yf = torch.randint(0, cfg.num_classes, (B,), generator=self.gen,
+                                   device=self.gen.device).to(self.device)
+            with torch.set_grad_enabled(i == cfg.n_critic - 1):
+                fake = G(z, yf)
+            xr, xf = self._augment(x), self._augment(fake.detach())
+            scores = D(torch.cat([xr, xf]), None if y is None else torch.cat([y, yf]))
+            real_scores, fake_scores = scores.float().split([m, B])
+            rows_r, rows_f = losses.d_loss_rows(cfg.arch, real_scores, fake_scores,
+                                                cfg.label_noise, self.gen)
+            dp.zero_grad()
+            dp.backward(rows_r.sum() + rows_f.sum())
+            dp.step()
+            loss_d = rows_r.sum() / max(1, m) + rows_f.mean()
+
+        assert fake is not None and loss_d is not None
+        D.requires_grad_(False)
+        try:
+            with dp.hooks_off():  # forward and backward: the hooks fire in both
+                loss_g = losses.g_loss(cfg.arch, D(self._augment(fake), yf).float())
+                self.opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+            self.opt_g.step()
+        finally:
+            D.requires_grad_(True)
+        self.step += 1
+        self.ema.update(G)
+        with torch.no_grad():
+            real_p = losses.d_outputs_as_probability(cfg.arch, real_scores.detach())
+            return {
+                "loss/D": loss_d.detach().float(), "loss/G": loss_g.detach().float(),
+                "D/real": real_p.sum() / max(1, m),
+                "D/fake": losses.d_outputs_as_probability(
+                    cfg.arch, fake_scores.detach()).mean()}
 
     @torch.no_grad()
     def real_score(self, images: torch.Tensor, labels: torch.Tensor | None) -> float:
@@ -299,6 +369,7 @@ class GanTrainer:
             "scaler_g": self.scaler_g.state_dict(),
             "scaler_d": self.scaler_d.state_dict(),
             "generator": self.gen.get_state(),
+            **({"privacy": self.dp.state_dict()} if self.dp is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -316,6 +387,10 @@ class GanTrainer:
                 scaler.load_state_dict(state[key])
         self.gen.set_state(state["generator"].to("cpu", torch.uint8))
         self.step = int(state["step"])
+        if self.dp is not None:
+            if "privacy" not in state:
+                raise ValueError("the checkpoint is of a run that did not train privately")
+            self.dp.load_state_dict(state["privacy"])
 
 
 def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
