@@ -106,6 +106,23 @@ class StreamData:
         rows = rows.to(device, non_blocking=True)
         return Batch(rows[:, :-1], rows[:, 1:], batch_size * T)
 
+    # -- fixed records, for private training (plugins.common.privacy) --------------------------
+    def records(self, block_size: int) -> int:
+        """How many training records the stream holds for private training: disjoint
+        passages of ``block_size + 1`` tokens (each token in exactly one, so a record's
+        influence can be bounded; the tail shorter than a passage is not trained)."""
+        return int(self.train.numel()) // (block_size + 1)
+
+    def record_batch(self, indices: Any, block_size: int, device: Any) -> Batch:
+        """The passages ``indices`` (from :meth:`records`) as a batch."""
+        import torch
+
+        T = block_size + 1
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        rows = self.train[: self.records(block_size) * T].view(-1, T)[idx]
+        rows = rows.to(device, non_blocking=True)
+        return Batch(rows[:, :-1], rows[:, 1:], int(idx.numel()) * block_size)
+
     def validation_nll(self, model: Any, block_size: int, batch_size: int, max_tokens: int,
                        check: Callable[[], None] | None = None) -> tuple[float, int]:
         from plugins.common.lm.scoring import evaluate_ids

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plugins.common.lm.data import Batch, TrainData
+from plugins.common.privacy import PrivacySpec
 from plugins.common.training import LoopState, Reporter
 from studio.errors import UserError
 
@@ -262,7 +263,8 @@ class LMTask:
     def __init__(self, model: Any, data: TrainData, cfg: TrainConfig,
                  reporter: Reporter, device: str = "cpu", best_path: Path | None = None,
                  val_chars_per_token: float | None = None,
-                 export: Callable[[LoopState, str], None] | None = None) -> None:
+                 export: Callable[[LoopState, str], None] | None = None,
+                 privacy: PrivacySpec | None = None) -> None:
         import torch
 
         cfg.validate()
@@ -280,6 +282,8 @@ class LMTask:
         if not self.params:
             raise UserError("the model has no trainable parameters")
         self.opts = make_optimizers(model, self.params, cfg, device)
+        #: DP-SGD (plugins.common.privacy) when training privately, else None
+        self.dp: Any = self._private(privacy) if privacy is not None else None
         self.sampler = torch.Generator().manual_seed(cfg.seed)
         self.tokens_seen = 0
         self.best_step: int | None = None
@@ -303,6 +307,26 @@ class LMTask:
     @property
     def has_validation(self) -> bool:
         return bool(self.data.has_validation)
+
+    def _private(self, spec: PrivacySpec) -> Any:
+        """DP-SGD over fixed passages of the data (its ``records``): one optimiser (per-example
+        clipping bounds the norm over all weights together), full precision, no compiling,
+        no accumulation; the caller's config must say so."""
+        from plugins.common.privacy import PrivateTraining
+
+        cfg = self.cfg
+        records = getattr(self.data, "records", None)
+        if not callable(records):
+            raise UserError("this kind of training data cannot be trained privately yet")
+        if len(self.opts) != 1 or cfg.grad_accum != 1 or cfg.compile or cfg.amp != "off":
+            raise ValueError("private training needs one optimiser (AdamW), grad_accum 1, "
+                             "amp 'off' and no compile")
+        dp = PrivateTraining(self.model, self.opts[0], spec,
+                             records=records(cfg.block_size), batch_size=cfg.batch_size,
+                             steps=cfg.steps, device=self.device, loss_reduction="mean",
+                             unit=f"passage of {cfg.block_size} tokens")
+        self.opts = [dp.optimizer]
+        return dp
 
     # -- helpers --------------------------------------------------------------------------------
     def _autocast_dtype(self) -> Any:
@@ -381,6 +405,8 @@ class LMTask:
         for opt in self.opts:
             for group in opt.param_groups:
                 group["lr"] = lr
+        if self.dp is not None:
+            return self._private_step(state)
         total: Any = None
         for _ in range(cfg.grad_accum):
             batch = self.batch()
@@ -404,15 +430,48 @@ class LMTask:
             self._check_finite(done)
         return {"loss/train": mean}
 
+    def _private_step(self, state: LoopState) -> dict[str, Any]:
+        """One DP-SGD step: a Poisson draw of passages (possibly none: the step then adds only
+        noise, and logs no loss), each one's gradient clipped, noise added, the update."""
+        torch, dp = self.torch, self.dp
+        idx = dp.sample()
+        dp.zero_grad()
+        stats: dict[str, Any] = {}
+        if idx.numel():
+            batch = self.data.record_batch(idx, self.cfg.block_size,  # type: ignore[attr-defined]
+                                           self.device)
+            loss = self.loss(batch)
+            dp.backward(loss)
+            mean = loss.detach()
+            self.tokens_seen += batch.tokens
+            self._win_tokens += batch.tokens
+            bad = ~torch.isfinite(mean)
+            self._bad = bad if self._bad is None else self._bad | bad
+            self._win_loss = mean if self._win_loss is None else self._win_loss + mean
+            self._win_steps += 1
+            stats["loss/train"] = mean
+        dp.step()
+        dp.zero_grad()
+        done = state.step + 1
+        if done % self.cfg.log_every == 0 or done >= (state.horizon or self.cfg.steps):
+            self._check_finite(done)
+        return stats
+
     def log_values(self, state: LoopState) -> dict[str, float]:
-        """Speed and learning rate beside the averaged training loss."""
+        """Speed and learning rate beside the averaged training loss (and a private run's
+        spent ε)."""
         now = time.perf_counter()
         tps = self._win_tokens / max(1e-9, now - (self._win_start or now))
         if self._win_steps:
             loss = float(self._win_loss) / self._win_steps
             self._message = f"loss {loss:.3f}, {tps:,.0f} tok/s"
         self._win_loss, self._win_steps, self._win_tokens, self._win_start = None, 0, 0, now
-        return {"tokens_per_s": tps, "lr": self.last_lr}
+        out = {"tokens_per_s": tps, "lr": self.last_lr}
+        if self.dp is not None:
+            from plugins.common.privacy import METRIC
+
+            out[METRIC] = self.dp.epsilon()
+        return out
 
     def message(self, state: LoopState, stats: Mapping[str, Any]) -> str:
         return self._message or f"step {state.step:,} of {state.horizon:,}"
@@ -479,6 +538,8 @@ class LMTask:
         data_state = getattr(self.data, "state_dict", None)
         if callable(data_state):
             st["data"] = data_state()
+        if self.dp is not None:
+            st["privacy"] = self.dp.state_dict()
         return st
 
     def upgrade_state(self, state: dict[str, Any]) -> None:
@@ -508,6 +569,10 @@ class LMTask:
         load_data = getattr(self.data, "load_state_dict", None)
         if callable(load_data) and "data" in state:
             load_data(state["data"])
+        if self.dp is not None:
+            if "privacy" not in state:
+                raise UserError("this run did not train privately: resume it without privacy")
+            self.dp.load_state_dict(state["privacy"])
         self.best_state = None
         if self.best_step is not None and self.best_path is not None and self.best_path.exists():
             best = storage.load_state(self.best_path)
