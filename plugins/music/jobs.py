@@ -112,16 +112,21 @@ def train(ctx: JobContext, p: TrainParams) -> str:
         if not ckpt.exists():
             raise UserError(f"nothing to resume in {run_dir}: it has no checkpoint. Start a new "
                             "run, or pass the --out of a run that saved one")
-        mc, tc, data, melody = _resumed_settings(run_dir, p)
+        mc, tc, recorded, melody, exact = _resumed_settings(run_dir, p)
+        data = p.data or recorded or ctx.recorded_data()  # --data given on resume wins
+        if not data:
+            raise UserError(f"{run_dir.name} does not say where its music is: choose it (--data)")
+        settings: tuple[ModelConfig, TrainConfig] | None = (mc, tc)
+        mode, bars, metre, audio = mc.mode, mc.bars, mc.metre, mc.audio
         ctx.log(f"resuming {run_dir.name}: model and data settings come from its config.json")
     else:
         refuse_to_overwrite(run_dir, ckpt, p.resume, "music")
         if (run_dir / config.MODEL_FILE).exists():
             raise UserError(f"{run_dir} already holds a trained model: pass --resume to continue "
                             "it, or choose another --out")
-        mc, tc = _new_settings(p)
-        data, melody = p.data, p.melody
-    mode = mc.mode
+        settings = None  # made once the data has told which metre "auto" is
+        data, melody, exact = p.data or "bach", p.melody, False
+        mode, bars, metre, audio = p.mode, int(p.bars), p.metre, None
 
     builtin = bach.is_builtin(data)  # (TrainParams.check refuses it with audio mode)
     if builtin:
@@ -130,7 +135,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
             i, n, "writing Bach chorales"), check=ctx.check)
     else:
         root = Path(data).expanduser().resolve()
-    phrases = _load_phrases(ctx, root, mc, melody)
+    phrases = _load_phrases(ctx, root, mode, bars, melody, metre, exact, audio)
+    mc, tc = settings or _new_settings(p, phrases.metre)
     ctx.log(phrases.report())
     held = phrases.held_out_mask(tc.holdout, tc.seed)
     train_set, val_set = phrases.subset(~held), phrases.subset(held)
@@ -141,7 +147,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     ctx.log(f"training on {len(train_set)} phrases, validating on {len(val_set)}")
     extra = {"data": {"source": "bach" if builtin else str(root), "root": str(root),
                       "melody": melody, "phrases": len(train_set), "held_out": len(val_set),
-                      "files": len(phrases.files)},
+                      "files": len(phrases.files), **({"exact_bars": True} if exact else {})},
              "tempo": bach.TEMPO if builtin else 120.0}
     task = MusicTask(mc, tc, train_set, val_set if len(val_set) else None, run_dir, ctx,
                      ctx.device, extra)
@@ -162,11 +168,12 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     return str(run_dir)
 
 
-def _new_settings(p: TrainParams) -> tuple[ModelConfig, TrainConfig]:
-    """The preset's configuration with the fields the user set."""
+def _new_settings(p: TrainParams, metre: str) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's configuration with the fields the user set, for phrases in ``metre`` (the
+    data's, when the user left it to the data)."""
     from plugins.music.engine import config
 
-    mc, tc = config.preset(p.preset, p.mode, int(p.bars))
+    mc, tc = config.preset(p.preset, p.mode, int(p.bars), metre)
     tc.steps = p.steps
     if p.batch_size:
         tc.batch_size = p.batch_size
@@ -187,32 +194,46 @@ def _new_settings(p: TrainParams) -> tuple[ModelConfig, TrainConfig]:
 
 
 def _resumed_settings(run_dir: Path, p: TrainParams
-                      ) -> tuple[ModelConfig, TrainConfig, str, str]:
-    """What a run was started with (its config.json), to the new number of steps."""
+                      ) -> tuple[ModelConfig, TrainConfig, str | None, str, bool]:
+    """What a run was started with (its config.json, any format), to the new number of steps:
+    model and training settings, where its data was (None if it does not say), its melody
+    choice, and whether its data is cut from bars of exactly its metre (format-1 runs: see
+    ``config.strict_bars``)."""
     from plugins.music.engine import config
 
     conf = config.read_config(run_dir)
-    mc = config.ModelConfig.from_json(conf["model"])
-    tc = config.TrainConfig(**{k: v for k, v in conf["train"].items()
-                               if k in config.TrainConfig.__dataclass_fields__})
+    mc = config.model_config(conf)
+    train = conf.get("train") or {}
+    try:
+        tc = config.TrainConfig(**{k: v for k, v in train.items()
+                                   if k in config.TrainConfig.__dataclass_fields__})
+        tc.check()
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{run_dir / config.CONFIG_FILE} has damaged training settings "
+                        f"({exc})") from None
     tc.steps = p.steps
-    dconf = conf.get("data", {})
-    return mc, tc, str(dconf.get("source", p.data)), str(dconf.get("melody", p.melody))
+    dconf = conf.get("data") or {}
+    source = dconf.get("source")
+    return (mc, tc, str(source) if source else None, str(dconf.get("melody", p.melody)),
+            config.strict_bars(conf))
 
 
-def _load_phrases(ctx: JobContext, root: Path, mc: ModelConfig, melody: str) -> PhraseSet:
+def _load_phrases(ctx: JobContext, root: Path, mode: str, bars: int, melody: str, metre: str,
+                  exact: bool, audio: Any) -> PhraseSet:
+    """The run's phrases (``metre`` may be "auto": the set says which it chose)."""
     from plugins.music.engine import config
 
     def loading(i: int, n: int) -> None:
         ctx.progress(i, n, "reading data")
 
-    if mc.mode == "audio":
+    if mode == "audio":
         from plugins.music.engine.audio import load_audio_folder
 
-        return load_audio_folder(root, mc.audio or config.AudioConfig(), loading, ctx.check)
+        return load_audio_folder(root, audio or config.AudioConfig(), loading, ctx.check)
     from plugins.music.engine.data import load_midi_folder
 
-    return load_midi_folder(root, mc.bars, mc.mode, melody, progress=loading, check=ctx.check)
+    return load_midi_folder(root, bars, mode, melody, progress=loading, check=ctx.check,
+                            metre=metre, strict=exact)
 
 
 def _record_data(ctx: JobContext, name: str, root: Path, phrases: PhraseSet, held: Any,
@@ -290,7 +311,7 @@ def load(ctx: JobContext, p: LoadParams) -> str:
     if p.model is None:
         if not path.exists():
             raise UserError(f"{path} does not exist")
-        phrases = gen.phrases_from_midi(path, int(p.bars), p.mode, p.melody, p.limit)
+        phrases = gen.phrases_from_midi(path, int(p.bars), p.mode, p.melody, p.limit, p.metre)
         ctx.preview("phrases", {"phrases": [ph.to_payload() for ph in phrases],
                                 "title": f"{path.name}: {len(phrases)} phrase(s)",
                                 "source": str(path)})
@@ -321,6 +342,11 @@ def render(ctx: JobContext, p: RenderParams) -> str:
         notes, used = midi_mod.midi_notes_seconds(p.midi, p.tempo)
     except midi_mod.MidiError as exc:
         raise UserError(f"{Path(p.midi).name} {exc}") from None
+    seconds = float(notes[:, 2].max()) if len(notes) else 0.0
+    if seconds > synth.MAX_SECONDS:
+        raise UserError(f"{Path(p.midi).name} lasts {seconds / 3600:.1f} hours at "
+                        f"{used:g} bpm: the render job writes up to "
+                        f"{synth.MAX_SECONDS // 60} minutes (try a faster --tempo)")
     ctx.progress(0, 1, "rendering")
     audio = synth.render_notes(notes, p.sample_rate, p.voice)
     synth.write_wav(audio, target, p.sample_rate)

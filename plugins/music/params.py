@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from plugins.music.engine.bach import is_builtin
+from plugins.music.engine.metre import COMMON as COMMON_METRES
+from plugins.music.engine.metre import Metre, MetreError
 from plugins.music.engine.phrase import Phrase
 from studio.errors import UserError
 from studio.params import Choices, Codec, Group, Help, Label, Range, Special, Unit, Widget
@@ -53,21 +55,30 @@ OutFolder = Annotated[Path | None, Label("Save to"), Widget("folder"),
                       Special("a new folder in the workspace"), Help(_OUT_HELP)]
 _MELODY_HELP = ("which line of a MIDI file is the melody: auto, highest, a track number or a "
                 "track name")
+MetreField = Annotated[str, Label("Metre"), Widget(suggestions=("auto", *COMMON_METRES)),
+                  Help("the phrases' time signature: auto (the one most of the data is in), or "
+                       "4/4, 3/4, 6/8, 9/8, 12/8…; 2/4 and 2/2 bars join into 4/4 phrases, "
+                       "12/8 bars split into 6/8 ones; files in other metres are skipped, "
+                       "named in the report")]
 
 
 @dataclass(kw_only=True)
 class TrainParams:
     """Train a music VAE on a folder of MIDI or audio files (or the built-in Bach chorales)."""
 
-    data: Annotated[str, Label("Learn from"), Widget("folder"),
+    data: Annotated[str | None, Label("Learn from"), Widget("folder"),
+                    Special("the built-in Bach chorales (Resume: the run's own music)"),
                     Help('a folder of MIDI files (melodies / piano rolls) or WAV, FLAC or OGG '
                          'files (sounds), or "bach" for the 371 built-in Bach chorales; your '
-                         'files are only read')] = "bach"
+                         'files are only read. Resuming, the run\'s own music unless you '
+                         'choose other files')] = None
     mode: Annotated[Mode, Label("What to learn"), MODES,
                     Help("melody: one line (MusicVAE); pianoroll: every note; audio: the sound "
                          "of audio files (log-mel spectrograms)")] = "melody"
     bars: Annotated[Bars, Label("Phrase length"), Choices({2: "2 bars", 4: "4 bars"}),
-                    Help("phrase length in 4/4 bars (4 bars use the hierarchical decoder)")] = 2
+                    Help("phrase length in bars of the metre (4 bars use the hierarchical "
+                         "decoder)")] = 2
+    metre: MetreField = "auto"
     preset: Annotated[Preset, Label("Model size"),
                       Choices(tiny="Tiny (tests)", small="Small", default="Standard (a laptop)",
                               large="Large (a graphics card)"),
@@ -112,9 +123,10 @@ class TrainParams:
                            "checkpoint, up to the training steps")] = False
 
     def rules(self) -> None:
-        if not self.resume and self.mode == "audio" and is_builtin(self.data):
+        if not self.resume and self.mode == "audio" and is_builtin(self.data or "bach"):
             raise UserError("the built-in Bach chorales are MIDI: audio mode needs a folder of "
                             "WAV/FLAC/OGG files")
+        _check_metre(self.metre)
 
 
 @dataclass(kw_only=True)
@@ -186,6 +198,9 @@ class LoadParams:
     mode: Annotated[Literal["melody", "pianoroll"], Label("What to read"),
                     Choices(melody="Melodies (one line)", pianoroll="Piano rolls (every note)"),
                     Help("melody or pianoroll when no model is given")] = "melody"
+    metre: Annotated[str, Label("Metre"), Widget(suggestions=("auto", *COMMON_METRES)),
+                     Help("the phrases' time signature when no model is given: auto (the "
+                          "file's own) or 4/4, 3/4, 6/8…")] = "auto"
     melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
     limit: Annotated[int, Label("At most"), Range(1, 10_000), Unit(" phrases"),
                      Help("at most this many phrases (non-overlapping, from the start)")] = 8
@@ -193,6 +208,18 @@ class LoadParams:
                    Special("a new folder in the workspace"),
                    Help("folder for the reconstructions (default: a new folder under the "
                         "workspace)")] = None
+
+    def rules(self) -> None:
+        _check_metre(self.metre)
+
+
+def _check_metre(metre: str) -> None:
+    if metre.strip().lower() in ("auto", ""):
+        return
+    try:
+        Metre.parse(metre)
+    except MetreError as exc:
+        raise UserError(f"--metre: {exc}") from None
 
 
 @dataclass(kw_only=True)

@@ -46,3 +46,33 @@ def write_song(path: Path, seed: int, bars: int = 4, numerator: int = 4, tracks:
     path.parent.mkdir(parents=True, exist_ok=True)
     pm.write(str(path))
     return path
+
+
+def write_tune(path: Path, metre: str, bars: int = 8, seed: int = 0, pickup: bool = False
+               ) -> Path:
+    """A diatonic tune of eighth notes (an occasional quarter) in ``metre`` ("6/8", "2/4", ...),
+    with its time signature, ``bars`` full bars long (plus an eighth-note pickup before the
+    first bar line when ``pickup``, written as a 1/8 bar, as music21 exports a pickup)."""
+    import pretty_midi
+
+    num, den = (int(x) for x in metre.split("/"))
+    rng = np.random.default_rng(seed)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    eighth = 0.25  # seconds at 120 quarter notes per minute
+    t0 = 0.0
+    if pickup:
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(1, 8, 0.0))
+        t0 = eighth
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(num, den, t0))
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
+    tune = pretty_midi.Instrument(program=0, name="Tune")
+    t, end = 0.0, t0 + bars * num * 4 / den * 0.5
+    while t < end - 1e-9:
+        dur = eighth * (2 if rng.random() < 0.2 else 1)
+        pitch = 62 + int(scale[rng.integers(0, len(scale))])
+        tune.notes.append(pretty_midi.Note(90, pitch, t, min(end, t + dur)))
+        t += dur
+    pm.instruments.append(tune)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pm.write(str(path))
+    return path

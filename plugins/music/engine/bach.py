@@ -22,8 +22,8 @@ ALIASES = ("bach", "bach-chorales", "builtin:bach", "chorales")
 TEMPO = 100.0
 
 
-def is_builtin(data: str) -> bool:
-    return data.strip().lower() in ALIASES
+def is_builtin(data: str | None) -> bool:
+    return data is not None and data.strip().lower() in ALIASES
 
 
 def chorale_names(limit: int | None = None) -> list[str]:

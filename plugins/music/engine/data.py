@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from plugins.music.engine import midi as midi_mod
+from plugins.music.engine.metre import FOUR_FOUR, Metre, MetreError, describe
 from plugins.music.engine.phrase import (
     FIRST_PITCH_TOKEN,
     HOLD,
@@ -31,6 +32,7 @@ from plugins.music.engine.phrase import (
 from studio.errors import UserError
 
 MODES = ("melody", "pianoroll", "audio")
+AUTO = ("auto", "", "any")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class PhraseSet:
     root: Path | None = None
     notes: str = ""  # extra lines for the report (e.g. phrases dropped and why)
     parts: list[str] = field(default_factory=list)  # per phrase: which piece of its file
+    metre: str = "4/4"  # the phrases' time signature (melody and piano-roll phrases)
 
     def __post_init__(self) -> None:
         if not self.parts:  # sets built by hand (tests, benches): number phrases per file
@@ -74,8 +77,10 @@ class PhraseSet:
 
     def report(self, limit: int = 50) -> str:
         used = [r for r in self.reports if not r.reason]
-        lines = [f"{len(self)} {self.bars}-bar {self.mode} phrases from {len(used)} of "
-                 f"{len(self.reports)} file(s) in {self.root}"]
+        what = f"{self.bars}-bar {self.mode} phrases in {self.metre}" if self.mode != "audio" \
+            else "audio clips"
+        lines = [f"{len(self)} {what} from {len(used)} of {len(self.reports)} file(s) in "
+                 f"{self.root}"]
         if self.notes:
             lines.append(self.notes)
         skipped = self.skipped
@@ -89,7 +94,7 @@ class PhraseSet:
     def subset(self, mask: np.ndarray) -> PhraseSet:
         parts = [p for p, keep in zip(self.parts, mask.tolist(), strict=True) if keep]
         return PhraseSet(self.mode, self.bars, self.data[mask], self.file_index[mask], self.files,
-                         self.reports, self.root, self.notes, parts)
+                         self.reports, self.root, self.notes, parts, self.metre)
 
     def held_out_mask(self, holdout: float, seed: int = 0) -> np.ndarray:
         """Per phrase, whether it is held out: every phrase of a fixed, seeded ``holdout``
@@ -143,8 +148,16 @@ def load_midi_folder(
     hop_bars: int = 1,
     progress: Callable[[int, int], None] | None = None,
     check: Callable[[], None] | None = None,
+    metre: str | Metre = FOUR_FOUR,
+    strict: bool = False,
 ) -> PhraseSet:
     """Phrases from every MIDI file under ``root`` (melody tokens or piano-rolls).
+
+    ``metre`` is the phrases' metre, or ``"auto"``: the one most of the data is in (see
+    :func:`~plugins.music.engine.midi.best_metre`). Files in metres whose bars do not fit it
+    are skipped with their metre named, and the report says which ``--metre`` would take them.
+    ``strict`` keeps only bars exactly as long as the metre's (how runs saved before metres cut
+    their data: resuming one must see the same phrases).
 
     Raises:
         UserError: the folder is missing, has no MIDI files, or gives no phrases at all.
@@ -156,28 +169,35 @@ def load_midi_folder(
     if not files:
         raise UserError(f"{root} has no MIDI files (looked for {', '.join(midi_mod.MIDI_EXTS)}, "
                         "including sub-folders)")
-    steps = bars * STEPS_PER_BAR
-    rows: list[np.ndarray] = []
-    index: list[int] = []
-    parts: list[str] = []
-    reports: list[FileReport] = []
-    dropped: dict[str, int] = {}
+    reports = [FileReport(f) for f in files]
+    pieces: dict[int, midi_mod.Piece] = {}
     for i, f in enumerate(files):
         if check is not None:
             check()
-        rep = FileReport(f)
-        reports.append(rep)
         try:
-            piece = midi_mod.read_midi(f)
-            if not piece.bar_starts(bars):
-                sigs = sorted({f"{spb // 4}/4" if spb % 4 == 0 else f"{spb} steps"
-                               for _, _, spb in piece.segments})
-                rep.reason = (f"no {bars}-bar stretch in 4/4 (time signatures: "
-                              f"{', '.join(sigs)}; phrases need 16 sixteenths per bar)")
+            pieces[i] = midi_mod.read_midi(f)
+        except midi_mod.MidiError as exc:
+            reports[i].reason = str(exc)
+        if progress is not None and (i % 16 == 0 or i == len(files) - 1):
+            progress(i + 1, len(files))
+    chosen = _choose_metre(metre, list(pieces.values()), bars)
+    steps = bars * chosen.steps_per_bar
+    rows: list[np.ndarray] = []
+    index: list[int] = []
+    parts: list[str] = []
+    dropped: dict[str, int] = {}
+    elsewhere: dict[str, int] = {}  # files left out for their metre, by the --metre they need
+    for i, piece in pieces.items():
+        rep = reports[i]
+        try:
+            starts = piece.bar_starts(bars, hop_bars, chosen, strict)
+            if not starts:
+                rep.reason, other = _no_phrase_reason(piece, bars, chosen, strict)
+                if other:
+                    elsewhere[other] = elsewhere.get(other, 0) + 1
                 continue
-            starts = piece.bar_starts(bars, hop_bars)
             if mode == "melody":
-                windows = midi_mod.melody_tokens(piece, bars, melody, hop_bars)
+                windows = midi_mod.melody_tokens(piece, bars, melody, hop_bars, chosen, strict)
                 for start, tokens in zip(starts, windows, strict=True):
                     why = usable_melody(tokens)
                     if why:
@@ -185,43 +205,82 @@ def load_midi_folder(
                         continue
                     rows.append(tokens)
                     index.append(i)
-                    parts.append(bar_span(start, bars))
+                    parts.append(bar_span(start, bars) if strict
+                                 else piece.bar_span(start, bars, chosen))
                     rep.phrases += 1
             else:
-                windows = midi_mod.pianoroll_windows(piece, bars, hop_bars)
+                windows = midi_mod.pianoroll_windows(piece, bars, hop_bars, chosen, strict)
                 for start, window in zip(starts, windows, strict=True):
                     if not len(window):
                         dropped["silent"] = dropped.get("silent", 0) + 1
                         continue
                     rows.append(np.asarray(notes_to_roll(window, steps), dtype=np.uint8))
                     index.append(i)
-                    parts.append(bar_span(start, bars))
+                    parts.append(bar_span(start, bars) if strict
+                                 else piece.bar_span(start, bars, chosen))
                     rep.phrases += 1
             if rep.phrases == 0:
                 rep.reason = "no usable phrase (too few notes or mostly silent)"
         except midi_mod.MidiError as exc:
             rep.reason = str(exc)
-        if progress is not None and (i % 16 == 0 or i == len(files) - 1):
-            progress(i + 1, len(files))
+    lines = []
+    if dropped:
+        lines.append("phrases left out: " + ", ".join(f"{n} {why}" for why, n in dropped.items()))
+    if elsewhere:
+        names = list(elsewhere)
+        which = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        lines.append(f"{sum(elsewhere.values())} file(s) in other metres ("
+                     + ", ".join(f"{n} in {m}" for m, n in elsewhere.items())
+                     + f"): train with --metre {which} to learn from them")
     if not rows:
         reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in reports[:3] if r.reason)
         raise UserError(f"none of the {len(files)} MIDI files in {root} gave a {bars}-bar "
-                        f"{mode} phrase ({reasons}{' …' if len(reports) > 3 else ''})")
-    notes = ""
-    if dropped:
-        notes = "phrases left out: " + ", ".join(f"{n} {why}" for why, n in dropped.items())
+                        f"{mode} phrase in {chosen} ({reasons}{' …' if len(reports) > 3 else ''})"
+                        + (f". {lines[-1]}" if elsewhere else ""))
     data = np.stack(rows)
     if mode == "melody":
         data = data.astype(np.int64)
     return PhraseSet(mode, bars, data, np.asarray(index, dtype=np.int64), files, reports, root,
-                     notes, parts)
+                     "\n".join(lines), parts, str(chosen))
+
+
+def _choose_metre(metre: str | Metre, pieces: list[midi_mod.Piece], bars: int) -> Metre:
+    """The phrases' metre: the one asked for, or (``auto``) the data's best (4/4 when no file
+    has phrases in any metre: each file's report line then says why)."""
+    if isinstance(metre, Metre) or str(metre).strip().lower() not in AUTO:
+        try:
+            return Metre.parse(metre)
+        except MetreError as exc:
+            raise UserError(f"--metre: {exc}") from None
+    return midi_mod.best_metre(pieces, bars) or FOUR_FOUR
+
+
+def _no_phrase_reason(piece: midi_mod.Piece, bars: int, metre: Metre, strict: bool
+                      ) -> tuple[str, str]:
+    """Why a readable piece gave no ``bars``-bar window in ``metre``, and the ``--metre`` that
+    would take it ("" when none would)."""
+    own = piece.metres
+    names = describe(own)
+    fitting = [m for m in own if (m.steps_per_bar == metre.steps_per_bar if strict
+                                  else m.fits(metre))]
+    if fitting:
+        return f"in {names}: shorter than {bars} bars of {metre}", ""
+    off_grid = [m for m in own if m.unusable()]
+    if len(off_grid) == len(own):
+        return f"in {names}, whose bars {off_grid[0].unusable().removeprefix('has ')}", ""
+    other = piece.model_metre(bars)
+    if other is None:
+        return f"in {names}, not {metre}, and shorter than {bars} bars", ""
+    return f"in {names}, not {metre} (a model with --metre {other} learns from it)", str(other)
 
 
 def bar_span(start_step: int, bars: int) -> str:
-    """The bars a phrase starting at ``start_step`` covers, counted from 1 ("bars 9-10").
+    """The bars a phrase starting at ``start_step`` covers, counted from 1 ("bars 9-10"), on a
+    16-steps-per-bar grid over the whole file: how runs saved before metres (format 1) named
+    their phrases, kept for them (a resumed run records the same examples). Newer runs count
+    each file's own bars (:meth:`~plugins.music.engine.midi.Piece.bar_span`).
 
-    Counted on the 16-steps-per-bar grid of the whole file, like the labels the load job shows;
-    after a bar in another metre the grid can put two windows in the same "bar", so the start
+    After a bar in another metre the grid can put two windows in the same "bar", so the start
     step is added to keep every phrase of a file distinct."""
     first = start_step // STEPS_PER_BAR + 1
     span = f"bars {first}-{first + bars - 1}"

@@ -21,9 +21,9 @@ from plugins.music.engine import keys as keys_mod
 from plugins.music.engine import midi as midi_mod
 from plugins.music.engine.config import ModelConfig
 from plugins.music.engine.data import usable_melody
+from plugins.music.engine.metre import Metre, MetreError, describe
 from plugins.music.engine.models import build_model, reparameterise, slerp
 from plugins.music.engine.phrase import (
-    STEPS_PER_BAR,
     Phrase,
     notes_to_roll,
     notes_to_tokens,
@@ -53,19 +53,29 @@ class LoadedModel:
 
 
 def load_model(path: str | os.PathLike[str], device: str = "cpu") -> LoadedModel:
-    """A model folder (``config.json`` + ``model.safetensors``), ready for generation."""
+    """A model folder (``config.json`` + ``model.safetensors``, any config format), ready for
+    generation. The weights are checked against the configuration before the model is built
+    (on torch's meta device first), so a damaged config.json can neither crash nor make the
+    studio allocate a model the weights file does not hold."""
     conf = cfg_mod.read_config(path)
     folder = cfg_mod.model_dir(path)
-    mc = ModelConfig.from_json(conf["model"])
-    model = build_model(mc)
+    weights = folder / cfg_mod.MODEL_FILE
+    mc = cfg_mod.model_config(conf)
     try:
-        state = storage.load_tensors(folder / cfg_mod.MODEL_FILE)
+        state = storage.load_tensors(weights)
     except storage.CorruptFileError as exc:
         raise UserError(str(exc)) from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(f"{folder / cfg_mod.MODEL_FILE} does not match its config.json "
-                        f"(missing {len(missing)}, unexpected {len(unexpected)} weights)")
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in build_model(mc).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != got:
+        missing = len(shapes.keys() - got.keys())
+        unexpected = len(got.keys() - shapes.keys())
+        wrong = sum(1 for k in shapes.keys() & got.keys() if shapes[k] != got[k])
+        raise UserError(f"{weights} does not match its config.json (missing {missing}, "
+                        f"unexpected {unexpected}, misshapen {wrong} weights)")
+    model = build_model(mc)
+    model.load_state_dict(state)
     model.to(device).eval()
     return LoadedModel(model, mc, conf, folder, device)
 
@@ -90,10 +100,10 @@ def decode(model: Any, z: torch.Tensor, temperature: float = 0.0,
         names = [keys_mod.KEY_NAMES[int(k)] for k in keys] if keys is not None \
             else [""] * len(out)
         return [Phrase(tokens_to_notes(t), cfg.steps, "melody", lab,
-                       meta={"key": kn} if kn else {})
+                       meta={"key": kn} if kn else {}, metre=cfg.metre)
                 for t, lab, kn in zip(out, labels, names, strict=True)]
     if cfg.mode == "pianoroll":
-        return [Phrase(roll_to_notes(r), cfg.steps, "pianoroll", lab)
+        return [Phrase(roll_to_notes(r), cfg.steps, "pianoroll", lab, metre=cfg.metre)
                 for r, lab in zip(out, labels, strict=True)]
     from plugins.music.engine.audio import mel_to_audio
 
@@ -231,7 +241,7 @@ def phrases_from_file(path: str | os.PathLike[str], cfg: ModelConfig, melody: st
         mel = first_clip(p, a)[0]
         return [Phrase(np.zeros((0, 4), np.int32), cfg.steps, "audio", p.stem, mel=mel,
                        audio=mel_to_audio(mel, a), sample_rate=a.sample_rate)]
-    return phrases_from_midi(p, cfg.bars, cfg.mode, melody, limit)
+    return phrases_from_midi(p, cfg.bars, cfg.mode, melody, limit, cfg.metre)
 
 
 def read_phrase(path: Path, params: Any, warn: Callable[[str], None]) -> Phrase:
@@ -239,20 +249,33 @@ def read_phrase(path: Path, params: Any, warn: Callable[[str], None]) -> Phrase:
     interpolation's ends, the phrase to vary) arrives from the command line. The window passes
     the phrase itself."""
     conf = cfg_mod.read_config(params.model)
-    cfg = ModelConfig.from_json(conf["model"])
+    cfg = cfg_mod.model_config(conf)
     return phrases_from_file(path, cfg, str(getattr(params, "melody", "auto")), limit=1)[0]
 
 
 def phrases_from_midi(path: Path, bars: int, mode: str = "melody", melody: str = "auto",
-                      limit: int = 16) -> list[Phrase]:
-    """Up to ``limit`` phrases of ``bars`` bars from a MIDI file, one per bar-aligned window
-    (non-overlapping), skipping empty ones."""
+                      limit: int = 16, metre: str | Metre = "auto") -> list[Phrase]:
+    """Up to ``limit`` phrases of ``bars`` bars of ``metre`` from a MIDI file, one per
+    bar-aligned window (non-overlapping), skipping empty ones. ``metre`` "auto" takes the
+    file's own (the one most of it is in; 4/4 for 2/4 and 2/2 bars). Raises UserError naming
+    the file when it has none."""
     try:
         piece = midi_mod.read_midi(path)
-        steps = bars * STEPS_PER_BAR
-        starts = piece.bar_starts(bars, hop_bars=bars)
+        if str(metre).strip().lower() in ("auto", ""):
+            chosen = piece.model_metre(bars)
+            if chosen is None:
+                raise midi_mod.MidiError(f"is in {describe(piece.metres)} and has no {bars}-bar "
+                                         "stretch in a metre phrases can be cut from")
+        else:
+            try:
+                chosen = Metre.parse(metre)
+            except MetreError as exc:
+                raise UserError(f"metre: {exc}") from None
+        steps = bars * chosen.steps_per_bar
+        starts = piece.bar_starts(bars, hop_bars=bars, metre=chosen)
         if not starts:
-            raise midi_mod.MidiError(f"has no {bars}-bar stretch in 4/4")
+            raise midi_mod.MidiError(f"has no {bars}-bar stretch in {chosen} (it is in "
+                                     f"{describe(piece.metres)})")
         out: list[Phrase] = []
         if mode == "melody":
             notes = piece.melody_notes(melody)
@@ -261,14 +284,16 @@ def phrases_from_midi(path: Path, bars: int, mode: str = "melody", melody: str =
                 if usable_melody(tokens, min_notes=1, max_silence=1.0):
                     continue
                 out.append(Phrase(tokens_to_notes(tokens), steps, "melody",
-                                  f"{path.stem} bar {s // STEPS_PER_BAR + 1}"))
+                                  f"{path.stem} bar {piece.bar_number(s)}",
+                                  metre=str(chosen)))
         else:
             notes = piece.all_notes()
             for s in starts:
                 w = midi_mod.window(notes, s, steps)
                 if len(w):
                     out.append(Phrase(w, steps, "pianoroll",
-                                      f"{path.stem} bar {s // STEPS_PER_BAR + 1}"))
+                                      f"{path.stem} bar {piece.bar_number(s)}",
+                                      metre=str(chosen)))
         if not out:
             raise midi_mod.MidiError("has no notes in any phrase")
     except midi_mod.MidiError as exc:

@@ -1,10 +1,12 @@
 """MIDI files in and out (pretty_midi), quantised to a 16th-note grid.
 
 Reading works in MIDI ticks, not seconds, so tempo changes never shift the grid: a note's step is
-``round(4 * tick / ticks_per_quarter)``. Time-signature changes split a piece into segments; only
-segments whose bars are 16 steps long (4/4, 2/2, 8/8) are cut into phrases, because a model sees a
-fixed number of steps per bar. A bad file raises :class:`MidiError` with the reason, which the data
-loader turns into a line of its per-file report.
+``round(4 * tick / ticks_per_quarter)``. Time-signature changes split a piece into segments, each
+with its :class:`~plugins.music.engine.metre.Metre`; a model of one metre cuts phrases from the
+segments whose bars fit it (two 2/4 bars make a 4/4 bar, a 12/8 bar is two 6/8 bars: see
+:mod:`.metre`), because a model sees a fixed number of steps per bar. A bad file raises
+:class:`MidiError` with the reason, which the data loader turns into a line of its per-file
+report.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.music.engine.metre import FOUR_FOUR, MAX_BAR_STEPS, Metre, model_metre_for
 from plugins.music.engine.phrase import (
     DEFAULT_VELOCITY,
     STEPS_PER_BAR,
@@ -32,6 +35,9 @@ from studio.storage import atomic_path
 
 MIDI_EXTS = (".mid", ".midi", ".kar", ".smf")
 MELODY_NAMES = ("soprano", "melody", "lead", "vocal", "voice", "tune")
+#: the longest piece read (20,000 bars of 4/4, about 11 hours at 120 bpm): notes running past it
+#: are a broken file (a note-off a hundred million ticks late), not music to cut into phrases
+MAX_STEPS = 20_000 * STEPS_PER_BAR
 
 
 class MidiError(ValueError):
@@ -46,6 +52,15 @@ class Track:
     notes: np.ndarray  # (K, 4) pitch, start, end, velocity in 16th steps
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a piece in one metre: ``[start, stop)`` in steps."""
+
+    start: int
+    stop: int
+    metre: Metre
+
+
 @dataclass
 class Piece:
     """A MIDI file on the 16th grid."""
@@ -53,8 +68,17 @@ class Piece:
     path: Path
     tracks: list[Track]
     steps: int  # last note end, in steps
-    segments: list[tuple[int, int, int]]  # (start step, end step, steps per bar)
+    segments: list[Segment]  # in order, one per time signature (4/4 where the file has none)
     tempo: float  # the first tempo, quarter notes per minute
+
+    @property
+    def metres(self) -> list[Metre]:
+        """The piece's time signatures, in order of first appearance."""
+        out: list[Metre] = []
+        for seg in self.segments:
+            if seg.metre not in out:
+                out.append(seg.metre)
+        return out
 
     def pitched_tracks(self) -> list[Track]:
         return [t for t in self.tracks if not t.is_drum and len(t.notes)]
@@ -97,26 +121,97 @@ class Piece:
         names = ", ".join(repr(t.name) for t in tracks) or "none"
         raise MidiError(f"has no track named '{choice}' (tracks: {names})")
 
-    def bar_starts(self, bars: int, hop_bars: int = 1) -> list[int]:
-        """Start steps of every ``bars``-bar window inside a 16-steps-per-bar segment."""
+    def bar_starts(self, bars: int, hop_bars: int = 1, metre: Metre = FOUR_FOUR,
+                   strict: bool = False) -> list[int]:
+        """Start steps of every window of ``bars`` bars of ``metre`` inside a segment whose bars
+        fit it (joined or split: see :meth:`Metre.fits`), ``hop_bars`` bars apart.
+
+        ``strict`` takes only segments whose bars are exactly as long as ``metre``'s: the rule
+        of the runs saved before metres (format 1), so resuming one sees the same phrases.
+        A segment is counted in whole bars of its own metre (its last, partial bar included)
+        and cut into whole bars of ``metre`` from its start; windows never cross segments.
+        """
+        unit = metre.steps_per_bar
         starts: list[int] = []
-        for s, e, spb in self.segments:
-            if spb != STEPS_PER_BAR:
+        if not unit or bars < 1 or hop_bars < 1:
+            return starts
+        for seg in self.segments:
+            own = seg.metre.steps_per_bar
+            if not own or not (own == unit if strict else seg.metre.fits(metre)):
                 continue
-            n_bars = (min(e, _ceil_to(self.steps, STEPS_PER_BAR, s)) - s) // STEPS_PER_BAR
-            starts += [s + b * STEPS_PER_BAR for b in range(0, n_bars - bars + 1, hop_bars)]
+            end = min(seg.stop, _ceil_to(self.steps, own, seg.start))
+            n_bars = (end - seg.start) // unit
+            starts += [seg.start + b * unit for b in range(0, n_bars - bars + 1, hop_bars)]
         return starts
+
+    def model_metre(self, bars: int) -> Metre | None:
+        """The metre a model would cut this piece's phrases in (most windows of ``bars`` bars;
+        4/4 for simple duple bars), or None when no stretch of the piece is long enough."""
+        return best_metre([self], bars)
+
+    def bar_number(self, step: int) -> int:
+        """The bar (counted from 1, in each segment's own metre) holding ``step``."""
+        done = 0
+        for seg in self.segments:
+            length = seg.metre.bar_length or STEPS_PER_BAR
+            if step < seg.stop:
+                return done + int((max(step, seg.start) - seg.start) // length) + 1
+            done += int(-(-(seg.stop - seg.start) // length))  # a partial bar counts as one
+        length = self.segments[-1].metre.bar_length if self.segments else STEPS_PER_BAR
+        return done + int((step - (self.segments[-1].stop if self.segments else 0))
+                          // (length or STEPS_PER_BAR)) + 1
+
+    def bar_span(self, start: int, bars: int, metre: Metre) -> str:
+        """The bars a phrase of ``bars`` bars of ``metre`` starting at ``start`` covers, in the
+        file's own bar numbers ("bars 9-10"; joined 2/4 bars: "bars 9-12")."""
+        first = self.bar_number(start)
+        last = self.bar_number(start + bars * metre.steps_per_bar - 1)
+        return f"bars {first}-{last}" if last != first else f"bar {first}"
 
 
 def _ceil_to(x: int, unit: int, origin: int) -> int:
     return origin + -(-(x - origin) // unit) * unit
 
 
+def best_metre(pieces: list[Piece], bars: int) -> Metre | None:
+    """The model metre most of ``pieces`` give ``bars``-bar phrases in (4/4 for simple duple
+    bars): the one that learns from the most files, then from the most phrases; ties go to
+    4/4, then to the metre met first. None when no piece has a stretch long enough in any
+    metre on the grid. (By files, not by phrases: one long 12/8 piece should not outvote a
+    folder of short 4/4 tunes.)"""
+    candidates: list[Metre] = []
+    for piece in pieces:
+        for seg in piece.segments:
+            if not seg.metre.unusable():
+                m = model_metre_for(seg.metre)
+                if m not in candidates:
+                    candidates.append(m)
+    candidates.sort(key=lambda m: m != FOUR_FOUR)  # stable: 4/4 first, then first met
+    best, most = None, (0, 0)
+    for m in candidates:
+        counts = [len(p.bar_starts(bars, 1, m)) for p in pieces]
+        score = (sum(1 for n in counts if n), sum(counts))
+        if score > most:
+            best, most = m, score
+    return best
+
+
 def read_midi(path: str | os.PathLike[str]) -> Piece:
     """Parse a MIDI file onto the 16th grid. Raises :class:`MidiError` with a reason."""
+    path = Path(path)
+    return piece_from_pretty_midi(open_midi(path), path)
+
+
+def open_midi(path: Path) -> Any:
+    """A MIDI file as a ``pretty_midi.PrettyMIDI``, read leniently where the damage does not
+    matter and refused with a reason (:class:`MidiError`) where it does.
+
+    mido reads the bytes (data bytes above 127 clipped, as most players do); empty track
+    chunks, which some programs write and pretty_midi cannot read, are dropped; a tempo of
+    zero, which would divide by zero, is named."""
+    import mido
     import pretty_midi
 
-    path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -124,17 +219,39 @@ def read_midi(path: str | os.PathLike[str]) -> Piece:
     if size == 0:
         raise MidiError("is empty (0 bytes)")
     try:
+        mid = mido.MidiFile(filename=str(path), clip=True)
+    except EOFError:
+        raise MidiError("is not a readable MIDI file (it ends in the middle of its data: cut "
+                        "short?)") from None
+    except Exception as exc:  # mido raises OSError, KeyError, ValueError, TypeError…
+        raise MidiError(f"is not a readable MIDI file ({_reason(exc)})") from None
+    if mid.ticks_per_beat <= 0:
+        raise MidiError("is not a readable MIDI file (it counts time in frames per second, "
+                        "not in beats)" if mid.ticks_per_beat < 0 else
+                        "is not a readable MIDI file (its header gives 0 ticks per beat)")
+    mid.tracks = [t for t in mid.tracks if len(t)]
+    if not mid.tracks:
+        raise MidiError("has no notes (its tracks are empty)")
+    if any(m.type == "set_tempo" and m.tempo <= 0 for t in mid.tracks for m in t):
+        raise MidiError("is not a readable MIDI file (it sets a tempo of zero)")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about odd tempo events
-            pm = pretty_midi.PrettyMIDI(str(path))
-    except Exception as exc:  # mido/pretty_midi raise OSError, EOFError, KeyError, ValueError…
-        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise MidiError(f"is not a readable MIDI file ({text})") from None
-    return piece_from_pretty_midi(pm, path)
+            return pretty_midi.PrettyMIDI(mido_object=mid)
+    except Exception as exc:  # pretty_midi raises ValueError, ZeroDivisionError, KeyError…
+        raise MidiError(f"is not a readable MIDI file ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def piece_from_pretty_midi(pm: Any, path: Path = Path("<memory>")) -> Piece:
     tpq = float(pm.resolution)
+    if not tpq > 0:
+        raise MidiError(f"is not a readable MIDI file (its header gives {pm.resolution} ticks "
+                        "per quarter note)")
 
     def to_step(t: float) -> int:
         return int(round(pm.time_to_tick(t) * STEPS_PER_QUARTER / tpq))
@@ -155,18 +272,22 @@ def piece_from_pretty_midi(pm: Any, path: Path = Path("<memory>")) -> Piece:
                             bool(inst.is_drum), notes))
     if not any(len(t.notes) for t in tracks):
         raise MidiError("has no notes")
-    segments: list[tuple[int, int, int]] = []
+    if end > MAX_STEPS:
+        raise MidiError(f"has notes lasting past bar {end // STEPS_PER_BAR:,} (the studio reads "
+                        f"pieces up to {MAX_STEPS // STEPS_PER_BAR:,} bars): a broken file?")
+    segments: list[Segment] = []
     changes = sorted(pm.time_signature_changes, key=lambda ts: ts.time)
     if not changes or to_step(changes[0].time) > 0:
-        segments.append((0, to_step(changes[0].time) if changes else end + STEPS_PER_BAR,
-                         STEPS_PER_BAR))  # no signature at the start: MIDI's default is 4/4
+        segments.append(Segment(0, to_step(changes[0].time) if changes else end + MAX_BAR_STEPS,
+                                FOUR_FOUR))  # no signature at the start: MIDI's default is 4/4
     for i, ts in enumerate(changes):
         start = to_step(ts.time)
-        stop = to_step(changes[i + 1].time) if i + 1 < len(changes) else end + STEPS_PER_BAR
-        spb = int(round(ts.numerator * STEPS_PER_QUARTER * 4 / ts.denominator))
+        stop = to_step(changes[i + 1].time) if i + 1 < len(changes) else end + MAX_BAR_STEPS
         if stop > start:
-            segments.append((start, stop, spb))
-    tempo = float(pm.get_tempo_changes()[1][0]) if len(pm.get_tempo_changes()[1]) else 120.0
+            segments.append(Segment(start, stop, Metre(int(ts.numerator),
+                                                       int(ts.denominator))))
+    tempi = pm.get_tempo_changes()[1]
+    tempo = float(tempi[0]) if len(tempi) and np.isfinite(tempi[0]) and tempi[0] > 0 else 120.0
     return Piece(path, tracks, end, segments, tempo)
 
 
@@ -181,20 +302,22 @@ def window(notes: np.ndarray, start: int, steps: int) -> np.ndarray:
     return w
 
 
-def melody_tokens(piece: Piece, bars: int, melody: str = "auto", hop_bars: int = 1
-                  ) -> list[np.ndarray]:
-    """Every ``bars``-bar melody phrase of ``piece`` as tokens (see :mod:`.phrase`)."""
+def melody_tokens(piece: Piece, bars: int, melody: str = "auto", hop_bars: int = 1,
+                  metre: Metre = FOUR_FOUR, strict: bool = False) -> list[np.ndarray]:
+    """Every ``bars``-bar melody phrase of ``piece`` in ``metre`` as tokens (see
+    :mod:`.phrase`), one per start of :meth:`Piece.bar_starts`."""
     notes = piece.melody_notes(melody)
-    steps = bars * STEPS_PER_BAR
+    steps = bars * metre.steps_per_bar
     return [notes_to_tokens(window(notes, s, steps), steps)
-            for s in piece.bar_starts(bars, hop_bars)]
+            for s in piece.bar_starts(bars, hop_bars, metre, strict)]
 
 
-def pianoroll_windows(piece: Piece, bars: int, hop_bars: int = 1) -> list[np.ndarray]:
-    """Every ``bars``-bar window of all pitched notes, as note arrays."""
+def pianoroll_windows(piece: Piece, bars: int, hop_bars: int = 1, metre: Metre = FOUR_FOUR,
+                      strict: bool = False) -> list[np.ndarray]:
+    """Every ``bars``-bar window of all pitched notes in ``metre``, as note arrays."""
     notes = piece.all_notes()
-    steps = bars * STEPS_PER_BAR
-    return [window(notes, s, steps) for s in piece.bar_starts(bars, hop_bars)]
+    steps = bars * metre.steps_per_bar
+    return [window(notes, s, steps) for s in piece.bar_starts(bars, hop_bars, metre, strict)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,20 +325,26 @@ def pianoroll_windows(piece: Piece, bars: int, hop_bars: int = 1) -> list[np.nda
 # ----------------------------------------------------------------------------------------------
 def phrases_to_pretty_midi(phrases: Sequence[Phrase], tempo: float = 120.0, program: int = 0,
                            gap_bars: int = 0) -> Any:
-    """Phrases one after another (``gap_bars`` of silence between) in one 4/4 piano track."""
+    """Phrases one after another (``gap_bars`` of silence between) in one piano track, under
+    their time signature (a new one wherever the next phrase's metre differs)."""
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     inst = pretty_midi.Instrument(program=program, name="Melody" if all(
         p.kind == "melody" for p in phrases) else "Piano")
     dt = step_seconds(tempo)
     offset = 0
+    current = ""
     for ph in phrases:
+        metre = Metre.parse(ph.metre) if ph.metre else FOUR_FOUR
+        if str(metre) != current:
+            pm.time_signature_changes.append(pretty_midi.TimeSignature(
+                metre.numerator, metre.denominator, offset * dt))
+            current = str(metre)
         for p, s, e, v in np.asarray(ph.notes).reshape(-1, 4).tolist():
             inst.notes.append(pretty_midi.Note(velocity=int(max(1, min(127, v))), pitch=int(p),
                                                start=(offset + s) * dt, end=(offset + e) * dt))
-        offset += ph.steps + gap_bars * STEPS_PER_BAR
+        offset += ph.steps + gap_bars * metre.steps_per_bar
     pm.instruments.append(inst)
     return pm
 
@@ -241,14 +370,11 @@ def midi_notes_seconds(path: str | os.PathLike[str], tempo: float | None = None
     With ``tempo`` the file is re-timed from its ticks at that tempo; else its own tempo map is
     used. Returns the notes and the tempo used (the file's first tempo when ``tempo`` is None).
     """
-    piece = read_midi(path)
+    path = Path(path)
+    pm = open_midi(path)
+    piece = piece_from_pretty_midi(pm, path)
     notes = piece.all_notes()
-    if tempo is None:
-        import pretty_midi  # the file's own timing, tempo changes included
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm = pretty_midi.PrettyMIDI(str(path))
+    if tempo is None:  # the file's own timing, tempo changes included
         rows = [(n.pitch, n.start, n.end, n.velocity) for inst in pm.instruments
                 if not inst.is_drum for n in inst.notes]
         return np.asarray(rows, dtype=np.float64).reshape(-1, 4), piece.tempo

@@ -134,8 +134,14 @@ class ConvVAE(nn.Module):
         self.cfg = cfg
         c, h, w = cfg.input_shape()
         n = len(cfg.widths)
-        if h % (1 << n) or w % (1 << n):
-            raise ValueError(f"input {h}x{w} must divide by {1 << n} for {n} conv layers")
+        if h % (1 << n):
+            raise ValueError(f"input height {h} must divide by {1 << n} for {n} conv layers")
+        # a width the strides do not divide (two 9/8 bars: 36 steps) is padded with silence
+        # on the right and the output cropped back; widths that divide (every 4/4 phrase,
+        # the models saved before metres) are untouched
+        self.width = w
+        w = -(-w // (1 << n)) * (1 << n)
+        self.pad = w - self.width
         layers: list[nn.Module] = []
         ch = c
         for width in cfg.widths:
@@ -157,11 +163,15 @@ class ConvVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(x.float())
+        x = x.float()
+        if self.pad:
+            x = F.pad(x, (0, self.pad))
+        h = self.encoder(x)
         return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 6.0)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(F.silu(self.from_z(z)).view(z.shape[0], *self.grid))
+        out = self.decoder(F.silu(self.from_z(z)).view(z.shape[0], *self.grid))
+        return out[..., :self.width] if self.pad else out
 
     def reconstruction(self, x: torch.Tensor, z: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,8 @@
 """What a phrase is, in the three forms the models use, and conversions between them.
 
 Every phrase can be shown and played as a list of notes ``(pitch, start, end, velocity)`` in
-16th-note steps, whatever the model saw:
+16th-note steps, whatever the model saw and whatever its metre (a bar of 6/8 is 12 steps: see
+:mod:`.metre`):
 
 * **melody** tokens (MusicVAE's event encoding): one token per 16th step; ``REST`` (silence),
   ``HOLD`` (the previous note sounds on) or a pitch onset ``2 + pitch - MIN_PITCH``.
@@ -22,7 +23,7 @@ REST, HOLD = 0, 1
 FIRST_PITCH_TOKEN = 2
 VOCAB = FIRST_PITCH_TOKEN + (MAX_PITCH - MIN_PITCH + 1)  # 90
 STEPS_PER_QUARTER = 4
-STEPS_PER_BAR = 16  # phrases are cut from 4/4 bars
+STEPS_PER_BAR = 16  # a 4/4 bar (other metres: plugins.music.engine.metre)
 ROLL_LOW, ROLL_PITCHES = 21, 96  # piano-roll rows: MIDI 21..116 (96 divides by 8 for the CNN)
 DEFAULT_VELOCITY = 90
 # major keys, then harmonic minor
@@ -36,11 +37,12 @@ class Phrase:
 
     Attributes:
         notes: int32 ``(K, 4)``: pitch, start step, end step (exclusive), velocity.
-        steps: length in 16th steps (bars * 16).
+        steps: length in 16th steps (bars * steps per bar of its metre).
         kind: "melody", "pianoroll" or "audio".
         label: a short caption ("sample 3", "A", "2/5").
         mel: audio phrases: the log-mel spectrogram scaled to [0, 1], ``(n_mels, frames)``.
         audio: audio phrases: the mono waveform (float32) at ``sample_rate``.
+        metre: its time signature ("4/4", "6/8"): written into MIDI files, drawn as bar lines.
     """
 
     notes: np.ndarray
@@ -51,27 +53,61 @@ class Phrase:
     audio: np.ndarray | None = None
     sample_rate: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    metre: str = "4/4"
+
+    @property
+    def bar_steps(self) -> int:
+        """Steps in one of its bars (16 for 4/4, 12 for 6/8)."""
+        from plugins.music.engine.metre import Metre, MetreError
+
+        try:
+            return Metre.parse(self.metre).steps_per_bar
+        except MetreError:
+            return STEPS_PER_BAR
 
     @property
     def bars(self) -> int:
-        return max(1, self.steps // STEPS_PER_BAR)
+        return max(1, self.steps // self.bar_steps)
 
     def to_payload(self) -> dict[str, Any]:
         """A plain dict (arrays and scalars) for job previews: the CLI prints shapes, the panel
         rebuilds the phrase with :meth:`from_payload`."""
         return {"notes": self.notes, "steps": self.steps, "kind": self.kind, "label": self.label,
                 "mel": self.mel, "audio": self.audio, "sample_rate": self.sample_rate,
-                "meta": dict(self.meta)}
+                "meta": dict(self.meta), "metre": self.metre}
 
     @classmethod
     def from_payload(cls, d: dict[str, Any]) -> Phrase:
-        return cls(np.asarray(d["notes"], dtype=np.int32).reshape(-1, 4), int(d["steps"]),
-                   str(d.get("kind", "melody")), str(d.get("label", "")), d.get("mel"),
-                   d.get("audio"), int(d.get("sample_rate", 0)), dict(d.get("meta") or {}))
+        """The phrase of a :meth:`to_payload` dict (a preview, perhaps read back from a
+        ``--events jsonl`` line). Raises ValueError saying what is wrong with it."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a phrase is a mapping, not {type(d).__name__}")
+        try:
+            notes = np.asarray(d["notes"], dtype=np.int32).reshape(-1, 4)
+            steps = int(d["steps"])
+            meta = d.get("meta") or {}
+            if not isinstance(meta, dict):
+                raise ValueError("its meta is not a mapping")
+            mel, audio = d.get("mel"), d.get("audio")
+            phrase = cls(notes, steps, str(d.get("kind", "melody")), str(d.get("label", "")),
+                         None if mel is None else np.asarray(mel, dtype=np.float32),
+                         None if audio is None else np.asarray(audio, dtype=np.float32),
+                         int(d.get("sample_rate", 0) or 0), dict(meta),
+                         str(d.get("metre") or "4/4"))
+        except KeyError as exc:
+            raise ValueError(f"a phrase needs {exc.args[0]!r}") from None
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(f"not a phrase ({exc})") from None
+        if steps < 0 or phrase.kind not in ("melody", "pianoroll", "audio"):
+            raise ValueError("not a phrase (negative length or unknown kind)")
+        from plugins.music.engine.metre import Metre
+
+        Metre.parse(phrase.metre)  # a MetreError (a ValueError) says what is wrong
+        return phrase
 
     def with_label(self, label: str) -> Phrase:
         return Phrase(self.notes, self.steps, self.kind, label, self.mel, self.audio,
-                      self.sample_rate, dict(self.meta))
+                      self.sample_rate, dict(self.meta), self.metre)
 
     def seconds(self, tempo: float) -> float:
         """Duration at ``tempo`` quarter notes per minute (audio phrases: their own length)."""
@@ -83,6 +119,8 @@ class Phrase:
 def describe_phrase(phrase: Phrase) -> dict[str, Any]:
     """What a phrase given to a job was, for its recorded settings (never the notes)."""
     out: dict[str, Any] = {"phrase": phrase.label, "kind": phrase.kind, "bars": phrase.bars}
+    if phrase.metre != "4/4":
+        out["metre"] = phrase.metre
     if phrase.kind != "audio":
         out["notes"] = int(np.asarray(phrase.notes).reshape(-1, 4).shape[0])
     return out

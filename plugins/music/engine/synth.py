@@ -26,6 +26,7 @@ _HARMONICS = {"piano": (1.0, 0.45, 0.22, 0.12, 0.06), "organ": (1.0, 0.6, 0.0, 0
 _DECAY = {"piano": 1.6, "organ": 0.0, "pluck": 4.0}  # 1/s at middle C
 ATTACK, RELEASE = 0.005, 0.08
 GAIN = 0.22
+MAX_SECONDS = 3600  # the longest render (an hour at 44.1 kHz is 635 MB of samples)
 
 
 def _table(voice: str) -> np.ndarray:

@@ -119,7 +119,7 @@ class GenerateBox(QGroupBox):
                 return None
         train = panel.train_box.form.p
         p = self.load_form.checked(panel.status, midi=Path(path), model=panel.model_path(),
-                                   bars=train.bars,
+                                   bars=train.bars, metre=train.metre,
                                    mode="pianoroll" if train.mode == "pianoroll" else "melody")
         return None if p is None else panel.run_phrase_job("load", p, f"Load {Path(path).name}")
 

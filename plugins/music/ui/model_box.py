@@ -102,7 +102,9 @@ class ModelBox(QGroupBox):
         ev = conf.get("evaluation") or {}
         kind = {"melody": "melodies", "pianoroll": "piano rolls", "audio": "sounds"}.get(
             str(m.get("mode")), str(m.get("mode")))
-        bits = [f"{kind} · {m.get('bars')} bars · latent {m.get('latent')}",
+        length = f"{m.get('bars')} bars" if m.get("mode") == "audio" else \
+            f"{m.get('bars')} bars of {m.get('metre') or '4/4'}"
+        bits = [f"{kind} · {length} · latent {m.get('latent')}",
                 f"trained {conf.get('trained_steps', '?')} steps"]
         if "sampled_accuracy" in ev:
             bits.append(f"held-out accuracy {ev.get('tf_accuracy', 0):.3f} teacher-forced, "

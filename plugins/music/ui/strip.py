@@ -12,13 +12,23 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from plugins.music.engine.phrase import STEPS_PER_BAR, STEPS_PER_QUARTER, Phrase
+from plugins.music.engine.metre import Metre, MetreError
+from plugins.music.engine.phrase import STEPS_PER_QUARTER, Phrase
 
 TILE_W, TILE_H, GAP = 230, 168, 8
 HEADER = 20
 ROLE_COLOURS = {"A": QColor("#2563eb"), "B": QColor("#db2777")}
 KIND_COLOURS = {"melody": QColor("#f59e0b"), "pianoroll": QColor("#10b981"),
                 "source": QColor("#64748b"), "model": QColor("#8b5cf6")}
+
+
+def _beat_steps(ph: Phrase) -> int:
+    """Steps between the light grid lines: the phrase's beat (a quarter in 4/4 and 3/4, a
+    dotted quarter in 6/8 and 9/8)."""
+    try:
+        return Metre.parse(ph.metre).beat_steps
+    except MetreError:
+        return STEPS_PER_QUARTER
 
 
 def _mel_image(mel: np.ndarray) -> QImage:
@@ -204,9 +214,10 @@ class StripView(QWidget):
             if pitch % 12 in (1, 3, 6, 8, 10):
                 p.fillRect(QRectF(area.left(), y, area.width(), rh), shade)
         grid = QColor(255, 255, 255, 40) if dark else QColor(0, 0, 0, 40)
-        for s in range(0, steps + 1, STEPS_PER_QUARTER):
+        bar, beat = ph.bar_steps, _beat_steps(ph)  # a 6/8 bar: 12 steps, beats of 6
+        for s in range(0, steps + 1, beat):
             x = area.left() + s * sw
-            p.setPen(QPen(grid, 1.5 if s % STEPS_PER_BAR == 0 else 0.5))
+            p.setPen(QPen(grid, 1.5 if s % bar == 0 else 0.5))
             p.drawLine(int(x), int(area.top()), int(x), int(area.bottom()))
         colour = KIND_COLOURS.get(str(ph.meta.get("role", ph.kind)), KIND_COLOURS["melody"])
         p.setPen(QPen(colour.darker(140), 1))

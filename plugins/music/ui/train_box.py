@@ -62,7 +62,7 @@ class TrainBox(QGroupBox):
         self.builtin_btn.clicked.connect(lambda: self.set_data("bach"))
         row.addWidget(self.builtin_btn)
         lay.addRow("", row)
-        self.form.add_rows(lay, "mode", "bars", "preset", "steps", "minutes")
+        self.form.add_rows(lay, "mode", "bars", "metre", "preset", "steps", "minutes")
 
         self.more_btn = QToolButton()
         self.more_btn.setText("More settings")
@@ -105,7 +105,7 @@ class TrainBox(QGroupBox):
 
     # -- data -----------------------------------------------------------------------------------
     def _choose_data(self) -> None:
-        start = "" if is_builtin(self.form.p.data) else self.form.p.data
+        start = "" if is_builtin(self.form.p.data) else (self.form.p.data or "")
         path = QFileDialog.getExistingDirectory(self, "Choose a folder of MIDI or audio files",
                                                 start)
         if path:
@@ -145,7 +145,13 @@ class TrainBox(QGroupBox):
             if out is None:
                 panel.say("Select a model to resume training.", error=True)
                 return None
-        p = self.form.checked(panel.status, resume=resume)
+        # resuming from the window trains on the run's own music (the form may show other
+        # data, chosen for the next new run); the command line's --data can point elsewhere
+        own = {}
+        if resume:
+            source = (panel.model_box.config().get("data") or {}).get("source")
+            own = {"data": str(source) if source else None}
+        p = self.form.checked(panel.status, resume=resume, **own)
         if p is None:
             return None
         h = panel.host.submit("train", p, title="Train music VAE", out=out)
