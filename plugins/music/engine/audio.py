@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from studio.errors import UserError
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 SILENCE_DBFS = -50.0
+#: sample rates a sound file may have: outside them a header is broken (resampling from 4 GHz
+#: would build a filter of billions of taps)
+MIN_RATE, MAX_RATE = 1000, 768_000
+MAX_SECONDS = 3600  # the longest sound file read (an hour at 48 kHz is 690 MB of samples)
+#: float samples this far beyond full scale are a damaged file (their power overflows float32)
+MAX_LEVEL = 64.0
 
 
 class AudioError(ValueError):
@@ -32,30 +39,67 @@ class AudioError(ValueError):
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and the file's sample rate. Raises :class:`AudioError`."""
+    """Mono float32 samples and the file's sample rate. Raises :class:`AudioError`.
+
+    The file is read in blocks, never by the length its header claims (a damaged header can
+    claim billions of frames), up to :data:`MAX_SECONDS`."""
     import soundfile as sf
 
     path = Path(path)
+    parts: list[np.ndarray] = []
     try:
         if path.stat().st_size == 0:
             raise AudioError("is empty (0 bytes)")
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            sr, channels = int(fh.samplerate), int(fh.channels)
+            if not MIN_RATE <= sr <= MAX_RATE:
+                raise AudioError(f"has a sample rate of {sr:,} Hz (sound files have "
+                                 f"{MIN_RATE:,} to {MAX_RATE:,})")
+            if channels < 1:
+                raise AudioError("has no channels")
+            block, total = max(1024, (1 << 20) // channels), 0
+            while True:
+                part = fh.read(block, dtype="float32", always_2d=True)
+                if not len(part):
+                    break
+                parts.append(part.mean(axis=1, dtype=np.float32))
+                total += len(part)
+                if total > MAX_SECONDS * sr:
+                    raise AudioError(f"lasts more than {MAX_SECONDS // 60} minutes: the studio "
+                                     "reads sound files up to an hour long (split it)")
     except AudioError:
         raise
-    except (RuntimeError, OSError, ValueError, TypeError) as exc:  # sf.LibsndfileError et al.
+    except (RuntimeError, OSError, ValueError, TypeError, EOFError, MemoryError,
+            OverflowError) as exc:  # sf.LibsndfileError et al.
         text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise AudioError(f"is not a readable audio file ({text})") from None
-    if data.shape[0] == 0:
+    mono = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if not len(mono):
         raise AudioError("has no samples")
-    return data.mean(axis=1).astype(np.float32), int(sr)
+    if not np.isfinite(mono).all():
+        raise AudioError("has samples that are not numbers (NaN or infinity): a damaged file?")
+    if float(np.abs(mono).max()) > MAX_LEVEL:
+        raise AudioError("has samples far beyond full scale (over 64 times louder): a damaged "
+                         "file?")
+    return mono, sr
 
 
 def resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
+    """``x`` at ``sr`` resampled to ``target`` (windowed sinc, torchaudio).
+
+    torchaudio's filter bank has one row per output phase and is as wide as the input's
+    period, both set by the rates' ratio in lowest terms: 44,100 to 16,000 Hz is 441:160, but
+    an odd rate such as 44,101 Hz would be 44,101:16,000 (a 2.8 GB filter; 767,999 Hz, 49 GB).
+    The ratio is therefore taken to the nearest fraction with a denominator up to 1,000, which
+    is exact for every common rate and off by a few millionths for the odd ones (44,101 Hz
+    comes out at 16,000.06 Hz: a hundredth of a cent, no audible change)."""
     if sr == target:
         return np.asarray(x, dtype=np.float32)
     import torchaudio.functional as AF
 
-    y = AF.resample(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), sr, target)
+    ratio = Fraction(target, sr).limit_denominator(1000)
+    y = AF.resample(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                    ratio.denominator, ratio.numerator)
     return y.numpy()
 
 
