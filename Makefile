@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.studio-installed
 
-.PHONY: run test setup system lint bench-quick screenshot build clean
+.PHONY: run test setup system gguf lint bench-quick screenshot build clean
 
 run: setup
 	$(BIN)/studio
@@ -23,7 +23,25 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(MAKE) --no-print-directory gguf
 	@touch $(STAMP)
+
+# llama.cpp for the chat plugin (the optional gguf extra): on Linux with a C/C++ compiler it is
+# compiled from source (about 5 minutes on 2 cores, only when pyproject.toml changed). A failed
+# build never fails the set-up: the chat then runs GGUF files through transformers (slower).
+gguf:
+	@if [ "$$(uname -s)" = Linux ] && command -v cc >/dev/null 2>&1 \
+	    && command -v c++ >/dev/null 2>&1; then \
+	  if $(BIN)/python -c "import llama_cpp" >/dev/null 2>&1; then \
+	    echo "llama.cpp (gguf extra): already installed"; \
+	  else \
+	    echo "Building llama.cpp for the chat plugin (gguf extra, about 5 minutes)..."; \
+	    CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --quiet -e '.[gguf]' \
+	      || echo "note: llama.cpp (the gguf extra) could not be built; the chat plugin runs GGUF files through transformers instead (slower). The pip output above says why."; \
+	  fi; \
+	else \
+	  echo "note: llama.cpp (the gguf extra) is not built here (it needs Linux and a C/C++ compiler); the chat plugin runs GGUF files through transformers instead (slower)."; \
+	fi
 
 system:
 	@scripts/check_system.sh

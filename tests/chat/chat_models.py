@@ -29,7 +29,19 @@ def build_tiny_llama(folder: Path, *, kv_heads: int = 2, fit_steps: int = 40,
                      template: str | None = CHATML, seed: int = 0) -> Path:
     """A 2-layer Llama (64 wide, 4 heads, ``kv_heads`` key/value heads) with a byte-level BPE
     tokenizer trained on :data:`DIALOGS` and ``template`` in its tokenizer_config.json; fitted
-    for a few steps so it writes varied text."""
+    for a few steps so it writes varied text (on one thread: tensors this small only wait at
+    OpenMP's barriers on a second one, badly so on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build(folder, kv_heads, fit_steps, template, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(folder: Path, kv_heads: int, fit_steps: int, template: str | None, seed: int) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -260,6 +260,7 @@ def finetune(req: FinetuneRequest, feedback: FeedbackSet, run_dir: Path, rep: Re
     template = _template(req.template, info)
     train_items, val_items = split(feedback.items, req.val_fraction, req.seed)
     rep.progress(0, None, "loading the model")
+    torch.manual_seed(req.seed)  # the adapter's initial weights
     model, tokenizer, _ = load_causal_lm(info.path, device=device, dtype="float32",
                                          trainable_adapter=info.kind == "adapter")
 
@@ -331,7 +332,7 @@ def finetune(req: FinetuneRequest, feedback: FeedbackSet, run_dir: Path, rep: Re
     if resume:
         rep.log(f"resumed at step {loop.resume()}")
     else:
-        torch.manual_seed(req.seed)
+        torch.manual_seed(req.seed)  # LoRA dropout draws from the global generator
     outcome = loop.run()
     return FinetuneOutcome(saved.get("dir", adapter_dir), outcome.step, outcome.best_value,
                            outcome.elapsed, len(train_seqs), len(pairs), len(val_seqs))
