@@ -61,13 +61,16 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                      run_dir / CHECKPOINT)
     if resuming:
         ctx.log(f"resumed from step {loop.resume()}")
+    if task.dp is not None:
+        task.log_privacy(cfg.steps)
     model_dir = run_dir / MODEL_DIR
     try:
         loop.run()
     finally:  # a stopped run's model is usable too: the library lists it
         if (model_dir / "model_index.json").exists():
+            extra = {"privacy": task.dp.summary()} if task.dp is not None else {}
             ctx.add_artifact(model_dir, "model", model_kind="diffusers-pipeline",
-                             format="DDPMPipeline/safetensors")
+                             format="DDPMPipeline/safetensors", **extra)
     return str(model_dir)
 
 
@@ -82,7 +85,15 @@ def train_config(p: TrainParams) -> TrainConfig:
                        preset=p.preset, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                        ema_decay=p.ema_decay, prediction=p.prediction, flip=p.flip, seed=p.seed,
                        sample_every=p.sample_every, checkpoint_every=p.checkpoint_every,
-                       minutes=p.minutes, holdout=p.holdout)
+                       minutes=p.minutes, holdout=p.holdout, private=_privacy(p))
+
+
+def _privacy(p: TrainParams) -> dict[str, Any]:
+    """The run's privacy settings (empty: trained normally)."""
+    from plugins.common.privacy import spec_of
+
+    spec = spec_of(p)
+    return spec.to_json() if spec is not None else {}
 
 
 def info(ctx: JobContext, p: InfoParams) -> dict[str, Any]:

@@ -18,6 +18,17 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 
+from plugins.common.privacy import (
+    DEFAULT_EPSILON,
+    DEFAULT_MAX_GRAD_NORM,
+    Delta,
+    Epsilon,
+    MaxGradNorm,
+    NoiseMultiplier,
+    NoiseSeed,
+    Private,
+    spec_of,
+)
 from studio.errors import UserError
 from studio.params import Choices, Codec, Group, Help, Label, Range, Special, Unit, Widget
 
@@ -100,9 +111,19 @@ class TrainParams:
     seed: Annotated[int, Range(0, 2**31 - 1), Label("Seed"), Widget("seed"), Group("Advanced"),
                     Help("Seed for the initial weights, the batch order and the held-out "
                          "choice")] = 0
+    # differential privacy (plugins.common.privacy): one record is one image
+    private: Private = False
+    epsilon: Epsilon = DEFAULT_EPSILON
+    delta: Delta = 0.0
+    noise_multiplier: NoiseMultiplier = 0.0
+    max_grad_norm: MaxGradNorm = DEFAULT_MAX_GRAD_NORM
+    noise_seed: NoiseSeed = None
     resume: Annotated[bool, Label("Resume the run in this folder"),
                       Help("Continue the run in the output folder from its last checkpoint "
                            "(its images, size and model stay as they were)")] = False
+
+    def rules(self) -> None:
+        spec_of(self)
 
 
 # ----------------------------------------------------------------------------------------------

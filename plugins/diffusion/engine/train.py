@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.common.privacy import METRIC, PrivacySpec, PrivateTraining, prepare_model
 from plugins.common.training import LOOP_KEY, LoopState, Reporter, Schedule
 from studio import storage
 from studio.errors import UserError
@@ -46,7 +47,7 @@ MODEL_DIR = "model"
 TRAIN_TIMESTEPS = 1000
 #: what defines the model and its data: a resumed run keeps the values it started with
 _FIXED_ON_RESUME = ("data", "size", "channels", "preset", "prediction", "unet", "seed",
-                    "min_snr_gamma", "flip", "ema_decay", "holdout")
+                    "min_snr_gamma", "flip", "ema_decay", "holdout", "private")
 EVAL_IMAGES = 256  # held-out images a validation loss looks at (cheap, and stable enough)
 
 
@@ -76,6 +77,8 @@ class TrainConfig:
     warmup: int = 100
     min_snr_gamma: float = 5.0
     unet: dict[str, Any] = field(default_factory=dict)
+    # training privately: plugins.common.privacy.PrivacySpec as JSON (empty: normally)
+    private: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -269,6 +272,10 @@ class DDPMTask:
             cfg.unet = unet_config(cfg.preset, cfg.size, cfg.channels)
         torch.manual_seed(cfg.seed)
         self.unet = UNet2DModel(**cfg.unet).to(device).train()
+        self.private_notes: list[str] = []
+        spec = PrivacySpec.from_json(cfg.private)
+        if spec is not None:  # layers Opacus cannot train replaced before anything holds them
+            self.unet, self.private_notes = prepare_model(self.unet, "the UNet")
         self.ema = EMA(self.unet, cfg.ema_decay)
         self.opt = torch.optim.AdamW(self.unet.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.noise_sched = make_noise_scheduler(cfg.prediction)
@@ -278,6 +285,14 @@ class DDPMTask:
         alphas = self.noise_sched.alphas_cumprod.to(torch.float32)
         self.snr_all = (alphas / (1.0 - alphas)).to(device)
         self.autocast = _autocast(device)
+        #: DP-SGD (one record = one training image) when training privately, else None
+        self.dp: Any = None
+        if spec is not None:
+            self.dp = PrivateTraining(self.unet, self.opt, spec, records=len(self.x_all),
+                                      batch_size=cfg.batch_size, steps=cfg.steps, device=device,
+                                      loss_reduction="sum", unit="image")
+            self.opt = self.dp.optimizer
+            self.autocast = contextlib.nullcontext()  # private steps in full precision
         self.step = 0
         self.lr_now = cfg.lr
         self.loss_avg, self.avg_weight = 0.0, 0.0  # bias-corrected moving average (no lag)
@@ -305,6 +320,8 @@ class DDPMTask:
     def train_step(self, state: LoopState) -> dict[str, float]:
         import torch
 
+        if self.dp is not None:
+            return self._private_step(state)
         cfg, gen, device = self.cfg, self.gen, self.device
         bs = cfg.batch_size
         idx = torch.randint(len(self.x_all), (bs,), generator=gen)
@@ -334,8 +351,67 @@ class DDPMTask:
         self.smoothed = self.loss_avg / self.avg_weight
         return {"loss/train": value}
 
+    def _private_step(self, state: LoopState) -> dict[str, float]:
+        """One DP-SGD step: the images drawn by Poisson sampling (the privacy engine's secret
+        generator), their noise, timesteps and flips from the run's generator as usual, each
+        image's weighted loss clipped on its own, noise added to the sum. An empty draw adds
+        only noise (and logs no loss)."""
+        import torch
+
+        cfg, gen, device, dp = self.cfg, self.gen, self.device, self.dp
+        idx = dp.sample()
+        m = int(idx.numel())
+        self.lr_now = cfg.lr * lr_factor(state.step, cfg.warmup, state.horizon)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_now
+        dp.zero_grad()
+        stats: dict[str, float] = {}
+        if m:
+            noise = torch.randn((m, *self.x_all.shape[1:]), generator=gen)
+            ts = torch.randint(0, TRAIN_TIMESTEPS, (m,), generator=gen)
+            x0 = self.x_all[idx]
+            if cfg.flip:
+                flip = torch.rand(m, generator=gen) < 0.5
+                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+            per = self._loss(self.unet, x0.to(device), noise.to(device), ts.to(device))
+            value = float(per.detach().mean())
+            if not math.isfinite(value):
+                raise UserError(f"the loss became {value} at step {state.step}: lower the "
+                                "learning rate (--lr) and resume from the last checkpoint")
+            dp.backward(per.sum())
+            self.loss_avg = 0.98 * self.loss_avg + 0.02 * value
+            self.avg_weight = 0.98 * self.avg_weight + 0.02
+            self.smoothed = self.loss_avg / self.avg_weight
+            stats["loss/train"] = value
+        dp.step()
+        dp.zero_grad()
+        self.ema.update(self.unet)
+        self.step = state.step + 1
+        return stats
+
     def log_values(self, state: LoopState) -> dict[str, float]:
-        return {"loss/smoothed": self.smoothed, "lr": self.lr_now}
+        out = {"loss/smoothed": self.smoothed, "lr": self.lr_now}
+        if self.dp is not None:
+            out[METRIC] = self.dp.epsilon()
+        return out
+
+    def log_privacy(self, steps: int) -> None:
+        """What training privately means for this run, in words (at its start)."""
+        dp = self.dp
+        self.rep.log(dp.describe())
+        for note in self.private_notes:
+            self.rep.log(note)
+        if not self.private_notes:
+            self.rep.log("Every layer of the UNet can be trained privately as it is (group "
+                         "norm, convolutions, attention): nothing was replaced.")
+        self.rep.log("The guarantee covers the model: the live loss curves, the previews' "
+                     "held-out loss and the images read for them are not covered (they stay "
+                     "on this computer).")
+        projected = dp.projected_epsilon(steps)
+        if dp.spec.noise_multiplier <= 0 and projected > dp.spec.epsilon * 1.02:
+            self.rep.warn(f"Training to step {steps:,} will spend ε = {projected:.2f}, more "
+                          f"than the target {dp.spec.epsilon:g} this run's noise was chosen "
+                          "for (it started with fewer steps).")
 
     def message(self, state: LoopState, stats: Mapping[str, Any]) -> str:
         return f"step {state.step}/{state.horizon}, loss {self.smoothed:.4f}"
@@ -373,15 +449,24 @@ class DDPMTask:
 
     def export(self, state: LoopState, reason: str) -> None:
         export_pipeline(self.ema.model, self.noise_sched, self.run_dir / MODEL_DIR)
+        if self.dp is not None:  # the run's config says what the model's training spent
+            config = self.run_dir / "config.json"
+            saved = storage.read_json(config) if config.exists() else asdict(self.cfg)
+            storage.atomic_write_json(config, {**saved, "privacy_spent": self.dp.summary()})
+            if reason in ("stopped", "end"):
+                self.rep.log(self.dp.words())
         if reason != "stopped":  # the loop says "Stopped at step N; checkpoint saved"
             self.rep.log(f"checkpoint and model at step {state.step}"
                          + (" (finished)" if reason == "end" else ""))
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "model": self.unet.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
-                "loss_avg": self.loss_avg, "avg_weight": self.avg_weight}
+        st = {"step": self.step, "model": self.unet.state_dict(), "ema": self.ema.state_dict(),
+              "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
+              "loss_avg": self.loss_avg, "avg_weight": self.avg_weight}
+        if self.dp is not None:
+            st["privacy"] = self.dp.state_dict()
+        return st
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Also reads checkpoints of the trainer before the shared loop (same keys, without the
@@ -397,6 +482,10 @@ class DDPMTask:
         self.loss_avg = float(st.get("loss_avg", 0.0))
         self.avg_weight = float(st.get("avg_weight", 0.0))
         self.smoothed = self.loss_avg / self.avg_weight if self.avg_weight else 0.0
+        if self.dp is not None:
+            if "privacy" not in st:
+                raise UserError("this run did not train privately: resume it without privacy")
+            self.dp.load_state_dict(st["privacy"])
 
 
 def _to_tensor(images: np.ndarray) -> Any:
