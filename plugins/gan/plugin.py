@@ -32,6 +32,7 @@ class GanPlugin(Plugin):
         JobSpec("regenerate", "plugins.gan.jobs:regenerate", "Regenerate from PNG",
                 lane="interactive"),
     )
+    audit_probe = "plugins.gan.audit:GanProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:
         from plugins.gan.ui.panel import GanPanel
