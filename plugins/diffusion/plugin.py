@@ -31,6 +31,7 @@ class DiffusionPlugin(Plugin):
         JobSpec("outpaint", "plugins.diffusion.jobs:outpaint", "Outpaint", lane="interactive"),
         JobSpec("info", "plugins.diffusion.jobs:info", "Inspect model", lane="interactive"),
     )
+    audit_probe = "plugins.diffusion.audit:DiffusionProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:
         from plugins.diffusion.ui.panel import DiffusionPanel
