@@ -62,10 +62,14 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                        batch_size=p.batch_size, block_size=p.block_size, lr=p.lr,
                        eval_every=p.eval_every, patience=p.patience,
                        max_seconds=p.minutes * 60.0, seed=p.seed, optimizer=p.optimizer,
-                       lora_r=p.lora_r)
+                       lora_r=p.lora_r, privacy=_privacy(p),
+                       examples_of=str(p.examples_of.expanduser().resolve())
+                       if p.examples_of is not None else None)
     prep = prepare_training(req, ctx.run_dir, ctx, device=ctx.device, resume=p.resume)
-    # what this run learns from: the head of each document trains, its tail is held out
-    examples, held_out = prep.corpus.examples(prep.req.val_fraction, check=ctx.check)
+    # what this run learns from, passage by passage: the head of each document trains, its
+    # tail is held out (or a random share of another run's passages, for the audit)
+    assert prep.plan is not None
+    examples, held_out = prep.plan.examples, prep.plan.held_out
     root = prep.corpus.root.expanduser().resolve()
     ctx.record_data(root.name, root, examples, held_out=held_out, unit="text range",
                     files=prep.stats.files, chars=prep.stats.chars,
@@ -75,11 +79,32 @@ def train(ctx: JobContext, p: TrainParams) -> str:
         outcome = train_prepared(prep, ctx)
     except Cancelled:  # Stop saved the model so far: the library lists it
         if prep.model_dir.exists():
-            ctx.add_artifact(prep.model_dir, "model", model_kind=kind)
+            ctx.add_artifact(prep.model_dir, "model", model_kind=kind,
+                             **_recorded_privacy(prep.model_dir))
         raise
+    extra = {"privacy": outcome.privacy} if outcome.privacy else {}
     ctx.add_artifact(outcome.model_dir, "model", model_kind=kind, step=outcome.result.step,
-                     val_loss=outcome.result.best_val, params=outcome.params[1])
+                     val_loss=outcome.result.best_val, params=outcome.params[1], **extra)
     return str(outcome.model_dir)
+
+
+def _privacy(p: TrainParams) -> dict[str, Any]:
+    """The request's privacy settings (empty: train normally)."""
+    from plugins.common.privacy import spec_of
+
+    spec = spec_of(p)
+    return spec.to_json() if spec is not None else {}
+
+
+def _recorded_privacy(model_dir: Any) -> dict[str, Any]:
+    """What a stopped private run's saved model says it spent (for the manifest)."""
+    from studio import storage
+
+    try:
+        info = storage.read_json(model_dir / "studio.json")
+    except (OSError, ValueError):
+        return {}
+    return {"privacy": info["privacy"]} if isinstance(info, dict) and info.get("privacy") else {}
 
 
 def inspect(ctx: JobContext, p: InspectParams) -> dict[str, Any]:

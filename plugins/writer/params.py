@@ -20,6 +20,17 @@ from plugins.common.lm.sampling import (
     parse_stop_sequences,
     preset_choices,
 )
+from plugins.common.privacy import (
+    DEFAULT_EPSILON,
+    DEFAULT_MAX_GRAD_NORM,
+    Delta,
+    Epsilon,
+    MaxGradNorm,
+    NoiseMultiplier,
+    NoiseSeed,
+    Private,
+    spec_of,
+)
 from plugins.writer.engine.presets import PRESETS
 from studio.errors import UserError
 from studio.params import Choices, Help, Label, Range, Special, Unit, Widget
@@ -136,14 +147,31 @@ class TrainParams:
     val_fraction: ValFraction = 0.1
     seed: Annotated[int, Label("Seed"), Range(0, SEED_MAX), Widget("seed"),
                     Help("random seed (initial weights, batches)")] = 0
+    # differential privacy (plugins.common.privacy): one record is a passage of the context
+    private: Private = False
+    epsilon: Epsilon = DEFAULT_EPSILON
+    delta: Delta = 0.0
+    noise_multiplier: NoiseMultiplier = 0.0
+    max_grad_norm: MaxGradNorm = DEFAULT_MAX_GRAD_NORM
+    noise_seed: NoiseSeed = None
     resume: Annotated[bool, Label("Resume"),
                       Help("continue the run in the output folder from its last checkpoint")
                       ] = False
+    examples_of: Annotated[Path | None, Label("Passages of run"), Widget("hidden"),
+                           Help("a writer run folder: train on the passages of --data it "
+                                "recorded, holding out a random --val-fraction of them chosen "
+                                "by --seed (how the privacy audit trains reference models)")
+                           ] = None
 
     def rules(self) -> None:
         if self.data is None and not self.resume:
             raise UserError("--data is required: choose a .txt/.md file or a folder of them")
         _check_vocab(self.vocab_size)
+        spec_of(self)
+        if self.examples_of is not None and \
+                not (self.examples_of.expanduser() / "run.json").is_file():
+            raise UserError("--examples-of must be a run folder made by the writer's train "
+                            "job (it has a run.json)")
 
 
 @dataclass(kw_only=True)

@@ -35,6 +35,7 @@ class WriterPlugin(Plugin):
         JobSpec("download", "plugins.writer.jobs:download", "Download model from the Hub",
                 lane="download"),
     )
+    audit_probe = "plugins.writer.audit:WriterProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:
         from plugins.writer.ui.panel import WriterPanel

@@ -218,12 +218,14 @@ def test_stop_keeps_the_model_so_far(tmp_path: Path, corpus_file: Path,
 
 def test_the_run_records_which_text_trained_and_which_was_held_out(
         tmp_path: Path, sample_text: str) -> None:
-    """Each document is two examples of its file: the head trained, the tail held out."""
+    """Each document's head trains and its tail is held out, both recorded passage by passage
+    (``chars a-b`` of the file)."""
+    from plugins.writer.engine.corpus import passages
     from studio import cli, manifest
 
     data = tmp_path / "stories"
     (data / "more").mkdir(parents=True)
-    a, b = sample_text, sample_text[:1000]
+    a, b = sample_text * 2, sample_text[:1000]
     (data / "a.txt").write_text(a, encoding="utf-8")
     (data / "more" / "b.md").write_text(b, encoding="utf-8")
     run = tmp_path / "run"
@@ -233,15 +235,18 @@ def test_the_run_records_which_text_trained_and_which_was_held_out(
     ka, kb = int(len(a) * 0.8), int(len(b) * 0.8)
     sha_a = manifest.sha256_file(data / "a.txt")[:16]
     sha_b = manifest.sha256_file(data / "more" / "b.md")[:16]
-    assert manifest.membership(run) == {
-        f"a.txt@{sha_a}#chars 0-{ka}": "train",
-        f"a.txt@{sha_a}#chars {ka}-{len(a)}": "held_out",
-        f"more/b.md@{sha_b}#chars 0-{kb}": "train",
-        f"more/b.md@{sha_b}#chars {kb}-{len(b)}": "held_out"}
+    expected: dict[str, str] = {}
+    for name, sha, text, k in (("a.txt", sha_a, a, ka), ("more/b.md", sha_b, b, kb)):
+        for lo, hi, side in ((0, k, "train"), (k, len(text), "held_out")):
+            expected.update({f"{name}@{sha}#chars {s}-{e}": side
+                             for s, e in passages(text, lo, hi)})
+    assert manifest.membership(run) == expected
+    assert len(passages(a, 0, ka)) >= 2  # a.txt's head is several passages
     m = manifest.read(run)
     assert m is not None
     ds = m.dataset()
     assert ds is not None and ds.location == str(data.resolve()) and ds.unit == "text range"
-    assert (ds.train, ds.held_out) == (2, 2)
+    sides = list(expected.values())
+    assert (ds.train, ds.held_out) == (sides.count("train"), sides.count("held_out"))
     [model] = m.models()
     assert model.model_kind == "causal-lm" and model.path == "model"

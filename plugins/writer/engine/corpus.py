@@ -11,24 +11,34 @@ Rules a user can rely on:
   and folders are skipped. A file named explicitly is read whatever its extension.
 - Line endings are normalised to ``\\n``. The user's files are only ever read.
 - Validation text is the *last* ``val_fraction`` of every document (nanoGPT's split for one file),
-  so it is text the model never saw and every document is represented. A run records each
-  document as two examples (:meth:`Corpus.examples`): characters ``0-K`` (trained on) and
-  ``K-N`` (held out), counted in the text as read (after newline normalisation).
+  so it is text the model never saw and every document is represented. A run records its text
+  as *passages* of about :data:`PASSAGE_CHARS` characters (:meth:`Corpus.examples`): the
+  trained head ``0-K`` and the held-out tail ``K-N`` of each document, each cut into passages
+  (``chars a-b``, counted in the text as read, after newline normalisation). A passage is the
+  unit of membership: the privacy audit asks of each one "did the model train on it?", and a
+  single novel gives hundreds of them rather than one head and one tail.
+- The audit's reference models train on a random share of *another run's* passages
+  (:meth:`Corpus.plan_from`, the train job's ``examples_of``): the same examples, each wholly
+  in or out, so a reference model's membership is defined example by example.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import UserError
-from studio.manifest import Example, file_examples
+from studio.manifest import Example, ExampleRow, file_examples
 
 TEXT_EXTS = (".txt", ".md", ".markdown", ".text")
 MAX_PROBLEMS_SHOWN = 5
+#: the size of a recorded passage: about two paragraphs, about one training block of the tiny
+#: preset (256 tokens), long enough for its mean loss to be a steady statistic
+PASSAGE_CHARS = 1000
 
 
 @dataclass
@@ -85,25 +95,70 @@ class Corpus:
 
     def examples(self, val_fraction: float,
                  check: Callable[[], None] | None = None) -> tuple[list[Example], list[str]]:
-        """What a run trained on, for its manifest: each document as two examples of its file,
-        ``chars 0-K`` (trained on) and ``chars K-N`` (held out; absent when nothing is held
-        out), and the held-out ids. Files are named relative to the corpus root (a single
-        file: ""), and hashed, so the audit can tell an edited file from the one trained on."""
+        """What a run trained on, for its manifest: the head ``0-K`` (trained on) and the tail
+        ``K-N`` (held out) of each document, each cut into :func:`passages`, as examples of
+        their file (``chars a-b``), and the held-out ids. Files are named relative to the
+        corpus root (a single file: ""), and hashed, so the audit can tell an edited file from
+        the one trained on."""
+        plan = self.plan(val_fraction, check)
+        return plan.examples, plan.held_out
+
+    def plan(self, val_fraction: float, check: Callable[[], None] | None = None) -> Plan:
+        """The ordinary split (:meth:`split`) with its passages (:meth:`examples`)."""
         _check_fraction(val_fraction)
-        root = self.root.expanduser().resolve()
-        whole = file_examples(root, [d.path.expanduser().resolve() for d in self.documents],
-                              check=check)
+        train, val = self.split(val_fraction)
         examples: list[Example] = []
         held_out: list[str] = []
-        for doc, ex in zip(self.documents, whole, strict=True):
+        for doc, ex in zip(self.documents, self._whole(check), strict=True):
             cut, n = doc.cut(val_fraction), doc.chars
-            if cut > 0:
-                examples.append(ex.with_part(f"chars 0-{cut}"))
-            if cut < n:
-                tail = ex.with_part(f"chars {cut}-{n}")
+            for a, b in passages(doc.text, 0, cut):
+                examples.append(ex.with_part(f"chars {a}-{b}"))
+            for a, b in passages(doc.text, cut, n):
+                tail = ex.with_part(f"chars {a}-{b}")
                 examples.append(tail)
                 held_out.append(tail.id)
-        return examples, held_out
+        return Plan(examples, held_out, train, val)
+
+    def plan_from(self, rows: Sequence[ExampleRow], holdout: float, seed: int,
+                  check: Callable[[], None] | None = None) -> Plan:
+        """Train on the text ranges another run recorded (``rows``, its examples), holding out
+        ``round(holdout * n)`` of them chosen by ``seed`` (:func:`plugins.common.splits.held_out`):
+        the privacy audit's reference models, trained on random halves of the audited run's
+        passages. Every range must still be in this corpus, unchanged (its file's hash); the
+        training text is each document's trained ranges, adjacent ones joined, and likewise the
+        validation text."""
+        from plugins.common.splits import held_out as choose
+
+        _check_fraction(holdout)
+        if not rows:
+            raise UserError("the run to take the text ranges from recorded none: choose a run "
+                            "made by the writer's train job")
+        by_path = {ex.path: (i, ex.sha256) for i, ex in enumerate(self._whole(check))}
+        ranges: list[tuple[int, int, int, Example]] = []
+        for r in rows:
+            if r.path not in by_path:
+                raise UserError(f"the text {r.path or self.root.name} of the run is not in "
+                                f"{self.root.name} any more: put it back to train on its ranges")
+            i, sha = by_path[r.path]
+            if sha != r.sha256:
+                raise UserError(f"the text {r.path or self.root.name} changed since that run: "
+                                "its ranges no longer name the same text")
+            a, b = part_range(r.part, self.documents[i].chars)
+            ranges.append((i, a, b, Example(r.path, r.sha256, r.part)))
+        held = choose([e.id for *_, e in ranges], holdout, seed)
+        train: list[str] = []
+        val: list[str] = []
+        for side, out in ((False, train), (True, val)):
+            spans = sorted((i, a, b) for i, a, b, e in ranges if (e.id in held) == side)
+            out += [self.documents[i].text[a:b] for i, a, b in _joined(spans)]
+        examples = [e for *_, e in ranges]
+        return Plan(examples, [e.id for e in examples if e.id in held], train, val)
+
+    def _whole(self, check: Callable[[], None] | None = None) -> list[Example]:
+        """One example per document: its file relative to the root, hashed."""
+        root = self.root.expanduser().resolve()
+        return file_examples(root, [d.path.expanduser().resolve() for d in self.documents],
+                             check=check)
 
     def fingerprint(self) -> str:
         """A short hash of the file names and contents, recorded with runs for provenance."""
@@ -116,6 +171,61 @@ class Corpus:
     def summary(self) -> str:
         n = len(self.documents)
         return f"{n} file{'s' if n != 1 else ''}, {self.chars:,} characters"
+
+
+@dataclass
+class Plan:
+    """What a run trains on and holds out: its examples (passages) for the manifest, the held-out
+    ids, and the texts training and validation read."""
+
+    examples: list[Example]
+    held_out: list[str]
+    train: list[str]
+    val: list[str]
+
+
+def passages(text: str, start: int, end: int, size: int = PASSAGE_CHARS
+             ) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut into pieces of about ``size`` characters: each piece ends after
+    the last line break in its second half (else after a space, else where it must); the last
+    piece takes a rest shorter than half a piece. Empty ranges give no piece."""
+    out: list[tuple[int, int]] = []
+    a = start
+    while end - a > size + size // 2:
+        b = a + size
+        cut = text.rfind("\n", a + size // 2, b)
+        if cut < 0:
+            cut = text.rfind(" ", a + size // 2, b)
+        if cut >= 0:
+            b = cut + 1
+        out.append((a, b))
+        a = b
+    if a < end:
+        out.append((a, end))
+    return out
+
+
+def part_range(part: str, n: int) -> tuple[int, int]:
+    """``(a, b)`` of a recorded part ``"chars a-b"`` ("" is the whole text of ``n``
+    characters)."""
+    if not part:
+        return 0, n
+    m = re.fullmatch(r"chars (\d+)-(\d+)", part)
+    if m is None or not 0 <= int(m[1]) < int(m[2]) <= n:
+        raise UserError(f"the recorded text range {part!r} does not fit a text of {n} "
+                        "characters")
+    return int(m[1]), int(m[2])
+
+
+def _joined(spans: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Sorted ``(document, a, b)`` spans with touching ones of a document joined."""
+    out: list[tuple[int, int, int]] = []
+    for i, a, b in spans:
+        if out and out[-1][0] == i and out[-1][2] == a:
+            out[-1] = (i, out[-1][1], b)
+        else:
+            out.append((i, a, b))
+    return out
 
 
 def _check_fraction(val_fraction: float) -> None:

@@ -19,14 +19,15 @@ Run folder layout (``RUN``)::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from plugins.common.lm.training import LMTask, TrainConfig, TrainResult
+from plugins.common.privacy import PrivacySpec
 from plugins.common.training import LoopState, Reporter
 from plugins.writer.engine import presets as presets_mod
-from plugins.writer.engine.corpus import Corpus, load_corpus
+from plugins.writer.engine.corpus import Corpus, Plan, load_corpus
 from studio.errors import UserError
 
 CONFIG_NAME = "config.json"
@@ -59,6 +60,11 @@ class TrainRequest:
     optimizer: Literal["auto", "adamw", "muon"] = "auto"  # auto: the preset's / AdamW to tune
     lora_r: int = 8
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field (benches)
+    # training privately: plugins.common.privacy.PrivacySpec as JSON (empty: normally)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    #: a run folder: train on the text ranges it recorded, ``val_fraction`` of them held out
+    #: at random by ``seed`` (the privacy audit's reference models; see Corpus.plan_from)
+    examples_of: str | None = None
 
     @property
     def from_scratch(self) -> bool:
@@ -104,6 +110,7 @@ class TrainOutcome:
     stats: CorpusStats
     params: tuple[int, int]  # trainable, total
     adapter: bool = False  # the folder holds a LoRA adapter (not merged)
+    privacy: dict[str, Any] | None = None  # what a private run spent (PrivateTraining.summary)
 
 
 @dataclass
@@ -123,6 +130,7 @@ class PreparedRun:
     params: tuple[int, int]
     device: str
     resume: bool
+    plan: Plan | None = None  # which passages train and which are held out (the manifest's)
 
     @property
     def model_dir(self) -> Path:
@@ -163,20 +171,48 @@ def resolve_config(req: TrainRequest, context: int | None = None) -> TrainConfig
     cfg.max_seconds = req.max_seconds
     cfg.seed = req.seed
     cfg.method = req.method if not req.from_scratch else "full"
+    private_adjustments(cfg, req)
     cfg.validate()
     return cfg
 
 
-def read_corpus(req: TrainRequest, rep: Reporter) -> tuple[Corpus, list[str], list[str]]:
+def private_adjustments(cfg: TrainConfig, req: TrainRequest) -> list[str]:
+    """What a private run changes in ``cfg``, in words for the log (nothing otherwise)."""
+    if not req.privacy:
+        return []
+    notes = []
+    if cfg.optimizer != "adamw":
+        notes.append("The optimizer is AdamW: each example's gradient is clipped over all the "
+                     "weights together, which one optimizer does in one place.")
+        cfg.optimizer = "adamw"
+    if cfg.amp != "off":
+        notes.append("Training runs in full precision (private steps do not use bfloat16).")
+        cfg.amp = "off"
+    cfg.compile = False
+    cfg.grad_accum = 1
+    return notes
+
+
+def read_corpus(req: TrainRequest, rep: Reporter) -> tuple[Corpus, Plan]:
+    """The corpus and what of it trains: the end of each document held out, or, with
+    ``req.examples_of``, a random share of that run's recorded ranges."""
+    from studio import manifest
+
     corpus = load_corpus(req.data)
-    train, val = corpus.split(req.val_fraction)
-    if not train:
+    if req.examples_of:
+        rows = list(manifest.read_examples(Path(req.examples_of)))
+        plan = corpus.plan_from(rows, req.val_fraction, req.seed, check=rep.check)
+        rep.log(f"training on {len(plan.examples) - len(plan.held_out)} of the "
+                f"{len(plan.examples)} passages of run {Path(req.examples_of).name}")
+    else:
+        plan = corpus.plan(req.val_fraction, check=rep.check)
+    if not plan.train:
         raise UserError("no training text is left after holding out validation text: lower "
                         "the validation fraction or add text")
     if corpus.ignored:
         rep.log(f"{len(corpus.ignored)} file(s) without a .txt/.md extension were not used "
                 f"(e.g. {corpus.ignored[0].name})")
-    return corpus, train, val
+    return corpus, plan
 
 
 def build_new_model(preset: presets_mod.Preset, tokenizer: Any, block_size: int,
@@ -227,7 +263,8 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         req = old
     refuse_to_overwrite(run_dir, run_dir / CHECKPOINT, resume, "training")
 
-    corpus, train_texts, val_texts = read_corpus(req, rep)
+    corpus, plan = read_corpus(req, rep)
+    train_texts, val_texts = plan.train, plan.val
     rep.log(f"corpus: {corpus.summary()}")
     rep.check()
 
@@ -277,7 +314,7 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         if cfg.max_seconds > 0:  # the budget covers reading, the tokenizer and tokenising too
             cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
     return PreparedRun(req, cfg, run_dir, corpus, tokenizer, model, train_ids, val_ids, stats,
-                       params, device, resume)
+                       params, device, resume, plan)
 
 
 def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
@@ -298,9 +335,10 @@ def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
             rep.log(f"stopped at step {state.step}; saving the model so far")
         saved["dir"] = _save_result(prep, task, state, rep)
 
+    spec = PrivacySpec.from_json(prep.req.privacy)
     task = WriterTask(prep.model, StreamData(prep.train_ids, prep.val_ids), cfg, rep,
                       device=prep.device, best_path=prep.run_dir / BEST,
-                      val_chars_per_token=val_cpt, export=export)
+                      val_chars_per_token=val_cpt, export=export, privacy=spec)
     schedule = Schedule(
         steps=cfg.steps, max_seconds=cfg.max_seconds or None, log_every=cfg.log_every,
         eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every or cfg.eval_every,
@@ -312,12 +350,42 @@ def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
         rep.log(f"resumed at step {step}")
     else:
         torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+    if task.dp is not None:
+        _log_privacy(prep, task, rep)
     outcome = loop.run()
     result = TrainResult(outcome.step, outcome.best_value, outcome.best_step, task.last_val,
                          outcome.reason == "early", outcome.elapsed, task.tokens_seen)
     if "dir" not in saved:  # "already" at the requested step: the folder is from before
         saved["dir"] = prep.model_dir
-    return TrainOutcome(saved["dir"], result, prep.stats, prep.params, prep.saves_adapter)
+    return TrainOutcome(saved["dir"], result, prep.stats, prep.params, prep.saves_adapter,
+                        task.dp.summary() if task.dp is not None else None)
+
+
+def _log_privacy(prep: PreparedRun, task: LMTask, rep: Reporter) -> None:
+    """What training privately means for this run, in words: the settings, what changed for
+    it, and what the guarantee does not cover."""
+    dp, req = task.dp, prep.req
+    rep.log(dp.describe())
+    for note in private_adjustments(resolve_config(replace(req, privacy={})), req):
+        rep.log(note)
+    rep.log(f"One record is a passage of {prep.cfg.block_size} tokens (about "
+            f"{prep.cfg.block_size * prep.stats.chars_per_token:,.0f} characters): ε protects "
+            "each passage; something written across k passages is protected about k times "
+            "less (k·ε).")
+    if req.from_scratch:
+        what = ("whole words and names of your text can become tokens" if req.tokenizer == "bpe"
+                else "it shows which characters your text uses")
+        rep.warn(f"The tokenizer is learnt from your text without privacy and saved with the "
+                 f"model: {what}. For a model private in every part, fine-tune an existing "
+                 "model (its own tokenizer) instead.")
+    if task.has_validation:
+        rep.log("The held-out text is not trained on, but it chooses which weights are kept "
+                "(the best validation loss): the guarantee covers the training text.")
+    projected = dp.projected_epsilon(prep.cfg.steps)
+    if dp.spec.noise_multiplier <= 0 and projected > dp.spec.epsilon * 1.02:
+        rep.warn(f"Training to step {prep.cfg.steps:,} will spend ε = {projected:.2f}, more "
+                 f"than the target {dp.spec.epsilon:g} this run's noise was chosen for (it "
+                 "started with fewer steps).")
 
 
 def run_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
@@ -342,6 +410,9 @@ def _save_result(prep: PreparedRun, task: LMTask, state: LoopState, rep: Reporte
     extra = {"studio": "writer", "run": prep.run_dir.name, "step": step,
              "best_step": best_step, "val_loss": val, "corpus": prep.stats.to_json(),
              "train": cfg.to_json()}
+    if task.dp is not None:  # the model carries what its training spent
+        extra["privacy"] = task.dp.summary()
+        rep.log(task.dp.words())
     # a LoRA merge happens in place: the run ends here (a resume rebuilds from the checkpoint)
     save_trained_model(prep.model, prep.tokenizer, out,
                        merge_lora=cfg.method == "lora" and prep.req.merge_lora, extra=extra)
