@@ -33,6 +33,7 @@ class LevelsPlugin(Plugin):
         JobSpec("sample", "plugins.levels.jobs:sample", "Sample level model",
                 lane="interactive"),
     )
+    audit_probe = "plugins.levels.audit:LevelsProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:
         from plugins.levels.ui.panel import LevelsPanel
