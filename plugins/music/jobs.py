@@ -100,6 +100,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     A resumed run takes its model, data and training settings from the run's config.json (only
     the steps and the time limit come from ``p``) and continues exactly where it stopped.
     """
+    from plugins.common.privacy import PrivacySpec, spec_of
     from plugins.common.training import TrainLoop, refuse_to_overwrite
     from plugins.music.engine import bach, config
     from plugins.music.engine.train import CHECKPOINT, MusicTask, schedule
@@ -113,6 +114,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
             raise UserError(f"nothing to resume in {run_dir}: it has no checkpoint. Start a new "
                             "run, or pass the --out of a run that saved one")
         mc, tc, recorded, melody, exact = _resumed_settings(run_dir, p)
+        privacy = PrivacySpec.from_json(config.read_config(run_dir).get("privacy_settings"))
         data = p.data or recorded or ctx.recorded_data()  # --data given on resume wins
         if not data:
             raise UserError(f"{run_dir.name} does not say where its music is: choose it (--data)")
@@ -127,6 +129,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
         settings = None  # made once the data has told which metre "auto" is
         data, melody, exact = p.data or "bach", p.melody, False
         mode, bars, metre, audio = p.mode, int(p.bars), p.metre, None
+        privacy = spec_of(p)
 
     builtin = bach.is_builtin(data)  # (TrainParams.check refuses it with audio mode)
     if builtin:
@@ -150,11 +153,13 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                       "files": len(phrases.files), **({"exact_bars": True} if exact else {})},
              "tempo": bach.TEMPO if builtin else 120.0}
     task = MusicTask(mc, tc, train_set, val_set if len(val_set) else None, run_dir, ctx,
-                     ctx.device, extra)
+                     ctx.device, extra, privacy=privacy)
     loop = TrainLoop(task, schedule(tc, p.minutes * 60 if p.minutes else None), ctx, ckpt)
     if p.resume:
         step = loop.resume()
         ctx.log(f"resumed at step {step} of {tc.steps}")
+    if task.dp is not None:
+        task.log_privacy()
     try:
         with _torch_threads(ctx, mode):
             loop.run()
@@ -163,8 +168,10 @@ def train(ctx: JobContext, p: TrainParams) -> str:
         if model.exists():
             from studio.manifest import sha256_file
 
+            extra_info = {"privacy": task.dp.summary()} if task.dp is not None else {}
             ctx.add_artifact(run_dir, "model", model_kind="music-vae", steps=loop.state.step,
-                             mode=mode, weights_sha256=sha256_file(model), **task.last_eval)
+                             mode=mode, weights_sha256=sha256_file(model), **task.last_eval,
+                             **extra_info)
     return str(run_dir)
 
 

@@ -19,6 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+from plugins.common.privacy import (
+    DEFAULT_EPSILON,
+    DEFAULT_MAX_GRAD_NORM,
+    Delta,
+    Epsilon,
+    MaxGradNorm,
+    NoiseMultiplier,
+    NoiseSeed,
+    Private,
+    spec_of,
+)
 from plugins.music.engine.bach import is_builtin
 from plugins.music.engine.metre import COMMON as COMMON_METRES
 from plugins.music.engine.metre import Metre, MetreError
@@ -118,11 +129,19 @@ class TrainParams:
                             "validation curves")] = 0.1
     seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"), Group("Advanced"),
                     Help("random seed (data split, initialisation, batch order)")] = 0
+    # differential privacy (plugins.common.privacy): one record is one phrase
+    private: Private = False
+    epsilon: Epsilon = DEFAULT_EPSILON
+    delta: Delta = 0.0
+    noise_multiplier: NoiseMultiplier = 0.0
+    max_grad_norm: MaxGradNorm = DEFAULT_MAX_GRAD_NORM
+    noise_seed: NoiseSeed = None
     resume: Annotated[bool, Label("Resume training"),
                       Help("continue the run in the output folder (--out) from its last "
                            "checkpoint, up to the training steps")] = False
 
     def rules(self) -> None:
+        spec_of(self)
         if not self.resume and self.mode == "audio" and is_builtin(self.data or "bach"):
             raise UserError("the built-in Bach chorales are MIDI: audio mode needs a folder of "
                             "WAV/FLAC/OGG files")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from plugins.common.privacy import METRIC, PrivacySpec, PrivateTraining, prepare_model
 from plugins.common.training import LoopState, Reporter, Schedule
 from plugins.music.engine import config as cfg_mod
 from plugins.music.engine import keys as keys_mod
@@ -32,6 +33,7 @@ from plugins.music.engine.data import PhraseSet, transpose_range
 from plugins.music.engine.models import build_model, kl_divergence, reparameterise
 from plugins.music.engine.phrase import FIRST_PITCH_TOKEN, Phrase, roll_to_notes, tokens_to_notes
 from studio import storage
+from studio.errors import UserError
 
 CHECKPOINT = "checkpoints/last.safetensors"
 LOG_EVERY = 10
@@ -77,13 +79,20 @@ class Batcher:
             self._pos = 0
         idx = self._perm[self._pos:self._pos + bs].to(self.data.device)
         self._pos += bs
+        return self.take(idx)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """The phrases ``idx`` with their augmentation (a private run draws ``idx`` by Poisson
+        sampling; its piano-rolls are not transposed: see ``MusicTask``)."""
+        idx = idx.to(self.data.device)
+        bs = int(idx.numel())
         x = self.data[idx]
         if self.mode == "melody" and self.lo is not None and self.hi is not None:
             lo, hi = self.lo[idx], self.hi[idx]
             r = torch.rand(bs, generator=self.generator).to(x.device)
             shift = lo + (r * (hi - lo + 1).float()).long().clamp(max=hi - lo)
             x = torch.where(x >= FIRST_PITCH_TOKEN, x + shift[:, None], x)
-        elif self.mode == "pianoroll" and self.transpose:
+        elif self.mode == "pianoroll" and self.transpose and bs:
             rows = x.amax(dim=(0, 1, 3)).nonzero()
             if len(rows):
                 low, high = int(rows.min()), int(rows.max())
@@ -210,7 +219,8 @@ class MusicTask:
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, train_set: PhraseSet,
                  val_set: PhraseSet | None, run_dir: Path, reporter: Reporter,
-                 device: str = "cpu", extra_config: dict[str, Any] | None = None) -> None:
+                 device: str = "cpu", extra_config: dict[str, Any] | None = None,
+                 privacy: PrivacySpec | None = None) -> None:
         self.mc, self.tc = model_cfg, train_cfg
         self.run_dir = Path(run_dir)
         self.rep = reporter
@@ -218,6 +228,12 @@ class MusicTask:
         self.extra = dict(extra_config or {})
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(device)
+        #: the weight names of the plain model: a private model (Opacus's LSTMs) is saved
+        #: under these, so it loads like any other
+        self._plain_keys = list(self.model.state_dict())
+        self.private_notes: list[str] = []
+        if privacy is not None:
+            self.model, self.private_notes = prepare_model(self.model, "the music model")
         self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.lr)
         self.train_x = phrase_tensor(train_set, device)
         self.val_x = phrase_tensor(val_set, device) if val_set is not None and len(val_set) \
@@ -227,18 +243,40 @@ class MusicTask:
         self._message = ""
         if model_cfg.mode == "melody" and model_cfg.key_normalise:
             self.train_x, keys = keys_mod.normalise(self.train_x)
-            self.extra["key_prior"] = keys_mod.key_prior(keys)
+            # the data's major/minor mix is a statistic of the data: a private model draws
+            # keys evenly instead (said in the log)
+            self.extra["key_prior"] = ([round(1 / keys_mod.N_KEYS, 5)] * keys_mod.N_KEYS
+                                       if privacy is not None else keys_mod.key_prior(keys))
         # transposing a key-normalised phrase would only move it out of C: no augmentation then
         shifts = 0 if model_cfg.mode == "audio" or (model_cfg.mode == "melody"
                                                      and model_cfg.key_normalise) \
             else train_cfg.transpose
+        if privacy is not None and model_cfg.mode == "pianoroll" and shifts:
+            # a piano-roll batch is transposed by one shift that fits every phrase in it: one
+            # phrase would change how the others are shifted
+            shifts = 0
+            self.private_notes.append("Piano-rolls are not transposed at random: the shift "
+                                      "fits a whole batch, so one phrase would change the "
+                                      "others.")
         self.batcher = Batcher(self.train_x, train_cfg.batch_size, model_cfg.mode, shifts,
                                train_cfg.seed)
+        #: DP-SGD (one record = one phrase) when training privately, else None
+        self.dp: Any = None
+        if privacy is not None:
+            self.dp = PrivateTraining(self.model, self.opt, privacy,
+                                      records=int(self.train_x.shape[0]),
+                                      batch_size=train_cfg.batch_size, steps=train_cfg.steps,
+                                      device=device, loss_reduction="mean", unit="phrase")
+            self.opt = self.dp.optimizer
+            self.extra["privacy_settings"] = privacy.to_json()
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optim": self.opt.state_dict(),
-                "batcher": self.batcher.state(), "last_eval": dict(self.last_eval)}
+        st = {"model": self.model.state_dict(), "optim": self.opt.state_dict(),
+              "batcher": self.batcher.state(), "last_eval": dict(self.last_eval)}
+        if self.dp is not None:
+            st["privacy"] = self.dp.state_dict()
+        return st
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Also reads checkpoints written before the shared loop: they hold the same keys (the
@@ -247,6 +285,10 @@ class MusicTask:
         self.opt.load_state_dict(st["optim"])
         self.batcher.load_state(st["batcher"])
         self.last_eval = {k: float(v) for k, v in (st.get("last_eval") or {}).items()}
+        if self.dp is not None:
+            if "privacy" not in st:
+                raise UserError("this run did not train privately: resume it without privacy")
+            self.dp.load_state_dict(st["privacy"])
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self, state: LoopState) -> dict[str, torch.Tensor]:
@@ -255,7 +297,15 @@ class MusicTask:
         self.lr = lr_at(state.fraction, state.step, tc)
         for group in self.opt.param_groups:
             group["lr"] = self.lr
-        x = self.batcher.next()
+        if self.dp is not None:
+            idx = self.dp.sample()
+            if not idx.numel():  # nothing drawn: a step of noise only (no loss to log)
+                self.dp.zero_grad()
+                self.dp.step()
+                return {}
+            x = self.batcher.take(idx)
+        else:
+            x = self.batcher.next()
         mu, logvar = self.model.encode(x)
         z = reparameterise(mu, logvar)
         nll, logits = self.model.reconstruction(x, z)
@@ -263,10 +313,14 @@ class MusicTask:
         kl_cost = torch.relu(kl - tc.free_bits)
         loss = (nll + self.beta * kl_cost).mean()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-        self.opt.step()
+        if self.dp is not None:  # each phrase's gradient clipped, noise added to their sum
+            self.dp.backward(loss)
+            self.dp.step()
+        else:
+            loss.backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+            self.opt.step()
         out = {"loss/recon": nll.detach().mean(), "loss/kl": kl.detach().mean()}
         with torch.no_grad():
             if self.mc.mode == "melody":
@@ -281,9 +335,32 @@ class MusicTask:
         return out
 
     def log_values(self, state: LoopState) -> dict[str, float]:
-        return {"beta": self.beta, "lr": self.lr}
+        out = {"beta": self.beta, "lr": self.lr}
+        if self.dp is not None:
+            out[METRIC] = self.dp.epsilon()
+        return out
+
+    def log_privacy(self) -> None:
+        """What training privately means for this run, in words (at its start)."""
+        dp = self.dp
+        self.rep.log(dp.describe())
+        for note in self.private_notes:
+            self.rep.log(note)
+        if self.mc.mode == "melody" and self.mc.key_normalise:
+            self.rep.log("New phrases are drawn in every key evenly: the share of major and "
+                         "minor keys in your music is not kept with a private model.")
+        self.rep.log("One record is one phrase: a piece that gives k phrases is protected "
+                     "about k times less (k·ε). The live curves and the held-out checks read "
+                     "the music directly and are not covered (they stay on this computer).")
+        projected = dp.projected_epsilon(self.tc.steps)
+        if dp.spec.noise_multiplier <= 0 and projected > dp.spec.epsilon * 1.02:
+            self.rep.warn(f"Training to step {self.tc.steps:,} will spend ε = {projected:.2f}, "
+                          f"more than the target {dp.spec.epsilon:g} this run's noise was "
+                          "chosen for (it started with fewer steps).")
 
     def message(self, state: LoopState, stats: dict[str, Any]) -> str:
+        if "loss/recon" not in stats:  # a private step that drew no phrase
+            return self._message or f"step {state.step:,}"
         if not self._message or state.step % LOG_EVERY == 0:  # reading a value waits for it
             self._message = (f"recon {float(stats['loss/recon']):.2f}  "
                              f"kl {float(stats['loss/kl']):.1f}")
@@ -314,11 +391,18 @@ class MusicTask:
 
     def export(self, state: LoopState, reason: str) -> None:
         """The usable model: weights and the configuration that rebuilds it, atomically."""
-        storage.save_tensors(self.run_dir / cfg_mod.MODEL_FILE, self.model.state_dict(),
+        weights = self.model.state_dict()
+        privacy: dict[str, Any] = {}
+        if self.dp is not None:  # Opacus's LSTMs hold the plain names too: save only those
+            weights = {k: weights[k] for k in self._plain_keys}
+            privacy["privacy"] = self.dp.summary()
+            if reason in ("stopped", "end"):
+                self.rep.log(self.dp.words())
+        storage.save_tensors(self.run_dir / cfg_mod.MODEL_FILE, weights,
                              {"format": "studio-music-vae"})
         cfg_mod.write_config(self.run_dir, self.mc, self.tc, trained_steps=state.step,
                              train_seconds=round(state.elapsed, 1),
-                             evaluation=dict(self.last_eval), **self.extra)
+                             evaluation=dict(self.last_eval), **self.extra, **privacy)
 
 
 #: evaluation results as the live plots name them
