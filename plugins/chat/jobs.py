@@ -26,6 +26,9 @@ through the shared loop (metrics ``loss/train``, ``loss/val``, and for finetune 
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +47,69 @@ from plugins.chat.params import (
 from studio.errors import Cancelled, UserError
 from studio.jobs import JobContext
 
+_open: dict[tuple[str, str], tuple[Any, tuple[int, int]]] = {}
+_open_lock = threading.Lock()
+
+
+def _shared(kind: str, path: Path, opener: Any) -> Any:
+    """One open chat store (or documents index) per file for the whole process, shared by
+    every job: opening one checks the whole file (SQLite's quick_check), tens of milliseconds
+    on a large history that would otherwise be paid before every reply. A file replaced or
+    moved aside since (a damaged one) is opened again."""
+    key = (kind, str(path))
+    with _open_lock:
+        found = _open.get(key)
+        try:
+            st = path.stat()
+            ident = (st.st_ino, st.st_dev)
+        except OSError:
+            ident = (-1, -1)
+        if found is not None and found[1] == ident:
+            return found[0]
+        obj = opener(path)
+        st = path.stat()
+        _open[key] = (obj, (st.st_ino, st.st_dev))
+        return obj
+
+
+def close_shared() -> None:
+    """Close the shared chat stores and documents indexes (the window's shutdown; tests)."""
+    with _open_lock:
+        for obj, _ in _open.values():
+            try:
+                obj.close()
+            except Exception:  # already closed, or its file gone
+                pass
+        _open.clear()
+
+
+def _shares_files(job: Callable[..., Any]) -> Callable[..., Any]:
+    """A job using the shared store or index: a file found damaged while open is dropped, so
+    the next job opens it again (which moves it aside and starts afresh)."""
+    from plugins.chat.engine.sqlitedb import DamagedWhileOpen
+
+    @functools.wraps(job)
+    def run(ctx: JobContext, p: Any) -> Any:
+        try:
+            return job(ctx, p)
+        except DamagedWhileOpen:
+            with _open_lock:
+                _open.clear()
+            raise
+
+    return run
+
 
 def _store(ctx: JobContext) -> Any:
-    from plugins.chat.engine.store import Store
+    from plugins.chat.engine.store import Store, store_path
 
-    return Store.open(ctx.workspace)
+    return _shared("store", store_path(ctx.workspace), Store)
 
 
 def _documents(ctx: JobContext) -> Any:
     from plugins.chat.engine.retrieval import DocumentIndex
 
-    return DocumentIndex(Path(ctx.workspace) / "chat" / "documents.db")
+    return _shared("documents", Path(ctx.workspace) / "chat" / "documents.db", DocumentIndex)
 
 
 def _backend(ctx: JobContext, model: Path, backend: str, context: int) -> Any:
@@ -78,14 +133,14 @@ def _emitter(ctx: JobContext, **extra: Any) -> Any:
 # ----------------------------------------------------------------------------------------------
 # Chatting
 # ----------------------------------------------------------------------------------------------
+@_shares_files
 def reply(ctx: JobContext, p: ReplyParams) -> Any:
     """Answer in a chat: the reply streams, is stored with its figures, and is printed."""
     from plugins.chat.engine.answer import CancelledReply
     from plugins.chat.engine.answer import reply as answer
     from plugins.chat.engine.outcomes import ReplyOutcome
 
-    store = _store(ctx)
-    docs = _documents(ctx)
+    store, docs = _store(ctx), _documents(ctx)
     try:
         outcome: ReplyOutcome = answer(
             store, lambda: _backend(ctx, p.model, p.backend, p.context), chat_id=p.chat,
@@ -96,9 +151,6 @@ def reply(ctx: JobContext, p: ReplyParams) -> Any:
         ctx.log(f"Stopped: the reply so far is kept in chat {stop.outcome.chat_id} (message "
                 f"{stop.outcome.message_id}); continue it with --mode continue")
         raise
-    finally:
-        docs.close()
-        store.close()
     _report(ctx, outcome)
     return outcome
 
@@ -118,33 +170,30 @@ def _report(ctx: JobContext, outcome: Any, **extra: Any) -> None:
     ctx.progress(1, 1, "done")
 
 
+@_shares_files
 def compare(ctx: JobContext, p: CompareParams) -> Any:
     """The same message answered by two models, side by side (A/B): two sibling replies."""
     from plugins.chat.engine.answer import reply as answer
     from plugins.chat.engine.outcomes import CompareOutcome
 
-    store = _store(ctx)
-    docs = _documents(ctx)
-    try:
-        opts = p.options()
-        a = answer(store, lambda: _backend(ctx, p.model, p.backend, p.context), chat_id=p.chat,
-                   message=p.message, mode="send", opts=opts,
-                   model_name=str(p.model.expanduser().resolve()), documents=docs,
-                   cancel=lambda: ctx.cancelled, emit=_emitter(ctx, index=0), log=ctx.log,
-                   meta={"compare": "A", "compare_model": p.model.name})
-        _report(ctx, a, index=0)
-        b = answer(store, lambda: _backend(ctx, p.model_b, p.backend, p.context),
-                   chat_id=a.chat_id, mode="regenerate", parent=a.message_id, opts=opts,
-                   documents=docs, cancel=lambda: ctx.cancelled, emit=_emitter(ctx, index=1),
-                   log=ctx.log, meta={"compare": "B", "compare_model": p.model_b.name})
-        _report(ctx, b, index=1)
-        store.select(a.message_id)  # A stays shown; the arrows switch to B
-    finally:
-        docs.close()
-        store.close()
+    store, docs = _store(ctx), _documents(ctx)
+    opts = p.options()
+    a = answer(store, lambda: _backend(ctx, p.model, p.backend, p.context), chat_id=p.chat,
+               message=p.message, mode="send", opts=opts,
+               model_name=str(p.model.expanduser().resolve()), documents=docs,
+               cancel=lambda: ctx.cancelled, emit=_emitter(ctx, index=0), log=ctx.log,
+               meta={"compare": "A", "compare_model": p.model.name})
+    _report(ctx, a, index=0)
+    b = answer(store, lambda: _backend(ctx, p.model_b, p.backend, p.context),
+               chat_id=a.chat_id, mode="regenerate", parent=a.message_id, opts=opts,
+               documents=docs, cancel=lambda: ctx.cancelled, emit=_emitter(ctx, index=1),
+               log=ctx.log, meta={"compare": "B", "compare_model": p.model_b.name})
+    _report(ctx, b, index=1)
+    store.select(a.message_id)  # A stays shown; the arrows switch to B
     return CompareOutcome(a, b)
 
 
+@_shares_files
 def serve(ctx: JobContext, p: ServeParams) -> str:
     """An OpenAI-compatible API on 127.0.0.1 for other apps; runs until Stop."""
     from dataclasses import replace
@@ -154,11 +203,7 @@ def serve(ctx: JobContext, p: ServeParams) -> str:
     from plugins.chat.engine.server import ChatAPI, ServerConfig
 
     backend = _backend(ctx, p.model, p.backend, p.context)
-    store = _store(ctx)
-    try:
-        persona = resolve_persona(store, p.persona)
-    finally:
-        store.close()
+    persona = resolve_persona(_store(ctx), p.persona)
     template = resolve_template(p.template, backend)
     defaults = replace(sampling_for(persona, ReplyOptions(), template.stop), seed=None)
     config = ServerConfig(model_id=backend.info.model, template=template, defaults=defaults,
@@ -182,53 +227,45 @@ def serve(ctx: JobContext, p: ServeParams) -> str:
 # ----------------------------------------------------------------------------------------------
 # Chats, documents, templates and models as files
 # ----------------------------------------------------------------------------------------------
+@_shares_files
 def export(ctx: JobContext, p: ExportParams) -> str:
     """Write a chat as Markdown (to read) or JSON (to keep and import again)."""
     from plugins.chat.engine.exchange import export_chat
 
-    store = _store(ctx)
-    try:
-        path = export_chat(store, p.chat, p.out.expanduser(), all_branches=p.all_branches)
-    finally:
-        store.close()
+    path = export_chat(_store(ctx), p.chat, p.out.expanduser(), all_branches=p.all_branches)
     return str(path)
 
 
+@_shares_files
 def import_chat(ctx: JobContext, p: ImportParams) -> int:
     """Import a chat from JSON (the studio's own export, or OpenAI-style messages); returns
     the new chat's number."""
     from plugins.chat.engine.exchange import import_chat as do_import
 
     store = _store(ctx)
-    try:
-        chat_id = do_import(store, p.file.expanduser(), title=p.title or None)
-        ctx.log(f"imported {p.file.name} as chat {chat_id}: {store.chat(chat_id).title}")
-    finally:
-        store.close()
+    chat_id = do_import(store, p.file.expanduser(), title=p.title or None)
+    ctx.log(f"imported {p.file.name} as chat {chat_id}: {store.chat(chat_id).title}")
     return int(chat_id)
 
 
+@_shares_files
 def index(ctx: JobContext, p: IndexParams) -> str:
     """Index a folder of documents for retrieval (and attach it to a chat)."""
     docs = _documents(ctx)
-    store = _store(ctx) if p.chat is not None else None
-    try:
-        if docs.notice:
-            ctx.warn(docs.notice)
-        folder = p.folder.expanduser()
-        if store is not None and p.chat is not None:
-            folder = store.attach_folder(p.chat, folder)
-        report = docs.index_folder(folder, check=ctx.check,
-                                   progress=lambda n, total, name: ctx.progress(n, total, name))
-    finally:
-        docs.close()
-        if store is not None:
-            store.close()
+    if docs.notice:
+        ctx.warn(docs.notice)
+        docs.notice = None
+    folder = p.folder.expanduser()
+    if p.chat is not None:
+        folder = _store(ctx).attach_folder(p.chat, folder)
+    report = docs.index_folder(folder, check=ctx.check,
+                               progress=lambda n, total, name: ctx.progress(n, total, name))
     for name, why in report.failed:
         ctx.warn(f"{name}: {why}")
     return report.describe()
 
 
+@_shares_files
 def template(ctx: JobContext, p: TemplateParams) -> Any:
     """Show how a chat template formats a conversation (the model's own or another)."""
     from plugins.chat.engine import templates as T
@@ -252,11 +289,7 @@ def template(ctx: JobContext, p: TemplateParams) -> Any:
     info = view.template_info()
     tpl = resolve_template(p.template, view)
     if p.chat is not None:
-        store = _store(ctx)
-        try:
-            text, report = chat_prompt_preview(store, p.chat, view, p.template)
-        finally:
-            store.close()
+        text, report = chat_prompt_preview(_store(ctx), p.chat, view, p.template)
         if report.notes:
             ctx.log("context: " + report.describe())
     else:
@@ -289,6 +322,7 @@ def convert(ctx: JobContext, p: ConvertParams) -> str:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
+@_shares_files
 def finetune(ctx: JobContext, p: FinetuneParams) -> Any:
     """Improve a model from your feedback: a LoRA adapter (SFT on liked and corrected replies,
     DPO where a reply was corrected)."""
@@ -304,11 +338,7 @@ def finetune(ctx: JobContext, p: FinetuneParams) -> Any:
     if p.resume and saved.exists():
         feedback = load_feedback_file(saved)  # exactly what the run started with
     else:
-        store = _store(ctx)
-        try:
-            feedback = collect(store, p.chats)
-        finally:
-            store.close()
+        feedback = collect(_store(ctx), p.chats)
     req = FinetuneRequest(model=str(p.model.expanduser().resolve()), template=p.template,
                           method=p.method, steps=p.steps, batch_size=p.batch_size,
                           block_size=p.block_size, lr=p.lr, lora_r=p.lora_r, beta=p.beta,

@@ -35,8 +35,11 @@ def tiny_gguf(tiny_chat_model: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(autouse=True)
 def _fresh_backends():
-    """Loaded backends are process-wide: each test starts without any."""
+    """Loaded backends and the jobs' open databases are process-wide: each test starts
+    without any."""
     yield
     from plugins.chat.engine.backends import clear_backends
+    from plugins.chat.jobs import close_shared
 
     clear_backends()
+    close_shared()

@@ -286,6 +286,9 @@ def test_a_damaged_documents_index_leaves_the_chats_intact(tiny_chat_model: Path
     rc, out, _ = reply(capsys, *common, "--message", "How long does green tea steep?",
                        "--documents", str(docs))
     chat = outcome_of(out)["chat_id"]
+    from plugins.chat.jobs import close_shared
+
+    close_shared()  # the studio closes; the file is damaged before it opens again
     index = workspace() / "chat" / "documents.db"
     index.write_bytes(b"garbage" * 1000)
     rc, out, err = reply(capsys, *common, "--chat", str(chat), "--message", "And green tea?")
@@ -411,3 +414,80 @@ def test_plugin_module_imports_neither_torch_nor_qt() -> None:
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_compare_answers_one_message_with_two_models(tiny_chat_model: Path, tiny_gguf: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.cmd_run("chat", "compare", ["--model", str(tiny_chat_model), "--model-b",
+                                         str(tiny_gguf), "--message", "Hello", "--seed", "3",
+                                         "--backend", "transformers", "--max-new-tokens", "6",
+                                         "--events", "jsonl"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    outcomes = [e for e in events(out) if e.get("kind") == "outcome"]
+    assert [e["index"] for e in outcomes] == [0, 1]
+    a, b = (e["payload"] for e in outcomes)
+    assert a["parent_id"] == b["parent_id"] and a["message_id"] != b["message_id"]
+    assert a["backend"]["kind"] == "transformers" and b["backend"]["kind"] == "transformers-gguf"
+    texts = {i: "".join(e["payload"] for e in events(out)
+                        if e.get("kind") == "text" and e.get("index") == i) for i in (0, 1)}
+    assert texts[0] == a["text"] and texts[1] == b["text"]
+    with store() as s:
+        assert s.sibling_position(b["message_id"]) == (2, 2)
+        assert s.chat(a["chat_id"]).active_leaf == a["message_id"]  # A shown, B one arrow away
+        assert s.message(b["message_id"]).meta["compare"] == "B"
+
+
+def test_convert_makes_a_gguf_copy(tiny_chat_model: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tiny-q8.gguf"
+    rc = cli.cmd_run("chat", "convert", ["--model", str(tiny_chat_model), "--out", str(out),
+                                         "--type", "q8_0"])
+    assert rc == 0 and capsys.readouterr().out.strip() == str(out)
+    rc = cli.cmd_run("chat", "reply", ["--model", str(out), "--message", "Hi",
+                                       "--max-new-tokens", "4"])
+    assert rc == 0, capsys.readouterr().err
+    rc = cli.cmd_run("chat", "convert", ["--model", str(tiny_chat_model), "--out",
+                                         str(tmp_path / "x.bin")])
+    assert rc == 2 and "--out must end in .gguf" in capsys.readouterr().err
+
+
+def test_serve_from_the_command_line(tiny_chat_model: Path, tmp_path: Path) -> None:
+    """``studio run chat serve --model M --port P``: the token is printed, required, and Ctrl-C
+    (SIGINT) closes the server."""
+    import http.client
+    import re
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STUDIO_HOME": str(tmp_path / "home")}
+    studio = Path(sys.executable).parent / "studio"
+    proc = subprocess.Popen([str(studio), "run", "chat", "serve",
+                             "--model", str(tiny_chat_model), "--port", str(port),
+                             "--backend", "transformers"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        token = None
+        for line in proc.stderr:
+            m = re.search(r"bearer token (\S+)", line)
+            if m:
+                token = m.group(1)
+                break
+        assert token, "no token printed"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/v1/models")
+        assert conn.getresponse().status == 401
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["data"][0]["id"] == "tiny-chat"
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

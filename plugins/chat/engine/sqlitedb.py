@@ -140,12 +140,16 @@ def transaction(conn: sqlite3.Connection, lock: threading.RLock, path: Path,
             raise
 
 
+class DamagedWhileOpen(UserError):
+    """A file found damaged while in use (it is moved aside when next opened)."""
+
+
 def friendly(e: sqlite3.DatabaseError, path: Path, what: str) -> Exception:
     """The user's words for a failure while working (a damaged file is moved aside the next
     time it is opened)."""
     if is_corruption(e):
-        return UserError(f"The {what} {path.name} is damaged ({e}). Close the chat panel and "
-                         "reopen it: the damaged file is then moved aside.")
+        return DamagedWhileOpen(f"The {what} {path.name} is damaged ({e}). Close the chat "
+                                "panel and reopen it: the damaged file is then moved aside.")
     if "locked" in str(e).lower() or "busy" in str(e).lower():
         return UserError(f"The {what} {path.name} is busy (another copy of the studio is "
                          "writing to it); try again in a moment.")
