@@ -29,6 +29,7 @@ class MusicPlugin(Plugin):
         JobSpec("load", "plugins.music.jobs:load", "Load MIDI phrases", lane="interactive"),
         JobSpec("render", "plugins.music.jobs:render", "Render MIDI to WAV", lane="interactive"),
     )
+    audit_probe = "plugins.music.audit:MusicProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:
         from plugins.music.ui.panel import MusicPanel
