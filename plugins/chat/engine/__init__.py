@@ -1,8 +1,22 @@
-"""The chat plugin's pure core: no Qt, no torch, no model loading.
+"""The chat plugin's engine: no Qt, ever; torch, transformers and llama.cpp only inside the
+modules that run models, and only when they run.
 
-Where a step needs a language model (counting tokens, summarising, embedding) it takes a small
-``Protocol`` that tests satisfy with fakes and the app layer with the shared LM backend
-(``plugins.common.lm``), so every rule here is tested without a model.
+The core (store, personas, templates, context, intents, retrieval, exchange) needs no model:
+where a step needs one (counting tokens, summarising, embedding) it takes a small ``Protocol``
+that tests satisfy with fakes and the app layer with a backend, so every rule there is tested
+without a model. Around it:
+
+- :mod:`.backends`   one protocol, three ways to run a model (transformers, llama.cpp, GGUF
+                     through transformers), and the choice between them
+- :mod:`.answer`     the whole path from a message to a stored, streamed reply
+- :mod:`.server`     the local OpenAI-compatible API
+- :mod:`.gguf_export`  a Llama-family Hugging Face model as a GGUF file
+- :mod:`.sequences`  a conversation as training tokens (the replies trained)
+- :mod:`.dialogs`    dialogs to train on: the built-in corpus, JSONL, plain text, YAML
+- :mod:`.scratch`    a small chatbot trained from scratch
+- :mod:`.feedback`   the user's ratings and corrections as training data
+- :mod:`.finetune`   LoRA fine-tuning from feedback: SFT + DPO
+- :mod:`.outcomes`   what the jobs return (typed records for the panel)
 
 - :mod:`.store`      one SQLite database (WAL) per workspace: chats, message trees, streamed
                      replies, stats, personas, feedback, notes, intents, folders, full-text search
