@@ -7,6 +7,7 @@ Each job's params class (:mod:`plugins.writer.params`) is its command line (``st
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from plugins.writer.params import (
@@ -58,7 +59,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     req = TrainRequest(data=data, preset=p.preset,
                        base_model=str(p.model.expanduser()) if p.model else None,
                        method=p.method, merge_lora=p.merge_lora, tokenizer=p.tokenizer,
-                       vocab_size=p.vocab_size, val_fraction=p.val_fraction, steps=p.steps,
+                       byte_fallback=p.byte_fallback, vocab_size=p.vocab_size,
+                       val_fraction=p.val_fraction, steps=p.steps,
                        batch_size=p.batch_size, block_size=p.block_size, lr=p.lr,
                        eval_every=p.eval_every, patience=p.patience,
                        max_seconds=p.minutes * 60.0, seed=p.seed, optimizer=p.optimizer,
@@ -147,6 +149,7 @@ def _stream(ctx: JobContext, model: str, prompt: str, n: int, settings: Any) -> 
     ctx.progress(0, settings.max_new_tokens, "loading the model")
     gen = load_generator(model, ctx.device)
     ctx.check()
+    _warn_unseen(ctx, gen.tokenizer, prompt, "The text to continue")
     last = 0.0
 
     def on_text(i: int, chunk: str) -> None:
@@ -171,6 +174,14 @@ def _stream(ctx: JobContext, model: str, prompt: str, n: int, settings: Any) -> 
     return done
 
 
+def _warn_unseen(ctx: JobContext, tokenizer: Any, text: str, what: str) -> None:
+    from plugins.writer.engine.tokenizer import describe_unseen, unseen_characters
+
+    unseen = unseen_characters(tokenizer, text)
+    if unseen:
+        ctx.warn(f"{what} has {describe_unseen(tokenizer, unseen)}.")
+
+
 def generate(ctx: JobContext, p: GenerateParams) -> str:
     """Continue a text with a model; the continuation is streamed and returned."""
     done = _stream(ctx, str(p.model), p.prompt, 1, p.settings())
@@ -191,13 +202,16 @@ def eval(ctx: JobContext, p: EvalParams) -> Any:
     from plugins.common.lm.loading import load_causal_lm
     from plugins.writer.engine.corpus import load_corpus
     from plugins.writer.engine.evaluation import EvalReport, EvalResult, evaluate_text
+    from plugins.writer.engine.tokenizer import describe_unseen, unseen_characters
 
     corpus = load_corpus(p.data)
     ctx.progress(0, len(corpus.documents), "loading the model")
     lm, tok, info = load_causal_lm(p.model, device=ctx.device)
     total = EvalResult(0.0, 0, 0, 0, 0)
+    unseen: Counter[str] = Counter()
     for i, doc in enumerate(corpus.documents):
         ctx.check()
+        unseen.update(unseen_characters(tok, doc.text))
         r = evaluate_text(lm, tok, doc.text, p.window or None, p.stride or None,
                           check=ctx.check,
                           progress=lambda d, t, i=i: ctx.progress(i + d / max(1, t),
@@ -206,8 +220,11 @@ def eval(ctx: JobContext, p: EvalParams) -> Any:
         total = EvalResult(total.nll + r.nll, total.tokens + r.tokens, total.chars + r.chars,
                            r.window, r.stride)
     ctx.log(total.summary())
+    if unseen:
+        ctx.warn(f"The text has {describe_unseen(tok, unseen)}. The score counts them too.")
     return EvalReport.of(total, model=str(info.path), data=str(p.data.expanduser()),
-                         files=len(corpus.documents))
+                         files=len(corpus.documents), unseen_chars=sum(unseen.values()),
+                         unseen_kinds=len(unseen))
 
 
 def download(ctx: JobContext, p: DownloadParams) -> str:

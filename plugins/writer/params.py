@@ -117,6 +117,10 @@ class TrainParams:
                       Choices({n: f"{n}: {p.description}" for n, p in PRESETS.items()}),
                       Help("size of a new model (ignored when fine-tuning)")] = "tiny"
     tokenizer: TokenizerKind = "bpe"
+    byte_fallback: Annotated[bool, Label("Spell new characters as bytes"),
+                             Help("character tokenizer: a character your text never had is "
+                                  "spelled as its bytes, so any text can be read and written "
+                                  "back; off: it becomes 'unknown' and is lost")] = True
     vocab_size: VocabSize = 0
     steps: Annotated[int, Label("Steps"), Range(1, 10_000_000),
                      Help("training steps (a resumed run continues up to this many)")] = 2000

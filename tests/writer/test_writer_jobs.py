@@ -45,6 +45,33 @@ def test_cli_train_generate_eval(tmp_path: Path, corpus_file: Path,
     assert "perplexity:" in text and "bits per character:" in text
 
 
+def test_unseen_characters_are_warned_and_counted(tmp_path: Path, corpus_file: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: evaluating German text with an English character model counted 1,403 unseen
+    characters without a word; training, eval and generate now say so."""
+    run = tmp_path / "run"
+    text = corpus_file.read_text(encoding="utf-8")
+    data = tmp_path / "mixed.txt"  # its held-out tail (10%) has umlauts the head never had
+    data.write_text(text.replace("ü", "u").replace("ö", "o") + "\nÜber Öl und Übermut.\n" * 5,
+                    encoding="utf-8")
+    rc = cli.cmd_run("writer", "train", ["--data", str(data), "--tokenizer", "char",
+                                         "--steps", "2", "--out", str(run), "--batch-size", "2",
+                                         "--block-size", "16"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "held-out text has" in err and "'Ü'" in err and err.count("held-out text has") == 1
+    german = tmp_path / "german.txt"
+    german.write_text("Zwölf Boxkämpfer jagen Viktor über den großen Deich.\n", encoding="utf-8")
+    rc = cli.cmd_run("writer", "eval", ["--model", str(run / "model"), "--data", str(german)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "never saw in training" in err and "spelled as bytes" in err
+    assert "of those characters were never seen in training" in out
+    rc = cli.cmd_run("writer", "generate", ["--model", str(run), "--prompt", "Grüße",
+                                            "--max-new-tokens", "4", "--seed", "1"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "The text to continue has" in err and "'ü'" in err
+
+
 def test_cli_bad_input_is_a_clear_error(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "latin.txt"

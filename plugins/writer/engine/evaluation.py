@@ -112,4 +112,6 @@ class EvalReport(dict[str, Any]):
         return (f"perplexity: {self['perplexity']:.3f}\n"
                 f"bits per character: {self['bits_per_char']:.4f}\n"
                 f"(nats per character {self['nats_per_char']:.4f}; {self['tokens']:,} tokens, "
-                f"{self['chars']:,} characters)")
+                f"{self['chars']:,} characters)"
+                + (f"\n{self['unseen_chars']:,} of those characters were never seen in training"
+                   if self.get("unseen_chars") else ""))

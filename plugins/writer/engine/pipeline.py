@@ -46,6 +46,7 @@ class TrainRequest:
     method: Literal["full", "lora"] = "full"
     merge_lora: bool = True
     tokenizer: Literal["bpe", "char"] = "bpe"
+    byte_fallback: bool = True  # char tokenizers: unseen characters as bytes, not <unk>
     vocab_size: int = 0
     val_fraction: float = 0.1
     steps: int = 2000
@@ -244,7 +245,12 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
     from plugins.common.lm.tokens import load_tokenizer, save_tokenizer
     from plugins.common.lm.training import apply_lora, count_parameters
     from plugins.common.training import refuse_to_overwrite
-    from plugins.writer.engine.tokenizer import encode_documents, train_tokenizer
+    from plugins.writer.engine.tokenizer import (
+        describe_unseen,
+        encode_documents,
+        train_tokenizer,
+        unseen_characters,
+    )
     from studio import storage
 
     t0 = time.perf_counter()
@@ -277,7 +283,7 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         else:
             rep.progress(0, None, "training the tokenizer")
             tokenizer = train_tokenizer(train_texts, req.tokenizer, req.vocab_size,
-                                        check=rep.check)
+                                        check=rep.check, byte_fallback=req.byte_fallback)
             save_tokenizer(tokenizer, tok_dir)
         context = None
         model = None
@@ -291,6 +297,10 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         kept = TrainConfig.from_json(saved["train"])
         kept.steps, kept.max_seconds = cfg.steps, cfg.max_seconds
         cfg = kept
+    unseen = unseen_characters(tokenizer, "".join(val_texts)) if val_texts else None
+    if unseen:
+        rep.warn(f"The held-out text has {describe_unseen(tokenizer, unseen)}. Its score will "
+                 "look worse than the model is on text like the training text.")
     rep.progress(0, None, "tokenising the corpus")
     train_ids = encode_documents(tokenizer, train_texts, check=rep.check)
     val_ids = encode_documents(tokenizer, val_texts, check=rep.check) if val_texts else []

@@ -6,8 +6,12 @@ New models get one of two tokenizers, both built with Hugging Face ``tokenizers`
 - ``"bpe"``: byte-level BPE (GPT-2's scheme). Any text round-trips exactly, and each token covers
   several characters, so a model sees more text per step: on a CPU budget that is the biggest
   single win over character models.
-- ``"char"``: one token per character seen in the corpus (plus ``<unk>`` for unseen ones). Tiny
-  vocabulary; the classic char-RNN set-up.
+- ``"char"``: one token per character seen in the corpus. Tiny vocabulary; the classic char-RNN
+  set-up. A character the corpus never had is spelled as its UTF-8 bytes (``<0x..>`` tokens,
+  ``byte_fallback``, the default) so any text round-trips; without that fallback it becomes
+  ``<unk>``, and the text that comes back differs. Either way :func:`unseen_characters` counts
+  them, so evaluation and generation can say so instead of scoring or continuing a different
+  text without a word.
 
 ``<|endoftext|>`` is the document separator (eos, bos and padding), as in GPT-2. Loading and
 saving tokenizer folders is the shared engine's (:mod:`plugins.common.lm.tokens`).
@@ -15,6 +19,7 @@ saving tokenizer folders is the shared engine's (:mod:`plugins.common.lm.tokens`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -42,7 +47,7 @@ def auto_vocab_size(train_chars: int) -> int:
 
 
 def train_tokenizer(texts: Sequence[str], kind: TokenizerKind = "bpe", vocab_size: int = 0,
-                    check: Callable[[], None] | None = None) -> Any:
+                    check: Callable[[], None] | None = None, byte_fallback: bool = True) -> Any:
     """Train a tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast``.
 
     Args:
@@ -51,6 +56,8 @@ def train_tokenizer(texts: Sequence[str], kind: TokenizerKind = "bpe", vocab_siz
         vocab_size: BPE vocabulary size including the 256 byte tokens; 0 picks
             :func:`auto_vocab_size`. Ignored for ``"char"``.
         check: called between stages (cancel).
+        byte_fallback: ``"char"`` only: spell unseen characters as UTF-8 bytes (256 more
+            tokens) rather than ``<unk>``.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -61,10 +68,14 @@ def train_tokenizer(texts: Sequence[str], kind: TokenizerKind = "bpe", vocab_siz
     if kind == "char":
         chars = sorted(set().union(*(set(t) for t in texts)))
         vocab = {UNK: 0, EOT: 1}
+        if byte_fallback:
+            vocab.update({f"<0x{b:02X}>": 2 + b for b in range(256)})
         for ch in chars:
             vocab.setdefault(ch, len(vocab))
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
-        tok.decoder = decoders.Fuse()
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK,
+                                   byte_fallback=byte_fallback))
+        tok.decoder = (decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+                       if byte_fallback else decoders.Fuse())
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT,
                                        pad_token=EOT, unk_token=UNK)
     elif kind == "bpe":
@@ -88,6 +99,64 @@ def train_tokenizer(texts: Sequence[str], kind: TokenizerKind = "bpe", vocab_siz
     if check is not None:
         check()
     return fast
+
+
+def unseen_characters(tokenizer: Any, text: str) -> Counter[str]:
+    """The characters of ``text`` that ``tokenizer`` has no token of its own for, with counts.
+
+    Those are the characters it reads as ``<unk>`` (the text is lost) and, for the studio's
+    character tokenizers, the ones it spells as byte tokens (``<0x..>``: kept, but never seen
+    in training). A model has learnt nothing about them, so a score or a continuation of such
+    text says less than it seems to. Byte-level BPE tokenizers have none, and a pre-trained
+    model's byte tokens (Llama's, for emoji) are not counted: it learnt them in pre-training.
+    Tokens are mapped back to the text through their offsets.
+    """
+    unk = tokenizer.unk_token_id
+    byte_ids: set[int] = set()
+    if is_char_tokenizer(tokenizer):
+        vocab_size = len(tokenizer)
+        byte_ids = {i for i in (tokenizer.convert_tokens_to_ids(f"<0x{b:02X}>")
+                                for b in range(256))
+                    if i is not None and i != unk and 0 <= i < vocab_size}
+    if unk is None and not byte_ids:
+        return Counter()
+    found: Counter[str] = Counter()
+    step = 1 << 20
+    for start in range(0, len(text), step):  # bounded memory for long texts
+        piece = text[start:start + step]
+        enc = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        spans = {(a, b) for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+                 if i == unk or i in byte_ids}
+        for a, b in spans:
+            found.update(piece[a:b])
+    return found
+
+
+def is_char_tokenizer(tokenizer: Any) -> bool:
+    """Whether every ordinary token is one character or one byte: a ``"char"`` tokenizer."""
+    if len(tokenizer) > 4096:
+        return False
+    special = set(tokenizer.all_special_tokens)
+    return all(len(t) == 1 or (len(t) == 6 and t.startswith("<0x") and t.endswith(">"))
+               for t in tokenizer.get_vocab() if t not in special)
+
+
+def describe_unseen(tokenizer: Any, found: Counter[str], limit: int = 5) -> str:
+    """``1,403 characters the model never saw in training ('ä' 612, 'ö' 301, ...): spelled as
+    bytes it never learnt`` for messages: how many, which, and what became of them."""
+    total = sum(found.values())
+    top = ", ".join(f"{_shown(ch)} {n:,}" for ch, n in found.most_common(limit))
+    more = ", ..." if len(found) > limit else ""
+    first = next(iter(found))
+    lost = tokenizer.unk_token_id in tokenizer(first, add_special_tokens=False)["input_ids"]
+    fate = ("read as unknown, so the text the model sees differs from yours" if lost
+            else "spelled as bytes it never learnt")
+    return (f"{total:,} character{'s' if total != 1 else ''} the model never saw in training "
+            f"({top}{more}): {fate}")
+
+
+def _shown(ch: str) -> str:
+    return repr(ch) if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}"
 
 
 def _pieces(texts: Sequence[str], size: int = 1 << 20) -> Any:
