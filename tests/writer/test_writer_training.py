@@ -4,6 +4,7 @@ which text trained the model."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,23 @@ def test_learning_rate_schedule() -> None:
     assert lr_factor(5, 10**9, 0, time_fraction=1.0) == pytest.approx(0.1)
     assert lr_factor(5, 10**9, 0, time_fraction=0.5) == pytest.approx(0.55)
     assert lr_factor(5, 5, 0) == pytest.approx(0.1)
+
+
+def test_warm_up_follows_the_clock_under_a_time_budget() -> None:
+    """Issue 18: ``--minutes 2`` on a busy machine gave 16 steps of a 50-step warm-up, and the
+    learning rate never passed a third of its target. The warm-up now ends when a tenth of the
+    budget is spent, and the peak is reached however few steps that took."""
+    # without a budget: the step count alone (step 3 of a 50-step warm-up)
+    assert lr_factor(3, 2000, 50) == pytest.approx(4 / 51)
+    # 5% of the budget spent by step 3: halfway up by the clock
+    assert lr_factor(3, 2000, 50, time_fraction=0.05) == pytest.approx(0.5)
+    # a tenth of the budget spent: the peak, at step 3
+    assert lr_factor(3, 2000, 50, time_fraction=0.1) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.1)))
+    # the whole 16-step run: it ends at the floor, and most of it ran above half the peak
+    factors = [lr_factor(s, 16, 50, time_fraction=(s + 1) / 16) for s in range(16)]
+    assert max(factors) > 0.9 and factors[-1] == pytest.approx(0.1)
+    assert sum(f > 0.5 for f in factors) >= 8
 
 
 def test_stop_keeps_the_model_so_far(tmp_path: Path, corpus_file: Path,
