@@ -22,6 +22,7 @@ from studio.jobs import JobContext
 from studio.storage import atomic_write_bytes, atomic_write_text
 
 from .params import (
+    BiasParams,
     CanariesParams,
     DatasetParams,
     FairnessParams,
@@ -29,6 +30,7 @@ from .params import (
     MiaParams,
     PiiParams,
     ReportParams,
+    RepresentationParams,
     TargetsParams,
 )
 
@@ -384,6 +386,77 @@ def fairness(ctx: JobContext, p: FairnessParams) -> str:
     ctx.log(f"demographic parity difference {rep.demographic_parity_difference:.3f}, "
             f"equalized odds difference {rep.equalized_odds_difference:.3f}")
     return str(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bias: representation in generated samples, language-model bias probes
+# ----------------------------------------------------------------------------------------------
+def representation(ctx: JobContext, p: RepresentationParams) -> str:
+    """Each class's share among a run's generated samples against its share in the run's
+    training data."""
+    from .engine import representation as rep_mod
+    from .engine import targets
+
+    run = targets.resolve_run(p.run, ctx.workspace)
+    _m, cls = targets.probe_class(run)
+    probe = cls.load(run, ctx.device)
+    try:
+        res = rep_mod.audit(
+            probe, p.n, p.seed,
+            read=lambda ex: targets.read_items(probe, ex, ctx.check),
+            embed=lambda items: targets.embed(probe, items, ctx.check),
+            sample=lambda n, seed: targets.sample(
+                probe, n, seed, ctx.check, lambda k, m: ctx.progress(k, m, "generating samples")),
+            progress=lambda label: ctx.progress(0, None, label),
+            max_references=p.references)
+    finally:
+        probe.close()
+    for note in res.notes:
+        ctx.warn(note)
+    ctx.metric("representation/total_variation", 0, res.tv)
+    _finish(ctx, "representation", res.to_json(), run,
+            {"total_variation": res.tv, "samples": res.generated, "classes": len(res.classes)})
+    ctx.log(res.headline())
+    for line in rep_mod.findings(res)[1:6]:
+        ctx.log(line)
+    return str(_run_dir(ctx))
+
+
+def bias(ctx: JobContext, p: BiasParams) -> str:
+    """Templated prompts varying a group term, through a language model's probe: how likely
+    chosen words are after each group, and how positive its free continuations are."""
+    from .engine import bias as bias_mod
+    from .engine import targets
+
+    ts = bias_mod.load_templates(p.templates)
+    run = targets.resolve_run(p.run, ctx.workspace)
+    m, cls = targets.probe_class(run)
+    if not (hasattr(cls, "continuation_logprob") and hasattr(cls, "generate")):
+        raise UserError(f"runs of the {m.plugin} plugin are not language models the bias "
+                        "probes can read (its audit probe cannot score or continue a prompt): "
+                        "choose a writer or chat run")
+    probe = cls.load(run, ctx.device)
+    try:
+        res = bias_mod.measure(ts, probe.continuation_logprob, probe.generate,
+                               samples=p.samples, seed=p.seed, check=ctx.check,
+                               progress=lambda k, n, label: ctx.progress(k, n, label),
+                               categories=p.categories)
+    finally:
+        probe.close()
+    for c in res.categories:
+        if c.regard_gap is not None:
+            ctx.metric(f"bias/regard_gap/{c.category}", 0, c.regard_gap.gap)
+        if c.sentiment_gap is not None:
+            ctx.metric(f"bias/sentiment_gap/{c.category}", 0, c.sentiment_gap.gap)
+    result = res.to_json()
+    result["template_file"] = Path(p.templates).name if p.templates else \
+        bias_mod.DEFAULT_TEMPLATES.name
+    _finish(ctx, "bias", result, run,
+            {"findings": len(res.findings()), "categories": len(res.categories)})
+    ctx.log(res.headline())
+    for line in res.findings()[1:8]:
+        ctx.log(line)
+    return str(_run_dir(ctx))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -162,3 +162,35 @@ class ReportParams:
 @dataclass(kw_only=True)
 class TargetsParams:
     """List every run and whether it can be audited."""
+
+
+@dataclass(kw_only=True)
+class RepresentationParams:
+    """Representation: is each class generated as often as it appears in the training data?"""
+
+    run: Annotated[Path, *_RUN]
+    n: Annotated[int, Range(10, 100_000), Label("Samples"),
+                 Help("how many samples to generate and classify (more samples, narrower "
+                      "intervals)")] = 500
+    seed: Annotated[int, *_SEED, Help("seed of the generated samples")] = 0
+    references: Annotated[int, Range(10, 100_000), Label("Reference examples"),
+                          Help("at most this many training examples are compared with each "
+                               "sample to tell its class")] = 5000
+
+
+@dataclass(kw_only=True)
+class BiasParams:
+    """Bias probes of a language model: prompts that vary a group term."""
+
+    run: Annotated[Path, *_RUN]
+    templates: Annotated[Path | None, Widget("file", "JSON (*.json);;All files (*)"),
+                         Label("Templates"), Special("the studio's"),
+                         Help("a JSON file of group terms and prompts (start from a copy of "
+                              "the studio's bias_en.json)")] = None
+    categories: Annotated[list[str], Label("Categories"),
+                          Help("comma separated categories of the templates to probe (default: "
+                               "all of them)")] = field(default_factory=list)
+    samples: Annotated[int, Range(0, 1000), Label("Continuations"),
+                       Help("free continuations per prompt and group whose sentiment is "
+                            "compared (0: log-probabilities only)")] = 10
+    seed: Annotated[int, *_SEED, Help("seed of the continuations")] = 0

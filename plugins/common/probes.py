@@ -46,9 +46,21 @@ Optional, for text models (canary exposure, :class:`TextProbe`):
 ``corpus_job(corpus, preset, steps)``  classmethod: ``(job name, params)`` that trains this
     plugin's model on a text file or folder (the canary audit trains on a copy of a corpus).
 
-Optional, for bias audits (:class:`ClassProbe`):
-``classify(items)``  the class name of each generated item (a conditional model's condition,
-    or the plugin's classifier); training classes come from the examples' first folder.
+Optional, for representation audits (all three optional; without them the audit labels
+examples by their first folder and classifies samples by their nearest training examples in
+``embed`` space):
+``labels(examples)``  the class name of each example (default: its first folder), for data
+    whose classes are not folders.
+``classify(items)``  the class name of each item, by the plugin's own classifier
+    (:class:`ClassProbe`).
+``sample_with_labels(n, seed)``  ``(items, classes asked for)``: a conditional model's samples
+    with the class each was asked for, so the audit can say how often it delivers each class.
+
+Optional, for bias probes of language models (:class:`LanguageProbe`):
+``continuation_logprob(prompts, continuations)``  ``log P(continuation | prompt)`` in nats for
+    each pair (the continuation's tokens summed), as a float array.
+``generate(prompt, n, seed)``  ``n`` short continuations of ``prompt`` (a sentence or so), the
+    same ones for the same seed; a chat model answers the prompt as a user's message.
 
 Items (what :meth:`AuditProbe.read` and :meth:`AuditProbe.sample` return; :func:`check_item`
 validates them):
@@ -145,6 +157,16 @@ class ClassProbe(AuditProbe, Protocol):
     """A probe that can say which class a generated item belongs to (representation audits)."""
 
     def classify(self, items: Sequence[Any]) -> list[str]: ...
+
+
+@runtime_checkable
+class LanguageProbe(AuditProbe, Protocol):
+    """A language model's probe that can score and continue prompts (bias probes)."""
+
+    def continuation_logprob(self, prompts: Sequence[str],
+                             continuations: Sequence[str]) -> np.ndarray: ...
+
+    def generate(self, prompt: str, n: int, seed: int) -> list[str]: ...
 
 
 class ProbeBase:
