@@ -103,15 +103,25 @@ class _Printer:
                 self._write(ev.data["text"])
 
     def _bar(self, data: dict[str, Any]) -> None:
+        """One bar per phase of the job: a count that starts again (reading 210 images, then
+        training 2 steps) gets a fresh bar, and the finished phase's bar is cleared, so no bar
+        reads "210step" for two training steps. Bars carry no unit: a job counts images,
+        files or steps, and the message says which."""
         from tqdm import tqdm
 
         total = _whole(data.get("total"))
+        done = _whole(data["done"])
+        if self.bar is not None and (done < self.bar.n or (total is not None
+                                                           and self.bar.total is None)):
+            self.bar.leave = False
+            self.bar.close()
+            self.bar = None
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.title, file=sys.stderr, dynamic_ncols=True,
-                            unit="step", leave=True, mininterval=0.5)
+                            unit="", leave=True, mininterval=0.5)
         if total is not None and self.bar.total != total:
             self.bar.total = total
-        self.bar.update(max(0, _whole(data["done"]) - self.bar.n))
+        self.bar.update(max(0, done - self.bar.n))
         if data.get("message"):
             self.bar.set_postfix_str(data["message"][:60], refresh=False)
         self.bar.refresh()

@@ -160,3 +160,23 @@ def test_when_reads_like_a_person_says_it() -> None:
     assert fmt.when(dt.datetime(2026, 12, 1, 23, 0).timestamp(), now) == "yesterday 23:00"
     assert fmt.when(dt.datetime(2026, 3, 4, 8, 0).timestamp(), now) == "4 Mar 08:00"
     assert fmt.when(dt.datetime(2025, 3, 4, 8, 0).timestamp(), now) == "4 Mar 2025"
+
+
+def test_progress_bar_starts_again_for_each_phase(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: a diffusion run read 210 images and then showed its two training steps on the
+    same bar, as "210step". Each phase now has its own bar, without a unit."""
+    from studio.cli import _Printer
+    from studio.jobs import Event
+
+    printer = _Printer("bar", "Train diffusion model")
+    for done in range(1, 211):
+        printer(Event("j", "progress", {"done": done, "total": 210,
+                                        "message": "reading images"}))
+    for done in range(3):
+        printer(Event("j", "progress", {"done": done, "total": 2,
+                                        "message": f"step {done}/2"}))
+    assert printer.bar.n == 2 and printer.bar.total == 2
+    printer.close()
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in err if line.strip()][-1]
+    assert "2/2" in last and "210" not in last and "step [" not in last and "it/s" not in last
