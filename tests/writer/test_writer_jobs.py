@@ -71,6 +71,13 @@ def test_unseen_characters_are_warned_and_counted(tmp_path: Path, corpus_file: P
     err = capsys.readouterr().err
     assert rc == 0 and "The text to continue has" in err and "'ü'" in err
 
+    # issue 18: damaged weights said "SafetensorError: ..." without naming the file
+    (run / "model" / "model.safetensors").write_bytes(b"\xff" * 300)
+    rc = cli.cmd_run("writer", "generate", ["--model", str(run), "--prompt", "Hi",
+                                            "--max-new-tokens", "2"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "model.safetensors is damaged" in err and "SafetensorError" not in err
+
 
 def test_cli_bad_input_is_a_clear_error(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:

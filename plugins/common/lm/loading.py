@@ -246,6 +246,27 @@ def _from_pretrained(folder: Path, dtype: Any) -> Any:
         raise UserError(f"cannot load the model in {folder}: {text}") from None
     except OSError as exc:
         raise UserError(f"cannot load the model in {folder}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # safetensors' own error is none of the above
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise UserError(f"cannot load the model in {folder}: {_damaged_weights(folder)} "
+                        f"({str(exc).splitlines()[0]})") from None
+
+
+def _damaged_weights(folder: Path) -> str:
+    """Which weight file of ``folder`` is damaged, in words (read header by header: cheap)."""
+    from safetensors import safe_open
+
+    bad = []
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt"):
+                pass
+        except Exception:  # any failure to read the header means damaged
+            bad.append(f.name)
+    if not bad:
+        return "a weights file is damaged"
+    return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} damaged or not safetensors"
 
 
 def save_model_folder(target: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
