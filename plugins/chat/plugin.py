@@ -44,4 +44,6 @@ class ChatPlugin(Plugin):
     )
 
     def create_panel(self, host: PanelHost) -> QWidget | None:
-        return None  # the generic page (one form per job) until the chat panel exists
+        from plugins.chat.ui.panel import ChatPanel  # Qt imported only here
+
+        return ChatPanel(host)
