@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -181,9 +182,10 @@ class Manifest:
         known = {f.name for f in fields(cls)}
         m = cls(**{k: v for k, v in data.items() if k in known
                    and k not in ("datasets", "artifacts", "sessions")})
-        m.datasets = [_build(Dataset, d) for d in data.get("datasets", [])]
-        m.artifacts = [_build(Artifact, a) for a in data.get("artifacts", [])]
-        m.sessions = [_build(Session, s) for s in data.get("sessions", [])]
+        _check_types(m, exclude=("datasets", "artifacts", "sessions"))
+        m.datasets = [_build(Dataset, d) for d in _list(data.get("datasets"))]
+        m.artifacts = [_build(Artifact, a) for a in _list(data.get("artifacts"))]
+        m.sessions = [_build(Session, s) for s in _list(data.get("sessions"))]
         return m
 
     # -- questions the audit and the library ask ------------------------------------------------
@@ -195,12 +197,57 @@ class Manifest:
 
 
 def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {cls.__name__.lower()} entry is not an object")
     known = {f.name for f in fields(cls)}
     extra = {k: v for k, v in data.items() if k not in known}
     obj = cls(**{k: v for k, v in data.items() if k in known})
+    _check_types(obj)
     if extra and hasattr(obj, "info"):
         obj.info = {**extra, **obj.info}
     return obj
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("expected a list")
+    return value
+
+
+def _check_types(obj: Any, exclude: tuple[str, ...] = ()) -> None:
+    """Refuse a field of the wrong JSON type (``"title": 5``, ``"params": []``), so a damaged
+    or hand-edited ``run.json`` is "unreadable" here rather than a crash wherever the field is
+    used later (found by fuzzing)."""
+    import typing
+
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        if f.name in exclude:
+            continue
+        value = getattr(obj, f.name)
+        hint = hints[f.name]
+        allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union,
+                                                                        types.UnionType) \
+            else (hint,)
+        if not any(_is(value, t) for t in allowed):
+            raise ValueError(f"{f.name} has the wrong type")
+
+
+def _is(value: Any, hint: Any) -> bool:
+    import typing
+
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint) or hint
+    if origin is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,7 +301,7 @@ def read(run_dir: str | os.PathLike[str]) -> Manifest | None:
         return None
     try:
         return Manifest.from_json(data)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError, KeyError):  # a damaged or foreign run.json
         return None
 
 
