@@ -32,6 +32,7 @@ from .params import (
     ReportParams,
     RepresentationParams,
     TargetsParams,
+    VerifyParams,
 )
 
 if TYPE_CHECKING:  # each job imports its engine modules itself: a check starts at once
@@ -503,3 +504,13 @@ def list_targets(ctx: JobContext, p: TargetsParams) -> list[dict[str, Any]]:
         ctx.log(f"{t.plugin:<9} {t.job:<8} {'auditable' if t.auditable else t.reason}: "
                 f"{t.run.name}")
     return rows
+
+
+def verify(ctx: JobContext, p: VerifyParams) -> str:
+    """Where a file came from, in words: the model, run, seed and date its provenance records,
+    and whether its content is unchanged since (a C2PA manifest's signer too, when it has one)."""
+    from plugins.common import provenance
+
+    verdict = provenance.verify(p.file)
+    ctx.preview("verify", verdict.to_json())
+    return verdict.words

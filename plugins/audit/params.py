@@ -194,3 +194,15 @@ class BiasParams:
                        Help("free continuations per prompt and group whose sentiment is "
                             "compared (0: log-probabilities only)")] = 10
     seed: Annotated[int, *_SEED, Help("seed of the continuations")] = 0
+
+
+@dataclass(kw_only=True)
+class VerifyParams:
+    """Where a file came from: the provenance the studio wrote into it, and whether it was
+    edited since."""
+
+    file: Annotated[Path, Widget("file", "Exported files (*.png *.gif *.mid *.midi *.wav *.tmj "
+                                         "*.json *.md *.txt *.csv);;All files (*)"),
+                    Label("File"),
+                    Help("a file exported by the studio (PNG, GIF, MIDI, WAV, Tiled map, "
+                         "Markdown or text)")]

@@ -42,6 +42,8 @@ class AuditPlugin(Plugin):
                 lane="interactive"),
         JobSpec("targets", "plugins.audit.jobs:list_targets", "Auditable runs",
                 lane="interactive"),
+        JobSpec("verify", "plugins.audit.jobs:verify", "Verify a file's provenance",
+                lane="interactive"),
     )
 
     def create_panel(self, host: PanelHost) -> QWidget:

@@ -154,7 +154,15 @@ def _run(ctx: JobContext, p: Generation, req: Any, save_each: bool) -> str:
     lm = load_model(p.model, ctx.device, p.precision, log=ctx.log)
     ctx.check()
     result = generate(ctx, lm, req)
-    return str(save_result(result, p.out, ctx.workspace, req.mode, save_each))
+    from plugins.common import provenance
+
+    # a generation from noise is the model's alone; img2img, inpaint and outpaint mix the
+    # model's pixels with the user's picture
+    prov = provenance.make("diffusion", "sample" if req.mode == "txt2img" else req.mode,
+                           model=p.model, model_id=lm.model_hash, seed=p.seed, params=p,
+                           source_type=provenance.TRAINED if req.mode == "txt2img" else
+                           "compositeWithTrainedAlgorithmicMedia")
+    return str(save_result(result, p.out, ctx.workspace, req.mode, save_each, prov))
 
 
 def default_output(workspace: Path, mode: str, seed: int) -> Path:
@@ -168,12 +176,20 @@ def default_output(workspace: Path, mode: str, seed: int) -> Path:
     return path
 
 
-def save_result(result: Any, out: Path | None, workspace: Path, mode: str, save_each: bool
-                ) -> Path:
+def save_result(result: Any, out: Path | None, workspace: Path, mode: str, save_each: bool,
+                prov: Any = None) -> Path:
     """One image: that image. Several: a grid (with the first image's parameters, as A1111
-    does), plus each image beside it when ``save_each``."""
+    does), plus each image beside it when ``save_each``. With ``prov`` (a
+    :class:`~plugins.common.provenance.Provenance`) every file carries it, each image with
+    its own seed."""
     from plugins.common.images import make_grid
     from plugins.common.pngmeta import save_png
+    from plugins.common.provenance import Provenance, stamp
+
+    def save(image: Any, target: Path, gp: Any) -> None:
+        save_png(image, target, {PNG_KEY: format_parameters(gp)})
+        if prov is not None:
+            stamp(target, Provenance(**{**prov.to_json(), "seed": gp.seed}))
 
     from .engine.infotext import PNG_KEY, format_parameters
 
@@ -182,15 +198,14 @@ def save_result(result: Any, out: Path | None, workspace: Path, mode: str, save_
     if target.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, not {target.name}")
     if len(result.images) == 1:
-        save_png(result.images[0], target, {PNG_KEY: format_parameters(first)})
+        save(result.images[0], target, first)
         return target
     import numpy as np
 
     n = len(result.images)
     grid = make_grid(np.stack(result.images), nrow=int(np.ceil(np.sqrt(n))))
-    save_png(grid, target, {PNG_KEY: format_parameters(first)})
+    save(grid, target, first)
     if save_each:
         for i, (img, gp) in enumerate(zip(result.images, result.params, strict=True)):
-            save_png(img, target.with_name(f"{target.stem}-{i:03d}.png"),
-                     {PNG_KEY: format_parameters(gp)})
+            save(img, target.with_name(f"{target.stem}-{i:03d}.png"), gp)
     return target

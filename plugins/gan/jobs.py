@@ -216,24 +216,56 @@ def _record_model(ctx: JobContext, run_dir: Path, step: int, trainer: Any = None
         ctx.warn(f"could not record the model in the run's manifest: {exc}")
 
 
+def _model_named(ctx: JobContext, png: Path) -> Path:
+    """The run a GAN PNG names: by its folder name among the workspace's GAN runs and the
+    model library's GAN models (PNGs from older studios named an absolute path: used when it
+    still exists)."""
+    from plugins.gan.engine import explore
+    from studio import models
+
+    named = explore.read_sample(png).get(f"{explore.META_PREFIX}model", "")
+    if named and Path(named).is_absolute() and Path(named).is_dir():
+        return Path(named)
+    name = Path(named).name
+    if name:
+        here = ctx.workspace / "runs" / "gan" / name
+        if here.is_dir():
+            return here
+        for entry in models.ModelLibrary(ctx.workspace, hf_cache=False).scan(["gan"]):
+            if entry.path.name == name:
+                return entry.path
+    raise UserError(f"{png.name} was drawn by the GAN model “{name or '?'}”, which is not in "
+                    "your workspace or model folders: choose the model (--model)")
+
+
 # ----------------------------------------------------------------------------------------------
 # sample / eval
 # ----------------------------------------------------------------------------------------------
+def _stamp(path: Path, job: str, loaded: LoadedModel, seed: int, p: Any) -> Path:
+    """The provenance manifest every exported file carries (model named, never its path)."""
+    from plugins.common import provenance
+
+    return provenance.stamp(path, provenance.make("gan", job, model=loaded.run_dir,
+                                                  model_id=loaded.model_id, seed=seed,
+                                                  params=p))
+
+
 def _grid_png(loaded: LoadedModel, images: np.ndarray, target: Path, seed: int,
-              label: int | None, edits: list[float]) -> np.ndarray:
+              label: int | None, edits: list[float], job: str, p: Any) -> np.ndarray:
     """Save the images as one grid PNG carrying the recipe (tile i uses seed + i)."""
     from plugins.common import pngmeta
     from plugins.common.images import make_grid
     from plugins.gan.engine import explore
 
     n = len(images)
-    text = {"Software": "Generative Studio (GAN)", "gan:model": str(loaded.run_dir.resolve()),
+    text = {"Software": "Generative Studio (GAN)", "gan:model": loaded.run_dir.resolve().name,
             "gan:model_id": loaded.model_id, "gan:seed": str(seed), "gan:n": str(n),
             "gan:label": "any" if label is None else loaded.class_names[label],
             "gan:edits": ",".join(f"{v:g}" for v in edits),
             "Description": f"{n} GAN samples, seeds {seed}..{seed + n - 1} (tile i uses seed+i)"}
     grid = make_grid(images, nrow=explore.grid_columns(n))
     pngmeta.save_png(grid, target, text)
+    _stamp(target, job, loaded, seed, p)
     return grid
 
 
@@ -251,12 +283,13 @@ def sample(ctx: JobContext, p: SampleParams) -> str:
         images = np.stack([np.kron(im, np.ones((p.scale, p.scale, 1), dtype=np.uint8))
                            for im in images])
     target = Path(p.out) if p.out else loaded.run_dir / "samples" / f"seed-{p.seed}.png"
-    grid = _grid_png(loaded, images, target, p.seed, lab, p.edits)
+    grid = _grid_png(loaded, images, target, p.seed, lab, p.edits, "sample", p)
     if p.individual:
         folder = target.with_suffix("")
         for i, s in enumerate(samples):
             ctx.check()
-            explore.export_png(loaded, s, folder / f"seed-{s.seed}.png", p.scale)
+            _stamp(explore.export_png(loaded, s, folder / f"seed-{s.seed}.png", p.scale),
+                   "sample", loaded, s.seed, p)
             ctx.progress(i + 1, p.n, "writing PNGs")
     ctx.progress(p.n, p.n, "done")
     ctx.preview("image", grid)
@@ -371,7 +404,7 @@ def generate(ctx: JobContext, p: GenerateParams) -> Generated:
     path = None
     if p.out is not None:
         path = Path(p.out)
-        _grid_png(loaded, images, path, p.seed, lab, p.edits)
+        _grid_png(loaded, images, path, p.seed, lab, p.edits, "generate", p)
     return Generated(images, samples, explore.describe(loaded), path)
 
 
@@ -393,7 +426,8 @@ def interpolate(ctx: JobContext, p: InterpolateParams) -> Generated:
     images = explore.interpolate(loaded, a, b, p.frames)
     path = None
     if p.out is not None:
-        path = explore.save_gif(images, Path(p.out), p.ms_per_frame, scale=p.scale)
+        path = _stamp(explore.save_gif(images, Path(p.out), p.ms_per_frame, scale=p.scale),
+                      "interpolate", loaded, p.seed_a, p)
     return Generated(images, [a, b], explore.describe(loaded), path)
 
 
@@ -422,7 +456,8 @@ def export(ctx: JobContext, p: ExportParams) -> str:
     s = explore.Sample(p.seed, explore.label_for(loaded, p.seed,
                                                  explore.parse_label(loaded, p.label)),
                        list(p.edits))
-    return str(explore.export_png(loaded, s, Path(p.out), p.scale))
+    return str(_stamp(explore.export_png(loaded, s, Path(p.out), p.scale), "export", loaded,
+                      p.seed, p))
 
 
 def regenerate(ctx: JobContext, p: RegenerateParams) -> str:
@@ -431,11 +466,17 @@ def regenerate(ctx: JobContext, p: RegenerateParams) -> str:
     from plugins.gan.engine import explore
 
     png = Path(p.png)
-    image, text, loaded = explore.regenerate(png, p.model, ctx.device)
+    image, text, loaded = explore.regenerate(png, p.model or _model_named(ctx, png), ctx.device)
     if text.get("gan:model_id") and text["gan:model_id"] != loaded.model_id:
         ctx.warn("the model's weights changed since this PNG was made (it was trained further): "
                  "the image will differ")
     target = Path(p.out) if p.out else png.with_name(png.stem + "-again.png")
+    # the copy names the model that drew it (PNGs from older studios named its absolute path)
+    text = {k: v for k, v in text.items() if k not in ("XML:com.adobe.xmp",) and
+            not k.startswith("generative-studio:")} | {"gan:model": loaded.run_dir.name,
+                                                       "gan:model_id": loaded.model_id}
     pngmeta.save_png(image, target, text)
+    seed = text.get("gan:seed", "")
+    _stamp(target, "regenerate", loaded, int(seed) if seed.lstrip("-").isdigit() else 0, p)
     ctx.preview("image", image)
     return str(target)

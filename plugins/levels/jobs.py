@@ -13,7 +13,6 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from studio import params as params_mod
 from studio.errors import UserError
 from studio.jobs import JobContext
 from studio.storage import atomic_write_json
@@ -42,23 +41,52 @@ def _out_folder(ctx: JobContext, out: Path | None, what: str) -> Path:
     return ctx.workspace / "levels" / f"{stamp}-{what}"
 
 
+def _prov(job: str, p: Any, *, source_type: str, model: Path | None = None,
+          seed: int | None = None) -> Any:
+    """The provenance every exported level file carries (a model by name, never its path)."""
+    from plugins.common import provenance
+
+    return provenance.make("levels", job, model=model, seed=seed, params=p,
+                           source_type=source_type)
+
+
+def _level_prov(job: str, lv: Level, p: Any, source_type: str) -> Any:
+    """Provenance for a level the user brings (export, repair): a level the studio generated
+    keeps its method and seed; any other level is the user's, changed or converted."""
+    from plugins.common import provenance
+
+    made = bool(lv.meta.get("method"))
+    seed = lv.meta.get("seed") if isinstance(lv.meta.get("seed"), int) else None
+    if source_type == provenance.ENHANCED:
+        return _prov(job, p, source_type=provenance.ENHANCED, seed=seed)
+    return _prov(job, p, source_type=provenance.ALGORITHMIC if made else "", seed=seed)
+
+
 def _save_batch(ctx: JobContext, batch: LevelBatch, folder: Path, formats: list[str],
-                tileset: str, tile: int, manifest: dict[str, Any]) -> list[Path]:
+                tileset: str, tile: int, manifest: dict[str, Any], prov: Any) -> list[Path]:
+    from dataclasses import replace
+
+    from plugins.common.provenance import scrub
+
     written: list[Path] = []
     entries = []
     for i, lv in enumerate(batch.levels):
         ctx.check()
         rep = batch.report(i)
+        seed = lv.meta.get("seed")
         written += files.save_set(lv, folder, lv.name, tuple(formats), tile=tile,
                                   external_tileset=tileset == "external",
-                                  path_cells=rep.path if rep is not None else None)
-        entry: dict[str, Any] = {"name": lv.name, "meta": {
-            k: v for k, v in lv.meta.items() if isinstance(v, str | int | float | bool)}}
+                                  path_cells=rep.path if rep is not None else None,
+                                  prov=replace(prov, seed=seed if isinstance(seed, int)
+                                               else prov.seed))
+        entry: dict[str, Any] = {"name": lv.name, "meta": scrub({
+            k: v for k, v in lv.meta.items() if isinstance(v, str | int | float | bool)})}
         if rep is not None:
             entry["check"] = rep.to_json()
         entries.append(entry)
         ctx.progress(i + 1, len(batch.levels), f"saved {lv.name}")
-    atomic_write_json(folder / "levels.json", {**manifest, "levels": entries})
+    # shared with a game's team: files are named, never their folders
+    atomic_write_json(folder / "levels.json", {**scrub(manifest), "levels": entries})
     written.append(folder / "levels.json")
     return written
 
@@ -92,9 +120,14 @@ def generate(ctx: JobContext, p: GenerateParams) -> LevelBatch:
     if not p.save:
         return batch
     folder = _out_folder(ctx, p.out, settings.method)
+    from plugins.common import provenance
+
+    kind = (provenance.COMPOSITE if p.base is not None else
+            provenance.TRAINED if p.example is not None else provenance.ALGORITHMIC)
     batch.files = _save_batch(ctx, batch, folder, p.formats, p.tileset, p.tile,
                               {"job": "generate", "method": p.method, "seed": p.seed,
-                               "params": params_mod.to_json(p)})
+                               "params": provenance.params_json(p)},
+                              _prov("generate", p, source_type=kind, seed=p.seed))
     batch.folder = folder
     if batch.checked:
         ok = sum(r.playable for r in batch.checked)
@@ -181,7 +214,8 @@ def _repair_beside(lv: Level, p: CheckParams, ph: Physics) -> dict[str, Any]:
     fixed.level.name = stem
     written = files.save_set(fixed.level, folder, stem, ("tmj", "txt", "png"),
                              path_cells=fixed.check.path if fixed.check else None,
-                             path_on_png=True)
+                             path_on_png=True,
+                             prov=_level_prov("check", lv, p, "algorithmicallyEnhanced"))
     return {"changes": fixed.count,
             "playable_after": "yes" if (fixed.check and fixed.check.playable) else "no",
             "file": str(written[0]),
@@ -201,10 +235,11 @@ def repair(ctx: JobContext, p: RepairParams) -> LevelBatch:
     written: list[Path] = []
     if p.save and p.out is not None:
         out = Path(p.out).expanduser()
+        prov = _level_prov("repair", lv, p, "algorithmicallyEnhanced")
         if out.suffix:
-            written = files.save_as(fixed.level, out, path_cells=cells)
+            written = files.save_as(fixed.level, out, path_cells=cells, prov=prov)
         else:
-            written = files.save_set(fixed.level, out, lv.name, path_cells=cells)
+            written = files.save_set(fixed.level, out, lv.name, path_cells=cells, prov=prov)
     rep = LevelReport.of(fixed.level, fixed.check) if fixed.check else None
     if rep is not None:
         rep.changes = fixed.count
@@ -224,7 +259,8 @@ def export(ctx: JobContext, p: ExportParams) -> LevelBatch:
         tiles = lv.meta["tileset_image"].tiles_for(lv.legend)
     cells = agents.check(lv).path if p.path else None
     written = files.save_as(lv, p.to, tile=p.tile, external_tileset=p.tileset == "external",
-                            tiles=tiles, path_cells=cells)
+                            tiles=tiles, path_cells=cells,
+                            prov=_level_prov("export", lv, p, ""))
     return LevelBatch([lv], files=written)
 
 
@@ -324,8 +360,10 @@ def sample(ctx: JobContext, p: SampleParams) -> LevelBatch:
         return batch
     folder = _out_folder(ctx, p.out, f"{m.cfg.model}-samples")
     batch.files = _save_batch(ctx, batch, folder, p.formats, p.tileset, p.tile,
-                              {"job": "sample", "model": str(p.model), "seed": p.seed,
+                              {"job": "sample", "model": Path(p.model).name, "seed": p.seed,
                                "search": p.search,
-                               "targets": {"enemies": p.enemies, "gaps": p.gaps}})
+                               "targets": {"enemies": p.enemies, "gaps": p.gaps}},
+                              _prov("sample", p, source_type="trainedAlgorithmicMedia",
+                                    model=Path(p.model), seed=p.seed))
     batch.folder = folder
     return batch

@@ -87,6 +87,15 @@ def _write(ctx: JobContext, phrases: list[Any], out: Path | None, job: str, pref
     return target, gen.write_phrases(phrases, target, prefix, tempo)
 
 
+def _stamp(files: list[Path], job: str, lm: Any, seed: int | None, p: Any) -> None:
+    """Every exported file carries its provenance: model (named, never its path), seed,
+    settings and a hash of its notes or samples."""
+    from plugins.common import provenance
+
+    provenance.stamp_all(files, provenance.make("music", job, model=lm.path, seed=seed,
+                                                params=p))
+
+
 def _emit(ctx: JobContext, phrases: list[Any], title: str, out: Path, files: list[Path],
           **extra: Any) -> None:
     ctx.preview("phrases", {"phrases": [p.to_payload() for p in phrases], "title": title,
@@ -272,6 +281,7 @@ def sample(ctx: JobContext, p: SampleParams) -> str:
         phrases = gen.sample(lm, p.n, p.seed, p.temperature, p.key)
     tempo = p.tempo or lm.tempo
     target, files = _write(ctx, phrases, p.out, "samples", "sample", tempo)
+    _stamp(files, "sample", lm, p.seed, p)
     ctx.progress(p.n, p.n, "done")
     _emit(ctx, phrases, f"{p.n} samples (seed {p.seed}, temperature {p.temperature:g})",
           target, files, model=str(lm.path), tempo=tempo)
@@ -289,6 +299,7 @@ def interpolate(ctx: JobContext, p: InterpolateParams) -> str:
         phrases = gen.interpolate(lm, pa, pb, p.steps, p.temperature)
     tempo = p.tempo or lm.tempo
     target, files = _write(ctx, phrases, p.out, "interpolations", "interp", tempo)
+    _stamp(files, "interpolate", lm, None, p)
     _emit(ctx, [pa, *phrases, pb], f"A → B in {p.steps} steps", target, files,
           model=str(lm.path), tempo=tempo)
     return str(target)
@@ -304,6 +315,7 @@ def variations(ctx: JobContext, p: VariationsParams) -> str:
         phrases = gen.variations(lm, src, p.n, p.amount, p.seed)
     tempo = p.tempo or lm.tempo
     target, files = _write(ctx, phrases, p.out, "variations", "variation", tempo)
+    _stamp(files, "variations", lm, p.seed, p)
     _emit(ctx, [src, *phrases], f"{p.n} variations (amount {p.amount:g})", target, files,
           model=str(lm.path), tempo=tempo)
     return str(target)
@@ -329,10 +341,25 @@ def load(ctx: JobContext, p: LoadParams) -> str:
         recon = gen.reconstruct(lm, phrases)
     target = _out_dir(ctx, p.out, "reconstructions")
     files = gen.write_phrases(recon, target, "reconstruction", lm.tempo)
+    _stamp(files, "load", lm, None, p)
     strip = [x for pair in zip(phrases, recon, strict=True) for x in pair]
     _emit(ctx, strip, f"{path.name}: {len(phrases)} phrase(s) and the model's reconstructions",
           target, files, model=str(lm.path), tempo=lm.tempo, source=str(path))
     return str(target)
+
+
+def _stamp_render(target: Path, p: RenderParams) -> None:
+    """A rendering carries the provenance of the notes it plays: the studio MIDI's model, run
+    and seed, or none (a rendering of the user's own notes is not generated)."""
+    from plugins.common import provenance
+
+    made = provenance.read(p.midi)
+    prov = provenance.make("music", "render", params=p, source_type=made.source_type
+                           if made is not None else "")
+    if made is not None:
+        prov.model, prov.model_id, prov.run, prov.seed = (made.model, made.model_id, made.run,
+                                                          made.seed)
+    provenance.stamp(target, prov)
 
 
 def render(ctx: JobContext, p: RenderParams) -> str:
@@ -357,6 +384,7 @@ def render(ctx: JobContext, p: RenderParams) -> str:
     ctx.progress(0, 1, "rendering")
     audio = synth.render_notes(notes, p.sample_rate, p.voice)
     synth.write_wav(audio, target, p.sample_rate)
+    _stamp_render(target, p)
     ctx.progress(1, 1, "done")
     ctx.log(f"rendered {len(notes)} notes ({len(audio) / p.sample_rate:.1f} s at {used:g} bpm) "
             f"to {target}")

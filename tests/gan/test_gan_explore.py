@@ -46,10 +46,14 @@ def test_png_metadata_round_trip_regenerates_the_same_pixels(trained_run: Path,
     assert rec.state == "done", rec.error
     text = pngmeta.read_png_text(tmp_path / "one.png")
     assert text["gan:seed"] == "42" and text["gan:class_name"] == "bars_v"
-    assert text["gan:edits"] == "1.5,-1" and text["gan:model"] == str(trained_run.resolve())
+    # the model is named, never its folder's path (a path names the user)
+    assert text["gan:edits"] == "1.5,-1" and text["gan:model"] == trained_run.name
     z = explore.decode_latent(text["gan:latent"], load_model(trained_run).config.z_dim)
     assert not torch.equal(z, explore.latent(42, z.numel()))  # the edits are in the latent
-    again = run_job("regenerate", png=str(tmp_path / "one.png"), out=str(tmp_path / "two.png"))
+    lost = run_job("regenerate", png=str(tmp_path / "one.png"), out=str(tmp_path / "two.png"))
+    assert lost.state == "failed" and "choose the model (--model)" in lost.error
+    again = run_job("regenerate", png=str(tmp_path / "one.png"), out=str(tmp_path / "two.png"),
+                    model=str(trained_run))
     assert again.state == "done", again.error
     from PIL import Image
 

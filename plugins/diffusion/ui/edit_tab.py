@@ -373,14 +373,26 @@ class EditTab(QWidget):
         if self.doc.is_empty:
             self.set_status("Nothing to export yet.", error=True)
             return None
+        from plugins.common import provenance
+
         text = {}
+        made = None
         for layer in reversed(self.doc.layers):
             if layer.visible and layer.params:
-                text[PNG_KEY] = format_parameters(GenerationParams.from_json(layer.params))
+                made = GenerationParams.from_json(layer.params)
+                text[PNG_KEY] = format_parameters(made)
                 break
+        # the picture mixes the user's layers with generated ones: named as such, with the
+        # topmost generated layer's model (by name) and seed
+        prov = provenance.make(
+            "diffusion", "edit", model=made.model if made else None,
+            model_id=made.model_hash if made else "", seed=made.seed if made else None,
+            params={"mode": made.mode, "steps": made.steps, "scheduler": made.scheduler,
+                    "guidance": made.guidance} if made else {},
+            source_type="compositeWithTrainedAlgorithmicMedia" if made else "")
         try:
-            out = save_png(self.doc.flatten(), path, text)
-        except OSError as exc:
+            out = provenance.stamp(save_png(self.doc.flatten(), path, text), prov)
+        except (OSError, ValueError) as exc:
             self.set_status(f"Could not write {path}: {exc}", error=True)
             return None
         self.set_status(f"Exported {out}" + (" with its parameters." if text else "."))

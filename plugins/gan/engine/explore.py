@@ -241,7 +241,7 @@ def sample_text(model: LoadedModel, sample: Sample, z: torch.Tensor) -> dict[str
     names = model.class_names
     text = {
         "Software": "Generative Studio (GAN)",
-        f"{META_PREFIX}model": str(model.run_dir.resolve()),
+        f"{META_PREFIX}model": model.run_dir.resolve().name,  # a name: a path names the user
         f"{META_PREFIX}model_id": model.model_id,
         f"{META_PREFIX}arch": model.config.arch,
         f"{META_PREFIX}step": str(model.info.get("step", "")),

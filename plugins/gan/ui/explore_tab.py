@@ -441,7 +441,10 @@ class ExploreTab(QWidget):
             if not path:
                 return None
             png = Path(path)
-        h = self._submit("regenerate", RegenerateParams(png=Path(png)))
+        # drawn with the model open here (the job warns when its weights differ from the
+        # PNG's): PNGs name their model, never its folder, so it may live anywhere
+        h = self._submit("regenerate", RegenerateParams(
+            png=Path(png), model=Path(self.model_path) if self.model_path else None))
         h.preview.connect(lambda kind, payload, _d: kind == "image" and
                           self.strip.set_image(payload))
         h.finished.connect(lambda rec: rec.state == "done" and

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.common.provenance import Provenance
 from studio.errors import UserError
 from studio.storage import atomic_write_text
 
@@ -73,7 +74,10 @@ def load_folder(folder: str | Path, legend: Legend | str | Path | None = None,
 
 
 def png_text(level: Level) -> dict[str, str]:
-    meta = {k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)}
+    from plugins.common.provenance import scrub
+
+    # the files a level was read from or learnt from are named, never their folders
+    meta = scrub({k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)})
     return {"levels:meta": json.dumps(meta), "levels:legend": json.dumps(level.legend.to_json())}
 
 
@@ -97,12 +101,13 @@ def save_csv(level: Level, path: Path) -> Path:
 def save_set(level: Level, folder: str | Path, stem: str | None = None,
              formats: tuple[str, ...] = ("tmj", "txt", "png"), *, tile: int = 16,
              external_tileset: bool = False, tiles: np.ndarray | None = None,
-             path_cells: list[tuple[int, int]] | None = None, path_on_png: bool = False
-             ) -> list[Path]:
+             path_cells: list[tuple[int, int]] | None = None, path_on_png: bool = False,
+             prov: Provenance | None = None) -> list[Path]:
     """Write ``level`` in ``formats`` into ``folder``; returns the files written.
 
     ``path_cells`` (the agent's path) is stored in the Tiled map as a polyline object layer, and
-    drawn on the PNG only with ``path_on_png`` (a level picture stays clean by default)."""
+    drawn on the PNG only with ``path_on_png`` (a level picture stays clean by default). With
+    ``prov`` the level's own files (not tile sheets or legends) carry that provenance."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file: --out names a folder for the generated levels")
@@ -125,6 +130,10 @@ def save_set(level: Level, folder: str | Path, stem: str | None = None,
                             path_cells if path_on_png else None))
     if "csv" in formats:
         out.append(save_csv(level, folder / f"{stem}.csv"))
+    if prov is not None:
+        from plugins.common.provenance import stamp_all
+
+        stamp_all([p for p in out if p.stem == stem and p.parent == folder], prov)
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.common.provenance import scrub
 from studio.errors import UserError
 from studio.storage import atomic_path, atomic_write_json
 
@@ -113,7 +114,8 @@ def write_tmj(level: Level, path: str | Path, *, tile: int = 16, external_tilese
                          "polyline": [{"x": p["x"] - x0, "y": p["y"] - y0} for p in points]}],
         })
         next_object = 2
-    meta = {k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)}
+    # the files a level was read from or learnt from are named, never their folders
+    meta = scrub({k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)})
     doc = {
         "compressionlevel": -1, "height": level.height, "infinite": False, "layers": layers,
         "nextlayerid": len(layers) + 1, "nextobjectid": next_object,

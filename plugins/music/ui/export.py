@@ -70,11 +70,24 @@ class ExportBar(QWidget):
 
                 audio, rate = panel.transport_bar.audio(index)
                 write_wav(audio, target, rate)
+            self._stamp(target)
         except (OSError, ValueError) as exc:
             panel.say(f"Export failed: {exc}", error=True)
             return None
         panel.say(f"Exported {target.name}")
         return target
+
+    def _stamp(self, target: Path) -> None:
+        """The file's provenance: the model open in the panel (by name) when the strip came
+        from a job; phrases read from a file were not generated, so they claim no model."""
+        from plugins.common import provenance
+
+        panel = self.panel
+        model = panel.strip_model or None if panel.strip_source == "job" else \
+            panel.model_path() if panel.strip_source == "training" else None
+        provenance.stamp(target, provenance.make(
+            "music", "export", model=model, params={"tempo": panel.transport_bar.tempo()},
+            source_type=provenance.TRAINED if model is not None else ""))
 
     def refresh(self) -> None:
         for b in self.buttons:

@@ -49,6 +49,7 @@ class MusicPanel(QWidget):
         self.host = host
         self.phrases: list[Phrase] = []
         self.strip_source = ""  # "training" while the strip shows live training samples
+        self.strip_model = ""  # the model that made the strip's phrases ("" when none did)
         self.handles: list[Any] = []  # running phrase jobs
         self.last_result = ""  # the folder the last phrase job wrote to
         root = QHBoxLayout(self)
@@ -150,6 +151,7 @@ class MusicPanel(QWidget):
             self.transport_bar.set_tempo(float(payload["tempo"]))
         self.show_phrases(phrases, payload.get("title", "Phrases"), "job")
         self.last_result = str(payload.get("out") or "")
+        self.strip_model = str(payload.get("model") or "")  # what exports name as their maker
 
     def _on_job_finished(self, handle: Any, rec: Any) -> None:
         with contextlib.suppress(ValueError):

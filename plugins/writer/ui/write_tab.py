@@ -74,6 +74,7 @@ class WriteTab(QWidget):
         self._alt_handle: JobHandle | None = None
         self._insert: QTextCursor | None = None
         self._first_chunk = True
+        self._last_seed: int | None = None  # the last continuation's (provenance of exports)
         self._alt_anchor = 0
         self._dirty_since: float | None = None
         self._loading = False
@@ -321,9 +322,23 @@ class WriteTab(QWidget):
 
     def export_to(self, path: str | Path) -> Path:
         out = self.store.export(self.editor.toPlainText(), path)
+        self._stamp(out)
         self.message.emit(f"Exported to {out}")
         self.status.setText(f"Exported to {out}")
         return out
+
+    def _stamp(self, out: Path) -> None:
+        """The export's provenance: the user's text with the chosen model's continuations in it
+        (a composite), the model by name, the last continuation's seed and the sampling
+        settings. Markdown carries it in an HTML comment, plain text in a sidecar file. Before
+        any continuation in this session it names no model: the text may be the user's alone."""
+        from plugins.common import provenance
+
+        model = self.model_path() if self._last_seed is not None else None
+        settings = dataclasses.replace(self.form.p, prompt="")
+        provenance.stamp(out, provenance.make(
+            "writer", "export", model=model or None, seed=self._last_seed, params=settings,
+            source_type=provenance.COMPOSITE_TRAINED if model else ""))
 
     def _ask_delete(self) -> None:
         if self.doc_id is None:
@@ -443,6 +458,8 @@ class WriteTab(QWidget):
             self._show_stats(payload)
 
     def _show_stats(self, stats: dict[str, Any]) -> None:
+        seed = stats.get("seed")
+        self._last_seed = int(seed) if isinstance(seed, int) else self._last_seed
         tps = float(stats.get("tokens_per_s", 0.0))
         first = float(stats.get("first_token_s", 0.0))
         self.speed_label.setText(f"{tps:.1f} tokens/s · first token in {first:.2f} s · "
