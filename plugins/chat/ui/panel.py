@@ -36,12 +36,19 @@ from PySide6.QtWidgets import (
 
 from plugins.chat.engine.personas import DEFAULT_PERSONA, Persona
 from plugins.chat.engine.store import Store, store_path
-from plugins.chat.params import ExportParams, ImportParams, ReplyParams
+from plugins.chat.params import CompareParams, ExportParams, ImportParams, ReplyParams
+from plugins.chat.ui.api_section import ApiSection
 from plugins.chat.ui.background import Background, Failed
 from plugins.chat.ui.chatlist import ChatList
+from plugins.chat.ui.compare import CompareSection, CompareView
 from plugins.chat.ui.composer import Composer
 from plugins.chat.ui.conversation import ConversationView
+from plugins.chat.ui.documents_section import DocumentsSection
+from plugins.chat.ui.improve_section import ImproveSection
+from plugins.chat.ui.intents_section import IntentsSection
 from plugins.chat.ui.model_section import ModelSection
+from plugins.chat.ui.notes_section import NotesSection
+from plugins.chat.ui.persona_section import PersonaSection
 from plugins.chat.ui.transcript import Shown, load_branch
 from plugins.chat.ui.words import POLICIES, POLICY_HELP, error_words, stats_words
 from studio.errors import UserError
@@ -142,7 +149,12 @@ class ChatPanel(QWidget):
         cv.addLayout(model_row)
         cv.addLayout(context_row)
         cv.addWidget(self.context_note)
-        cv.addWidget(self.view, 1)
+        self.compare_view = CompareView()
+        self.centre_split = QSplitter(Qt.Orientation.Vertical)
+        self.centre_split.addWidget(self.compare_view)
+        self.centre_split.addWidget(self.view)
+        self.centre_split.setChildrenCollapsible(False)
+        cv.addWidget(self.centre_split, 1)
         cv.addWidget(self.composer)
         cv.addWidget(self.status)
 
@@ -174,8 +186,105 @@ class ChatPanel(QWidget):
         self._open_store()
 
     def _add_sections(self) -> None:
-        """The side sections beyond the model's (persona, notes, documents, intents, improve,
-        compare, API); each is its own module."""
+        """The side sections beyond the model's; each is its own module."""
+        store = self._get_store
+        chat = self._get_chat
+        self.persona_section = PersonaSection(store)
+        self.persona_section.chosen.connect(self.use_persona)
+        self.notes_section = NotesSection(store, chat)
+        self.documents_section = DocumentsSection(self.host, store, chat)
+        self.intents_section = IntentsSection(store)
+        self.improve_section = ImproveSection(self.host, store, self.model)
+        self.improve_section.improved.connect(self._improved)
+        self.compare_section = CompareSection()
+        self.compare_section.compare.connect(self.compare)
+        self.api_section = ApiSection(self.host, self.model, self._persona_spec)
+        for widget, title in ((self.persona_section, "Persona"),
+                              (self.notes_section, "Pinned notes and memory"),
+                              (self.documents_section, "Your documents"),
+                              (self.intents_section, "Saved answers"),
+                              (self.improve_section, "Improve this model"),
+                              (self.compare_section, "Compare two models"),
+                              (self.api_section, "Local API for other apps")):
+            self.side.addItem(widget, title)
+        self.side.currentChanged.connect(lambda _i: self._refresh_sections())
+
+    def _get_store(self) -> Store | None:
+        return self.store
+
+    def _get_chat(self) -> int | None:
+        return self.chat_id
+
+    def _persona_spec(self) -> str:
+        return "" if self.persona.name == DEFAULT_PERSONA.name else self.persona.name
+
+    def _refresh_sections(self) -> None:
+        """Refresh the open side section (only that one: each reads the store)."""
+        current = self.side.currentWidget()
+        if current is self.persona_section:
+            self.persona_section.select(self.persona.name)
+        elif current in (self.notes_section, self.documents_section, self.intents_section,
+                         self.improve_section):
+            current.refresh()  # type: ignore[union-attr]
+
+    def use_persona(self, persona: Persona) -> None:
+        """Chat as ``persona`` (this chat, and new ones)."""
+        self.persona = persona
+        self.view.assistant_name = persona.name
+        if self.store is not None and self.chat_id is not None:
+            self.store.update_chat(self.chat_id, persona=persona.name)
+        self.host.remember_value("persona", persona.name)
+        if not self.busy:
+            self.show_chat()
+
+    def _improved(self, adapter: Path | None, base: Path | None) -> None:
+        if adapter is None:
+            return
+        self.compare_section.picker_b.refresh()
+        if base is None:
+            self.use_model(adapter)
+            self.status.setText("Chatting with the improved model.")
+        else:
+            self.use_model(base)
+            self.compare_section.picker_b.set_path(adapter)
+            self.side.setCurrentWidget(self.compare_section)
+            self.status.setText("Write a message, then Compare: the original answers as A, "
+                                "the improved model as B.")
+
+    def compare(self) -> JobHandle | None:
+        """Send the message box's text to model A (the chat's) and model B, side by side."""
+        text = self.composer.text()
+        b = self.compare_section.model_b()
+        if not text.strip():
+            self.status.setText("Write the message to compare first.")
+            return None
+        if b is None or self.model() is None:
+            self.status.setText("Choose both models: the chat's (A, above) and model B.")
+            return None
+        if self.busy or self.store is None:
+            return None
+        if self.chat_id is None and self.new_chat() is None:
+            return None
+        f = self.form.p
+        try:
+            p = CompareParams(model=self.model(), model_b=b, message=text, chat=self.chat_id,
+                              persona=self._persona_spec(), seed=f.seed, backend=f.backend,
+                              context=f.context, max_new_tokens=f.max_new_tokens,
+                              passages=f.passages, memory=f.memory)
+        except (TypeError, ValueError) as exc:
+            self.status.setText(f"⚠ {exc}")
+            return None
+        handle = self.host.submit("compare", p, show_plots=False, remember=False)
+        self._handle = handle
+        self._streaming_id = None
+        self._text = ""
+        self.compare_view.start(_model_label(p.model), _model_label(b))
+        handle.preview.connect(self.compare_view.on_event)
+        handle.finished.connect(lambda rec, h=handle: self._on_finished(h, rec))
+        self.composer.set_text("")
+        self.composer.set_busy(True)
+        self.view.show_messages(self.items, pending_user=text, waiting="Comparing…")
+        return handle
 
     # -- the store ------------------------------------------------------------------------------
     @property
@@ -195,6 +304,12 @@ class ChatPanel(QWidget):
                 self._open_store()
             return
         self.store = result
+        remembered = self.host.recall_value("persona")
+        if isinstance(remembered, str):
+            try:
+                self.persona = result.persona(remembered)
+            except UserError:
+                pass
         self.view.empty_text = ("Write a message below to start a chat. Choose the model above; "
                                 "the sections on the right set its persona, notes, documents "
                                 "and more.")
@@ -208,6 +323,8 @@ class ChatPanel(QWidget):
         else:
             self.show_chat()
         self._model_changed(self.model())
+        self.persona_section.select(self.persona.name)
+        self.improve_section.refresh()
         self.opened.emit()
 
     def refresh_chats(self) -> None:
@@ -223,6 +340,13 @@ class ChatPanel(QWidget):
             self.status.setText("Wait for the reply to finish, or press Stop.")
             return None
         model = self.model()
+        remembered = self.host.recall_value("persona")
+        self.persona = DEFAULT_PERSONA
+        if isinstance(remembered, str) and remembered != DEFAULT_PERSONA.name:
+            try:
+                self.persona = self.store.persona(remembered)
+            except UserError:
+                pass
         settings: dict[str, Any] = {"policy": self._policy_key()}
         if self.form.p.template:
             settings["template"] = self.form.p.template
@@ -248,6 +372,7 @@ class ChatPanel(QWidget):
             self.host.remember_value("chat", chat_id)
         self.show_chat()
         self.refresh_chats()
+        self._refresh_sections()
         self.chat_changed.emit(chat_id)
 
     def show_chat(self, streaming: int | None = None) -> None:
@@ -270,9 +395,11 @@ class ChatPanel(QWidget):
         if chat.persona:
             try:
                 self.persona = store.persona(chat.persona)
-            except UserError:
-                pass
-        self.view.assistant_name = chat.persona or self.persona.name
+            except UserError:  # the built-in one, or a persona deleted since
+                self.persona = DEFAULT_PERSONA
+        else:
+            self.persona = DEFAULT_PERSONA
+        self.view.assistant_name = self.persona.name
         self.view.show_messages(self.items, streaming=streaming)
         self.policy.setCurrentIndex(max(self.policy.findData(self._chat_policy(chat)), 0))
         self.model_section.show_template(str(chat.settings.get("template") or ""))
@@ -556,7 +683,11 @@ class ChatPanel(QWidget):
         self.composer.set_busy(False)
         self.show_chat()
         self.refresh_chats()
-        if rec.state == "done":
+        if rec.state == "done" and hasattr(rec.result, "a"):  # compare
+            self.compare_view.flush()
+            self.status.setText("Both replies are in the chat: ‹ › under the reply switches "
+                                "between A and B.")
+        elif rec.state == "done":
             outcome = rec.result
             notes = list(getattr(outcome, "notes", ()) or ())
             line = stats_words(outcome.stats) if outcome is not None else ""
@@ -728,10 +859,16 @@ class ChatPanel(QWidget):
     def shutdown(self) -> None:
         """The window closes: stop a reply, remember the settings, close the database."""
         self.stop()
+        if self.api_section.handle is not None:
+            self.api_section.handle.cancel()
         self.host.remember("reply", self._remembered())
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def _model_label(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
 
 
 def _safe_name(title: str) -> str:
