@@ -31,6 +31,7 @@ from .params import (
     PiiParams,
     ReportParams,
     RepresentationParams,
+    SignParams,
     TargetsParams,
     VerifyParams,
 )
@@ -514,3 +515,12 @@ def verify(ctx: JobContext, p: VerifyParams) -> str:
     verdict = provenance.verify(p.file)
     ctx.preview("verify", verdict.to_json())
     return verdict.words
+
+
+def sign(ctx: JobContext, p: SignParams) -> str:
+    """Sign an exported PNG with C2PA Content Credentials (the user's certificate and key); the
+    manifest repeats the studio's provenance and says it was made by a trained model."""
+    from plugins.common import c2pasign, provenance
+
+    c2pasign.sign(p.file, p.cert, p.key)
+    return provenance.verify(p.file).words

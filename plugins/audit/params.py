@@ -206,3 +206,17 @@ class VerifyParams:
                     Label("File"),
                     Help("a file exported by the studio (PNG, GIF, MIDI, WAV, Tiled map, "
                          "Markdown or text)")]
+
+
+@dataclass(kw_only=True)
+class SignParams:
+    """Sign an exported PNG with C2PA Content Credentials, with your certificate and key."""
+
+    file: Annotated[Path, Widget("file", "PNG image (*.png)"), Label("Image"),
+                    Help("a PNG exported by the studio (it is signed in place)")]
+    cert: Annotated[Path, Widget("file", "PEM certificate (*.pem *.crt);;All files (*)"),
+                    Label("Certificate"),
+                    Help("PEM file: your signing certificate, then the certificates that "
+                         "issued it")]
+    key: Annotated[Path, Widget("file", "PEM key (*.pem *.key);;All files (*)"),
+                   Label("Private key"), Help("the certificate's unencrypted PEM private key")]

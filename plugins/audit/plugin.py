@@ -44,6 +44,7 @@ class AuditPlugin(Plugin):
                 lane="interactive"),
         JobSpec("verify", "plugins.audit.jobs:verify", "Verify a file's provenance",
                 lane="interactive"),
+        JobSpec("sign", "plugins.audit.jobs:sign", "Sign an image (C2PA)", lane="interactive"),
     )
 
     def create_panel(self, host: PanelHost) -> QWidget:

@@ -430,3 +430,92 @@ def test_writer_export_from_the_write_tab(qtbot, make_host, tmp_path: Path) -> N
     md = w.export_to(tmp_path / "story.md")
     v = _check_exports([md], tmp_path, "writer", "writer-run")[0]
     assert v.provenance.seed == 11 and v.provenance.source_type == provenance.COMPOSITE_TRAINED
+
+
+# ----------------------------------------------------------------------------------------------
+# C2PA Content Credentials with a certificate made here
+# ----------------------------------------------------------------------------------------------
+def _signing_pair(root: Path) -> tuple[Path, Path]:
+    """A test CA and an ES256 end-entity certificate it issued (C2PA refuses self-signed leaf
+    certificates), written as a PEM chain and a PEM key."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Studio")])
+
+    def usage(sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False,
+                             key_encipherment=False, data_encipherment=False,
+                             key_agreement=False, key_cert_sign=not sign, crl_sign=not sign,
+                             encipher_only=False, decipher_only=False)
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("Test CA")).issuer_name(name("Test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("Studio Artist")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    cert = root / "chain.pem"
+    cert.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    key_file = root / "key.pem"
+    key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert, key_file
+
+
+def test_c2pa_signing_and_verifying(tmp_path: Path) -> None:
+    pytest.importorskip("c2pa")
+    from PIL import Image
+
+    from plugins.common import c2pasign
+
+    cert, key = _signing_pair(tmp_path)
+    png = _png(tmp_path / "made.png")
+    with pytest.raises(UserError, match="carries no studio provenance"):
+        c2pasign.sign(png, cert, key)
+    prov = provenance.make("gan", "export", model="gan-run", seed=3)
+    provenance.stamp(png, prov)
+    rec = run_job("audit", "sign", {"file": str(png), "cert": str(cert), "key": str(key)})
+    assert rec.state == "done", rec.error
+    s = c2pasign.summary(png)
+    assert s is not None and s["signer"] == "Studio Artist" and not s["failures"]
+    assert s["digital_source_type"].endswith("/trainedAlgorithmicMedia")
+    assert s["studio"]["seed"] == 3 and s["studio"]["model"] == "gan-run"
+    v = provenance.verify(png)  # the studio's own manifest survives signing
+    assert v.unchanged is True and "signed by Studio Artist" in v.words
+    assert "signature matches the file" in v.words and "not on the C2PA trust list" in v.words
+    for bad in _personal(tmp_path):
+        assert bad not in png.read_bytes()
+    # changing the file after signing (here a text chunk, the pixels kept) breaks the
+    # signature, and verify says so
+    chunks = provformats.png_chunks(png.read_bytes())
+    png.write_bytes(provformats.PNG_SIG + b"".join(
+        provformats._chunk(k, b"gan:seed\x005" if b.startswith(b"gan:seed\x00") else b)
+        for k, b in chunks))
+    s = c2pasign.summary(png)
+    assert s is not None and s["failures"]
+    assert "changed after signing" in provenance.verify(png).words
+    with pytest.raises(UserError, match="PEM"):
+        c2pasign.sign(png, key, key)
+    with Image.open(_png(tmp_path / "plain.png")):
+        assert c2pasign.summary(tmp_path / "plain.png") is None
