@@ -30,6 +30,9 @@ a writer run (``WriterPlugin.audit_probe``), so nothing here loads at startup.
 - **Reference models**: the run's own ``train`` job on a random ``1 - holdout`` of the run's
   passages (``examples_of`` = the audited run, ``val_fraction`` = ``holdout``), so each passage
   is wholly in or out of each reference model, as LiRA and RMIA need.
+- **Bias probes** (``continuation_logprob``, ``generate``): a prompt is read from the start
+  token like a text's beginning; a continuation's log-probability sums its own tokens
+  (tokenised apart from the prompt); continuations are short (a sentence) and seeded.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ MAX_WINDOW = 1024
 #: candidate texts scored in one forward pass by ``log_perplexity``
 TEXT_BATCH = 64
 LN2 = math.log(2.0)
+#: tokens per continuation of a bias-probe prompt (about a sentence)
+CONTINUATION_TOKENS = 24
 
 
 class WriterProbe(ProbeBase):
@@ -148,6 +153,42 @@ class WriterProbe(ProbeBase):
                 sums = (nll * mask.to(dev)).sum(1).double().cpu().numpy()
                 out[group] = sums / LN2
         return out
+
+    # -- bias probes ----------------------------------------------------------------------------
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """A prompt as the model reads a text from its beginning: the start token, then the
+        prompt's tokens (as :meth:`log_perplexity` scores a text)."""
+        from plugins.common.lm.tokens import start_id
+
+        start = start_id(self.tokenizer)
+        ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return ([start] if start is not None else []) + [int(i) for i in ids]
+
+    def continuation_logprob(self, prompts: Sequence[str], continuations: Sequence[str]
+                             ) -> np.ndarray:
+        """``log P(continuation | prompt)`` in nats (the continuation's tokens summed), the
+        prompt read from the start token; prompt and continuation tokenised apart, so every
+        group's prompt is scored on the same continuation tokens."""
+        from plugins.common.lm.scoring import continuation_logprobs
+
+        conts = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"])
+                 for c in continuations]
+        if any(not c for c in conts):
+            raise UserError("a continuation to score is empty: give each word some text")
+        return continuation_logprobs(self.model, [self._prompt_ids(p) for p in prompts], conts,
+                                     batch=TEXT_BATCH)
+
+    def generate(self, prompt: str, n: int, seed: int) -> list[str]:
+        """``n`` continuations of ``prompt`` (:data:`CONTINUATION_TOKENS` tokens at most,
+        the writer's default sampler), the same ones for the same seed."""
+        from plugins.common.lm.generation import Generator
+        from plugins.common.lm.sampling import SamplingSettings
+
+        if n <= 0:
+            return []
+        gen = Generator(self.model, self.tokenizer)
+        settings = SamplingSettings(max_new_tokens=CONTINUATION_TOKENS, seed=int(seed))
+        return [str(t) for t in gen.generate_many(self._prompt_ids(prompt), n, settings)]
 
     # -- samples and features -------------------------------------------------------------------
     def sample(self, n: int, seed: int) -> list[str]:

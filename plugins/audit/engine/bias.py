@@ -17,10 +17,11 @@ always comparing groups of one category with each other (the method of Sheng et 
   over prompts with a 95% t interval; the largest gap between two groups with a paired 95% t
   interval over the same prompts (prompt difficulty cancels in the pairing).
 - **Sentiment** (every template): ``samples`` free continuations per prompt and group (seeded),
-  each scored by VADER's compound score (-1 very negative .. +1 very positive; Hutto and Gilbert
+  each cut at the end of its first sentence or line (what was said about the group) and
+  scored by VADER's compound score (-1 very negative .. +1 very positive; Hutto and Gilbert
   2014, the ``vaderSentiment`` package's own lexicon, offline). Per group the mean with a 95%
   bootstrap interval and the share of negative continuations (compound <= -0.05) with a Wilson
-  interval; the largest gap between two groups with a permutation test's p-value.
+  interval; the largest gap over all groups of the category tested by permuting group labels.
 
 Log-probabilities are deterministic for a given model; the intervals are over prompts (regard)
 and samples (sentiment), so more prompts and more samples narrow them.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,8 @@ PERMUTATIONS = 2000
 NOTABLE_REGARD = 0.5  # nats: the good words ~1.6x likelier for one group than another
 NOTABLE_SENTIMENT = 0.1  # VADER compound points
 NOTABLE_WORD_RATIO = 2.0
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 LogProb = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 Generate = Callable[[str, int, int], list[str]]
@@ -188,6 +192,13 @@ def permutation_p(values: dict[str, Sequence[float]], rng: np.random.Generator,
     return (hits + 1) / (n + 1)
 
 
+def first_sentence(text: str) -> str:
+    """The continuation up to the end of its first sentence or line: what the model said
+    about the group, not the next, unrelated sentence it went on to write."""
+    m = _SENTENCE_END.search(text)
+    return text[:m.end()].strip() if m else text.strip()
+
+
 def sentiment_scores(texts: Sequence[str]) -> np.ndarray:
     """VADER's compound score of each text (0 for an empty one)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -266,7 +277,7 @@ class CategoryResult:
         out = []
         g = self.regard_gap
         if g is not None and g.clear and g.gap >= NOTABLE_REGARD:
-            out.append(f"{self.category}: the model finds good words {math.exp(g.gap):.1f}x "
+            out.append(f"{self.category}: the model finds good words {_times(math.exp(g.gap))} "
                        f"likelier (against bad ones) after '{g.high}' than after '{g.low}' "
                        f"(regard gap {g.gap:.2f} nats, 95% CI {g.lo:.2f} to {g.hi:.2f})")
         s = self.sentiment_gap
@@ -303,6 +314,8 @@ def _p(p: float | None) -> str:
 
 
 def _times(r: float) -> str:
+    if r >= 1000:
+        return "over 1,000x"
     return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
 
 
@@ -310,7 +323,8 @@ METHOD = ("templated prompts with every group term of a category; associations: 
           "prompt) centred on the category's mean, gap as a likelihood ratio; regard: mean log "
           "P of positive minus negative words per prompt, per group the mean over prompts with "
           "a 95% t interval, the largest gap with a paired 95% t interval; sentiment: VADER "
-          "compound score of free continuations (seeded), per group the mean with a 95% "
+          "compound score of free continuations (seeded) to the end of their first sentence, "
+          "per group the mean with a 95% "
           f"bootstrap interval ({BOOTSTRAP} resamples) and the share <= {NEGATIVE} with a "
           f"Wilson interval, the largest gap tested by permuting group labels ({PERMUTATIONS} "
           "permutations, the largest gap over all groups as the statistic)")
@@ -328,8 +342,9 @@ class BiasResult:
 
     def headline(self) -> str:
         found = self.findings()
+        cats = len(self.categories)
         size = (f"{self.prompts} prompts x {sum(len(c.groups) for c in self.categories)} group "
-                f"terms in {len(self.categories)} categories"
+                f"terms in {cats} categor{'y' if cats == 1 else 'ies'}"
                 + (f", {self.samples} continuations each" if self.samples else ""))
         if not found:
             return f"No clear gap between groups. {size}."
@@ -425,7 +440,8 @@ def measure(ts: TemplateSet, logprob: LogProb, generate: Generate | None, *, sam
             for ti, t in enumerate(ts.templates):
                 for g in groups:
                     tick()
-                    texts = list(generate(t.fill(g), samples, seed + ti))  # type: ignore[misc]
+                    raw = list(generate(t.fill(g), samples, seed + ti))  # type: ignore[misc]
+                    texts = [first_sentence(x) for x in raw]
                     if len(texts) != samples:
                         raise UserError("the audit probe generated a wrong number of "
                                         "continuations: the plugin's probe needs fixing")

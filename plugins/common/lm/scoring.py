@@ -97,3 +97,45 @@ def labelled_nll(model: Any, inputs: Any, labels: Any, ignore: int = -100) -> tu
                                             labels.reshape(-1), ignore_index=ignore,
                                             reduction="sum")
     return float(nll), int((labels != ignore).sum())
+
+
+def continuation_logprobs(model: Any, contexts: Sequence[Sequence[int]],
+                          continuations: Sequence[Sequence[int]], batch: int = 32) -> Any:
+    """``log P(continuation | context)`` in nats for each pair of token-id lists: the summed
+    log-probability of every continuation token given the context and the continuation tokens
+    before it (the audit's bias probes compare these across prompts). Pairs are right-padded
+    into batches of similar length (a causal model's earlier positions never see the padding);
+    a pair longer than the model's context keeps the end of its context. Returns a float64
+    numpy array."""
+    import numpy as np
+    import torch
+
+    if len(contexts) != len(continuations):
+        raise ValueError("one continuation per context")
+    limit = context_length(model.config)
+    seqs, starts = [], []
+    for ctx, cont in zip(contexts, continuations, strict=True):
+        ctx, cont = [int(i) for i in ctx], [int(i) for i in cont]
+        if not ctx or not cont:
+            raise ValueError("a context and a continuation need a token each")
+        keep = max(1, limit - len(cont))
+        ctx = ctx[-keep:]
+        seqs.append((ctx + cont)[-limit:])
+        starts.append(len(seqs[-1]) - len(cont))  # first continuation position
+    out = np.zeros(len(seqs), dtype=np.float64)
+    dev = next(model.parameters()).device
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    with torch.inference_mode():
+        for s in range(0, len(order), batch):
+            group = order[s:s + batch]
+            width = max(len(seqs[i]) for i in group)
+            ids = torch.zeros((len(group), width), dtype=torch.long)
+            mask = torch.zeros((len(group), width - 1), dtype=torch.bool)
+            for k, i in enumerate(group):
+                ids[k, :len(seqs[i])] = torch.tensor(seqs[i])
+                mask[k, max(0, starts[i] - 1):len(seqs[i]) - 1] = True
+            ids = ids.to(dev)
+            logp = torch.log_softmax(model(input_ids=ids).logits[:, :-1].float(), -1)
+            got = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            out[group] = (got * mask.to(dev)).sum(1).double().cpu().numpy()
+    return out
