@@ -519,3 +519,20 @@ def test_c2pa_signing_and_verifying(tmp_path: Path) -> None:
         c2pasign.sign(png, key, key)
     with Image.open(_png(tmp_path / "plain.png")):
         assert c2pasign.summary(tmp_path / "plain.png") is None
+
+
+def test_the_audit_panel_verifies_a_file(qtbot, make_host, tmp_path: Path) -> None:
+    from plugins.audit.plugin import AuditPlugin
+
+    plugin = AuditPlugin()
+    panel = plugin.create_panel(make_host(plugin))
+    qtbot.addWidget(panel)
+    path = _wav(tmp_path / "tune.wav")
+    provenance.stamp(path, provenance.make("music", "sample", model="music-run", seed=2))
+    h = panel.verify_btn.verify(path)
+    qtbot.waitUntil(lambda: h.is_finished, timeout=30_000)
+    qtbot.waitUntil(lambda: "tune.wav was made by a trained model" in panel.status.text(),
+                    timeout=5_000)
+    assert "audio samples are unchanged" in panel.status.text()
+    h = panel.verify_btn.verify(tmp_path / "gone.wav")
+    qtbot.waitUntil(lambda: "does not exist" in panel.status.text(), timeout=30_000)

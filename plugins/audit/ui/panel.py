@@ -44,6 +44,7 @@ from .background import Background, Failed
 from .checks import PAGES, CheckPage
 from .results import ResultsView, Shown, load, report_written
 from .runlist import RunChoice, RunList
+from .verify import VerifyButton
 
 
 def describe(run: RunChoice, workspace: Path) -> dict[str, Any]:
@@ -146,6 +147,8 @@ class AuditPanel(QWidget):
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.stop_btn)
         buttons.addStretch(1)
+        self.verify_btn = VerifyButton(host, self.status)
+        buttons.addWidget(self.verify_btn)
         al.addLayout(buttons)
         al.addWidget(self.progress)
         al.addWidget(self.status)
