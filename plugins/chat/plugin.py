@@ -26,6 +26,7 @@ class ChatPlugin(Plugin):
                    "from your feedback, train one from scratch, or serve it to other apps.")
     icon = "icon.svg"
     order = 45
+    audit_probe = "plugins.chat.audit:ChatProbe"
     jobs = (
         JobSpec("reply", "plugins.chat.jobs:reply", "Chat reply", lane="interactive"),
         JobSpec("compare", "plugins.chat.jobs:compare", "Compare two models",
