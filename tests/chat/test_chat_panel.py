@@ -195,3 +195,99 @@ def test_chats_exported_imported_searched_renamed_and_deleted(qtbot, panel,
     assert store.chat(b).title == "Baking" and panel.title.text() == "Baking"
     panel.delete_chat(b)
     assert b not in panel.chat_list.chat_ids() and panel.chat_id != b
+
+
+def test_persona_saved_exported_imported_and_used(qtbot, panel, tmp_path: Path) -> None:
+    sec = panel.persona_section
+    sec.name.setText("Chef")
+    sec.system.setPlainText("You are a patient cooking teacher.")
+    sec.greeting.setText("Bonjour! What shall we cook?")
+    sec.tone.setCurrentIndex(sec.tone.findData("friendly"))
+    sec.temperature.setValue(0.3)
+    sec.fresh_seed.setChecked(False)
+    sec.seed.setValue(11)
+    sec.stop.setText("END | \\n\\n")
+    saved = sec.save()
+    assert saved is not None and panel.persona.name == "Chef"
+    p = panel.store.persona("Chef")
+    assert (p.tone, p.sampler.temperature, p.sampler.seed, p.sampler.stop) == \
+        ("friendly", 0.3, 11, ("END", "\n\n"))
+    out = sec.export_file(tmp_path / "chef.json")
+    assert out is not None and json.loads(out.read_text(encoding="utf-8"))["personas"][0][
+        "name"] == "Chef"
+    chat = panel.new_chat()  # the persona's greeting opens the chat
+    assert panel.store.chat(chat).persona == "Chef"
+    assert panel.items[0].text == "Bonjour! What shall we cook?"
+    assert "Chef" in panel.view.toPlainText()
+    sec.temperature.setValue(9.0)  # out of range for the spin box: clamped, never invalid
+    sec.name.setText("")
+    assert sec.save() is None and "name" in sec.message.text()
+    panel.store.delete_persona("Chef")
+    assert [x.name for x in sec.import_file(out)] == ["Chef"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "X", "temperature": "hot"}', encoding="utf-8")
+    assert sec.import_file(bad) == [] and "unknown field" in sec.message.text()
+
+
+def test_saved_answers_notes_and_memory(qtbot, panel) -> None:
+    sec = panel.intents_section
+    sec.name.setText("opening hours")
+    sec.examples.setPlainText("When are you open?\nWhat are your opening hours?")
+    sec.answer.setPlainText("We are open **9 to 5**, Monday to Friday.")
+    assert sec.save() is not None and sec.list.count() == 1
+    handle = send(qtbot, panel, "when are you open")
+    assert handle.record.result.intent == "opening hours"
+    assert "We are open 9 to 5" in panel.view.toPlainText()
+    assert "saved answer" in panel.view.toPlainText()
+    notes = panel.notes_section
+    notes.pin_text.setText("My name is Ada")
+    notes.pin()
+    notes.memory_text.setText("I like short answers")
+    notes.remember()
+    assert [n.text for n in panel.store.pinned_notes(panel.chat_id)] == ["My name is Ada"]
+    assert [m.text for m in panel.store.memories()] == ["I like short answers"]
+    notes.memory.item(0).setCheckState(notes.memory.item(0).checkState().Unchecked)
+    assert panel.store.memories() == []  # only ticked notes reach a prompt
+
+
+def test_a_model_without_a_chat_format_asks_for_one(qtbot, panel, tmp_path: Path) -> None:
+    from chat_models import build_tiny_llama
+
+    base = build_tiny_llama(tmp_path / "base-model", template=None, fit_steps=0)
+    panel.use_model(base)
+    qtbot.waitUntil(lambda: not panel.composer.template_bar.isHidden(), timeout=10_000)
+    assert "base-model does not say how it expects" in panel.composer.template_bar.label.text()
+    combo = panel.composer.template_combo
+    combo.setCurrentIndex(combo.findData("chatml"))
+    panel.composer.use_template.click()
+    assert panel.composer.template_bar.isHidden() and panel.form.p.template == "chatml"
+    send(qtbot, panel, "Hello")
+    assert panel.store.chat(panel.chat_id).settings["template"] == "chatml"
+    assert panel.items[-1].meta["template"].startswith("ChatML")
+
+
+def test_compare_two_models_side_by_side(qtbot, panel, tiny_chat_model: Path) -> None:
+    panel.compare_section.picker_b.set_path(tiny_chat_model)
+    panel.composer.set_text("Hello")
+    handle = panel.compare()
+    assert handle is not None and panel.compare_view.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: handle.is_finished and not panel.busy, timeout=WAIT_MS)
+    assert handle.record.state == "done", handle.record.error
+    out = handle.record.result
+    assert panel.compare_view.texts == [out.a.text, out.b.text]
+    assert "tokens/s" in panel.compare_view.figures[1].text()
+    last = panel.items[-1]
+    assert last.id == out.a.message_id and last.count == 2  # A shown, B one arrow away
+    assert "model A: tiny-chat" in panel.view.toPlainText()
+
+
+def test_local_api_starts_with_a_key_and_stops(qtbot, panel) -> None:
+    api = panel.api_section
+    api.form.set_value("port", 0)
+    handle = api.toggle()
+    qtbot.waitUntil(lambda: bool(api.token.text()), timeout=WAIT_MS)
+    assert api.address.text().startswith("http://127.0.0.1:")
+    assert api.address.text().endswith("/v1/chat/completions") and len(api.token.text()) > 20
+    api.toggle()
+    qtbot.waitUntil(lambda: handle.is_finished and not api.running, timeout=WAIT_MS)
+    assert api.token.text() == "" and api.start.text() == "Start"

@@ -62,11 +62,12 @@ class ImproveSection(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
+        self.progress.hide()
         self.curves = QLabel("")
         self.curves.setWordWrap(True)
         self.use_button = QPushButton("Chat with it")
         self.use_button.clicked.connect(lambda: self.improved.emit(self.result, None))
-        self.compare_button = QPushButton("Compare with the original")
+        self.compare_button = QPushButton("Compare with original")
         self.compare_button.clicked.connect(lambda: self.improved.emit(self.result, self.base))
         for b in (self.use_button, self.compare_button):
             b.setEnabled(False)
@@ -137,6 +138,7 @@ class ImproveSection(QWidget):
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
         self.progress.setRange(0, 0)
+        self.progress.show()
         self.message.setText("Learning from your feedback… (the curves are in Live plots)")
         return handle
 

@@ -208,6 +208,10 @@ class ChatPanel(QWidget):
                               (self.api_section, "Local API for other apps")):
             self.side.addItem(widget, title)
         self.side.currentChanged.connect(lambda _i: self._refresh_sections())
+        for combo in self.side.findChildren(QComboBox):  # long choices elide in the column
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
 
     def _get_store(self) -> Store | None:
         return self.store

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -69,13 +69,14 @@ class PersonaSection(QWidget):
                             "make up this share (1: off)")
         self.min_p = _dspin(0.0, 1.0, 0.01, "Leave out tokens less likely than this share of "
                             "the likeliest one (0: off)")
-        self.repetition = _dspin(0.5, 3.0, 0.05, "Above 1 discourages repeating itself")
+        self.repetition = _dspin(0.5, 3.0, 0.05, "Repetition penalty: above 1 discourages "
+                                 "repeating itself")
         self.length = QSpinBox()
         self.length.setRange(1, 32_768)
         self.length.setSuffix(" tokens")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.fresh_seed = QCheckBox("a new seed each reply")
+        self.fresh_seed = QCheckBox("fresh each reply")
         self.fresh_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.stop = QLineEdit()
         self.stop.setPlaceholderText("texts that end a reply, separated by |")
@@ -89,12 +90,10 @@ class PersonaSection(QWidget):
         form.addRow("Top-k:", self.top_k)
         form.addRow("Top-p:", self.top_p)
         form.addRow("Min-p:", self.min_p)
-        form.addRow("Repetition penalty:", self.repetition)
+        form.addRow("Repetition:", self.repetition)
         form.addRow("Reply length:", self.length)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.fresh_seed)
-        form.addRow("Seed:", seed_row)
+        form.addRow("Seed:", self.seed)
+        form.addRow("", self.fresh_seed)
         form.addRow("Stop at:", self.stop)
         self.save_button = QPushButton("Save")
         self.save_button.setToolTip("Save this persona under its name (a new name makes a new "
@@ -106,9 +105,10 @@ class PersonaSection(QWidget):
         self.import_button.clicked.connect(self._ask_import)
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._ask_export)
-        buttons = QHBoxLayout()
-        for b in (self.save_button, self.delete_button, self.import_button, self.export_button):
-            buttons.addWidget(b)
+        buttons = QGridLayout()
+        for i, b in enumerate((self.save_button, self.delete_button, self.import_button,
+                               self.export_button)):
+            buttons.addWidget(b, i // 2, i % 2)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         lay = QVBoxLayout(self)
