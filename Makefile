@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.studio-installed
 
-.PHONY: run test setup system gguf lint bench-quick screenshot build clean
+.PHONY: run test setup system gguf lint bench-quick screenshot build clean resources
 
 run: setup
 	$(BIN)/studio
@@ -56,7 +56,12 @@ lint: setup
 screenshot: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/studio screenshot --plugin levels --out docs/screenshot.png
 
-build: setup
+# Built-in data sets shipped ready to use (checked in; remade only when missing).
+resources: setup
+	@test -f resources/music/bach-chorales/.complete \
+	  || $(BIN)/python -m plugins.music.engine.bach resources/music/bach-chorales
+
+build: setup resources
 	$(BIN)/python -m pip install --quiet -e '.[build]'
 	$(BIN)/pyinstaller --noconfirm studio.spec
 

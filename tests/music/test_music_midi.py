@@ -186,3 +186,21 @@ def test_builtin_bach_chorales(tmp_path: Path) -> None:
     starts = piece.melody_notes("auto")[:, 1]
     assert starts[0] % 16 == 12  # the one-beat pickup ends on a bar line
     assert not list(tmp_path.glob("datasets/.bach*"))  # no temporary folder left behind
+
+
+def test_the_chorales_are_shipped_ready_to_use(tmp_path: Path) -> None:
+    """Issue 17: a fresh workspace spent 75 s to 2.5 minutes parsing 371 scores before the
+    first step. The studio ships them as MIDI (made by this module at build time): the
+    built-in data set is that folder, nothing is written into the workspace, and the shipped
+    files are the ones the module writes (the same bytes, so runs on either share one
+    fingerprint)."""
+    from plugins.music.engine import bach
+
+    root = bach.builtin_bach(tmp_path / "workspace")
+    assert root == bach.resource_folder()
+    assert not (tmp_path / "workspace").exists()
+    shipped = sorted(root.glob("*.mid"))
+    assert len(shipped) == 371 and (root / ".complete").exists()
+    written = sorted(bach.builtin_bach(tmp_path, limit=3).glob("*.mid"))
+    assert [f.name for f in written] == [f.name for f in shipped[:3]]
+    assert [f.read_bytes() for f in written] == [f.read_bytes() for f in shipped[:3]]
