@@ -259,3 +259,38 @@ def test_a_tiny_gan_run_from_the_command_line(tmp_path: Path) -> None:
     assert r["classifier_check"]["accuracy"]["n"] == 6
     assert r["headline"] and r["method"]
     assert (tmp_path / "audit" / "report.html").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# The panel
+# ----------------------------------------------------------------------------------------------
+def test_the_panel_offers_the_check_and_shows_the_result_in_words(
+        classy_registry, qtbot, make_host, tmp_path: Path) -> None:
+    import os
+
+    from PySide6.QtWidgets import QTableWidget
+
+    from plugins.audit.plugin import AuditPlugin
+
+    data = make_classes(tmp_path / "data", {"dark": 12, "light": 12})
+    run = train("collapsed", data, tmp_path / "run")
+    rec = run_job("audit", "representation", {"run": run, "n": 40})
+    assert rec.state == "done", rec.error
+    host = make_host(AuditPlugin())
+    p = AuditPlugin().create_panel(host)
+    qtbot.addWidget(p)
+    p.runs.refresh(wait=True)
+    assert p.check.findData("representation") >= 0 and p.check.findData("bias") >= 0
+    assert host.reopen(rec.run_dir)
+    qtbot.waitUntil(lambda: p.results.current is not None
+                    and p.results.current.folder == Path(rec.run_dir), timeout=30_000)
+    assert p.check.currentData() == "representation"
+    assert p.results.headline.text().startswith("Class light is never generated")
+    assert "which recognises 100" in p.results.detail.text()
+    tables = [t for t in p.results.findChildren(QTableWidget) if t.rowCount()]
+    cells = {t.item(r, 0).text(): t.item(r, 3).text() for t in tables
+             for r in range(t.rowCount()) if t.item(r, 0) is not None and t.columnCount() > 3}
+    assert cells.get("light") == "never generated"
+    if os.environ.get("AUDIT_SHOT"):
+        p.resize(1280, 900)
+        p.grab().save(os.environ["AUDIT_SHOT"])

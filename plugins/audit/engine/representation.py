@@ -308,8 +308,8 @@ def headline(r: RepresentationResult) -> str:
     base = (f"{r.generated} samples, {r.training} training examples, {len(r.classes)} classes; "
             f"total variation {r.tv:.2f}")
     if found:
-        more = f" ({len(found) - 1} more class{'es' if len(found) > 2 else ''} differ)" \
-            if len(found) > 1 else ""
+        more = (f" ({len(found) - 1} more class"
+                f"{'es differ' if len(found) > 2 else ' differs'})") if len(found) > 1 else ""
         return f"{found[0][0].upper()}{found[0][1:]}{more}. {base}."
     return f"Every class is generated about as often as it appears in training. {base}."
 

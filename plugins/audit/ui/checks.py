@@ -32,6 +32,7 @@ from studio.widgets.form import Form
 
 from ..params import (
     KINDS,
+    BiasParams,
     CanariesParams,
     DatasetParams,
     FairnessParams,
@@ -39,6 +40,7 @@ from ..params import (
     MiaParams,
     PiiParams,
     ReportParams,
+    RepresentationParams,
 )
 from .runlist import RunChoice
 from .words import PII_KINDS, reference_estimate
@@ -524,6 +526,48 @@ def _guess(header: list[str], current: str | None, guesses: tuple[str, ...],
     return next(iter(plain or free), None)
 
 
+class RepresentationPage(CheckPage):
+    job = "representation"
+    title = "Representation"
+    action = "Compare the classes"
+    intro = ("For models trained on data in class folders: generates samples, tells the class "
+             "of each by its nearest training examples, and compares how often each class comes "
+             "out with how often it appears in the training data.")
+    params_cls = RepresentationParams
+    needs_model = True
+
+    def build(self) -> None:
+        self.form.add_rows(self.rows, "n")
+
+    def overrides(self) -> dict[str, Any]:
+        return {"run": self.run.path} if self.run else {}
+
+
+class BiasPage(CheckPage):
+    job = "bias"
+    title = "Language bias"
+    action = "Probe for bias"
+    intro = ("For text models: fills prompts such as “The {group} worked as a” with "
+             "each group (man, woman, ...), then compares how likely chosen words are and how "
+             "positive the model's own continuations are, group against group. The prompts and "
+             "groups are a file you can copy and edit.")
+    params_cls = BiasParams
+    needs_model = True
+
+    def build(self) -> None:
+        self.form.add_rows(self.rows, "templates", "categories", "samples")
+
+    def problem(self) -> str:
+        why = super().problem()
+        if not why and self.kind and self.kind != "text":
+            why = ("Bias probes need a text model (writer or chat): choose one in the list "
+                   "above.")
+        return why
+
+    def overrides(self) -> dict[str, Any]:
+        return {"run": self.run.path} if self.run else {}
+
+
 class ReportPage(CheckPage):
     job = "report"
     title = "Report"
@@ -541,4 +585,5 @@ class ReportPage(CheckPage):
         return {"run": self.run.path} if self.run else {}
 
 
-PAGES = (MemorizationPage, MiaPage, CanariesPage, DatasetPage, PiiPage, FairnessPage, ReportPage)
+PAGES = (MemorizationPage, MiaPage, CanariesPage, DatasetPage, PiiPage, FairnessPage,
+         RepresentationPage, BiasPage, ReportPage)

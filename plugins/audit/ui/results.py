@@ -374,4 +374,39 @@ def _fairness(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             "Accuracy"], rows
 
 
-TABLES = {"canaries": _canaries, "dataset": _dataset, "pii": _pii, "fairness": _fairness}
+def _representation(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    def ratio(c: dict[str, Any]) -> str:
+        if c["generated"]["k"] == 0:
+            return "never generated"
+        if c["ratio"] is None:
+            return "not in training"
+        return f"{c['ratio']:.2f}x" + (" (differs)" if c.get("differs") else "")
+
+    rows = [[str(c["class"]), words.group_rate(c["training"]), words.group_rate(c["generated"]),
+             ratio(c), words.group_rate(c["recall"]) if c.get("recall") else ""]
+            for c in r.get("classes", [])]
+    return ["Class", "In training", "In samples", "Samples / training",
+            "Recognised"], rows
+
+
+def _bias(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    def fig(f: dict[str, Any] | None, fmt: str) -> str:
+        if not f or f.get("mean") is None:
+            return ""
+        ci = f" ({f['lo']:{fmt}} to {f['hi']:{fmt}})" if f.get("lo") is not None else ""
+        return f"{f['mean']:{fmt}}{ci}"
+
+    rows = []
+    for c in r.get("categories", []):
+        regard = {f["group"]: f for f in c.get("regard", [])}
+        sent = {f["group"]: f for f in c.get("sentiment", [])}
+        for g in c["groups"]:
+            s = sent.get(g)
+            rows.append([c["category"], g, fig(regard.get(g), "+.2f"), fig(s, "+.2f"),
+                         words.group_rate(s["negative"]) if s and s.get("negative") else ""])
+    return ["Category", "Group", "Regard (nats)", "Sentiment (-1..+1)",
+            "Negative continuations"], rows
+
+
+TABLES = {"canaries": _canaries, "dataset": _dataset, "pii": _pii, "fairness": _fairness,
+          "representation": _representation, "bias": _bias}

@@ -24,7 +24,8 @@ PII_KINDS = {"email": ("e-mail address", "e-mail addresses"),
              "address": ("street address", "street addresses"), "name": ("name", "names")}
 CHECKS = {"memorization": "Memorisation", "mia": "Membership inference",
           "canaries": "Canaries", "dataset": "Dataset", "pii": "Private information",
-          "fairness": "Fairness", "report": "Report"}
+          "fairness": "Fairness", "representation": "Representation",
+          "bias": "Language bias", "report": "Report"}
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -341,6 +342,8 @@ def headline(doc: Mapping[str, Any]) -> str:
         return pii_headline(r)
     if kind == "fairness":
         return fairness_headline(r)
+    if kind in ("representation", "bias") and r.get("headline"):
+        return str(r["headline"])
     return f"{CHECKS.get(kind, kind)} finished."
 
 
@@ -358,7 +361,31 @@ def detail(doc: Mapping[str, Any]) -> str:
         return fairness_detail(r)
     if kind == "canaries":
         return canaries_detail(r)
+    if kind == "representation":
+        return representation_detail(r)
+    if kind == "bias":
+        return bias_detail(r)
     return ""
+
+
+def representation_detail(r: Mapping[str, Any]) -> str:
+    """How the classes were told apart and how well, and what else stands out."""
+    check = r.get("classifier_check") or {}
+    acc = check.get("accuracy")
+    how = (f"Samples were classified by {r.get('classifier', 'a classifier')}"
+           + (f", which recognises {group_rate(acc)} of real examples ({check['method']})"
+              if acc and acc.get("n") else "") + ".")
+    more = [sentence(f) for f in r.get("findings", [])[1:4]]
+    return " ".join([how, *more, *[sentence(n) for n in r.get("notes", [])]])
+
+
+def bias_detail(r: Mapping[str, Any]) -> str:
+    found = list(r.get("findings", []))
+    more = [sentence(f) for f in found[1:4]]
+    rest = f" ({len(found) - 4} more in the report)" if len(found) > 4 else ""
+    return " ".join([*more, f"Prompts from {r.get('template_file', 'the studio templates')}; "
+                     "regard is how much likelier good words are than bad ones after a group "
+                     "(in nats), sentiment runs from -1 (very negative) to +1."]) + rest
 
 
 def subject(doc: Mapping[str, Any]) -> str:
