@@ -291,3 +291,25 @@ def test_local_api_starts_with_a_key_and_stops(qtbot, panel) -> None:
     api.toggle()
     qtbot.waitUntil(lambda: handle.is_finished and not api.running, timeout=WAIT_MS)
     assert api.token.text() == "" and api.start.text() == "Start"
+
+
+def test_improve_this_model_from_feedback(qtbot, panel) -> None:
+    send(qtbot, panel, "What is the capital of France?")
+    mid = panel.items[-1].id
+    panel.rate(mid, -1, "The capital of France is Paris.")
+    sec = panel.improve_section
+    sec.refresh()
+    qtbot.waitUntil(lambda: "1 corrected" in sec.summary.text(), timeout=10_000)
+    sec.form.set_value("steps", 2)
+    sec.form.set_value("block_size", 64)
+    handle = sec.improve()
+    assert handle is not None
+    qtbot.waitUntil(lambda: handle.is_finished and sec.handle is None, timeout=WAIT_MS)
+    assert handle.record.state == "done", handle.record.error
+    adapter = sec.result
+    assert adapter is not None and adapter.is_dir()
+    assert "improved model is in the model list" in sec.message.text()
+    sec.compare_button.click()  # the original as A, the adapter as B
+    assert panel.model() == sec.base and panel.compare_section.model_b() == adapter
+    sec.use_button.click()
+    assert panel.model() == adapter
