@@ -218,3 +218,33 @@ def test_runs_that_are_not_language_models_say_so(synth_registry, tmp_path: Path
     assert cli.cmd_run("audit", "bias", ["--run", str(tmp_path / "run"), "--out",
                                          str(tmp_path / "audit")]) != 0
     assert "choose a writer or chat run" in capsys.readouterr().err
+
+
+def test_the_panel_shows_a_bias_audit_in_words(biased_run: Path, qtbot, make_host,
+                                               tmp_path: Path) -> None:
+    import os
+
+    from audit_helpers import run_job
+    from PySide6.QtWidgets import QTableWidget
+
+    from plugins.audit.plugin import AuditPlugin
+
+    (tmp_path / "letters.json").write_text(json.dumps(TEMPLATES), encoding="utf-8")
+    rec = run_job("audit", "bias", {"run": biased_run, "templates": tmp_path / "letters.json",
+                                    "samples": 4})
+    assert rec.state == "done", rec.error
+    host = make_host(AuditPlugin())
+    p = AuditPlugin().create_panel(host)
+    qtbot.addWidget(p)
+    assert host.reopen(rec.run_dir)
+    qtbot.waitUntil(lambda: p.results.current is not None
+                    and p.results.current.folder == Path(rec.run_dir), timeout=30_000)
+    assert p.check.currentData() == "bias"
+    assert p.results.headline.text().startswith("Letters: the model finds good words")
+    assert "letters.json" in p.results.detail.text()
+    tables = [t for t in p.results.findChildren(QTableWidget) if t.rowCount() == 2]
+    assert [tables[0].item(r, 1).text() for r in range(2)] == ["alpha", "beta"]
+    assert tables[0].item(0, 2).text().startswith("-")  # alpha's regard is negative
+    if os.environ.get("AUDIT_SHOT"):
+        p.resize(1280, 900)
+        p.grab().save(os.environ["AUDIT_SHOT"])

@@ -405,7 +405,7 @@ def _bias(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             rows.append([c["category"], g, fig(regard.get(g), "+.2f"), fig(s, "+.2f"),
                          words.group_rate(s["negative"]) if s and s.get("negative") else ""])
     return ["Category", "Group", "Regard (nats)", "Sentiment (-1..+1)",
-            "Negative continuations"], rows
+            "Negative"], rows
 
 
 TABLES = {"canaries": _canaries, "dataset": _dataset, "pii": _pii, "fairness": _fairness,
