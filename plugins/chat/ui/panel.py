@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSplitter,
     QToolBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -108,6 +109,21 @@ class ChatPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         font.setBold(True)
         self.title.setFont(font)
+        self.chats_toggle = QToolButton()
+        self.chats_toggle.setText("Chats")
+        self.chats_toggle.setCheckable(True)
+        self.chats_toggle.setChecked(True)
+        self.chats_toggle.setToolTip("Show or hide the list of chats")
+        self.side_toggle = QToolButton()
+        self.side_toggle.setText("Settings")
+        self.side_toggle.setCheckable(True)
+        self.side_toggle.setChecked(True)
+        self.side_toggle.setToolTip("Show or hide the settings: model, persona, notes, "
+                                    "documents, saved answers, improve, compare, local API")
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.chats_toggle)
+        title_row.addWidget(self.title, 1)
+        title_row.addWidget(self.side_toggle)
         model_row = QHBoxLayout()
         model_row.addWidget(QLabel("Model:"))
         model_row.addWidget(self.picker, 1)
@@ -121,13 +137,15 @@ class ChatPanel(QWidget):
             self.policy.addItem(label, key)
             self.policy.setItemData(self.policy.count() - 1, POLICY_HELP[key],
                                     Qt.ItemDataRole.ToolTipRole)
-        self.policy.setToolTip("What happens when this chat outgrows the model's context "
-                               "(never a silent cut)")
+        self.policy.setToolTip("When full: what happens when this chat outgrows the model's "
+                               "context (never a silent cut)")
+        self.policy.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.policy.setMinimumContentsLength(10)
         self.policy.activated.connect(self._policy_picked)
         context_row = QHBoxLayout()
         context_row.addWidget(QLabel("Context:"))
         context_row.addWidget(self.context_bar, 1)
-        context_row.addWidget(QLabel("When full:"))
         context_row.addWidget(self.policy)
         self.context_note = QLabel("")
         self.context_note.setWordWrap(True)
@@ -145,7 +163,7 @@ class ChatPanel(QWidget):
         centre = QWidget()
         cv = QVBoxLayout(centre)
         cv.setContentsMargins(4, 0, 4, 0)
-        cv.addWidget(self.title)
+        cv.addLayout(title_row)
         cv.addLayout(model_row)
         cv.addLayout(context_row)
         cv.addWidget(self.context_note)
@@ -162,7 +180,7 @@ class ChatPanel(QWidget):
         self.model_section = ModelSection(host, self.form, self.model, lambda: self.chat_id)
         self.model_section.template_changed.connect(self.set_template)
         self.side = QToolBox()
-        self.side.setMinimumWidth(300)
+        self.side.setMinimumWidth(260)
         self.side.addItem(self.model_section, "Model settings")
         self._add_sections()
 
@@ -175,7 +193,10 @@ class ChatPanel(QWidget):
         split.setStretchFactor(2, 0)
         split.setSizes([230, 700, 340])
         split.setChildrenCollapsible(False)
-        self.chat_list.setMinimumWidth(180)
+        self.chat_list.setMinimumWidth(150)
+        self.chats_toggle.toggled.connect(self.chat_list.setVisible)
+        self.side_toggle.toggled.connect(self.side.setVisible)
+        self._fitted = False
         self.split = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -184,6 +205,17 @@ class ChatPanel(QWidget):
         self.view.empty_text = "Opening your chats…"
         self.view.show_messages([])
         self._open_store()
+
+    def showEvent(self, event: Any) -> None:
+        """The first time it is shown: in a narrow window (docks beside it), the settings and
+        then the chat list start hidden (their buttons bring them back)."""
+        super().showEvent(event)
+        if not self._fitted and self.width() > 100:
+            self._fitted = True
+            if self.width() < 980:
+                self.side_toggle.setChecked(False)
+            if self.width() < 640:
+                self.chats_toggle.setChecked(False)
 
     def _add_sections(self) -> None:
         """The side sections beyond the model's; each is its own module."""
