@@ -19,6 +19,8 @@ USAGE = """usage:
   studio run PLUGIN JOB [--key value ...]  run a job headless (--events jsonl for JSON lines;
                                            studio run PLUGIN JOB --help lists its options)
   studio screenshot [--plugin ID] [--size 1400x900] [--theme light|dark] --out FILE.png
+  studio selftest [--plugin ID ...]        check this installation: a tiny job of every plugin,
+                                           the window, audio, writable folders
 """
 
 
@@ -59,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(rest[0], rest[1], rest[2:])
     if cmd == "screenshot":
         return screenshot_cmd(rest)
+    if cmd == "selftest":
+        from studio.selftest import main as selftest
+
+        return selftest(rest)
     sys.stderr.write(f"unknown command {cmd!r}\n{USAGE}")
     return 2
 
