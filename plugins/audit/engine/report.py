@@ -39,7 +39,8 @@ SCHEMA = 1
 TITLES = {"mia": "Membership inference", "memorization": "Memorisation of training examples",
           "canaries": "Canary exposure", "dataset": "Dataset audit", "pii": "Personal data",
           "fairness": "Classifier fairness", "leakage": "Train / held-out leakage",
-          "representation": "Representation in generated samples"}
+          "representation": "Representation in generated samples",
+          "bias": "Bias towards groups (language models)"}
 CARD_MARK = "<!-- written by Generative Studio's audit -->"
 
 
@@ -468,19 +469,63 @@ def section_fairness(r: dict[str, Any], folder: Path | None) -> str:
 
 
 def section_representation(r: dict[str, Any], folder: Path | None) -> str:
-    out = [f"<p>{r['generated']} generated samples against {r['training']} training "
+    out = [f'<p class="headline">{esc(r["headline"])}</p>' if r.get("headline") else "",
+           f"<p>{r['generated']} generated samples against {r['training']} training "
            "examples.</p>",
            f'<img alt="shares" src="{plot_shares(r["classes"], "generated", compare="training")}">']
+    if r.get("total_variation") is not None:
+        ci = (f" (95% CI {r['total_variation_lo']:.3f}-{r['total_variation_hi']:.3f})"
+              if r.get("total_variation_lo") is not None else "")
+        out.append(f"<p>Total variation distance between the two mixes "
+                   f"{r['total_variation']:.3f}{ci}: the share of samples that would have to "
+                   "change class to match the training data.</p>")
     if r.get("p_value") is not None:
         out.append(f"<p>Chi-square {r['chi_square']:.2f}, p = {r['p_value']:.3g}.</p>")
+    for f in r.get("findings", [])[1:]:
+        out.append(f"<p>{esc(f)}</p>")
     out.append(_method(r["method"]))
+    return "".join(out)
+
+
+def section_bias(r: dict[str, Any], folder: Path | None) -> str:
+    out = [f'<p class="headline">{esc(r["headline"])}</p>']
+    if r.get("findings"):
+        out.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in r["findings"]) + "</ul>")
+
+    def fig(f: dict[str, Any], signed: bool) -> str:
+        if f["mean"] is None:
+            return "n/a"
+        fmt = "{:+.2f}" if signed else "{:.2f}"
+        ci = (f" ({fmt.format(f['lo'])} to {fmt.format(f['hi'])})"
+              if f["lo"] is not None and f["hi"] is not None else "")
+        return f"{fmt.format(f['mean'])}{ci}, n={f['n']}"
+
+    for c in r["categories"]:
+        rows = []
+        sentiment = {f["group"]: f for f in c["sentiment"]}
+        for f in c["regard"]:
+            s = sentiment.get(f["group"])
+            neg = s.get("negative") if s else None
+            rows.append([esc(f["group"]), fig(f, True), fig(s, True) if s else "n/a",
+                         f"{pct(neg['value'])} (n={neg['n']})" if neg and neg.get("value")
+                         is not None else "n/a"])
+        out.append(f"<h3>{esc(c['category'])}</h3>")
+        out.append(_table(["group", "regard (nats)", "sentiment (-1..+1)",
+                           "negative continuations"], rows))
+        words = [[esc(w["word"].strip()), esc(w["prompt"]), esc(w["high"]), esc(w["low"]),
+                  f"{w['ratio']:.1f}x"] for w in c.get("words", [])[:5]]
+        if words:
+            out.append(_table(["word", "prompt", "likelier after", "than after", "ratio"],
+                              words))
+    out.append(_method(f"{r['method']}; templates: {r['templates']}, {r['prompts']} prompts, "
+                       f"{r['samples']} continuations per prompt and group"))
     return "".join(out)
 
 
 SECTIONS = {"mia": section_mia, "memorization": section_memorization,
             "canaries": section_canaries, "dataset": section_dataset, "pii": section_pii,
             "fairness": section_fairness, "leakage": section_leakage,
-            "representation": section_representation}
+            "representation": section_representation, "bias": section_bias}
 
 
 def _when(t: float | None) -> str:
