@@ -113,9 +113,9 @@ def bare_name(value: str | os.PathLike[str]) -> str:
 def scrub(value: Any) -> Any:
     """``value`` with every path reduced to its bare name, recursively (dicts, lists).
 
-    Strings that look like paths are reduced too (a path passed as text); prose (a prompt, a
-    document) has line breaks or no slash and stays as it is, except that the user's home
-    folder and name are taken out of it wherever they appear."""
+    Strings holding an absolute or home-relative path are reduced too (a path passed as text);
+    other text (a prompt, a relative name) stays as it is, except that the user's home folder
+    and name are taken out of it wherever they appear."""
     if isinstance(value, os.PathLike):
         return bare_name(value)
     if isinstance(value, str):

@@ -108,7 +108,9 @@ def test_autosave_and_recovery_after_a_crash(qtbot, make_host, tmp_path: Path) -
     assert "Recovered" in second.write_tab.save_label.text()
     assert second.write_tab.docs.currentText() == "Chapter one"
     out = second.write_tab.export_to(tmp_path / "story.md")
-    assert out.read_text(encoding="utf-8") == "Chapter one\nIt was a dark night."
+    # the text, then its provenance in an HTML comment (invisible once rendered)
+    text, block = out.read_text(encoding="utf-8").split("\n\n<!-- generative-studio:", 1)
+    assert text == "Chapter one\nIt was a dark night." and block.startswith("provenance {")
     second.shutdown()  # a clean exit: nothing to recover next time
     third = plugin.create_panel(host)
     qtbot.addWidget(third)
