@@ -241,8 +241,11 @@ class JobContext:
                               examples_file=examples_file, info=dict(info))
         old = self.run.record_data(ds)
         if old is not None and old.fingerprint and old.fingerprint != ds.fingerprint:
+            counts = (f"{old.examples} examples then, {ds.examples} now" if old.examples !=
+                      ds.examples else f"as many examples, {ds.examples}, but their content "
+                      "changed")
             self.warn(f"the {role} data differs from what this run was trained on before "
-                      f"({old.examples} then, {ds.examples} now); continuing with it as it is now")
+                      f"({counts}); continuing with it as it is now")
 
     def recorded_data(self, role: str = "train") -> str | None:
         """Where this run's data was when it last trained (absolute): a resumed run finds it

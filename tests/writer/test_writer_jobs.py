@@ -164,3 +164,31 @@ def test_sampler_styles_decide_the_sampling_numbers() -> None:
     assert (s.seed, s.max_new_tokens) == (4, 9)  # a style leaves length and seed alone
     alt = AlternativesParams.following(p, 2)
     assert alt.sampler == "precise" and alt.settings().temperature == 0.3
+
+
+def test_resume_finds_its_text_from_anywhere_and_an_explicit_data_wins(
+        tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: resume read the text it started with and ignored --data. A run started with a
+    relative path resumes from any folder; an explicit --data wins (a moved or edited text),
+    with a warning that the data changed, and later resumes keep it."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
+    run = tmp_path / "run"
+    tiny = ["--batch-size", "2", "--block-size", "16", "--out", str(run)]
+    monkeypatch.chdir(texts)
+    assert cli.cmd_run("writer", "train", ["--data", "a.txt", "--steps", "2", *tiny]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.cmd_run("writer", "train", ["--resume", "--steps", "3", *tiny]) == 0
+    assert "differs" not in capsys.readouterr().err
+    edited = tmp_path / "edited.txt"
+    edited.write_text((texts / "a.txt").read_text(encoding="utf-8").replace("Citizen", "Poet"),
+                      encoding="utf-8")
+    assert cli.cmd_run("writer", "train", ["--resume", "--data", str(edited), "--steps", "4",
+                                           *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "data differs from what this run was trained on before" in err
+    (texts / "a.txt").unlink()  # the first text is gone: the run now reads the edited one
+    assert cli.cmd_run("writer", "train", ["--resume", "--steps", "5", *tiny]) == 0

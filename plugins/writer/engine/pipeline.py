@@ -266,6 +266,9 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
             raise UserError(f"{run_dir} was not made by the writer's train job")
         old = TrainRequest(**saved["request"])
         old.steps, old.max_seconds = req.steps, req.max_seconds
+        if req.data and req.data != old.data:  # an explicit --data wins: the text moved, or
+            old.data = req.data  # the user means it (the job warns when its passages differ);
+            storage.atomic_write_json(cfg_path, {**saved, "request": old.to_json()})  # kept
         req = old
     refuse_to_overwrite(run_dir, run_dir / CHECKPOINT, resume, "training")
 
