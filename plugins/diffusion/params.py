@@ -33,7 +33,7 @@ from studio.errors import UserError
 from studio.params import Choices, Codec, Group, Help, Label, Range, Special, Unit, Widget
 
 from .engine.infotext import GenerationParams
-from .engine.schedulers import LABELS, SchedulerName
+from .engine.schedulers import SUGGESTIONS, canonical
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 SEED_LIMIT = 2**32 - 1  # A1111 seeds are 32-bit; a PNG from it must reproduce on our CLI
@@ -141,8 +141,11 @@ class Generation:
                       Help("What to draw (text models; unconditional models ignore it)")] = ""
     negative_prompt: Annotated[str, Label("Negative"),
                                Help("What to avoid (text models)")] = ""
-    scheduler: Annotated[SchedulerName, Label("Sampler"), Choices(LABELS),
-                         Help("The sampling method: DPM-Solver++ is a good default")] = "dpm++"
+    scheduler: Annotated[str, Label("Sampler"), Widget(suggestions=SUGGESTIONS),
+                         Help("The sampler as A1111 names it, with its schedule if any: "
+                              "'DPM++ 2M Karras', 'Euler a', 'DPM++ SDE Karras', 'UniPC'; "
+                              "Karras, Exponential, Beta and SGM Uniform schedules")
+                         ] = "DPM++ 2M"
     steps: Annotated[int, Range(1, 1000), Label("Steps"),
                      Help("Denoising steps (img2img runs strength times as many)")] = 25
     guidance: Annotated[float, Range(0.0, 50.0, 0.5), Label("Guidance"),
@@ -170,6 +173,7 @@ class Generation:
         model is loaded, not after the images are made."""
         if self.out is not None and Path(self.out).suffix.lower() != ".png":
             raise UserError(f"--out must be a .png file, not {Path(self.out).name}")
+        self.scheduler = canonical(self.scheduler)
 
     def shared(self) -> dict[str, Any]:
         """These settings by name, to fill another generation job's params

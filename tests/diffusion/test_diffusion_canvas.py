@@ -173,14 +173,14 @@ def test_export_png_carries_parameters_and_reads_back(panel: Any, photo: Path,
     edit.doc.add_result(np.full((48, 40, 3), 90, np.uint8), "result", params)
     out = edit.export_png(tmp_path / "export.png")
     p = read_png_parameters(out)
-    assert (p.prompt, p.steps, p.scheduler, p.seed, p.strength) == ("a tiny house", 12, "unipc",
+    assert (p.prompt, p.steps, p.scheduler, p.seed, p.strength) == ("a tiny house", 12, "UniPC",
                                                                     321, 0.35)
     edit.gen.editor("prompt").setPlainText("something else")
     edit.gen.editor("seed").setValue(1)
     assert edit.read_parameters(out)
     assert edit.gen.editor("prompt").toPlainText() == "a tiny house"
     assert edit.gen.editor("seed").value() == 321 and edit.gen.p.seed == 321
-    assert edit.gen.editor("scheduler").currentData() == "unipc" and edit.mode == "img2img"
+    assert edit.gen.editor("scheduler").currentText() == "UniPC" and edit.mode == "img2img"
     assert edit.forms["img2img"].p.strength == 0.35
     assert not edit.read_parameters(photo)  # a PNG without parameters: a message, no crash
     assert "no generation parameters" in edit.status.text()

@@ -60,7 +60,7 @@ def test_same_seed_same_image_and_parameters_reproduce_it(run_job: Any, text_mod
     assert res.state == "done", res.error
     p = read_png_parameters(first)
     assert (p.prompt, p.negative_prompt, p.steps, p.scheduler, p.seed, p.guidance) == (
-        "a blue bird", "fog", 3, "euler-a", 42, 3.0)
+        "a blue bird", "fog", 3, "Euler a", 42, 3.0)
     again = tmp_path / "again.png"
     res = run_job("sample", model=str(text_model), prompt=p.prompt,
                   negative_prompt=p.negative_prompt, n=1, steps=p.steps, scheduler=p.scheduler,

@@ -23,8 +23,8 @@ def test_parameters_round_trip_through_a_png(tmp_path: Path) -> None:
     from plugins.common.pngmeta import save_png
 
     p = GenerationParams(prompt="a lighthouse, at dusk: oil", negative_prompt="blurry\nugly",
-                         steps=30, scheduler="euler-a", guidance=6.5, seed=1234, width=512,
-                         height=768, mode="inpaint", strength=0.75, mask_blur=4,
+                         steps=30, scheduler="DPM++ 2M SDE Karras", guidance=6.5, seed=1234,
+                         width=512, height=768, mode="inpaint", strength=0.75, mask_blur=4,
                          model="my, model", model_hash="0badf00d",
                          extra={"Lora hashes": '"x: 1"'})
     save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "a.png",
@@ -40,7 +40,7 @@ def test_reads_what_a1111_writes() -> None:
     p = parse_parameters(text)
     assert p.prompt == "masterpiece, a cat\nwearing a hat"
     assert p.negative_prompt == "lowres, bad hands"
-    assert (p.steps, p.scheduler, p.guidance, p.seed) == (20, "dpm++", 7.0, 3071459468)
+    assert (p.steps, p.scheduler, p.guidance, p.seed) == (20, "DPM++ 2M Karras", 7.0, 3071459468)
     assert (p.width, p.height, p.model_hash, p.model) == (512, 512, "6ce0161689",
                                                            "v1-5-pruned-emaonly")
     assert p.strength == 0.7 and p.mode == "img2img"
@@ -85,8 +85,8 @@ def test_cli_forms_of_the_issue(pixel_model: Path, image_folder: Path, photo: Pa
     assert read_png_parameters(tmp_path / "inp.png").mode == "inpaint"
     # a bad value is a usage error, not a traceback
     assert cmd_run("diffusion", "sample", ["--model", str(pixel_model), "--scheduler",
-                                           "heun"]) == 2
-    assert "must be one of" in capsys.readouterr().err
+                                           "DPM fast"]) == 2
+    assert "unknown sampler 'DPM fast'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("job", "argv", "message"), [

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .schedulers import A1111_NAMES, normalise
+from .schedulers import a1111_fields, canonical, from_fields
 
 PNG_KEY = "parameters"
 # A1111's own pattern for one "Key: value" pair of the last line
@@ -34,7 +34,7 @@ class GenerationParams:
     prompt: str = ""
     negative_prompt: str = ""
     steps: int = 25
-    scheduler: str = "dpm++"
+    scheduler: str = "DPM++ 2M"  # sampler and schedule: "DPM++ 2M Karras"
     guidance: float = 7.5
     seed: int = 1
     width: int = 0
@@ -77,11 +77,18 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _sampler_fields(name: str) -> list[tuple[str, Any]]:
+    try:
+        return list(a1111_fields(name))
+    except Exception:  # a name kept from another tool's file: written back as it was
+        return [("Sampler", name)]
+
+
 def format_parameters(p: GenerationParams) -> str:
     """The A1111 ``parameters`` text for ``p``."""
     pairs: list[tuple[str, Any]] = [
         ("Steps", p.steps),
-        ("Sampler", A1111_NAMES.get(p.scheduler, p.scheduler)),
+        *_sampler_fields(p.scheduler),
         ("CFG scale", _num(p.guidance)),
         ("Seed", p.seed),
     ]
@@ -130,12 +137,8 @@ def parse_parameters(text: str) -> GenerationParams:
         try:
             if key == "Steps":
                 p.steps = int(value)
-            elif key == "Sampler":
-                try:
-                    p.scheduler = normalise(value)
-                except Exception:
-                    p.extra["Sampler"] = value
-                    p.scheduler = "dpm++"
+            elif key in ("Sampler", "Schedule type"):
+                continue  # read together below
             elif key == "CFG scale":
                 p.guidance = float(value)
             elif key == "Seed":
@@ -157,6 +160,15 @@ def parse_parameters(text: str) -> GenerationParams:
                 p.extra[key] = value
         except ValueError:
             p.extra[key] = value
+    fields = {k.strip(): _unquote(v.strip()) for k, v in found}
+    if "Sampler" in fields:
+        try:
+            p.scheduler = canonical(from_fields(fields["Sampler"], fields.get("Schedule type")))
+        except Exception:  # a sampler the studio does not have: kept as written (generating
+            # with it says so; nothing is swapped in silently)
+            sched = fields.get("Schedule type", "")
+            p.scheduler = fields["Sampler"] + (f" {sched}" if sched and sched != "Automatic"
+                                               else "")
     if p.mode == "txt2img" and p.strength is not None:
         p.mode = "img2img"
     return p

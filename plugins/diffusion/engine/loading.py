@@ -16,7 +16,6 @@ window costs no reload.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -401,24 +400,11 @@ def _finish(pipe: Any, info: ModelInfo, path: Path, device: str, dtype: Any, log
 
 
 def model_hash(path: Path) -> str:
-    """A short, cheap fingerprint of the model's main weights (A1111's old-style hash: sha256 of
-    64 KiB at 1 MiB into the file), written into PNG parameters."""
-    if path.is_dir():
-        cands = sorted((path / "unet").glob("*.safetensors")) or sorted(
-            (path / "transformer").glob("*.safetensors"))
-        if not cands:
-            return ""
-        path = cands[0]
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0x100000)
-            chunk = fh.read(0x10000)
-            if not chunk:
-                fh.seek(0)
-                chunk = fh.read(0x10000)
-    except OSError:
-        return ""
-    return hashlib.sha256(chunk).hexdigest()[:8]
+    """A1111's AutoV2 hash of the model's main weights (10 hex digits), written into PNG
+    parameters (:mod:`.hashes`)."""
+    from .hashes import model_hash as autov2_of
+
+    return autov2_of(path)
 
 
 def _first_line(exc: BaseException) -> str:

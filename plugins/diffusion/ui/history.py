@@ -14,8 +14,6 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
-from plugins.diffusion.engine.schedulers import LABELS
-
 from . import qimages
 
 THUMB = 64
@@ -53,7 +51,7 @@ class HistoryStrip(QListWidget):
         item = QListWidgetItem(QIcon(pix), f"{params.get('mode', '')} {params.get('seed', '')}")
         item.setData(Qt.ItemDataRole.UserRole, index)
         tip = params.get("prompt") or "(no prompt)"
-        sampler = LABELS.get(str(params.get("scheduler")), params.get("scheduler"))
+        sampler = params.get("scheduler")  # A1111's name, e.g. "DPM++ 2M Karras"
         item.setToolTip(f"{tip}\n{sampler}, {params.get('steps')} steps, seed "
                         f"{params.get('seed')}\nClick: restore these settings. Double-click: "
                         "add the image to the canvas.")
