@@ -15,14 +15,17 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-def rate(per_second: float | None, unit: str = "it") -> str:
+def rate(per_second: float | None, unit: str = "") -> str:
+    """One rate format everywhere (Jobs dock, status bar): always per second, never "s/it"
+    in one place and "steps/s" in another: ``1,234/s``, ``12.5 steps/s``, ``0.42/s``."""
     if not per_second:
         return "—"
+    unit = f" {unit}" if unit else ""
     if per_second >= 100:
-        return f"{per_second:,.0f} {unit}/s"
+        return f"{per_second:,.0f}{unit}/s"
     if per_second >= 1:
-        return f"{per_second:.1f} {unit}/s"
-    return f"{1 / per_second:.1f} s/{unit}"
+        return f"{per_second:.1f}{unit}/s"
+    return f"{per_second:.2g}{unit}/s"
 
 
 def count(n: float) -> str:

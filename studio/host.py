@@ -29,6 +29,10 @@ class PanelHost(QObject):
     settings_changed = Signal(object)
     #: the user reopened one of this plugin's runs: (job name, its params object)
     run_reopened = Signal(str, object, object)
+    #: the studio started one of this plugin's jobs for the user (the welcome page's one-click
+    #: examples): (job name, its params object, the JobHandle). A panel may adopt the
+    #: handle to show its previews and result as if its own button had started it.
+    job_started = Signal(str, object, object)
 
     def __init__(
         self,

@@ -165,9 +165,17 @@ class JobContext:
     # -- reporting ------------------------------------------------------------------------------
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
         """Report ``done`` of ``total`` units. Throttled to ~20 events/s; the last one always goes
-        out (``done == total``) so bars end at 100%."""
+        out (``done == total``) so bars end at 100%. A count that starts again is a new phase
+        ("Preparing data" then "Training"): its total and rate start afresh (no total: the
+        window shows a busy bar)."""
         rec = self.record
         now = time.monotonic()
+        if done < rec.done:
+            # the count started again: a new phase (reading images, then training steps)
+            # keeps neither the last phase's total (a bar at 100% while training starts)
+            # nor its rate (images per second are not steps per second)
+            rec.total = None
+            rec.rate = None
         rec.done = float(done)
         if total is not None:
             rec.total = float(total)

@@ -8,8 +8,8 @@ plugins or opening the window never imports torch or a plugin's engine.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,6 +46,37 @@ class JobSpec:
         return getattr(importlib.import_module(module), attr)
 
 
+SAMPLES = Path(__file__).parent / "resources" / "samples"
+
+
+@dataclass(frozen=True)
+class QuickStart:
+    """One job the welcome page starts in one click, and what the user should expect.
+
+    ``values`` are the job's parameters as the command line takes them (``{"data":
+    "digits", "steps": 400}``), read into ``params`` (``"plugins.foo.params:TrainParams"``,
+    a light module) and checked before the job is queued. A value ``"{samples}/NAME"``
+    names a sample file the studio ships (``studio/resources/samples``).
+    """
+
+    job: str
+    title: str  # "Train a GAN on handwritten digits"
+    expect: str  # "About 3 minutes on a laptop CPU; samples sharpen in the panel, ..."
+    params: str  # "module:Class" of the job's params dataclass
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        """The typed, checked params object (raises UserError on values that do not fit)."""
+        from studio import params as params_mod
+
+        module, _, attr = self.params.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        values = {k: (str(SAMPLES / v[len("{samples}/"):])
+                      if isinstance(v, str) and v.startswith("{samples}/") else v)
+                  for k, v in self.values.items()}
+        return params_mod.from_mapping(cls, values)
+
+
 class Plugin:
     """Base class for plugins, registered in the ``studio.plugins`` entry-point group.
 
@@ -62,6 +93,11 @@ class Plugin:
     #: ``"module:Class"`` of the plugin's audit probe (how the audit loads, samples and scores
     #: this plugin's models without importing its engine); empty: "not auditable yet"
     audit_probe: ClassVar[str] = ""
+    #: the welcome page's one-click job for this plugin (None: the card opens the panel)
+    quick_start: ClassVar[QuickStart | None] = None
+    #: words for this plugin's own metric keys in the plots dock, added to the studio's
+    #: table (``studio.plotlabels``): ``{"loss": "Loss (nats per note)", "my_key": ...}``
+    metric_labels: ClassVar[Mapping[str, Any]] = {}
 
     def job(self, name: str) -> JobSpec:
         for spec in self.jobs:

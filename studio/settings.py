@@ -28,6 +28,7 @@ class Settings:
     theme: str = "light"
     last_plugin: str = ""
     model_folders: list[str] = field(default_factory=list)  # searched by the model library
+    notify_when_done: bool = True  # a desktop notification when a long job ends unseen
 
     def workspace_path(self) -> Path:
         return Path(self.workspace).expanduser() if self.workspace else storage.default_workspace()

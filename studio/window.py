@@ -12,13 +12,14 @@ import traceback
 import types
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
     QDockWidget,
     QFileDialog,
-    QFrame,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -26,8 +27,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
-    QScrollArea,
     QStackedWidget,
+    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
@@ -39,12 +40,26 @@ from studio.jobs import FINAL_STATES, RUNNING, Event, JobRecord
 from studio.plots import PlotsWidget
 from studio.qtjobs import JobManager
 from studio.registry import PluginRecord
-from studio.settings import Settings
+from studio.settings import PluginStore, Settings
 from studio.widgets.jobs_dock import JobsWidget
 from studio.widgets.log_dock import LogWidget
+from studio.widgets.panelarea import PanelArea
 
 log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).parent / "resources"
+DEFAULT_SIZE = (1400, 900)  # shrunk to the screen's free area (a 1366x768 laptop)
+PLOTS_WIDTH = 380  # the plots dock's width when it first opens
+BOTTOM_HEIGHT = 120  # the Jobs / Log tab area's height when it first opens
+LONG_JOB_S = 60.0  # a job this long that ends unseen earns a desktop notification
+WELCOME = "__welcome__"  # the welcome page's key in the stack
+
+
+def default_size(available: QSize | None) -> QSize:
+    """The first window size: 1400x900, or the screen's free area less a margin."""
+    w, h = DEFAULT_SIZE
+    if available is None or available.isEmpty():
+        return QSize(w, h)
+    return QSize(min(w, available.width() - 16), min(h, available.height() - 40))
 
 
 class _DeviceProbe(QObject):
@@ -58,9 +73,13 @@ class _DeviceProbe(QObject):
                 from studio import device
 
                 info = device.resolve(settings.device, settings.cpu_threads)
-                self.found.emit(info.describe(), f"Jobs run on {info.torch_device}")
+                text, tip = info.describe(), f"Jobs run on {info.torch_device}"
             except Exception as exc:  # shown in the status bar, not hidden
-                self.found.emit(f"Device: {exc}", traceback.format_exc())
+                text, tip = f"Device: {exc}", traceback.format_exc()
+            try:
+                self.found.emit(text, tip)
+            except RuntimeError:  # the window closed while torch was importing
+                pass
 
         if sync:
             probe()
@@ -88,13 +107,19 @@ class ErrorPage(QWidget):
 
 
 class MainWindow(QMainWindow):
+    """The studio's window. The work area comes first: the plots dock opens when the open
+    plugin's job reports its first metric and follows that plugin's latest job (unless
+    pinned); Jobs and Log share a short tab area that opens with the first job; the size,
+    place and dock layout come back next time."""
+
     def __init__(self, settings: Settings | None = None,
                  records: list[PluginRecord] | None = None) -> None:
         super().__init__()
         self.settings = settings or settings_mod.load()
         self.setWindowTitle("Generative Studio")
         self.setWindowIcon(QIcon(str(RESOURCES / "studio.svg")))
-        self.resize(1400, 900)
+        screen = QApplication.primaryScreen()
+        self.resize(default_size(screen.availableGeometry().size() if screen else None))
         self.setDockNestingEnabled(True)
         self.manager = JobManager(self.settings, self)
         self.records = records if records is not None else registry.discover()
@@ -105,16 +130,20 @@ class MainWindow(QMainWindow):
         self.hosts: dict[str, PanelHost] = {}
         self._force_close = False
         self._session_ended = False
+        self._shown_once = False
+        self.store = PluginStore("studio")
+        self.tray: QSystemTrayIcon | None = None
+        self.notifications: list[tuple[str, str]] = []  # (title, text) shown this session
+        names = {r.id: r.name for r in self.records}
 
         # navigator + centre
         self.navigator = QListWidget()
         self.navigator.setObjectName("navigator")
+        self.navigator.setAccessibleName("Plugins")
         self.navigator.setIconSize(QSize(28, 28))
         self.navigator.setFixedWidth(190)
         self.stack = QStackedWidget()
         central = QWidget()
-        from PySide6.QtWidgets import QHBoxLayout
-
         row = QHBoxLayout(central)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(0)
@@ -128,9 +157,7 @@ class MainWindow(QMainWindow):
         for rec in self.records:
             item = QListWidgetItem(rec.name if rec.ok else f"{rec.name} (disabled)")
             item.setData(Qt.ItemDataRole.UserRole, rec.id)
-            icon_path = rec.plugin.icon_path() if rec.plugin else None
-            item.setIcon(QIcon(str(icon_path)) if icon_path else
-                         QIcon(str(RESOURCES / "plugin.svg")))
+            item.setIcon(self.icon_for(rec))
             if rec.ok:
                 item.setToolTip(rec.plugin.description if rec.plugin else "")
             else:
@@ -140,20 +167,26 @@ class MainWindow(QMainWindow):
         self.navigator.currentRowChanged.connect(self._on_nav)
 
         # docks
-        self.jobs_widget = JobsWidget(self.manager)
-        self.plots_widget = PlotsWidget(self.manager.metrics)
+        self.jobs_widget = JobsWidget(self.manager, plugin_names=names)
+        self.plots_widget = PlotsWidget(self.manager.metrics, labels_for=self._metric_labels)
         self.plots_widget.workspace_for_dialog = lambda: self.settings.workspace_path()
         self.log_widget = LogWidget()
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         self.jobs_dock = self._dock("Jobs", self.jobs_widget, bottom)
-        self.log_dock = self._dock("Log", self.log_widget, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_dock = self._dock("Log", self.log_widget, bottom)
         self.plots_dock = self._dock("Live plots", self.plots_widget,
                                      Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.jobs_dock, self.log_dock)
         self.jobs_dock.raise_()
-        self._docks_sized = False
+        self._restored = self._restore_layout()
+        # nothing to show yet: the work area gets the room (see _reveal)
+        for dock in (self.plots_dock, self.jobs_dock, self.log_dock):
+            dock.hide()
+        revealed = self.store.get("window", "revealed", [])
+        self._revealed: set[str] = set(revealed if isinstance(revealed, list) else [])
         self.manager.log_message.connect(self.log_widget.append)
         self.manager.event.connect(self._on_event)
+        self.manager.job_added.connect(lambda _rec: self._reveal(self.jobs_dock))
         self.manager.job_changed.connect(self._on_job_changed)
         self.jobs_widget.job_selected.connect(self.plots_widget.show_source)
 
@@ -175,13 +208,30 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(self._refresh_job_status)
         self._status_timer.start()
 
+        from studio.widgets.welcome import WelcomePage
+
+        self.welcome = WelcomePage(self.records, self.icon_for, self.start_job)
+        self.welcome.opened.connect(self.select_plugin)
+        self._containers[WELCOME] = self.welcome
+        self.stack.addWidget(self.welcome)
+
         self._build_menus()
         self.apply_theme()
         self.notice: QWidget | None = None
         self._offer_interrupted_runs()
         start = self._initial_plugin()
-        if start is not None:
+        if start == WELCOME:
+            self.show_welcome()
+        elif start is not None:
             self.select_plugin(start)
+
+    def icon_for(self, rec: PluginRecord) -> QIcon:
+        icon_path = rec.plugin.icon_path() if rec.plugin else None
+        return QIcon(str(icon_path)) if icon_path else QIcon(str(RESOURCES / "plugin.svg"))
+
+    def _metric_labels(self, plugin_id: str) -> object:
+        rec = next((r for r in self.records if r.id == plugin_id), None)
+        return getattr(rec.plugin, "metric_labels", None) if rec and rec.plugin else None
 
     def _offer_interrupted_runs(self) -> None:
         """Runs the system stopped since the user last looked get a notice with Resume."""
@@ -226,13 +276,55 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{run_dir.name} cannot be resumed here", 8000)
 
     def showEvent(self, event: object) -> None:
-        """Size the docks once, when the window first has its real size (resizeDocks before
-        the first show is overridden by the layout)."""
+        """The keyboard starts in the page (a navigator focused first would select its
+        first plugin and hide the welcome page)."""
         super().showEvent(event)  # type: ignore[arg-type]
-        if not self._docks_sized:
-            self._docks_sized = True
-            self.resizeDocks([self.plots_dock], [380], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.jobs_dock], [200], Qt.Orientation.Vertical)
+        if not self._shown_once:
+            self._shown_once = True
+            self.focus_panel()
+
+    def _reveal(self, dock: QDockWidget) -> None:
+        """Open a dock that now has something to show, at a modest size the first time
+        (later, at the size the user gave it: the saved layout keeps it)."""
+        if dock.isVisible():
+            return
+        dock.show()
+        if dock is self.jobs_dock:
+            self.log_dock.show()
+            self.tabifyDockWidget(self.jobs_dock, self.log_dock)
+            self.jobs_dock.raise_()
+        first = dock.objectName() not in self._revealed
+        self._revealed.add(dock.objectName())
+        if first:
+            if dock is self.plots_dock:
+                self.resizeDocks([dock], [min(PLOTS_WIDTH, max(310, self.width() // 4))],
+                                 Qt.Orientation.Horizontal)
+            else:
+                self.resizeDocks([dock], [BOTTOM_HEIGHT], Qt.Orientation.Vertical)
+
+    # -- the layout remembered between sessions --------------------------------------------------
+    def _restore_layout(self) -> bool:
+        """The window's size, place and dock layout as the user left them (False: none)."""
+        geometry = self.store.get("window", "geometry")
+        state = self.store.get("window", "state")
+        restored = False
+        if isinstance(geometry, str) and geometry:
+            restored = self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        if isinstance(state, str) and state:
+            restored = self.restoreState(QByteArray.fromBase64(state.encode("ascii"))) \
+                or restored
+        return restored
+
+    def save_layout(self) -> None:
+        """Remember size, place and dock layout (on close)."""
+        visible = {d: d.isVisible() for d in (self.plots_dock, self.jobs_dock, self.log_dock)}
+        self.store.put("window", "geometry",
+                       bytes(self.saveGeometry().toBase64().data()).decode("ascii"))
+        self.store.put("window", "state",
+                       bytes(self.saveState().toBase64().data()).decode("ascii"))
+        self.store.put("window", "revealed", sorted(self._revealed))
+        for dock, shown in visible.items():
+            dock.setVisible(shown)
 
     # -- construction helpers -------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -242,53 +334,126 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def _action(self, menu: object, text: str, slot: object, shortcut: str | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)  # type: ignore[arg-type]
+        menu.addAction(action)  # type: ignore[attr-defined]
+        self.addAction(action)  # shortcuts work with the menu bar hidden too
+        return action
+
     def _build_menus(self) -> None:
+        """Menus with mnemonics and explicit shortcuts (the platform's "Preferences" and
+        "Quit" keys are empty on Linux desktops): Ctrl+Q, Ctrl+, for Settings, Ctrl+1..9 for
+        the plugins, Ctrl+Enter for the open panel's main action, Esc to stop the running
+        job (after asking), F1 for the shortcuts sheet."""
         file_menu = self.menuBar().addMenu("&File")
-        open_run = QAction("Open run…", self)
-        open_run.triggered.connect(self._ask_open_run)
-        file_menu.addAction(open_run)
-        self.recent_menu = file_menu.addMenu("Recent runs")
+        self._action(file_menu, "&Open run…", self._ask_open_run, "Ctrl+O",
+                     "Show the curves and settings of an earlier run")
+        self.recent_menu = file_menu.addMenu("&Recent runs")
         self.recent_menu.aboutToShow.connect(self._fill_recent_runs)
-        open_ws = QAction("Show workspace folder", self)
-        open_ws.triggered.connect(lambda: QDesktopServices.openUrl(
+        self._action(file_menu, "Show &workspace folder", lambda: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(self.settings.workspace_path()))))
-        file_menu.addAction(open_ws)
         file_menu.addSeparator()
-        prefs = QAction("Settings…", self)
-        prefs.setShortcut(QKeySequence.StandardKey.Preferences)
-        prefs.triggered.connect(self.open_settings)
-        file_menu.addAction(prefs)
+        self.settings_action = self._action(file_menu, "&Settings…", self.open_settings,
+                                            "Ctrl+,")
         file_menu.addSeparator()
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
+
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.jobs_dock, self.plots_dock, self.log_dock):
-            view_menu.addAction(dock.toggleViewAction())
+        self.plugin_actions: list[QAction] = []
+        for i, rec in enumerate(self.records):
+            keys = f"Ctrl+{i + 1}" if i < 9 else None
+            action = self._action(view_menu, f"&{i + 1} {rec.name}" if i < 9 else rec.name,
+                                  lambda _=False, pid=rec.id: self._go_to(pid), keys)
+            self.plugin_actions.append(action)
+        view_menu.addSeparator()
+        for dock, text in ((self.jobs_dock, "&Jobs"), (self.plots_dock, "Live &plots"),
+                           (self.log_dock, "&Log")):
+            toggle = dock.toggleViewAction()
+            toggle.setText(text)
+            view_menu.addAction(toggle)
+
+        run_menu = self.menuBar().addMenu("&Run")
+        self.primary_action = self._action(
+            run_menu, "Run the panel's &main action", self.trigger_primary, "Ctrl+Return",
+            "Train, Generate or the open panel's other main button")
+        self.addAction(self._hidden_action("Ctrl+Enter", self.trigger_primary))
+        self.stop_action = self._action(run_menu, "&Stop the running job…", self.ask_stop,
+                                        "Esc", "Stop the running job (asks first)")
+        self.stop_action.setEnabled(False)  # Esc reaches widgets while nothing runs
+
         help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("About Generative Studio", self)
-        about.triggered.connect(lambda: QMessageBox.about(
+        self._action(help_menu, "&Welcome page", self.show_welcome, tip="One-click examples")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        help_menu.addSeparator()
+        self._action(help_menu, "&About Generative Studio", lambda: QMessageBox.about(
             self, "Generative Studio",
             f"Generative Studio {__version__}\nTrain and run generative models on your own "
             "machine and your own data. Offline: no account, no cloud."))
-        help_menu.addAction(about)
+
+    def _hidden_action(self, keys: str, slot: object) -> QAction:
+        action = QAction(self)
+        action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)  # type: ignore[arg-type]
+        return action
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(keys, what they do), as the shortcuts sheet lists them."""
+        rows: list[tuple[str, str]] = []
+        for menu_action in self.menuBar().actions():
+            menu = menu_action.menu()
+            for action in (menu.actions() if menu is not None else []):  # type: ignore[union-attr]
+                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                if keys:
+                    rows.append((keys, action.text().replace("&", "").rstrip("…")))
+        return rows
+
+    def show_shortcuts(self) -> None:
+        from studio.widgets.shortcuts import ShortcutsDialog
+
+        ShortcutsDialog(self.shortcuts(), self).open()
 
     def _initial_plugin(self) -> str | None:
+        """The plugin open last time; the welcome page on a first start."""
         ids = [r.id for r in self.records]
         if self.settings.last_plugin in ids:
             return self.settings.last_plugin
-        ok = [r.id for r in self.records if r.ok]
-        return ok[0] if ok else (ids[0] if ids else None)
+        if any(r.ok for r in self.records):
+            return WELCOME
+        return ids[0] if ids else None
 
     # -- plugins --------------------------------------------------------------------------------
     def select_plugin(self, plugin_id: str) -> QWidget:
         """Show ``plugin_id``'s panel (built on first use) and return it."""
         for row in range(self.navigator.count()):
             if self.navigator.item(row).data(Qt.ItemDataRole.UserRole) == plugin_id:
+                if self.navigator.currentRow() == row:
+                    self._on_nav(row)  # from the welcome page back to the same plugin
                 self.navigator.setCurrentRow(row)
                 return self.panel(plugin_id)
         raise KeyError(plugin_id)
+
+    def _go_to(self, plugin_id: str) -> None:
+        """Ctrl+N: open the plugin and put the keyboard in its panel."""
+        self.select_plugin(plugin_id)
+        self.focus_panel()
+
+    def current_plugin(self) -> str | None:
+        if self.stack.currentWidget() is self.welcome:
+            return None
+        item = self.navigator.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def show_welcome(self) -> None:
+        self.stack.setCurrentWidget(self.welcome)
+        self._follow_plugin(None)
 
     def _on_nav(self, row: int) -> None:
         if row < 0:
@@ -296,9 +461,94 @@ class MainWindow(QMainWindow):
         plugin_id = self.navigator.item(row).data(Qt.ItemDataRole.UserRole)
         self.panel(plugin_id)
         self.stack.setCurrentWidget(self._containers[plugin_id])
+        self._follow_plugin(plugin_id)
         if self.settings.last_plugin != plugin_id:
             self.settings.last_plugin = plugin_id
             self._save_settings_quietly()
+
+    def _follow_plugin(self, plugin_id: str | None) -> None:
+        """Unless pinned, the plots dock shows the open plugin's latest job (or reopened run)
+        and folds away when that plugin has none: never another plugin's curves beside it."""
+        if self.plots_widget.pinned:
+            return
+        latest = self.plots_widget.latest_source(plugin_id) if plugin_id else None
+        if latest is not None:
+            self.plots_widget.show_source(latest)
+            self._reveal(self.plots_dock)
+        elif self.plots_dock.isVisible():
+            self.plots_dock.hide()
+
+    def start_job(self, plugin_id: str, job: str, params: object) -> object:
+        """Run one of a plugin's jobs for the user (the welcome page): its panel opens, the
+        job goes through the panel's host like its own, and the panel may adopt it
+        (``PanelHost.job_started``)."""
+        self.select_plugin(plugin_id)
+        host = self.hosts[plugin_id]
+        handle = host.submit(job, params)
+        host.job_started.emit(job, params, handle)
+        return handle
+
+    def focus_panel(self) -> bool:
+        """Put the keyboard focus on the open panel's first control."""
+        page = self.stack.currentWidget()
+        if page is None:
+            return False
+        w = page.nextInFocusChain()
+        for _ in range(2000):
+            if w is page or w is None:
+                break
+            if (page.isAncestorOf(w) and w.isVisibleTo(page) and w.isEnabled()
+                    and w.focusPolicy() & Qt.FocusPolicy.TabFocus):
+                w.setFocus(Qt.FocusReason.TabFocusReason)
+                return True
+            w = w.nextInFocusChain()
+        return False
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab from the navigator goes into the panel, before any dock."""
+        if next and self.navigator.hasFocus() and self.focus_panel():
+            return True
+        return super().focusNextPrevChild(next)
+
+    def trigger_primary(self) -> bool:
+        """Ctrl+Enter: the open panel's main action. A panel names it with a
+        ``primary_action()`` method, or by the object name "primary" on its main button."""
+        panel = self.panels.get(self.current_plugin() or "")
+        if panel is None:
+            return False
+        fn = getattr(panel, "primary_action", None)
+        if callable(fn):
+            fn()
+            return True
+        for button in panel.findChildren(QAbstractButton, "primary"):
+            if button.isVisible() and button.isEnabled():
+                button.click()
+                return True
+        self.statusBar().showMessage("This panel has no main action for Ctrl+Enter", 4000)
+        return False
+
+    def running_job(self) -> JobRecord | None:
+        """The job Esc stops: the open plugin's running long job, else any running one."""
+        running = [r for r in self.manager.active() if r.state == RUNNING
+                   and r.lane != "interactive"]
+        mine = [r for r in running if r.plugin == self.current_plugin()]
+        return (mine or running or [None])[0]
+
+    def ask_stop(self) -> bool:
+        """Esc: stop the running job, after asking (a training run keeps its checkpoint)."""
+        rec = self.running_job()
+        if rec is None:
+            return False
+        answer = QMessageBox.question(
+            self, "Stop the job?",
+            f"Stop {self.jobs_widget.title(rec)}? A training run keeps its last checkpoint "
+            "and can be resumed.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.manager.cancel(rec.id)
+        return True
 
     def panel(self, plugin_id: str) -> QWidget:
         """The plugin's panel, built on first use; a panel that fails to build shows its error."""
@@ -327,11 +577,9 @@ class MainWindow(QMainWindow):
                 widget = ErrorPage(rec)
         self.panels[plugin_id] = widget
         # A scroll area keeps a panel's minimum size from forcing the window wider than the
-        # screen (a 1366-px laptop); scroll bars appear only when the panel does not fit.
-        area = QScrollArea()
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        area.setWidget(widget)
+        # screen (a 1366-px laptop); scroll bars appear only when the panel does not fit
+        # its minimum size, and otherwise the panel gets exactly the room there is.
+        area = PanelArea(widget)
         self._containers[plugin_id] = area
         self.stack.addWidget(area)
         return widget
@@ -349,12 +597,46 @@ class MainWindow(QMainWindow):
             return
         self._plotted.add(ev.job_id)
         rec = self.manager.runner.record(ev.job_id)
-        select = ev.job_id in self._follow or self.plots_widget.current_source is None
-        self.plots_widget.add_job(ev.job_id, f"#{rec.id} {rec.title}", select=select)
+        mine = rec.plugin == self.current_plugin()
+        select = not self.plots_widget.pinned and (mine or ev.job_id in self._follow
+                                                   or self.plots_widget.current_source is None)
+        self.plots_widget.add_job(ev.job_id, f"{self.jobs_widget.title(rec)} #{rec.id}",
+                                  select=select, plugin=rec.plugin)
+        if select and (mine or self.current_plugin() is None):
+            self._reveal(self.plots_dock)
 
     def _on_job_changed(self, rec: JobRecord) -> None:
+        self.stop_action.setEnabled(self.running_job() is not None)
         if rec.state in FINAL_STATES:
             self._refresh_job_status()
+            self._notify_if_unseen(rec)
+        if rec.state == "failed":
+            self._reveal(self.jobs_dock)
+
+    def _notify_if_unseen(self, rec: JobRecord) -> None:
+        """A long job that ended while the user was elsewhere: a desktop notification (the
+        tray's message, or the taskbar's attention flag where there is no tray)."""
+        if (not self.settings.notify_when_done or rec.elapsed < LONG_JOB_S
+                or rec.lane == "interactive" or self.isActiveWindow()):
+            return
+        title = f"{self.jobs_widget.title(rec)}: {rec.state}"
+        text = {"done": "Finished. Open the studio to see the result.",
+                "failed": f"It failed: {rec.error or 'see the Log'}",
+                }.get(rec.state, "It stopped.")
+        self.notify(title, text)
+
+    def notify(self, title: str, text: str) -> None:
+        self.notifications.append((title, text))
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            if self.tray is None:
+                self.tray = QSystemTrayIcon(self.windowIcon(), self)
+                self.tray.setToolTip("Generative Studio")
+                self.tray.activated.connect(lambda _reason: (self.showNormal(),
+                                                             self.activateWindow()))
+            self.tray.show()
+            self.tray.showMessage(title, text, self.windowIcon(), 10000)
+        else:
+            QApplication.alert(self)
 
     def _refresh_job_status(self) -> None:
         running = [r for r in self.manager.active() if r.state == RUNNING]
@@ -366,7 +648,8 @@ class MainWindow(QMainWindow):
         rec = running[0]
         extra = f" (+{len(running) - 1 + queued} more)" if len(running) - 1 + queued else ""
         eta = f", ETA {fmt.duration(rec.eta)}" if rec.eta is not None else ""
-        self.job_label.setText(f"{rec.title}: {fmt.rate(rec.rate)}{eta}{extra}")
+        self.job_label.setText(f"{self.jobs_widget.title(rec)}: {fmt.rate(rec.rate)}{eta}"
+                               f"{extra}")
         frac = rec.fraction
         self.job_bar.setVisible(True)
         if frac is None:
@@ -394,8 +677,9 @@ class MainWindow(QMainWindow):
             host = self.hosts.get(m.plugin)
             if host is not None:
                 host.reopen(run_dir)
-        n = self.plots_widget.open_run(run_dir)
-        self.plots_dock.show()
+        title = f"{m.title or m.job} · {fmt.when(m.started)}" if m is not None else None
+        n = self.plots_widget.open_run(run_dir, label=title)
+        self._reveal(self.plots_dock)
         self.plots_dock.raise_()
         if n == 0:
             self.statusBar().showMessage(f"{run_dir} has no metrics yet", 5000)
@@ -489,6 +773,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        self.save_layout()
         self.shutdown()
         event.accept()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from studio.plugin import JobSpec, Plugin
+from studio.plugin import JobSpec, Plugin, QuickStart
 
 if TYPE_CHECKING:  # pragma: no cover
     from PySide6.QtWidgets import QWidget
@@ -33,6 +33,12 @@ class LevelsPlugin(Plugin):
         JobSpec("sample", "plugins.levels.jobs:sample", "Sample level model",
                 lane="interactive"),
     )
+    quick_start = QuickStart(
+        "generate", "Generate dungeons",
+        "Makes four BSP dungeons in a few seconds, checks that each can be walked through, "
+        "and saves them in your workspace (text and Tiled files).",
+        "plugins.levels.params:GenerateParams",
+        {"method": "dungeon", "count": 4})
     audit_probe = "plugins.levels.audit:LevelsProbe"
 
     def create_panel(self, host: PanelHost) -> QWidget:

@@ -1,4 +1,10 @@
-"""The Jobs dock: one row per job with state, progress, rate/ETA, elapsed time and Cancel."""
+"""The Jobs dock: one row per job with state, progress, rate/ETA, elapsed time and Cancel.
+
+Honest progress: a job's title names its plugin ("Image GAN · Train GAN"); a count that
+starts again (reading 1,797 images, then 400 training steps) is a new *phase*, shown as
+"Phase 2: 40/400" with its own rate and ETA, never as the first phase's full bar; a job
+that gives no total shows a busy bar. Rates read the same everywhere (``studio.fmt.rate``).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import fmt
+from studio import fmt, theme
 from studio import params as params_mod
 from studio.jobs import (
     CANCELLED,
@@ -34,16 +40,24 @@ from studio.jobs import (
 from studio.qtjobs import JobManager
 
 COL_JOB, COL_STATE, COL_PROGRESS, COL_RATE, COL_ELAPSED, COL_MESSAGE, COL_CANCEL = range(7)
-STATE_COLOURS = {QUEUED: "#8C8C8C", RUNNING: "#4C9BE8", DONE: "#3DA35D", FAILED: "#D64545",
-                 CANCELLED: "#C08A2E", INTERRUPTED: "#C08A2E"}
+STATE_COLOURS = {QUEUED: "muted", RUNNING: "info", DONE: "success", FAILED: "error",
+                 CANCELLED: "warning", INTERRUPTED: "warning"}  # theme.colour names
+
+
+def state_colour(state: str) -> QColor:
+    return QColor(theme.colour(STATE_COLOURS.get(state, "muted")))
 
 
 class JobsWidget(QWidget):
     job_selected = Signal(int)
 
-    def __init__(self, manager: JobManager, parent: QWidget | None = None) -> None:
+    def __init__(self, manager: JobManager, parent: QWidget | None = None,
+                 plugin_names: dict[str, str] | None = None) -> None:
         super().__init__(parent)
         self.manager = manager
+        self.plugin_names = plugin_names or {}
+        self.phases: dict[int, int] = {}  # job id -> phase number (1: the first count)
+        self._last_done: dict[int, float] = {}
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Job", "State", "Progress", "Rate · ETA", "Elapsed", "Message",
                                    ""])
@@ -66,7 +80,7 @@ class JobsWidget(QWidget):
         self.show_quick.setToolTip("Previews and quick generations that finished without error "
                                    "are hidden to keep the list short")
         self.show_quick.toggled.connect(self._refilter)
-        clear = QPushButton("Clear finished")
+        clear = QPushButton("C&lear finished")
         clear.clicked.connect(self.clear_finished)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -87,10 +101,16 @@ class JobsWidget(QWidget):
         self._tick.timeout.connect(self._update_elapsed)
         self._tick.start()
 
+    def title(self, rec: JobRecord) -> str:
+        """"Image GAN · Train GAN": two plugins' "Train" jobs never read the same."""
+        plugin = self.plugin_names.get(rec.plugin, rec.plugin)
+        return f"{plugin} · {rec.title}" if plugin and plugin not in rec.title else rec.title
+
     def add_job(self, rec: JobRecord) -> None:
-        item = QTreeWidgetItem([rec.title, rec.state, "", "", "", ""])
+        title = self.title(rec)
+        item = QTreeWidgetItem([title, rec.state, "", "", "", ""])
         item.setData(COL_JOB, Qt.ItemDataRole.UserRole, rec.id)
-        item.setToolTip(COL_JOB, rec.title + "\n" + "\n".join(
+        item.setToolTip(COL_JOB, title + "\n" + "\n".join(
             f"{label}: {text}" for label, text in params_mod.readable(rec.params)))
         self.tree.insertTopLevelItem(0, item)
         bar = QProgressBar()
@@ -103,6 +123,7 @@ class JobsWidget(QWidget):
         btn = QToolButton()
         btn.setText("Cancel")
         btn.setToolTip("Stop this job (a training run keeps its last checkpoint)")
+        btn.setAccessibleName(f"Cancel {title}")
         btn.clicked.connect(lambda _=False, jid=rec.id: self.manager.cancel(jid))
         self.tree.setItemWidget(item, COL_CANCEL, btn)
         self.items[rec.id] = item
@@ -115,22 +136,23 @@ class JobsWidget(QWidget):
         if item is None or rec.id not in self.bars:
             return
         item.setText(COL_STATE, rec.state)
-        item.setForeground(COL_STATE, QColor(STATE_COLOURS.get(rec.state, "#8C8C8C")))
+        item.setForeground(COL_STATE, state_colour(rec.state))
+        phase = self._phase(rec)
         bar = self.bars[rec.id]
         frac = rec.fraction
         if rec.state == RUNNING and frac is None:
-            bar.setRange(0, 0)  # busy indicator when the job gave no total
+            bar.setRange(0, 0)  # busy indicator when the job (or this phase) gave no total
         else:
             bar.setRange(0, 1000)
             bar.setValue(int(1000 * (frac if frac is not None else
                                      (1.0 if rec.state == DONE else 0.0))))
         if rec.state == RUNNING:
-            total = f"/{rec.total:g}" if rec.total else ""
-            bar.setFormat(f"{rec.done:g}{total}" + (f"  {frac:.0%}" if frac is not None else ""))
+            bar.setFormat(progress_text(rec, phase))
         else:
             bar.setFormat(rec.state)
         if rec.state == RUNNING:
-            item.setText(COL_RATE, f"{fmt.rate(rec.rate)} · ETA {fmt.duration(rec.eta)}")
+            eta = f" · ETA {fmt.duration(rec.eta)}" if rec.eta is not None else ""
+            item.setText(COL_RATE, f"{fmt.rate(rec.rate)}{eta}")
         elif rec.state in FINAL_STATES:
             item.setText(COL_RATE, "")
         message = rec.error if rec.state == FAILED else rec.message
@@ -140,11 +162,19 @@ class JobsWidget(QWidget):
         item.setToolTip(COL_MESSAGE, (rec.error or message or "") +
                         ("\n(double-click for details)" if rec.traceback else ""))
         if rec.state == FAILED:
-            item.setForeground(COL_MESSAGE, QColor(STATE_COLOURS[FAILED]))
+            item.setForeground(COL_MESSAGE, state_colour(FAILED))
         item.setText(COL_ELAPSED, fmt.duration(rec.elapsed) if rec.started else "")
         btn = self.cancel_buttons[rec.id]
         btn.setEnabled(rec.state not in FINAL_STATES)
         item.setHidden(self._hide(rec))
+
+    def _phase(self, rec: JobRecord) -> int:
+        """The job's phase: a count that went down started a new one."""
+        last = self._last_done.get(rec.id)
+        if last is not None and rec.done < last:
+            self.phases[rec.id] = self.phases.get(rec.id, 1) + 1
+        self._last_done[rec.id] = rec.done
+        return self.phases.get(rec.id, 1)
 
     def _hide(self, rec: JobRecord) -> bool:
         """Successful quick (interactive-lane) jobs are noise once done, unless asked for."""
@@ -179,8 +209,20 @@ class JobsWidget(QWidget):
         rec = self.manager.runner.record(job_id)
         if rec.state != FAILED:
             return
-        box = QMessageBox(QMessageBox.Icon.Critical, f"{rec.title} failed", rec.error or "",
+        box = QMessageBox(QMessageBox.Icon.Critical, f"{self.title(rec)} failed", rec.error or "",
                           parent=self)
         if rec.traceback:
             box.setDetailedText(rec.traceback)
         box.open()
+
+
+def progress_text(rec: JobRecord, phase: int = 1) -> str:
+    """The bar's words: ``40/400  10%``, ``Phase 2: 40/400  10%``, ``Phase 2: 40`` (no
+    total), ``working`` (nothing counted yet)."""
+    if not rec.done and not rec.total:
+        text = "working"
+    else:
+        total = f"/{rec.total:,.0f}" if rec.total else ""
+        frac = rec.fraction
+        text = f"{rec.done:,.0f}{total}" + (f"  {frac:.0%}" if frac is not None else "")
+    return f"Phase {phase}: {text}" if phase > 1 else text

@@ -8,7 +8,9 @@ import time
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-LEVEL_COLOURS = {"warning": "#C08A2E", "error": "#D64545", "debug": "#8C8C8C"}
+from studio import theme
+
+LEVEL_COLOURS = {"warning": "warning", "error": "error", "debug": "muted"}  # theme.colour
 MAX_LINES = 5000
 
 
@@ -20,7 +22,7 @@ class LogWidget(QWidget):
         self.view.setMaximumBlockCount(MAX_LINES)
         font: QFont = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.view.setFont(font)
-        clear = QPushButton("Clear")
+        clear = QPushButton("Clear log")
         clear.clicked.connect(self.view.clear)
         bar = QHBoxLayout()
         bar.addStretch(1)
@@ -33,7 +35,7 @@ class LogWidget(QWidget):
     def append(self, level: str, text: str, job_id: int = 0) -> None:
         stamp = time.strftime("%H:%M:%S")
         prefix = f"{stamp} " + (f"[job {job_id}] " if job_id else "")
-        colour = LEVEL_COLOURS.get(level)
+        colour = theme.colour(LEVEL_COLOURS[level]) if level in LEVEL_COLOURS else None
         body = html.escape(prefix + text).replace("\n", "<br>").replace("  ", "&nbsp;&nbsp;")
         if colour:
             body = f'<span style="color:{colour}">{body}</span>'

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -72,12 +73,25 @@ class SettingsDialog(QDialog):
             self.theme.addItem(t.capitalize(), t)
         self.theme.setCurrentIndex(THEMES.index(current.theme))
 
+        self.notify = QCheckBox("Tell me when a long job finishes while the studio is in the "
+                                "background")
+        self.notify.setChecked(current.notify_when_done)
+        browse.setToolTip("Choose the workspace folder")
+
         form = QFormLayout()
-        form.addRow("Compute device:", self.device)
-        form.addRow("CPU threads:", self.threads)
-        form.addRow("Workspace folder:", ws_row)
-        form.addRow("Model folders:", folders_row)
-        form.addRow("Theme:", self.theme)
+        form.addRow("Compute &device:", self.device)
+        form.addRow("CPU &threads:", self.threads)
+        form.addRow("&Workspace folder:", ws_row)
+        form.addRow("&Model folders:", folders_row)
+        form.addRow("T&heme:", self.theme)
+        form.addRow("Notifications:", self.notify)
+        # rows whose field is a layout: their mnemonic goes to the editor in it
+        ws_label = form.labelForField(ws_row)
+        if isinstance(ws_label, QLabel):
+            ws_label.setBuddy(self.workspace)
+        folders_label = form.labelForField(folders_row)
+        if isinstance(folders_label, QLabel):
+            folders_label.setBuddy(self.folders)
         note = QLabel("Device and threads apply to jobs started after saving.")
         note.setObjectName("placeholder")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
@@ -106,7 +120,8 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> Settings:
         return replace(self._current, device=self.device.currentData(),
                        cpu_threads=self.threads.value(), workspace=self.workspace.text().strip(),
-                       theme=self.theme.currentData(), model_folders=self.model_folders())
+                       theme=self.theme.currentData(), model_folders=self.model_folders(),
+                       notify_when_done=self.notify.isChecked())
 
     def _accept(self) -> None:
         s = self.result_settings()

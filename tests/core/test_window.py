@@ -65,6 +65,8 @@ def test_job_progress_and_metrics_reach_dock_and_plot(window: MainWindow, qtbot)
     assert window.jobs_widget.bars[handle.id].value() == 1000
     window.plots_widget._force_redraw()
     assert window.plots_widget.current_source == handle.id
+    assert window.plots_widget.curve_names() == ["loss/a", "loss/b"]  # lr: under Advanced
+    window.plots_widget.advanced.setChecked(True)
     assert window.plots_widget.curve_names() == ["loss/a", "loss/b", "lr"]
     x, y = window.plots_widget.curve_data("lr")
     assert list(x) == list(range(1, 13)) and set(y) == {0.1}
