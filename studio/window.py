@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
         self._revealed: set[str] = set(revealed if isinstance(revealed, list) else [])
         self.manager.log_message.connect(self.log_widget.append)
         self.manager.event.connect(self._on_event)
-        self.manager.job_added.connect(lambda _rec: self._reveal(self.jobs_dock))
+        self.manager.job_added.connect(self._on_job_added)
         self.manager.job_changed.connect(self._on_job_changed)
         self.jobs_widget.job_selected.connect(self.plots_widget.show_source)
 
@@ -604,6 +604,11 @@ class MainWindow(QMainWindow):
                                   select=select, plugin=rec.plugin)
         if select and (mine or self.current_plugin() is None):
             self._reveal(self.plots_dock)
+
+    def _on_job_added(self, rec: JobRecord) -> None:
+        """A long job opens the Jobs strip; quick previews (hidden in the list) do not."""
+        if rec.lane != "interactive":
+            self._reveal(self.jobs_dock)
 
     def _on_job_changed(self, rec: JobRecord) -> None:
         self.stop_action.setEnabled(self.running_job() is not None)

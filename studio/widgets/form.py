@@ -163,11 +163,13 @@ class Form(QObject):
             btn = QPushButton("…")
             btn.setMaximumWidth(32)
             btn.setToolTip(f"Choose {p.label.lower()}")
+            btn.setAccessibleName(f"Choose {p.label.lower()}")
             btn.clicked.connect(functools.partial(self._browse, p, line))
             self._register(p, _row(line, btn), line, functools.partial(_set_line, line))
         elif hint == "text":
             edit = QPlainTextEdit("" if value is None else str(value))
             edit.setPlaceholderText(p.special)
+            edit.setTabChangesFocus(True)  # a prompt box must not trap the keyboard
             edit.textChanged.connect(functools.partial(self._edited_plain, p.name, edit))
             self._register(p, edit, edit, functools.partial(_set_plain, edit))
         else:

@@ -3,7 +3,9 @@ honest progress, keyboard and contrast, the welcome page, remembered layout, not
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 from PySide6.QtCore import QSize, Qt
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QPlainTextEdit, QVBoxLayout, 
 from studio import fmt, plotlabels, theme
 from studio import settings as settings_mod
 from studio.jobs import CANCELLED, DONE, RUNNING, JobContext, JobRecord
+from studio.params import Label, Widget
 from studio.plugin import QuickStart
 from studio.registry import PluginRecord, discover
 from studio.settings import Settings
@@ -390,3 +393,43 @@ def test_settings_keep_the_notification_choice(qtbot) -> None:
     settings_mod.save(s)
     assert settings_mod.load().notify_when_done is False
 
+
+
+def test_quick_previews_leave_the_jobs_strip_folded(window: MainWindow, qtbot) -> None:
+    window.select_plugin("demo")
+    quick = window.hosts["demo"].submit("echo", {"text": "x"})  # an interactive-lane job
+    _finish(window, qtbot, quick)
+    assert not window.jobs_dock.isVisible()
+
+
+def test_form_text_boxes_let_tab_through_and_choose_buttons_have_names(qtbot) -> None:
+    from PySide6.QtWidgets import QPushButton
+
+    from studio.widgets.form import Form
+
+    @dataclass(kw_only=True)
+    class P:
+        prompt: Annotated[str, Widget("text")] = ""
+        data: Annotated[Path | None, Label("Images"), Widget("folder")] = None
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    form = Form(P, host)
+    assert form.editor("prompt").tabChangesFocus()
+    row = form.widget("data")
+    (button,) = row.findChildren(QPushButton)
+    assert button.accessibleName() == "Choose images"
+
+
+def test_primary_action_by_keyboard(window: MainWindow) -> None:
+    """Ctrl+Enter presses the open panel's main button (object name "primary")."""
+    from PySide6.QtWidgets import QPushButton
+
+    panel = window.select_plugin("demo")
+    pressed: list[bool] = []
+    button = QPushButton("Go", panel)
+    button.setObjectName("primary")
+    button.clicked.connect(lambda: pressed.append(True))
+    button.show()
+    QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert pressed == [True]
