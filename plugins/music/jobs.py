@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugins.music.params import (
+    ContinueParams,
     InterpolateParams,
     LoadParams,
     RenderParams,
@@ -68,12 +69,23 @@ def _out_dir(ctx: JobContext, out: Path | None, job: str) -> Path:
     return path
 
 
+def instruments_of(p: Any) -> Any:
+    """The params' instrument fields as an :class:`~plugins.music.engine.arrange.Instruments`."""
+    from plugins.music.engine.arrange import Instruments
+
+    return Instruments(melody=p.melody_program, accompaniment=p.accompaniment_program,
+                       drums=p.drums, split=p.split)
+
+
 def _write(ctx: JobContext, phrases: list[Any], out: Path | None, job: str, prefix: str,
-           tempo: float) -> tuple[Path, list[Path]]:
+           tempo: float, p: Any = None) -> tuple[Path, list[Path]]:
     """Where generated phrases go: ``--out x.mid`` (``x.wav`` for audio models) is one file with
     the phrases one after another, ready for a DAW or ``render``; a folder (or none: a new one
-    in the workspace) gets one file per phrase and the whole strip."""
+    in the workspace) gets one file per phrase and the whole strip, each with the params'
+    instruments (melody, accompaniment, drums) as tracks."""
     from plugins.music.engine import generate as gen
+
+    inst = instruments_of(p) if p is not None else None
 
     if out is not None and Path(out).suffix.lower() in (".mid", ".midi", ".wav"):
         path = Path(out).expanduser()
@@ -82,9 +94,9 @@ def _write(ctx: JobContext, phrases: list[Any], out: Path | None, job: str, pref
             kind = "an audio model's phrases are sound: --out x.wav" if audio else \
                 "these phrases are notes: --out x.mid"
             raise UserError(f"--out {path.name}: {kind} (or a folder)")
-        return path, [gen.write_strip(phrases, path, tempo)]
+        return path, [gen.write_strip(phrases, path, tempo, inst)]
     target = _out_dir(ctx, out, job)
-    return target, gen.write_phrases(phrases, target, prefix, tempo)
+    return target, gen.write_phrases(phrases, target, prefix, tempo, inst)
 
 
 def _stamp(files: list[Path], job: str, lm: Any, seed: int | None, p: Any) -> None:
@@ -280,7 +292,7 @@ def sample(ctx: JobContext, p: SampleParams) -> str:
     with _torch_threads(ctx, lm.mode):
         phrases = gen.sample(lm, p.n, p.seed, p.temperature, p.key)
     tempo = p.tempo or lm.tempo
-    target, files = _write(ctx, phrases, p.out, "samples", "sample", tempo)
+    target, files = _write(ctx, phrases, p.out, "samples", "sample", tempo, p)
     _stamp(files, "sample", lm, p.seed, p)
     ctx.progress(p.n, p.n, "done")
     _emit(ctx, phrases, f"{p.n} samples (seed {p.seed}, temperature {p.temperature:g})",
@@ -298,7 +310,7 @@ def interpolate(ctx: JobContext, p: InterpolateParams) -> str:
     with _torch_threads(ctx, lm.mode):
         phrases = gen.interpolate(lm, pa, pb, p.steps, p.temperature)
     tempo = p.tempo or lm.tempo
-    target, files = _write(ctx, phrases, p.out, "interpolations", "interp", tempo)
+    target, files = _write(ctx, phrases, p.out, "interpolations", "interp", tempo, p)
     _stamp(files, "interpolate", lm, None, p)
     _emit(ctx, [pa, *phrases, pb], f"A → B in {p.steps} steps", target, files,
           model=str(lm.path), tempo=tempo)
@@ -314,10 +326,32 @@ def variations(ctx: JobContext, p: VariationsParams) -> str:
     with _torch_threads(ctx, lm.mode):
         phrases = gen.variations(lm, src, p.n, p.amount, p.seed)
     tempo = p.tempo or lm.tempo
-    target, files = _write(ctx, phrases, p.out, "variations", "variation", tempo)
+    target, files = _write(ctx, phrases, p.out, "variations", "variation", tempo, p)
     _stamp(files, "variations", lm, p.seed, p)
     _emit(ctx, [src, *phrases], f"{p.n} variations (amount {p.amount:g})", target, files,
           model=str(lm.path), tempo=tempo)
+    return str(target)
+
+
+def continue_(ctx: JobContext, p: ContinueParams) -> str:
+    """Continue a clip: several ways it could go on, each file holding only the new bars (to
+    drop right after the clip in a DAW). The strip shows the clip, then the continuations.
+    How: :mod:`plugins.music.engine.continuation`."""
+    from plugins.music.engine import generate as gen
+    from plugins.music.engine.continuation import continue_phrase
+
+    lm = gen.load_model(p.model, ctx.device)
+    clip = p.clip.with_label(p.clip.label or "clip")
+    ctx.progress(0, p.n, "continuing")
+    with _torch_threads(ctx, lm.mode):
+        phrases = continue_phrase(lm, clip, p.bars, p.n, p.temperature, p.seed, p.candidates,
+                                  p.rounds, ctx.check)
+    tempo = p.tempo or lm.tempo
+    target, files = _write(ctx, phrases, p.out, "continuations", "continuation", tempo, p)
+    _stamp(files, "continue", lm, p.seed, p)
+    ctx.progress(p.n, p.n, "done")
+    _emit(ctx, [clip, *phrases], f"{p.n} continuations of {clip.label} ({p.bars} bars)",
+          target, files, model=str(lm.path), tempo=tempo)
     return str(target)
 
 
@@ -363,29 +397,30 @@ def _stamp_render(target: Path, p: RenderParams) -> None:
 
 
 def render(ctx: JobContext, p: RenderParams) -> str:
-    """Render a MIDI file to a WAV file with the built-in synth (no sound card needed)."""
+    """Render a MIDI file to a WAV file: with FluidSynth and a General MIDI SoundFont when one
+    is installed or chosen (each track its own instrument, the drums on channel 10), else with
+    the built-in synth; the log and the preview say which synth played and why."""
     from plugins.music.engine import midi as midi_mod
-    from plugins.music.engine import synth
+    from plugins.music.engine import soundfont, synth
+    from plugins.music.engine.render import render_midi
 
     target = Path(p.out).expanduser()
     if target.is_dir():
         target = target / (Path(p.midi).stem + ".wav")
     if target.suffix.lower() != ".wav":
         raise UserError(f"--out {target} should end in .wav")
+    choice = soundfont.choose(p.synth, p.soundfont)
+    ctx.progress(0, 1, "rendering")
     try:
-        notes, used = midi_mod.midi_notes_seconds(p.midi, p.tempo)
+        done, used, count = render_midi(p.midi, p.tempo, p.sample_rate, p.voice, choice)
     except midi_mod.MidiError as exc:
         raise UserError(f"{Path(p.midi).name} {exc}") from None
-    seconds = float(notes[:, 2].max()) if len(notes) else 0.0
-    if seconds > synth.MAX_SECONDS:
-        raise UserError(f"{Path(p.midi).name} lasts {seconds / 3600:.1f} hours at "
-                        f"{used:g} bpm: the render job writes up to "
-                        f"{synth.MAX_SECONDS // 60} minutes (try a faster --tempo)")
-    ctx.progress(0, 1, "rendering")
-    audio = synth.render_notes(notes, p.sample_rate, p.voice)
-    synth.write_wav(audio, target, p.sample_rate)
+    synth.write_wav(done.audio, target, p.sample_rate)
     _stamp_render(target, p)
     ctx.progress(1, 1, "done")
-    ctx.log(f"rendered {len(notes)} notes ({len(audio) / p.sample_rate:.1f} s at {used:g} bpm) "
-            f"to {target}")
+    ctx.preview("sound", {"synth": done.synth.name, "soundfont": choice.soundfont.name
+                          if choice.soundfont else "", "note": choice.note,
+                          "describe": done.describe(), "out": str(target)})
+    ctx.log(f"{done.describe()}: {count} notes ({len(done.audio) / p.sample_rate:.1f} s at "
+            f"{used:g} bpm) to {target}")
     return str(target)

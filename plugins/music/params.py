@@ -30,6 +30,7 @@ from plugins.common.privacy import (
     Private,
     spec_of,
 )
+from plugins.music.engine import gm
 from plugins.music.engine.bach import is_builtin
 from plugins.music.engine.metre import COMMON as COMMON_METRES
 from plugins.music.engine.metre import Metre, MetreError
@@ -41,6 +42,7 @@ Mode = Literal["melody", "pianoroll", "audio"]
 Preset = Literal["tiny", "small", "default", "large"]
 Bars = Literal[2, 4]
 Voice = Literal["piano", "organ", "pluck"]
+SynthKind = Literal["auto", "soundfont", "builtin"]
 
 MODEL_KINDS = ("music-vae",)
 SEEDS = Range(0, 2**31 - 1)
@@ -57,6 +59,33 @@ _OUT_HELP = ("a folder for one file per phrase and the whole strip, or one .mid 
              "audio models) with the phrases one after another (default: a new folder under "
              "the workspace)")
 _TEMPO_HELP = "tempo written into the MIDI files (default: the training data's)"
+
+GM_PROGRAMS = Range(0, len(gm.PROGRAMS) - 1)
+_SF_HELP = ("a SoundFont (.sf2) to play the notes with (default: a General MIDI SoundFont "
+            "installed on this computer, such as FluidR3_GM)")
+MelodyProgram = Annotated[int, Label("Melody instrument"), GM_PROGRAMS, Group("Instruments"),
+                          Help("General MIDI program of the melody (0-127; 0 is Acoustic Grand "
+                               "Piano, 40 Violin, 73 Flute)")]
+AccompanimentProgram = Annotated[int, Label("Accompaniment"), GM_PROGRAMS, Group("Instruments"),
+                                 Help("General MIDI program of a piano roll's accompaniment "
+                                      "(every note below its top line; 0-127)")]
+Drums = Annotated[bool, Label("Drums"), Group("Instruments"),
+                  Help("add a drum beat that follows the metre, on channel 10 (General MIDI "
+                       "percussion)")]
+SplitParts = Annotated[bool, Label("Melody and accompaniment as two tracks"),
+                       Group("Instruments"),
+                       Help("piano rolls: the top line and the other notes as separate tracks "
+                            "(off: one track)")]
+SoundFontFile = Annotated[Path | None, Label("SoundFont"), Widget("file",
+                          filter="SoundFonts (*.sf2 *.sf3)"), Special("the installed one"),
+                          Help(_SF_HELP)]
+SynthField = Annotated[SynthKind, Label("Synth"),
+                       Choices(auto="A SoundFont if there is one, else built-in",
+                               soundfont="SoundFont (FluidSynth)", builtin="Built-in synth"),
+                       Help("auto: FluidSynth with a SoundFont when one is installed or chosen, "
+                            "else the built-in synth (the log says which played); soundfont: "
+                            "fail with what to install rather than fall back; builtin: the "
+                            "built-in synth")]
 
 # fields the generating jobs share, declared once
 ModelRun = Annotated[Path, Label("Model"), Widget("model", kinds=MODEL_KINDS), Help(_MODEL_HELP)]
@@ -166,6 +195,10 @@ class SampleParams:
                         "minor keys), or C, F#m, Bb…")] = "random"
     tempo: ModelTempo = None
     out: OutFolder = None
+    melody_program: MelodyProgram = gm.PIANO
+    accompaniment_program: AccompanimentProgram = gm.PIANO
+    drums: Drums = False
+    split: SplitParts = True
 
 
 @dataclass(kw_only=True)
@@ -183,6 +216,10 @@ class InterpolateParams:
     melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
     tempo: ModelTempo = None
     out: OutFolder = None
+    melody_program: MelodyProgram = gm.PIANO
+    accompaniment_program: AccompanimentProgram = gm.PIANO
+    drums: Drums = False
+    split: SplitParts = True
 
 
 @dataclass(kw_only=True)
@@ -199,6 +236,44 @@ class VariationsParams:
     melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
     tempo: ModelTempo = None
     out: OutFolder = None
+    melody_program: MelodyProgram = gm.PIANO
+    accompaniment_program: AccompanimentProgram = gm.PIANO
+    drums: Drums = False
+    split: SplitParts = True
+
+
+@dataclass(kw_only=True)
+class ContinueParams:
+    """What might come next after a clip (as Magenta Studio's Continue): new bars that follow
+    it, written bar by bar by the model with the clip's last bars as their opening."""
+
+    model: ModelRun
+    clip: Annotated[Phrase, Label("Clip"), PHRASE,
+                    Help("the phrase to continue (on the command line: the first phrase of a "
+                         "MIDI file)")]
+    bars: Annotated[int, Label("Bars to add"), Range(1, 64), Unit(" bars"),
+                    Help("how many bars each continuation adds after the clip")] = 2
+    n: Annotated[int, Label("Continuations"), Range(1, 100),
+                 Help("how many different continuations")] = 4
+    temperature: Annotated[float, Label("Temperature"), Range(0, 10, 0.1),
+                           Help("randomness: 0 gives the most likely notes, higher more "
+                                "surprising ones")] = 1.0
+    seed: Annotated[int, Label("Seed"), SEEDS, Widget("seed"),
+                    Help("random seed (the same seed gives the same continuations)")] = 1
+    candidates: Annotated[int, Label("Openings tried"), Range(1, 4096), Group("Advanced"),
+                          Help("latent codes weighed against the clip for each bar (more: "
+                               "continuations that follow the clip more closely, slower)")] = 256
+    rounds: Annotated[int, Label("Refining rounds"), Range(0, 50), Group("Advanced"),
+                      Help("times each bar's latent code is refined by decoding a phrase that "
+                           "opens with the clip and encoding it again (0: prior draws "
+                           "only)")] = 3
+    melody: Annotated[str, Label("Melody line"), Help(_MELODY_HELP)] = "auto"
+    tempo: ModelTempo = None
+    out: OutFolder = None
+    melody_program: MelodyProgram = gm.PIANO
+    accompaniment_program: AccompanimentProgram = gm.PIANO
+    drums: Drums = False
+    split: SplitParts = True
 
 
 @dataclass(kw_only=True)
@@ -243,7 +318,8 @@ def _check_metre(metre: str) -> None:
 
 @dataclass(kw_only=True)
 class RenderParams:
-    """Render a MIDI file to a WAV file with the built-in synth (no sound card needed)."""
+    """Render a MIDI file to a WAV file with FluidSynth and a General MIDI SoundFont (each
+    track with its own instrument), or with the built-in synth (no sound card needed)."""
 
     midi: Annotated[Path, Label("MIDI file"), Widget("file", filter="MIDI (*.mid *.midi)"),
                     Help("the MIDI file")]
@@ -253,7 +329,9 @@ class RenderParams:
                      Special("the file's own"),
                      Help("play at this tempo (quarter notes per minute; default: the file's "
                           "own timing)")] = None
+    synth: SynthField = "auto"
+    soundfont: SoundFontFile = None
     voice: Annotated[Voice, Label("Voice"), Choices(piano="Piano", organ="Organ", pluck="Pluck"),
-                     Help("synth voice")] = "piano"
+                     Help("the built-in synth's voice")] = "piano"
     sample_rate: Annotated[int, Label("Sample rate"), Range(8000, 192_000, 100), Unit(" Hz"),
                            Help("WAV sample rate")] = 44100

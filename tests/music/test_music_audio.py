@@ -95,11 +95,12 @@ def test_render_job_writes_wav(tmp_path: Path, run_job) -> None:
 
     notes = np.array([[60, 0, 8, 90], [64, 8, 16, 90], [67, 16, 32, 90]], dtype=np.int32)
     mid = midi_mod.write_midi(Phrase(notes, 32), tmp_path / "p.mid", tempo=120.0)
-    rec = run_job("render", midi=str(mid), out=str(tmp_path / "p.wav"))
+    rec = run_job("render", midi=str(mid), out=str(tmp_path / "p.wav"), synth="builtin")
     assert rec.state == "done", rec.error
     data, sr = sf.read(rec.result)
     assert sr == 44100 and len(data) / sr == pytest.approx(4.0 + 0.08, abs=0.01)
-    rec = run_job("render", midi=str(mid), out=str(tmp_path / "slow.wav"), tempo=60.0)
+    rec = run_job("render", midi=str(mid), out=str(tmp_path / "slow.wav"), tempo=60.0,
+                  synth="builtin")
     assert sf.info(rec.result).duration == pytest.approx(8.08, abs=0.01)
     rec = run_job("render", midi=str(tmp_path / "missing.mid"), out=str(tmp_path / "x.wav"))
     assert rec.state == "failed" and "missing.mid" in rec.error

@@ -19,6 +19,7 @@ import torch
 from plugins.music.engine import config as cfg_mod
 from plugins.music.engine import keys as keys_mod
 from plugins.music.engine import midi as midi_mod
+from plugins.music.engine.arrange import Instruments
 from plugins.music.engine.config import ModelConfig
 from plugins.music.engine.data import usable_melody
 from plugins.music.engine.metre import Metre, MetreError, describe
@@ -302,7 +303,7 @@ def phrases_from_midi(path: Path, bars: int, mode: str = "melody", melody: str =
 
 
 def write_phrases(phrases: Sequence[Phrase], out_dir: str | os.PathLike[str], prefix: str,
-                  tempo: float = 120.0) -> list[Path]:
+                  tempo: float = 120.0, instruments: Instruments | None = None) -> list[Path]:
     """One file per phrase (``prefix_01.mid`` / ``.wav``) and the whole strip
     (``prefix_all.mid`` / ``.wav``); returns the per-phrase paths then the strip."""
     out = Path(out_dir).expanduser()
@@ -313,19 +314,21 @@ def write_phrases(phrases: Sequence[Phrase], out_dir: str | os.PathLike[str], pr
         if audio:
             paths.append(write_wav(ph.audio, out / f"{prefix}_{i:02d}.wav", ph.sample_rate))
         else:
-            paths.append(midi_mod.write_midi(ph, out / f"{prefix}_{i:02d}.mid", tempo))
-    paths.append(write_strip(phrases, out / f"{prefix}_all.{'wav' if audio else 'mid'}", tempo))
+            paths.append(midi_mod.write_midi(ph, out / f"{prefix}_{i:02d}.mid", tempo,
+                                             instruments=instruments))
+    paths.append(write_strip(phrases, out / f"{prefix}_all.{'wav' if audio else 'mid'}", tempo,
+                             instruments))
     return paths
 
 
-def write_strip(phrases: Sequence[Phrase], path: str | os.PathLike[str], tempo: float = 120.0
-                ) -> Path:
+def write_strip(phrases: Sequence[Phrase], path: str | os.PathLike[str], tempo: float = 120.0,
+                instruments: Instruments | None = None) -> Path:
     """The phrases one after another in one file: MIDI for notes, WAV for audio phrases."""
     path = Path(path).expanduser()
     if all(p.kind == "audio" for p in phrases):
         strip = np.concatenate([np.asarray(p.audio, np.float32) for p in phrases])
         return write_wav(strip, path, phrases[0].sample_rate)
-    return midi_mod.write_midi(list(phrases), path, tempo)
+    return midi_mod.write_midi(list(phrases), path, tempo, instruments=instruments)
 
 
 def tokens_of(phrase: Phrase, steps: int) -> np.ndarray:

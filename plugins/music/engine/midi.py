@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.music.engine.arrange import Instruments, arrange
 from plugins.music.engine.metre import FOUR_FOUR, MAX_BAR_STEPS, Metre, model_metre_for
 from plugins.music.engine.phrase import (
     DEFAULT_VELOCITY,
@@ -324,40 +325,40 @@ def pianoroll_windows(piece: Piece, bars: int, hop_bars: int = 1, metre: Metre =
 # Writing
 # ----------------------------------------------------------------------------------------------
 def phrases_to_pretty_midi(phrases: Sequence[Phrase], tempo: float = 120.0, program: int = 0,
-                           gap_bars: int = 0) -> Any:
-    """Phrases one after another (``gap_bars`` of silence between) in one piano track, under
-    their time signature (a new one wherever the next phrase's metre differs)."""
+                           gap_bars: int = 0, instruments: Instruments | None = None) -> Any:
+    """Phrases one after another (``gap_bars`` of silence between) as a MIDI file's tracks: the
+    melody, for piano-roll phrases the accompaniment, and the drums on channel 10 when asked
+    (see :mod:`.arrange`), with the tempo and a time signature wherever the metre changes.
+    ``program`` is the melody's instrument when ``instruments`` is not given."""
     import pretty_midi
 
+    inst = instruments or Instruments(melody=program, accompaniment=program)
+    arr = arrange(phrases, inst, gap_bars)
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
-    inst = pretty_midi.Instrument(program=program, name="Melody" if all(
-        p.kind == "melody" for p in phrases) else "Piano")
     dt = step_seconds(tempo)
-    offset = 0
-    current = ""
-    for ph in phrases:
-        metre = Metre.parse(ph.metre) if ph.metre else FOUR_FOUR
-        if str(metre) != current:
-            pm.time_signature_changes.append(pretty_midi.TimeSignature(
-                metre.numerator, metre.denominator, offset * dt))
-            current = str(metre)
-        for p, s, e, v in np.asarray(ph.notes).reshape(-1, 4).tolist():
-            inst.notes.append(pretty_midi.Note(velocity=int(max(1, min(127, v))), pitch=int(p),
-                                               start=(offset + s) * dt, end=(offset + e) * dt))
-        offset += ph.steps + gap_bars * metre.steps_per_bar
-    pm.instruments.append(inst)
+    for step, metre in arr.metres:
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(
+            metre.numerator, metre.denominator, step * dt))
+    for part in arr.parts:
+        track = pretty_midi.Instrument(program=0 if part.is_drum else part.program,
+                                       is_drum=part.is_drum, name=part.name)
+        for p, s, e, v in part.notes.tolist():
+            track.notes.append(pretty_midi.Note(velocity=int(max(1, min(127, v))), pitch=int(p),
+                                                start=s * dt, end=e * dt))
+        pm.instruments.append(track)
     return pm
 
 
 def write_midi(phrases: Phrase | Sequence[Phrase], target: str | os.PathLike[str],
-               tempo: float = 120.0, gap_bars: int = 0) -> Path:
+               tempo: float = 120.0, gap_bars: int = 0,
+               instruments: Instruments | None = None) -> Path:
     """Write one phrase or a strip of phrases as a MIDI file, atomically."""
     items = [phrases] if isinstance(phrases, Phrase) else list(phrases)
     if not items:
         raise ValueError("no phrases to write")
     if any(p.kind == "audio" for p in items):
         raise MidiError("audio phrases have no notes: export them as WAV")
-    pm = phrases_to_pretty_midi(items, tempo, gap_bars=gap_bars)
+    pm = phrases_to_pretty_midi(items, tempo, gap_bars=gap_bars, instruments=instruments)
     with atomic_path(target, suffix=".mid") as tmp:
         pm.write(str(tmp))
     return Path(target)

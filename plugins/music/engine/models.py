@@ -92,10 +92,15 @@ class MelodyVAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, temperature: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 prefix: torch.Tensor | None = None) -> torch.Tensor:
         """Token strings decoded from ``z``: sampled at ``temperature`` (0 means argmax), each
-        step fed back as the next input. A HOLD is only allowed while a note sounds."""
+        step fed back as the next input. A HOLD is only allowed while a note sounds.
+
+        ``prefix`` ``(B, P)`` is teacher-forced: the first P steps are those tokens (fed to the
+        decoder as if it had chosen them), the rest is free-run from there (continuation)."""
         b = z.shape[0]
+        forced = 0 if prefix is None else min(int(prefix.shape[1]), self.steps)
         ctx = self.contexts(z)
         prev = z.new_full((b,), self.start_token, dtype=torch.long)
         out = torch.empty(b, self.steps, dtype=torch.long, device=z.device)
@@ -112,7 +117,10 @@ class MelodyVAE(nn.Module):
                 y, state = self.decoder(x, state)
                 logits = self.out(y[:, 0])
                 logits = logits.masked_fill((~sounding)[:, None] & hold_mask, float("-inf"))
-                if temperature <= 0:
+                if i < forced:
+                    assert prefix is not None
+                    tok = prefix[:, i].to(z.device)
+                elif temperature <= 0:
                     tok = logits.argmax(-1)
                 else:
                     probs = torch.softmax(logits / temperature, -1)

@@ -25,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from plugins.music.engine.arrange import Instruments
 from plugins.music.engine.phrase import Phrase
-from plugins.music.engine.synth import SAMPLE_RATE, render_strip
+from plugins.music.engine.render import render_strip
+from plugins.music.engine.soundfont import SynthChoice
+from plugins.music.engine.synth import SAMPLE_RATE
 
 PORTAUDIO_HELP = ("install the PortAudio library (Debian/Ubuntu: sudo apt install libportaudio2; "
                   "Fedora: sudo dnf install portaudio; macOS: brew install portaudio) and restart "
@@ -117,8 +120,14 @@ class Player:
 
     # -- buffer ---------------------------------------------------------------------------------
     def set_buffer(self, samples: np.ndarray) -> None:
-        """Swap in a new rendered buffer (any thread). Takes effect at the next block."""
-        buf = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1, 1))
+        """Swap in a new rendered buffer (any thread): mono ``(n,)`` or stereo ``(n, 2)`` (mixed
+        down here, not in the callback, for a one-channel device). Takes effect at the next
+        block."""
+        a = np.asarray(samples, dtype=np.float32)
+        a = a.reshape(-1, 1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
+        if a.shape[1] not in (1, self.channels):
+            a = a.mean(axis=1, keepdims=True)
+        buf = np.ascontiguousarray(a)
         if self._capture_on:
             self.capture = np.zeros_like(buf)
         self._buf = buf
@@ -275,20 +284,36 @@ class Transport:
         self._future: Future[None] | None = None
         self.phrase_count = 0
         self.tempo = 120.0
+        self.rendered_with = ""  # which synth made the buffer, in words
+        self.render_error = ""
 
-    def set_strip(self, phrases: Sequence[Phrase], tempo: float, voice: str = "piano"
+    def set_strip(self, phrases: Sequence[Phrase], tempo: float, voice: str = "piano",
+                  choice: SynthChoice | None = None, instruments: Instruments | None = None
                   ) -> Future[None]:
+        """Render the strip (on the render thread) with ``choice``'s synth; a SoundFont that
+        fails to render falls back to the built-in synth and says so in ``rendered_with``."""
         self._version += 1
         version = self._version
         items = list(phrases)
         self.tempo = float(tempo)
 
         def work() -> None:
-            audio, bounds = render_strip(items, tempo, self.sample_rate, voice)
+            try:
+                done = render_strip(items, tempo, self.sample_rate, voice, choice, instruments)
+                error = ""
+            except Exception as exc:  # a damaged SoundFont: play the built-in synth, say why
+                if choice is None or not choice.uses_soundfont:
+                    raise
+                done = render_strip(items, tempo, self.sample_rate, voice,
+                                    SynthChoice(None, f"the SoundFont failed: {exc}"),
+                                    instruments)
+                error = str(exc)
             if version != self._version:
                 return  # a newer strip was asked for meanwhile
-            self.player.set_buffer(audio)
-            self.bounds = bounds
+            self.player.set_buffer(done.audio)
+            self.bounds = done.bounds
+            self.rendered_with = done.describe()
+            self.render_error = error
             self.phrase_count = len(items)
             self._ready_version = version
             pending, self._pending = self._pending, None
@@ -335,7 +360,8 @@ class Transport:
     def audio(self, index: int | None = None, timeout: float = 30.0) -> np.ndarray:
         """The rendered samples of one phrase or the strip (waits for the render)."""
         self.wait_ready(timeout)
-        buf = self.player._buf[:, 0]
+        buf = self.player._buf
+        buf = buf[:, 0] if buf.shape[1] == 1 else buf
         if index is None:
             return buf.copy()
         return buf[self.bounds[index]:self.bounds[index + 1]].copy()
