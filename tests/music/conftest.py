@@ -20,6 +20,13 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def no_machine_soundfont(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite sounds the same whether or not this machine has a General MIDI SoundFont
+    installed: tests that want one choose it (or delete the variable)."""
+    monkeypatch.setenv("STUDIO_SOUNDFONT", "none")
+
+
 @pytest.fixture(scope="session")
 def melody_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight 4-bar songs in 4/4 (two with a bass track)."""

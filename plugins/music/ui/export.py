@@ -64,20 +64,21 @@ class ExportBar(QWidget):
             if fmt == "mid":
                 from plugins.music.engine.midi import write_midi
 
-                write_midi(items, target, panel.transport_bar.tempo())
+                write_midi(items, target, panel.transport_bar.tempo(),
+                           instruments=panel.transport_bar.instruments())
             else:
                 from plugins.music.engine.synth import write_wav
 
                 audio, rate = panel.transport_bar.audio(index)
                 write_wav(audio, target, rate)
-            self._stamp(target)
+            self.stamp(target)
         except (OSError, ValueError) as exc:
             panel.say(f"Export failed: {exc}", error=True)
             return None
         panel.say(f"Exported {target.name}")
         return target
 
-    def _stamp(self, target: Path) -> None:
+    def stamp(self, target: Path) -> None:
         """The file's provenance: the model open in the panel (by name) when the strip came
         from a job; phrases read from a file were not generated, so they claim no model."""
         from plugins.common import provenance
@@ -86,8 +87,21 @@ class ExportBar(QWidget):
         model = panel.strip_model or None if panel.strip_source == "job" else \
             panel.model_path() if panel.strip_source == "training" else None
         provenance.stamp(target, provenance.make(
-            "music", "export", model=model, params={"tempo": panel.transport_bar.tempo()},
+            "music", "export", model=model, params=self.settings(),
             source_type=provenance.TRAINED if model is not None else ""))
+
+    def settings(self) -> dict[str, object]:
+        """What an exported file records of how it was made (no paths: names only)."""
+        bar = self.panel.transport_bar
+        inst = bar.instruments()
+        out: dict[str, object] = {"tempo": bar.tempo(), "melody_program": inst.melody,
+                                  "accompaniment_program": inst.accompaniment,
+                                  "drums": inst.drums}
+        if bar.choice is not None:
+            out["synth"] = bar.choice.name
+            if bar.choice.soundfont is not None:
+                out["soundfont"] = bar.choice.soundfont.name
+        return out
 
     def refresh(self) -> None:
         for b in self.buttons:

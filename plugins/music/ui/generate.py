@@ -1,9 +1,11 @@
-"""The generate boxes: sample new phrases, vary one, load a file, interpolate from A to B.
+"""The generate boxes: sample new phrases, vary or continue one, load a file, interpolate from
+A to B.
 
-One ``Form`` per job (``SampleParams``, ``VariationsParams``, ``LoadParams``,
-``InterpolateParams``); the fields the panel knows are filled in when a job is submitted: the
-model (the model box), the phrases themselves (from the strip: no files in between), the tempo
-(the transport's). Variations share the sample seed, as one seed control in the box.
+One ``Form`` per job (``SampleParams``, ``VariationsParams``, ``ContinueParams``,
+``LoadParams``, ``InterpolateParams``); the fields the panel knows are filled in when a job is
+submitted: the model (the model box), the phrases themselves (from the strip: no files in
+between), the tempo and the instruments (the transport's). Variations and continuations share
+the sample seed (and continuations its temperature), as one control in the box.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from plugins.music.engine.phrase import KEY_NAMES, Phrase
 from plugins.music.params import MIDI_OR_AUDIO as FILE_FILTER
-from plugins.music.params import InterpolateParams, LoadParams, VariationsParams
+from plugins.music.params import ContinueParams, InterpolateParams, LoadParams, VariationsParams
 from studio.widgets.form import Form
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +47,7 @@ class GenerateBox(QGroupBox):
         self.sample_form = sample_form
         self.vary_form = Form(VariationsParams, self, host.recall("variations", VariationsParams))
         self.load_form = Form(LoadParams, self, host.recall("load", LoadParams))
+        self.continue_form = Form(ContinueParams, self, host.recall("continue", ContinueParams))
         lay = QFormLayout(self)
         sample_form.add_rows(lay, "n", "temperature", "seed")
         self.key_combo = QComboBox()
@@ -72,6 +75,18 @@ class GenerateBox(QGroupBox):
         self.vary_btn.setToolTip("Phrases near the selected one")
         self.vary_btn.clicked.connect(lambda: self.variations())
         row.addWidget(self.vary_btn)
+        self.continue_btn = QPushButton("Continue")
+        self.continue_btn.setToolTip("What might come next after the selected phrase: new bars "
+                                     "that follow it")
+        self.continue_btn.clicked.connect(lambda: self.continue_phrase())
+        row.addWidget(self.continue_btn)
+        lay.addRow(row)
+        row = QHBoxLayout()
+        row.addWidget(self.continue_form.widget("bars"), 1)
+        row.addWidget(QLabel(self.continue_form.label("n").lower()))
+        row.addWidget(self.continue_form.widget("n"), 1)
+        lay.addRow(self.continue_form.label("bars"), row)
+        row = QHBoxLayout()
         self.load_btn = QPushButton("Load MIDI…")
         self.load_btn.setToolTip("Show a file's phrases (and, with a model, what the model "
                                  "makes of them)")
@@ -92,7 +107,8 @@ class GenerateBox(QGroupBox):
         panel = self.panel
         if not panel.need_model():
             return None
-        p = self.sample_form.checked(panel.status, tempo=panel.transport_bar.tempo())
+        p = self.sample_form.checked(panel.status, tempo=panel.transport_bar.tempo(),
+                                     **panel.transport_bar.instrument_fields())
         return None if p is None else panel.run_phrase_job("sample", p, "Sample phrases")
 
     def variations(self, index: int | None = None) -> Any:
@@ -105,8 +121,25 @@ class GenerateBox(QGroupBox):
             return None
         p = self.vary_form.checked(panel.status, model=panel.model_path(),
                                    source=panel.phrases[i], seed=self.sample_form.p.seed,
-                                   tempo=panel.transport_bar.tempo())
+                                   tempo=panel.transport_bar.tempo(),
+                                   **panel.transport_bar.instrument_fields())
         return None if p is None else panel.run_phrase_job("variations", p, "Phrase variations")
+
+    def continue_phrase(self, index: int | None = None) -> Any:
+        """Continue the selected phrase (or ``index``): the clip, then its continuations."""
+        panel = self.panel
+        if not panel.need_model():
+            return None
+        i = panel.strip.selected if index is None else index
+        if not 0 <= i < len(panel.phrases):
+            panel.say("Select a phrase to continue.", error=True)
+            return None
+        p = self.continue_form.checked(panel.status, model=panel.model_path(),
+                                       clip=panel.phrases[i], seed=self.sample_form.p.seed,
+                                       temperature=self.sample_form.p.temperature,
+                                       tempo=panel.transport_bar.tempo(),
+                                       **panel.transport_bar.instrument_fields())
+        return None if p is None else panel.run_phrase_job("continue", p, "Continue a phrase")
 
     def load_file(self, path: str | Path | None = None) -> Any:
         """Show a file's phrases; with a model, also its reconstructions (``path`` skips the
@@ -127,8 +160,10 @@ class GenerateBox(QGroupBox):
         panel = self.panel
         ready = panel.model_path() is not None and not panel.handles
         self.sample_btn.setEnabled(ready)
-        self.vary_btn.setEnabled(ready and 0 <= panel.strip.selected < len(panel.phrases))
+        selected = 0 <= panel.strip.selected < len(panel.phrases)
+        self.vary_btn.setEnabled(ready and selected)
         mode = panel.model_box.config().get("model", {}).get("mode", "melody")
+        self.continue_btn.setEnabled(ready and selected and mode != "audio")
         self.key_combo.setEnabled(mode == "melody")
 
 
@@ -181,7 +216,8 @@ class InterpolateBox(QGroupBox):
                       "\"← selected\").", error=True)
             return None
         p = self.form.checked(panel.status, model=panel.model_path(), a=self.slots["A"],
-                              b=self.slots["B"], tempo=panel.transport_bar.tempo())
+                              b=self.slots["B"], tempo=panel.transport_bar.tempo(),
+                              **panel.transport_bar.instrument_fields())
         return None if p is None else panel.run_phrase_job("interpolate", p,
                                                            "Interpolate phrases")
 

@@ -9,16 +9,25 @@ The panel is its parts, one module each: the model box (:mod:`.model_box`), the 
 (:mod:`.train_box`), the generate and interpolate boxes (:mod:`.generate`), the transport
 (:mod:`.transport`) and export (:mod:`.export`), around the phrase strip (:mod:`.strip`). This
 module lays them out and holds what they share: the strip's phrases and the phrase jobs.
+
+Every change to the strip that the user made (a job's phrases, Clear, removing or moving a
+phrase) is a command on a ``QUndoStack`` holding before-and-after snapshots, so Undo brings
+back a strip a new job replaced; live training samples refresh the strip without filling the
+stack. A phrase dragged out of the strip is written as a MIDI file (a WAV for sound phrases)
+under the workspace, named by its label and content, stamped with its provenance.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -41,6 +50,32 @@ from plugins.music.ui.transport import TransportBar
 from studio.widgets.form import Form
 
 
+@dataclass(frozen=True)
+class StripState:
+    """What the strip shows: a snapshot an undo brings back."""
+
+    phrases: tuple[Phrase, ...]
+    title: str
+    source: str
+    model: str
+    selected: int
+
+
+class StripEdit(QUndoCommand):
+    """One change to the strip, undone and redone by swapping snapshots."""
+
+    def __init__(self, panel: MusicPanel, before: StripState, after: StripState,
+                 text: str) -> None:
+        super().__init__(text)
+        self.panel, self.before, self.after = panel, before, after
+
+    def redo(self) -> None:
+        self.panel.apply_state(self.after)
+
+    def undo(self) -> None:
+        self.panel.apply_state(self.before)
+
+
 class MusicPanel(QWidget):
     """The Music plugin's central widget."""
 
@@ -48,6 +83,7 @@ class MusicPanel(QWidget):
         super().__init__(parent)
         self.host = host
         self.phrases: list[Phrase] = []
+        self.title_text = "Phrases"
         self.strip_source = ""  # "training" while the strip shows live training samples
         self.strip_model = ""  # the model that made the strip's phrases ("" when none did)
         self.handles: list[Any] = []  # running phrase jobs
@@ -67,14 +103,25 @@ class MusicPanel(QWidget):
         f.setBold(True)
         self.title.setFont(f)
         head.addWidget(self.title, 1)
+        self.undo_stack = QUndoStack(self)
+        self.undo_btn = QPushButton("Undo")
+        self.undo_btn.clicked.connect(self.undo_stack.undo)
+        self.redo_btn = QPushButton("Redo")
+        self.redo_btn.clicked.connect(self.undo_stack.redo)
+        self.undo_stack.indexChanged.connect(lambda _i: self._sync_undo())
+        self._sync_undo()
+        head.addWidget(self.undo_btn)
+        head.addWidget(self.redo_btn)
         self.clear_btn = QPushButton("Clear")
-        self.clear_btn.clicked.connect(lambda: self.show_phrases([], "Phrases", ""))
+        self.clear_btn.clicked.connect(lambda: self.show_phrases([], "Phrases", "", "Clear"))
         head.addWidget(self.clear_btn)
         ml.addLayout(head)
         self.strip = StripView()
         self.strip.selection_changed.connect(lambda _i: self.update_buttons())
         self.strip.activated.connect(lambda i: self.transport_bar.play(i))
         self.strip.menu_requested.connect(self._phrase_menu)
+        self.strip.delete_requested.connect(self.remove_phrase)
+        self.strip.drag_provider = self.drag_mime
         self.strip_scroll = QScrollArea()
         self.strip_scroll.setWidget(self.strip)
         self.strip_scroll.setWidgetResizable(True)
@@ -113,6 +160,10 @@ class MusicPanel(QWidget):
         split.setSizes([side.sizeHint().width() + 24, 900])
 
         QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.transport_bar.toggle)
+        for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo_stack.undo),
+                           (QKeySequence.StandardKey.Redo, self.undo_stack.redo)):
+            QShortcut(keys, self, activated=slot,
+                      context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._model_changed()
 
     # ------------------------------------------------------------------------------------------
@@ -149,9 +200,10 @@ class MusicPanel(QWidget):
         phrases = [Phrase.from_payload(d) for d in payload["phrases"]]
         if payload.get("tempo"):
             self.transport_bar.set_tempo(float(payload["tempo"]))
-        self.show_phrases(phrases, payload.get("title", "Phrases"), "job")
+        # the model is what exports name as their maker
+        self.show_phrases(phrases, payload.get("title", "Phrases"), "job",
+                          model=str(payload.get("model") or ""))
         self.last_result = str(payload.get("out") or "")
-        self.strip_model = str(payload.get("model") or "")  # what exports name as their maker
 
     def _on_job_finished(self, handle: Any, rec: Any) -> None:
         with contextlib.suppress(ValueError):
@@ -166,15 +218,114 @@ class MusicPanel(QWidget):
     # ------------------------------------------------------------------------------------------
     # The strip
     # ------------------------------------------------------------------------------------------
-    def show_phrases(self, phrases: list[Phrase], title: str, source: str) -> None:
+    def show_phrases(self, phrases: list[Phrase], title: str, source: str,
+                     undo_text: str = "", model: str = "") -> None:
+        """Show ``phrases`` (``model`` made them, for a job's); a change the user made (not live
+        training samples) can be undone, named by ``undo_text`` (default: the title)."""
+        after = StripState(tuple(phrases), title, source, model, 0 if phrases else -1)
+        if source == "training":
+            self.apply_state(after)
+            return
+        self.undo_stack.push(StripEdit(self, self.state(), after, undo_text or title))
+
+    def _sync_undo(self) -> None:
+        """The Undo and Redo buttons say what they would undo or redo (the stack clears itself,
+        signalling, while the panel is being destroyed: the buttons may be gone)."""
+        stack = self.undo_stack
+        with contextlib.suppress(RuntimeError):
+            self.undo_btn.setEnabled(stack.canUndo())
+            self.redo_btn.setEnabled(stack.canRedo())
+            u, r = stack.undoText(), stack.redoText()
+            self.undo_btn.setToolTip(f"Undo {u[:1].lower() + u[1:]} (Ctrl+Z)" if u else "Undo")
+            self.redo_btn.setToolTip(f"Redo {r[:1].lower() + r[1:]} (Ctrl+Shift+Z)" if r
+                                     else "Redo")
+
+    def state(self) -> StripState:
+        return StripState(tuple(self.phrases), self.title_text, self.strip_source,
+                          self.strip_model, self.strip.selected)
+
+    def apply_state(self, st: StripState) -> None:
         self.transport_bar.stop()
-        self.phrases = list(phrases)
-        self.strip_source = source
-        self.title.setText(f"{title}  ({len(phrases)})" if phrases else title)
+        self.phrases = list(st.phrases)
+        self.strip_source = st.source
+        self.strip_model = st.model
+        self.title_text = st.title
+        self.title.setText(f"{st.title}  ({len(st.phrases)})" if st.phrases else st.title)
         self.strip.set_phrases(self.phrases)
+        self.strip.select(min(st.selected, len(self.phrases) - 1))
         self.refresh_roles()
         self.transport_bar.rerender()
         self.update_buttons()
+
+    def remove_phrase(self, index: int) -> None:
+        if not 0 <= index < len(self.phrases):
+            return
+        label = self.phrases[index].label or f"phrase {index + 1}"
+        rest = self.phrases[:index] + self.phrases[index + 1:]
+        after = StripState(tuple(rest), self.title_text, self.strip_source, self.strip_model,
+                           min(index, len(rest) - 1))
+        self.undo_stack.push(StripEdit(self, self.state(), after, f"Remove {label}"))
+
+    def move_phrase(self, index: int, by: int) -> None:
+        j = index + by
+        if not (0 <= index < len(self.phrases) and 0 <= j < len(self.phrases)):
+            return
+        items = list(self.phrases)
+        items[index], items[j] = items[j], items[index]
+        label = items[j].label or f"phrase {index + 1}"
+        after = StripState(tuple(items), self.title_text, self.strip_source, self.strip_model,
+                           j)
+        self.undo_stack.push(StripEdit(self, self.state(), after, f"Move {label}"))
+
+    # ------------------------------------------------------------------------------------------
+    # Into the DAW
+    # ------------------------------------------------------------------------------------------
+    def drag_file(self, index: int) -> Path | None:
+        """Phrase ``index`` as a file a DAW can take: a MIDI file with the transport's tempo
+        and instruments (a WAV for sound phrases), written atomically under the workspace,
+        named by its label and a hash of what it holds (dragging it again reuses the file; a
+        different phrase never overwrites one a DAW may still read), with its provenance."""
+        if not 0 <= index < len(self.phrases):
+            return None
+        ph = self.phrases[index]
+        bar = self.transport_bar
+        inst = bar.instruments()
+        folder = Path(self.host.workspace) / "music" / "dragged"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^\w\-. ]+", "-", ph.label or f"phrase {index + 1}").strip(" .-")
+        digest = hashlib.sha256()
+        if ph.kind == "audio":
+            audio, rate = bar.audio(index)
+            digest.update(audio.tobytes())
+            target = folder / f"{stem or 'phrase'}-{digest.hexdigest()[:8]}.wav"
+            if not target.exists():
+                from plugins.music.engine.synth import write_wav
+
+                write_wav(audio, target, rate)
+                self.export_bar.stamp(target)
+            return target
+        digest.update(repr((ph.notes.tolist(), ph.steps, ph.metre, ph.kind, bar.tempo(),
+                            inst)).encode())
+        target = folder / f"{stem or 'phrase'}-{digest.hexdigest()[:8]}.mid"
+        if not target.exists():
+            from plugins.music.engine.midi import write_midi
+
+            write_midi(ph, target, bar.tempo(), instruments=inst)
+            self.export_bar.stamp(target)
+        return target
+
+    def drag_mime(self, index: int) -> QMimeData | None:
+        """What a drag out of the strip carries: the phrase's file as a local URL."""
+        try:
+            path = self.drag_file(index)
+        except (OSError, ValueError) as exc:
+            self.say(f"Could not drag the phrase out: {exc}", error=True)
+            return None
+        if path is None:
+            return None
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        return mime
 
     def refresh_roles(self) -> None:
         """Mark the strip's tiles that are interpolation ends A and B."""
@@ -192,6 +343,11 @@ class MusicPanel(QWidget):
         menu.addAction("Use as A", lambda: self.interp_box.set_slot("A", index))
         menu.addAction("Use as B", lambda: self.interp_box.set_slot("B", index))
         menu.addAction("Variations", lambda: self.generate_box.variations(index))
+        menu.addAction("Continue", lambda: self.generate_box.continue_phrase(index))
+        menu.addSeparator()
+        menu.addAction("Move earlier", lambda: self.move_phrase(index, -1))
+        menu.addAction("Move later", lambda: self.move_phrase(index, 1))
+        menu.addAction("Remove", lambda: self.remove_phrase(index))
         menu.addSeparator()
         menu.addAction("Export MIDI…", lambda: self.export_bar.export("mid", "selected"))
         menu.addAction("Export WAV…", lambda: self.export_bar.export("wav", "selected"))

@@ -3,14 +3,30 @@
 One widget paints all tiles (QPainter rectangles only; no per-note widgets, no numpy work beyond
 reading a few dozen note rows), so a strip of dozens of phrases redraws in well under a frame.
 Audio phrases show their log-mel spectrogram instead of notes.
+
+A tile dragged out of the window is a real file drag (``text/uri-list`` with a local file URL,
+what DAWs and file managers accept): the panel's ``drag_provider`` writes the phrase as a file
+and returns the QMimeData; the strip only starts the drag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QMimeData, QPoint, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDrag,
+    QFont,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from plugins.music.engine.metre import Metre, MetreError
 from plugins.music.engine.phrase import STEPS_PER_QUARTER, Phrase
@@ -49,6 +65,7 @@ class StripView(QWidget):
     selection_changed = Signal(int)
     activated = Signal(int)
     menu_requested = Signal(int, QPoint)
+    delete_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +75,8 @@ class StripView(QWidget):
         self.playhead: tuple[int, float] | None = None
         self._images: dict[int, QImage] = {}
         self.pitch_range = (58, 74)
+        self.drag_provider: Callable[[int], QMimeData | None] | None = None
+        self._press: tuple[QPoint, int] | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setMinimumHeight(TILE_H + 2 * GAP)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -131,11 +150,46 @@ class StripView(QWidget):
     # -- input ----------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
         i = self.index_at(event.position().toPoint())
+        self._press = None
         if i >= 0:
             self.select(i)
             if event.button() == Qt.MouseButton.RightButton:
                 self.menu_requested.emit(i, event.globalPosition().toPoint())
+            elif event.button() == Qt.MouseButton.LeftButton:
+                self._press = (event.position().toPoint(), i)
         super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        press = self._press
+        if press is not None and event.buttons() & Qt.MouseButton.LeftButton and \
+                (event.position().toPoint() - press[0]).manhattanLength() \
+                >= QApplication.startDragDistance():
+            self._press = None
+            self.drag_out(press[1])
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._press = None
+        super().mouseReleaseEvent(event)
+
+    def drag_out(self, index: int) -> Qt.DropAction | None:
+        """Drag phrase ``index`` out as a file (the provider writes it); None when there is
+        nothing to drag."""
+        mime = self.drag_provider(index) if self.drag_provider is not None else None
+        if mime is None:
+            return None
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        rect = self.tile_rect(index).toRect()
+        pix = QPixmap(self.grab(rect)).scaledToWidth(min(160, rect.width()))
+        drag.setPixmap(pix)
+        drag.setHotSpot(QPoint(pix.width() // 2, pix.height() // 2))
+        return self.exec_drag(drag)
+
+    def exec_drag(self, drag: QDrag) -> Qt.DropAction:
+        """Run the drag (a modal loop until the drop: tests replace it)."""
+        return drag.exec(Qt.DropAction.CopyAction)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         i = self.index_at(event.position().toPoint())
@@ -147,6 +201,9 @@ class StripView(QWidget):
             self.select(min(len(self.phrases) - 1, self.selected + 1))
         elif event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Up) and self.phrases:
             self.select(max(0, self.selected - 1))
+        elif event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and \
+                0 <= self.selected < len(self.phrases):
+            self.delete_requested.emit(self.selected)
         else:
             super().keyPressEvent(event)
 

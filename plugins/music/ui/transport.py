@@ -1,5 +1,10 @@
-"""The transport: play the strip or one phrase, stop, loop, tempo and voice, and whether sound
+"""The transport: play the strip or one phrase, stop, loop, tempo, the sound (a General MIDI
+SoundFont through FluidSynth, or a built-in synth voice), who plays each part, and whether sound
 can work here at all.
+
+Which synth plays is decided off the GUI thread (loading FluidSynth takes a moment) and said in
+words under the buttons, with the reason when it is the built-in synth. The SoundFont and the
+instruments are remembered between sessions.
 
 The strip's sound is rendered ahead of time on the engine Transport's own thread, and a
 PortAudio callback only copies samples (``plugins.music.engine.playback``): nothing here
@@ -18,6 +23,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -26,6 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from plugins.music.engine import gm
+from plugins.music.engine.arrange import Instruments
 from plugins.music.params import Voice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +46,7 @@ class TransportBar(QWidget):
     """Play / Selected / Stop / Loop, tempo and voice, and the audio device's status."""
 
     audio_status = Signal(bool, str)  # from the probe thread: usable?, message
+    synth_status = Signal(object)  # from the probe thread: a SynthChoice
 
     def __init__(self, panel: MusicPanel) -> None:
         super().__init__()
@@ -77,13 +86,51 @@ class TransportBar(QWidget):
         self.tempo_spin.valueChanged.connect(lambda _v: self.rerender())
         second.addWidget(self.tempo_spin)
         self.voice_combo = QComboBox()
+        self.voice_combo.addItem("General MIDI", "soundfont")
         for voice in typing.get_args(Voice):
-            self.voice_combo.addItem(voice.capitalize(), voice)
-        self.voice_combo.setToolTip("The synth voice that plays note phrases")
-        self.voice_combo.currentIndexChanged.connect(lambda _i: self.rerender())
+            self.voice_combo.addItem(f"{voice.capitalize()} (built-in)", voice)
+        self.voice_combo.setToolTip("What plays the notes: General MIDI instruments from a "
+                                    "SoundFont (FluidSynth), or a voice of the built-in synth")
+        self.voice_combo.setAccessibleName("Sound")
+        voice = str(panel.host.recall_value("voice", "soundfont"))
+        self.voice_combo.setCurrentIndex(max(0, self.voice_combo.findData(voice)))
+        self.voice_combo.currentIndexChanged.connect(lambda _i: self._sound_changed())
         second.addWidget(self.voice_combo)
+        self.soundfont_btn = QPushButton("SoundFont…")
+        self.soundfont_btn.setToolTip("Choose any SoundFont (.sf2) to play the parts with")
+        self.soundfont_btn.clicked.connect(lambda: self.choose_soundfont())
+        second.addWidget(self.soundfont_btn)
         second.addStretch(1)
         rows.addLayout(second)
+        # who plays what: General MIDI programs per part, and a beat on channel 10
+        third = QHBoxLayout()
+        self.program_combos: dict[str, QComboBox] = {}
+        for part, label, default in (("melody", "Melody", gm.PIANO),
+                                     ("accompaniment", "Accomp.", gm.PIANO)):
+            third.addWidget(QLabel(label))
+            combo = QComboBox()
+            for i, name in enumerate(gm.PROGRAMS):
+                combo.addItem(f"{i + 1} {name}", i)
+            combo.setAccessibleName(f"{label} instrument")
+            combo.setToolTip(f"The General MIDI instrument of the {part}"
+                             + (" (a piano roll's notes below its top line)"
+                                if part == "accompaniment" else ""))
+            combo.setMaxVisibleItems(20)
+            combo.setCurrentIndex(int(panel.host.recall_value(f"program_{part}", default)))
+            combo.currentIndexChanged.connect(lambda _i: self._sound_changed())
+            self.program_combos[part] = combo
+            third.addWidget(combo, 1)
+        self.drums_check = QCheckBox("Drums")
+        self.drums_check.setToolTip("A beat that follows the metre, on channel 10 (General "
+                                    "MIDI percussion), in playback and exported MIDI")
+        self.drums_check.setChecked(bool(panel.host.recall_value("drums", False)))
+        self.drums_check.toggled.connect(lambda _on: self._sound_changed())
+        third.addWidget(self.drums_check)
+        rows.addLayout(third)
+        self.choice: Any = None  # the SynthChoice, once the probe has made it
+        self.synth_label = QLabel("Sound: checking…")
+        self.synth_label.setWordWrap(True)
+        rows.addWidget(self.synth_label)
         self.audio_label = QLabel(self.audio_message)
         self.audio_label.setWordWrap(True)
         rows.addWidget(self.audio_label)
@@ -91,7 +138,9 @@ class TransportBar(QWidget):
         self._timer.setInterval(33)
         self._timer.timeout.connect(self._tick)
         self.audio_status.connect(self._on_audio_status)
+        self.synth_status.connect(self._on_synth_status)
         self._probe_audio()
+        self._probe_synth()
 
     # -- settings -------------------------------------------------------------------------------
     def tempo(self) -> float:
@@ -101,7 +150,77 @@ class TransportBar(QWidget):
         self.tempo_spin.setValue(int(round(bpm)))
 
     def voice(self) -> str:
-        return str(self.voice_combo.currentData())
+        """The built-in synth's voice (piano when General MIDI is chosen and unavailable)."""
+        data = str(self.voice_combo.currentData())
+        return "piano" if data == "soundfont" else data
+
+    def instruments(self) -> Instruments:
+        return Instruments(melody=int(self.program_combos["melody"].currentData()),
+                           accompaniment=int(self.program_combos["accompaniment"].currentData()),
+                           drums=self.drums_check.isChecked())
+
+    def instrument_fields(self) -> dict[str, Any]:
+        """The instruments as the generating jobs' params fields."""
+        inst = self.instruments()
+        return {"melody_program": inst.melody, "accompaniment_program": inst.accompaniment,
+                "drums": inst.drums}
+
+    def soundfont(self) -> str:
+        return str(self.panel.host.recall_value("soundfont", "") or "")
+
+    def choose_soundfont(self, path: str | None = None) -> None:
+        """Pick a SoundFont (``path`` skips the file dialog); "" goes back to the installed
+        one."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a SoundFont", "",
+                                                  "SoundFonts (*.sf2 *.sf3);;All files (*)")
+            if not path:
+                return
+        self.panel.host.remember_value("soundfont", str(path))
+        i = self.voice_combo.findData("soundfont")
+        if self.voice_combo.currentIndex() != i:
+            self.voice_combo.setCurrentIndex(i)  # (re-probes)
+        else:
+            self._sound_changed()
+
+    def _sound_changed(self) -> None:
+        host = self.panel.host
+        host.remember_value("voice", str(self.voice_combo.currentData()))
+        for part, combo in self.program_combos.items():
+            host.remember_value(f"program_{part}", int(combo.currentData()))
+        host.remember_value("drums", self.drums_check.isChecked())
+        self._probe_synth()
+
+    def _probe_synth(self) -> None:
+        """Decide (off the GUI thread: loading FluidSynth and checking the SoundFont take a
+        moment) which synth plays; the answer re-renders the strip."""
+        want = "auto" if self.voice_combo.currentData() == "soundfont" else "builtin"
+        chosen = self.soundfont()
+
+        def probe() -> None:
+            from plugins.music.engine.soundfont import SynthChoice, choose
+            from studio.errors import UserError
+
+            try:
+                choice = choose(want, chosen or None)
+            except UserError as exc:  # the remembered SoundFont is gone: say so, play on
+                choice = choose(want) if want == "auto" else SynthChoice()
+                if not choice.uses_soundfont:
+                    choice = SynthChoice(None, str(exc))
+            with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
+                self.synth_status.emit(choice)
+
+        threading.Thread(target=probe, name="music-synth-probe", daemon=True).start()
+
+    def _on_synth_status(self, choice: Any) -> None:
+        self.choice = choice
+        text = f"Sound: {choice.describe()}"
+        if not choice.uses_soundfont and choice.note:
+            text += " — choose a SoundFont… for real instruments"
+        self.synth_label.setText(text)
+        self.synth_label.setStyleSheet("" if choice.uses_soundfont or not choice.note
+                                       else "color: #b45309;")
+        self.rerender()
 
     # -- the audio device -----------------------------------------------------------------------
     def _probe_audio(self) -> None:
@@ -154,7 +273,8 @@ class TransportBar(QWidget):
             return
         if self.playing:
             self.stop()
-        self.engine().set_strip(phrases, self.tempo(), self.voice())
+        self.engine().set_strip(phrases, self.tempo(), self.voice(), self.choice,
+                                self.instruments())
 
     def audio(self, index: int | None) -> tuple[np.ndarray, int]:
         """The rendered samples of one phrase or the whole strip, and their sample rate
