@@ -55,6 +55,8 @@ def test_train_from_panel_updates_preview_plots_and_explore(qtbot, panel, tiny_f
     assert {"loss/D", "loss/G", "D/real", "D/fake", "diversity"} <= set(series)
     assert series["loss/D"][0][-1] == 4
     assert t.status.text().startswith("Done")
+    assert t.result.isVisibleTo(t) and t.result.text.text() == "Saved"  # no path in words
+    assert t.result.path == tmp_path / "run" / "generator.safetensors"
     remembered = t.host.recall("train", type(t.form.p))  # the next session starts from these
     assert (remembered.steps, remembered.batch_size, remembered.data) == (4, 8, str(tiny_folder))
     # the new model became the Explore / Evaluate model
@@ -76,7 +78,7 @@ def test_stop_then_resume_from_panel(qtbot, panel, tiny_folder, tmp_path) -> Non
     t.stop_btn.click()
     _wait(qtbot, handle)
     assert handle.record.state == "cancelled"
-    assert "Resume continues" in t.status.text()
+    assert "Resume training continues" in t.status.text()
     assert (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
     assert t.resume_btn.isEnabled()
     from plugins.gan.ui.train_tab import checkpoint_step

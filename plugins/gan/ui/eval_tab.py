@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -27,6 +28,7 @@ from plugins.gan.params import EvalParams
 from plugins.gan.ui.widgets import caption
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 
 class EvalTab(QWidget):
@@ -54,14 +56,25 @@ class EvalTab(QWidget):
         form = QFormLayout(form_box)
         self.form.add_rows(form, "model")
         form.addRow(self.form.label("data"), data_box)
-        self.form.add_rows(form, "n", "inception", "classifier_steps")
-        form.addRow(caption(
+        self.form.add_rows(form, "n")
+        self.show_advanced = QCheckBox("Show advanced settings")
+        self.advanced = QWidget()
+        af = QFormLayout(self.advanced)
+        af.setContentsMargins(0, 0, 0, 0)
+        self.form.add_rows(af, "inception", "classifier_steps", "max_real", "seed")
+        af.addRow(caption(
             "With InceptionV3 weights (pytorch-fid's file) the Fréchet distance is the FID you "
             "can compare with papers. Without them, a small classifier is trained on your real "
             "images and its features are used: a domain FD that tracks progress on this data set "
             "only."))
-        self.run_btn = QPushButton("Evaluate")
-        self.cancel_btn = QPushButton("Cancel")
+        self.advanced.setVisible(False)
+        self.show_advanced.toggled.connect(self.advanced.setVisible)
+        form.addRow(self.show_advanced)
+        form.addRow(self.advanced)
+        self.run_btn = primary(QPushButton("Evaluate"))
+        self.run_btn.setToolTip("Fréchet distance and KID between the model's samples and "
+                                "your images: lower is closer")
+        self.cancel_btn = QPushButton("Stop")
         self.run_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(lambda: self.handle and self.handle.cancel())
         row = QHBoxLayout()
@@ -121,7 +134,7 @@ class EvalTab(QWidget):
             self.summary.setText(format_result(rec.result))
             self.load_history()
         elif rec.state == "cancelled":
-            self.summary.setText("Cancelled.")
+            self.summary.setText("Stopped.")
         else:
             self.summary.setText(f"⚠ {rec.error}")
         self._refresh()

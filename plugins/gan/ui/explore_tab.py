@@ -43,9 +43,17 @@ from plugins.gan.params import (
     InterpolateParams,
     RegenerateParams,
 )
-from plugins.gan.ui.widgets import ImageView, SampleGrid, ask_save, caption, to_pixmap
+from plugins.gan.ui.widgets import (
+    ImageView,
+    SampleGrid,
+    ask_save,
+    caption,
+    dropped_png,
+    to_pixmap,
+)
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 N_SLIDERS = 5
 SLIDER_RANGE = 30  # +-3.0 standard deviations in steps of 0.1
@@ -79,7 +87,7 @@ class ExploreTab(QWidget):
         self.seed = self.form.editor("seed")
         self.label = QComboBox()
         self.label.addItem("any class", None)
-        self.gen_btn = QPushButton("Generate")
+        self.gen_btn = primary(QPushButton("Generate"))
         self.gen_btn.clicked.connect(lambda: self.generate(False))
         # two short rows rather than one long one: the panel must fit beside the plots dock
         controls = QVBoxLayout()
@@ -124,7 +132,8 @@ class ExploreTab(QWidget):
         self.remove_btn = QPushButton("Remove")
         self.remove_btn.clicked.connect(self.remove_selected)
         self.regen_btn = QPushButton("Regenerate from PNG…")
-        self.regen_btn.setToolTip("Open a PNG exported here and draw it again from its metadata")
+        self.regen_btn.setToolTip("Open a PNG exported here and draw it again from its metadata "
+                                  "(or drop the PNG onto this tab)")
         self.regen_btn.clicked.connect(lambda: self.ask_regenerate())
         kept_box = QGroupBox("Kept")
         kl = QVBoxLayout(kept_box)
@@ -218,6 +227,7 @@ class ExploreTab(QWidget):
         lay.addWidget(split, 1)
         lay.addWidget(self.status)
         host.run_reopened.connect(self._reopened)
+        self.setAcceptDrops(True)
         if self.form.p.model:
             self.set_model(self.form.p.model)
         self._refresh()
@@ -450,6 +460,18 @@ class ExploreTab(QWidget):
         h.finished.connect(lambda rec: rec.state == "done" and
                            self._say(f"Regenerated into {Path(rec.result).name}."))
         return h
+
+    # -- a PNG from the studio dropped here: draw it again from its recipe -----------------
+    def dragEnterEvent(self, event: Any) -> None:
+        if dropped_png(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        png = dropped_png(event.mimeData())
+        if png is not None:
+            event.acceptProposedAction()
+            self._say(f"Drawing {png.name} again from its recipe…")
+            self.ask_regenerate(png)
 
     # -- interpolation --------------------------------------------------------------------------
     def interpolate(self, gif: Path | None = None) -> JobHandle | None:

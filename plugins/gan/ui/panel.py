@@ -6,22 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from plugins.gan.ui.eval_tab import EvalTab
 from plugins.gan.ui.explore_tab import ExploreTab
 from plugins.gan.ui.train_tab import TrainTab
+from studio.widgets.panelparts import header
 
 
 class GanPanel(QWidget):
     def __init__(self, host: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.host = host
-        title = QLabel("Image GAN")
-        title.setObjectName("pluginTitle")
-        sub = QLabel("Train a GAN on your own images, watch it learn, evaluate it, and explore "
-                     "what it makes. Loss curves are in the Live plots dock.")
-        sub.setWordWrap(True)
+        head = header("Image GAN", "Train a GAN on your own images, then explore what it "
+                      "makes.")
         self.train = TrainTab(host)
         self.evaluate = EvalTab(host)
         self.explore = ExploreTab(host)
@@ -30,11 +28,12 @@ class GanPanel(QWidget):
         self.tabs.addTab(self.evaluate, "Evaluate")
         self.tabs.addTab(self.explore, "Explore")
         lay = QVBoxLayout(self)
-        lay.addWidget(title)
-        lay.addWidget(sub)
+        lay.addWidget(head)
         lay.addWidget(self.tabs, 1)
         self.train.model_ready.connect(self.use_model)
+        self.train.explore_wanted.connect(lambda: self.tabs.setCurrentWidget(self.explore))
         host.run_reopened.connect(self._reopened)
+        host.job_started.connect(self._job_started)
         latest = self.latest_run()
         if latest is not None:
             self.use_model(latest)
@@ -54,6 +53,13 @@ class GanPanel(QWidget):
         """A reopened training run with a generator becomes the model to explore."""
         if job == "train" and (Path(run_dir) / "generator.safetensors").exists():
             self.use_model(Path(run_dir))
+
+    def _job_started(self, job: str, params: Any, handle: Any) -> None:
+        """A training run the studio started (the welcome page's quick start) shows in the
+        Train tab: its settings in the form, its samples in the preview."""
+        if job == "train":
+            self.tabs.setCurrentWidget(self.train)
+            self.train.job_started(params, handle)
 
     def latest_run(self) -> Path | None:
         """The newest run folder of this plugin that holds a generator (a directory listing)."""

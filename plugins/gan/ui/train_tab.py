@@ -1,4 +1,4 @@
-"""Train tab: data, model settings, Train / Stop / Resume, and the live sample grid.
+"""Train tab: data, model settings, Train / Stop / Resume training, and the live samples.
 
 The settings are a :class:`~studio.widgets.form.Form` over :class:`TrainParams`: the widgets,
 their limits and tooltips come from the dataclass, and Train submits the checked object. The
@@ -17,21 +17,23 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from plugins.gan.params import TrainParams
-from plugins.gan.ui.widgets import FolderPicker, ImageView, banner, caption
+from plugins.gan.ui.widgets import FolderPicker, ImageView, banner, caption, dropped_data
 from studio import fmt
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import ResultLine, primary
+from studio.widgets.vscroll import vertical_scroll
 
 CHECKPOINT = Path("checkpoints") / "last.safetensors"
 GENERATOR = "generator.safetensors"
@@ -54,6 +56,8 @@ def checkpoint_step(run_dir: Path) -> int | None:
 class TrainTab(QWidget):
     #: a run produced (or updated) a generator: the Explore and Evaluate tabs follow it
     model_ready = Signal(Path)
+    #: the result line's "Explore it": show the Explore tab
+    explore_wanted = Signal()
 
     def __init__(self, host: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,24 +66,24 @@ class TrainTab(QWidget):
         self.run_dir: Path | None = None
         self.form = Form(TrainParams, self, host.recall("train", TrainParams))
 
-        # -- data
+        # -- data: a folder (or the built-in digits); folders and images can be dropped here
         digits = QPushButton("Use built-in digits")
         digits.setToolTip("scikit-learn's 1,797 handwritten digits, 10 classes")
         digits.clicked.connect(lambda: self.form.set_value("data", "digits"))
         data_row = QHBoxLayout()
         data_row.addWidget(self.form.widget("data"), 1)
         data_row.addWidget(digits)
-        data_box = QGroupBox("Data")
+        data_box = QGroupBox("Your images")
         df = QVBoxLayout(data_box)
         df.addLayout(data_row)
-        df.addWidget(caption("png, jpg, webp or bmp, searched recursively; first-level "
-                             "sub-folders are classes. Unreadable files are skipped and listed "
-                             "in the log. Your folder is never modified."))
-        hf = QFormLayout()
-        self.form.add_rows(hf, "holdout")
-        df.addLayout(hf)
+        df.addWidget(caption("A folder of png, jpg, webp or bmp (drop one here); sub-folders "
+                             "are classes. Your folder is never modified."))
 
-        # -- model
+        # -- the settings most runs change
+        model_box = QGroupBox("Training")
+        mf = QFormLayout(model_box)
+        self.form.add_rows(mf, "preset", "size", "steps", "max_minutes")
+        # the rest, out of sight until asked for
         self.diffaug = QComboBox()
         for text, value in DIFFAUG_CHOICES:
             self.diffaug.addItem(text, value)
@@ -87,57 +91,56 @@ class TrainTab(QWidget):
         self.diffaug.currentIndexChanged.connect(
             lambda _i: self.form.set_value("diffaug", self.diffaug.currentData()))
         self._show_diffaug()
-        model_box = QGroupBox("Model")
-        mf = QFormLayout(model_box)
-        self.form.add_rows(mf, "preset", "arch", "size", "conditional", "color", "steps",
-                           "batch_size")
-        mf.addRow(self.form.label("diffaug"), self.diffaug)
-        self.form.add_rows(mf, "preview_every", "checkpoint_every", "max_minutes", "seed")
-        # the settings most runs never change: out of sight until asked for
         self.show_advanced = QCheckBox("Show advanced settings")
         self.advanced = QGroupBox("Advanced")
         af = QFormLayout(self.advanced)
-        self.form.add_rows(af, *ADVANCED)
+        self.form.add_rows(af, "arch", "conditional", "color", "batch_size")
+        af.addRow(self.form.label("diffaug"), self.diffaug)
+        self.form.add_rows(af, "holdout", "preview_every", "checkpoint_every", "seed",
+                           *ADVANCED)
+        self.out = FolderPicker("a new folder in the workspace")
+        self.out.start_dir = lambda: str(self.host.runs_dir())
+        self.out.changed.connect(lambda _t: self._refresh_buttons())
+        self.out.line.setToolTip("The run folder: where the model, its checkpoints and samples "
+                                 "go (Resume training continues the run in it)")
+        af.addRow("Run folder", self.out)
         self.advanced.setVisible(False)
         self.show_advanced.toggled.connect(self.advanced.setVisible)
 
-        # -- run
-        self.out = FolderPicker("run folder (default: a new one in the workspace)")
-        self.out.start_dir = lambda: str(self.host.runs_dir())
-        self.out.changed.connect(lambda _t: self._refresh_buttons())
-        self.train_btn = QPushButton("Train")
-        self.train_btn.setDefault(True)
+        settings = QWidget()
+        ll = QVBoxLayout(settings)
+        ll.setContentsMargins(0, 0, 4, 0)
+        ll.addWidget(data_box)
+        ll.addWidget(model_box)
+        ll.addWidget(self.show_advanced)
+        ll.addWidget(self.advanced)
+        ll.addStretch(1)
+
+        # -- run: always in view below the settings (which scroll when unfolded)
+        self.train_btn = primary(QPushButton("Train"))
         self.stop_btn = QPushButton("Stop")
-        self.resume_btn = QPushButton("Resume")
-        self.resume_btn.setToolTip("Continue the run folder's last checkpoint up to Steps")
+        self.stop_btn.setToolTip("Stop after this step; the checkpoint is kept")
+        self.resume_btn = QPushButton("Resume training")
+        self.resume_btn.setToolTip("Continue the run's last checkpoint up to Training steps")
         self.train_btn.clicked.connect(self.start)
         self.stop_btn.clicked.connect(self.stop)
         self.resume_btn.clicked.connect(self.resume)
         buttons = QHBoxLayout()
         for b in (self.train_btn, self.stop_btn, self.resume_btn):
             buttons.addWidget(b)
+        buttons.addStretch(1)
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
-        run_box = QGroupBox("Run")
-        rf = QVBoxLayout(run_box)
-        rf.addWidget(self.out)
-        rf.addLayout(buttons)
-        rf.addWidget(self.status)
-
-        form = QWidget()
-        ll = QVBoxLayout(form)
-        ll.setContentsMargins(0, 0, 4, 0)
-        ll.addWidget(data_box)
-        ll.addWidget(model_box)
-        ll.addWidget(self.show_advanced)
-        ll.addWidget(self.advanced)
-        ll.addWidget(run_box)
-        ll.addStretch(1)
-        left = QScrollArea()
-        left.setWidgetResizable(True)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setWidget(form)
-        left.setMinimumWidth(460)
+        self.result = ResultLine()
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        scroll = vertical_scroll(settings)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        lv.addWidget(scroll, 1)
+        lv.addLayout(buttons)
+        lv.addWidget(self.status)
+        lv.addWidget(self.result)
 
         # -- preview
         self.warning = banner()
@@ -155,10 +158,12 @@ class TrainTab(QWidget):
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
-        split.setSizes([480, 560])
+        split.setChildrenCollapsible(False)
+        split.setSizes([380, 560])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
+        self.setAcceptDrops(True)
         host.run_reopened.connect(self._reopened)
         self._refresh_buttons()
 
@@ -176,7 +181,7 @@ class TrainTab(QWidget):
         self.diffaug.blockSignals(False)
 
     def _reopened(self, job: str, params: Any, run_dir: Path) -> None:
-        """A run of this plugin was reopened: show its settings, aim Resume at it."""
+        """A run of this plugin was reopened: show its settings, aim Resume training at it."""
         if job != "train" or not isinstance(params, TrainParams):
             return
         self.form.set(params)
@@ -229,8 +234,14 @@ class TrainTab(QWidget):
         return self.handle is not None and not self.handle.is_finished
 
     def _submit(self, p: TrainParams, out: str | Path | None, text: str) -> JobHandle:
+        return self.adopt(self.host.submit("train", p, out=out), text)
+
+    def adopt(self, handle: JobHandle, text: str = "Training…") -> JobHandle:
+        """Follow ``handle`` (a training job started here, or by the welcome page): its
+        previews, progress and result show in this tab as if Train had started it."""
         self.warning.hide()
-        self.handle = self.host.submit("train", p, out=out)
+        self.result.clear()
+        self.handle = handle
         self.handle.progress.connect(self._on_progress)
         self.handle.preview.connect(self._on_preview)
         self.handle.log.connect(self._on_log)
@@ -239,6 +250,37 @@ class TrainTab(QWidget):
         self.status.setText(text)
         self._refresh_buttons()
         return self.handle
+
+    def job_started(self, params: Any, handle: JobHandle) -> None:
+        """The studio started a training run for the user: its settings go in the form and
+        its samples in the preview."""
+        if isinstance(params, TrainParams):
+            self.form.set(params)
+            self._show_diffaug()
+        if not self.busy:
+            self.adopt(handle)
+
+    # -- drag and drop: a folder of images, or images (their folder) onto the tab ------------
+    def dragEnterEvent(self, event: Any) -> None:
+        if dropped_data(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        found = dropped_data(event.mimeData())
+        if found is None:
+            return
+        self.use_dropped(*found)
+        event.acceptProposedAction()
+
+    def use_dropped(self, folder: Path, images: int) -> None:
+        """Train on ``folder`` (dropped, or holding the dropped images)."""
+        self.form.set_value("data", str(folder))
+        if images:
+            self.status.setText(f"Using the folder that holds the {images} dropped image"
+                                f"{'s' if images > 1 else ''}: {folder.name} (every image in "
+                                "it is used).")
+        else:
+            self.status.setText(f"Using the images in {folder.name}.")
 
     # -- job events -----------------------------------------------------------------------------
     def _on_progress(self, data: dict[str, Any]) -> None:
@@ -279,15 +321,21 @@ class TrainTab(QWidget):
     def _on_finished(self, rec: Any) -> None:
         if rec.run_dir is not None:
             self.run_dir = Path(rec.run_dir)
+        model = (self.run_dir / GENERATOR) if self.run_dir is not None else None
+        has_model = model is not None and model.exists()
         if rec.state == "done":
-            self.status.setText(f"Done: {self.run_dir.name if self.run_dir else rec.result}")
+            step = checkpoint_step(self.run_dir) if self.run_dir else None
+            self.status.setText(f"Done{f' at step {step:,}' if step else ''}.")
         elif rec.state == "cancelled":
             step = checkpoint_step(self.run_dir) if self.run_dir else None
-            self.status.setText("Stopped" + (f" at step {step:,}; Resume continues from there."
-                                            if step is not None else "."))
+            self.status.setText("Stopped" + (f" at step {step:,}; Resume training continues "
+                                             "from there." if step is not None else "."))
         else:
-            self.status.setText(f"⚠ {rec.error}")
-        if self.run_dir is not None and (self.run_dir / GENERATOR).exists():
+            self.status.setText("")
+            self.result.show_problem(f"⚠ {rec.error}")
+        if has_model and self.run_dir is not None and model is not None:
+            self.result.show_result("Saved", model, open_=lambda: self.explore_wanted.emit(),
+                                    open_text="Explore it")
             self.model_ready.emit(self.run_dir)
         self._refresh_buttons()
 

@@ -173,13 +173,43 @@ def caption(text: str) -> QLabel:
 
 
 def banner(parent: QWidget | None = None) -> QLabel:
-    """A warning strip (hidden until it has something to say)."""
+    """A warning strip (hidden until it has something to say), in the theme's warning colour
+    (object name "warning": it follows a change of theme and reads at 4.5:1 in both)."""
     lab = QLabel(parent)
     lab.setWordWrap(True)
-    lab.setStyleSheet("QLabel { background: #FFF4CE; color: #5C4400; border: 1px solid #E8C14C;"
-                      " border-radius: 4px; padding: 6px; }")
+    lab.setObjectName("warning")
+    lab.setStyleSheet("QLabel { background: palette(base); border: 1px solid palette(mid); "
+                      "border-radius: 4px; padding: 6px; }")
     lab.hide()
     return lab
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def dropped_data(mime: Any) -> tuple[Path, int] | None:
+    """What a drag onto the Train tab would train on: a dropped folder ``(folder, 0)``, or
+    the folder holding dropped images ``(folder, number of images)``; None for anything else
+    (other files, images from different folders, text)."""
+    if not mime.hasUrls():
+        return None
+    paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+    if len(paths) == 1 and paths[0].is_dir():
+        return paths[0], 0
+    images = [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images or len(images) != len(paths) or len({p.parent for p in images}) != 1:
+        return None
+    return images[0].parent, len(images)
+
+
+def dropped_png(mime: Any) -> Path | None:
+    """The one PNG dropped (onto Explore: draw it again from its recipe), else None."""
+    if not mime.hasUrls():
+        return None
+    paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+    if len(paths) == 1 and paths[0].suffix.lower() == ".png" and paths[0].is_file():
+        return paths[0]
+    return None
 
 
 def ask_save(parent: QWidget, title: str, start: Path, file_filter: str) -> Path | None:
