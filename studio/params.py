@@ -464,6 +464,20 @@ def from_cli(cls: type, argv: Sequence[str]) -> Any:
     instance; every problem is a :class:`UserError` naming the flag."""
     params = {p.flag: p for p in _describe_class(cls)}
     raw: dict[str, Any] = {}
+
+    def put(key: str, value: str) -> None:
+        """A list option given again adds to it (``--lora a --lora b``); others: the last
+        one counts."""
+        p = params.get(key)
+        name = key[2:]
+        if p is not None and p.kind is list and name in raw:
+            def items(v: Any) -> list[str]:
+                return v if isinstance(v, list) else [
+                    s.strip() for s in str(v).split(",") if s.strip()]
+            raw[name] = items(raw[name]) + items(value)
+        else:
+            raw[name] = value
+
     i = 0
     while i < len(argv):
         tok = argv[i]
@@ -477,7 +491,7 @@ def from_cli(cls: type, argv: Sequence[str]) -> Any:
             i += 1
             continue
         if eq:
-            raw[key[2:]] = inline
+            put(key, inline)
             i += 1
         elif p is not None and p.kind is bool and (
                 i + 1 >= len(argv) or argv[i + 1].lower() not in _TRUE | _FALSE):
@@ -486,7 +500,7 @@ def from_cli(cls: type, argv: Sequence[str]) -> Any:
         else:
             if i + 1 >= len(argv):
                 raise UserError(f"{key} needs a value")
-            raw[key[2:]] = argv[i + 1]
+            put(key, argv[i + 1])
             i += 2
     return from_mapping(cls, raw)
 

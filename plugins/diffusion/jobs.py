@@ -133,11 +133,19 @@ def outpaint(ctx: JobContext, p: OutpaintParams) -> str:
 
 def _request(p: Generation, mode: str, **specific: Any) -> Any:
     """The engine's request from the settings every generation shares, plus the mode's own."""
+    from studio import models
+
+    from .engine.adapters import library_finders, parse_lora
     from .engine.generate import Request
 
+    loras = [parse_lora(s) for s in p.lora]
+    find_lora, find_embeddings = library_finders(models.library(), [s.path for s in loras])
     return Request(mode=mode, prompt=p.prompt, negative_prompt=p.negative_prompt,
                    steps=p.steps, scheduler=p.scheduler, guidance=p.guidance, seed=p.seed,
-                   n=p.n, batch_size=p.batch_size, previews=p.previews, **specific)
+                   n=p.n, batch_size=p.batch_size, previews=p.previews, loras=loras,
+                   embeddings=[Path(e).expanduser() for e in p.embedding], vae=p.vae,
+                   clip_skip=p.clip_skip - 1, find_lora=find_lora,
+                   find_embeddings=find_embeddings, **specific)
 
 
 def _blur(mask_blur: int, image: Any) -> int:

@@ -162,6 +162,22 @@ class Generation:
                          Choices(auto="automatic", fp32="fp32 (full)", fp16="fp16 (GPU)",
                                  bf16="bf16 (GPU)"),
                          Help("Automatic: fp32 on the CPU, bf16 or fp16 on a GPU")] = "auto"
+    lora: Annotated[list[str], Label("LoRAs"), Widget("hidden"),
+                     Help("LoRA files to apply, each FILE or FILE:WEIGHT (repeat --lora for "
+                          "several); <lora:name:0.8> in the prompt finds one in the model "
+                          "library by name")] = dataclasses.field(default_factory=list)
+    embedding: Annotated[list[str], Label("Embeddings"), Widget("hidden"),
+                         Help("Textual-inversion embedding files (repeat --embedding); the "
+                              "file name is the trigger word to write in the prompt. The "
+                              "library's embeddings load by themselves when the prompt uses "
+                              "their name")] = dataclasses.field(default_factory=list)
+    vae: Annotated[Path | None, Label("VAE"), Widget("model", kinds=("vae",)),
+                   Special("the model's own"),
+                   Help("A VAE file (.safetensors) or folder to decode with instead of the "
+                        "model's own")] = None
+    clip_skip: Annotated[int, Range(1, 12), Label("Clip skip"),
+                         Help("A1111's Clip skip: 1 uses the text encoder's last layer, 2 the "
+                              "one before it (what many anime models expect)")] = 1
     previews: Annotated[bool, Label("Show the picture as it forms"),
                         Help("Send a predicted-image preview while sampling")] = True
     out: Annotated[Path | None, Label("Save to"), Widget("save", filter="PNG (*.png)"),
@@ -279,6 +295,10 @@ def with_png_parameters(params: G, found: GenerationParams) -> G:
     changes: dict[str, Any] = {
         "prompt": found.prompt, "negative_prompt": found.negative_prompt, "steps": found.steps,
         "scheduler": found.scheduler, "guidance": found.guidance, "seed": found.seed}
+    try:
+        changes["clip_skip"] = max(1, min(12, int(found.extra.get("Clip skip", "1"))))
+    except ValueError:
+        pass
     if found.strength is not None and hasattr(params, "strength"):
         changes["strength"] = found.strength
     return dataclasses.replace(params, **changes)

@@ -68,6 +68,14 @@ def test_cli_builds_the_object() -> None:
     assert params.from_cli(TrainParams, ["--data", "x", "--batch", "none"]).batch is None
 
 
+def test_cli_list_option_given_again_adds_to_it() -> None:
+    """``--lora a --lora b`` (as A1111 users write several LoRAs); other options: the last one
+    counts."""
+    p = params.from_cli(TrainParams, ["--data", "x", "--tags", "a,b", "--tags", "c",
+                                      "--edits=1", "--edits", "2", "--steps", "5", "--steps", "6"])
+    assert (p.tags, p.edits, p.steps) == (["a", "b", "c"], [1.0, 2.0], 6)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--size", "64"], "--data is required"),
     (["--data", "x", "--size", "48"], "--size must be one of 32, 64"),

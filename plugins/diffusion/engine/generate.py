@@ -16,7 +16,9 @@ come back exactly as they were (the VAE round trip of latent models would otherw
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,14 @@ class Request:
     mask: np.ndarray | None = None  # float (H, W) in [0, 1], 1 = repaint
     mask_blur: int = 4
     previews: bool = True
+    loras: list[Any] = field(default_factory=list)  # adapters.LoraSpec, besides prompt tags
+    embeddings: list[Path] = field(default_factory=list)
+    vae: Path | None = None
+    clip_skip: int = 0  # layers skipped from the end of the text encoder (A1111's Clip skip - 1)
+    #: ``find_lora(name)``: the file a ``<lora:name:w>`` tag names (None: not found)
+    find_lora: Callable[[str], Path | None] | None = None
+    #: ``find_embeddings(text)``: embedding files whose trigger words ``text`` uses
+    find_embeddings: Callable[[str], list[Path]] | None = None
 
 
 @dataclass
@@ -92,17 +102,18 @@ def generate(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     return _generate_text(ctx, lm, req)
 
 
-def _params(lm: LoadedModel, req: Request, seed: int, width: int, height: int
+def _params(lm: LoadedModel, req: Request, seed: int, width: int, height: int,
+            prompt: str | None = None, extra: dict[str, str] | None = None
             ) -> GenerationParams:
     return GenerationParams(
-        prompt=req.prompt if lm.kind == "text" else "",
+        prompt=(req.prompt if prompt is None else prompt) if lm.kind == "text" else "",
         negative_prompt=req.negative_prompt if lm.kind == "text" else "",
         steps=req.steps, scheduler=req.scheduler,
         guidance=req.guidance if lm.kind == "text" else 1.0, seed=seed, width=width,
         height=height, mode=req.mode,
         strength=None if req.mode == "txt2img" else req.strength,
         mask_blur=req.mask_blur if req.mode in ("inpaint", "outpaint") else None,
-        model=lm.info.name, model_hash=lm.model_hash)
+        model=lm.info.name, model_hash=lm.model_hash, extra=dict(extra or {}))
 
 
 def _batches(n: int, size: int) -> list[tuple[int, int]]:
@@ -122,6 +133,9 @@ def _generate_pixels(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
 
     from plugins.common.images import to_uint8
 
+    if req.loras or req.embeddings or req.vae is not None:
+        raise UserError(f"{lm.info.name} is an unconditional pixel model: LoRAs, embeddings and "
+                        "VAEs are for Stable Diffusion models")
     if req.prompt.strip():
         ctx.warn(f"{lm.info.name} is an unconditional model: the prompt is ignored")
     unet = lm.pipe.unet
@@ -294,10 +308,10 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
                                  req.strength if req.mode != "txt2img" else 1.0)
     total = per_batch * len(batches)
     steps_done = 0
+    recorded, extra = prepare_networks(ctx, lm, req)
     kwargs: dict[str, Any] = {
-        "prompt": req.prompt, "negative_prompt": req.negative_prompt or None,
         "num_inference_steps": req.steps, "guidance_scale": req.guidance, "output_type": "np",
-    }
+        **conditioning(ctx, lm, pipe, req)}
     if req.mode == "txt2img":
         kwargs.update(width=w, height=h)
     else:
@@ -340,7 +354,8 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
                     img = composite(req.image, img,  # type: ignore[arg-type]
                                     feather(req.mask, req.mask_blur))  # type: ignore[arg-type]
                 out_batch.append(img)
-                out_params.append(_params(lm, req, req.seed + start + j, src_w, src_h))
+                out_params.append(_params(lm, req, req.seed + start + j, src_w, src_h,
+                                          recorded, extra))
             images += out_batch
             params += out_params
             _emit_results(ctx, out_batch, out_params)
@@ -348,3 +363,78 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
         if tap is not None:
             tap.close()
     return Result(images, params)
+
+
+# ----------------------------------------------------------------------------------------------
+# LoRAs, embeddings, VAE and the prompt's conditioning
+# ----------------------------------------------------------------------------------------------
+def prepare_networks(ctx: Reporter, lm: LoadedModel, req: Request
+                     ) -> tuple[str, dict[str, str]]:
+    """Apply the request's LoRAs (given, and named by ``<lora:…>`` tags), embeddings and VAE to
+    the model. Returns the prompt to record (a given LoRA not tagged in it is appended as a tag,
+    so A1111 reading the PNG uses it too) and the A1111 fields saying what was used."""
+    from . import adapters
+    from .prompts import extract_networks
+
+    try:
+        _text, tags = extract_networks(req.prompt)
+        _neg, neg_tags = extract_networks(req.negative_prompt)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if neg_tags:
+        ctx.warn("LoRA tags in the negative prompt are ignored (as in A1111)")
+    specs: list[adapters.LoraSpec] = list(req.loras)
+    given = {s.path.stem.lower(): i for i, s in enumerate(specs)}
+    missing = []
+    for tag in tags:
+        if tag.kind != "lora":
+            ctx.warn(f"<{tag.kind}:{tag.name}> is not supported: hypernetworks are not loaded")
+            continue
+        if tag.name.lower() in given:  # the prompt's weight wins, as A1111 would read it
+            i = given[tag.name.lower()]
+            specs[i] = adapters.LoraSpec(specs[i].path, tag.weight)
+            continue
+        found = req.find_lora(tag.name) if req.find_lora else None
+        if found is None:
+            missing.append(tag.name)
+            continue
+        given[tag.name.lower()] = len(specs)
+        specs.append(adapters.LoraSpec(Path(found), tag.weight))
+    if missing:
+        ctx.warn(f"LoRA not found: {', '.join(missing)} (not in the model library: add its "
+                 "folder in Settings, or give the file with --lora); generating without it")
+    embeddings = list(req.embeddings)
+    if req.find_embeddings is not None:
+        for f in req.find_embeddings(f"{req.prompt}\n{req.negative_prompt}"):
+            if all(Path(f).resolve() != Path(e).resolve() for e in embeddings):
+                embeddings.append(Path(f))
+    applied = adapters.Applied(
+        loras=adapters.apply_loras(lm, specs, ctx.log),
+        embeddings=adapters.apply_embeddings(lm, embeddings, ctx.log),
+        vae=adapters.apply_vae(lm, req.vae, ctx.log))
+    recorded = req.prompt
+    tagged = {t.name.lower() for t in tags}
+    for spec in specs:  # after a space: the prompt without its tags tokenizes as before
+        if spec.name.lower() not in tagged:
+            recorded = f"{recorded} <lora:{spec.name}:{spec.weight:g}>".strip()
+    extra = applied.infotext(req.prompt, req.negative_prompt)
+    if req.clip_skip > 0:
+        extra["Clip skip"] = str(req.clip_skip + 1)
+    return recorded, extra
+
+
+def conditioning(ctx: Reporter, lm: LoadedModel, pipe: Any, req: Request) -> dict[str, Any]:
+    """The pipeline's prompt arguments: A1111-weighted embeddings for CLIP models (SD 1.x/2.x,
+    SDXL), the plain text for others (saying so when it holds A1111 syntax)."""
+    from .prompts import encode, extract_networks, has_syntax, supports
+
+    prompt, _ = extract_networks(req.prompt)
+    negative, _ = extract_networks(req.negative_prompt)
+    if supports(pipe):
+        return encode(pipe, prompt, negative, req.clip_skip).kwargs()
+    if has_syntax(prompt) or has_syntax(negative):
+        ctx.warn(f"{lm.info.pipeline_class} prompts are read as plain text: (word:1.2) weights "
+                 "apply to Stable Diffusion 1.x/2.x and SDXL models")
+    if req.clip_skip:
+        ctx.warn("Clip skip applies to Stable Diffusion 1.x/2.x and SDXL models: ignored")
+    return {"prompt": prompt, "negative_prompt": negative or None}

@@ -52,6 +52,7 @@ from .canvas import CanvasView
 from .document import CanvasDocument
 from .history import HistoryStrip
 from .layers import LayersWidget
+from .networks import NetworksBox
 
 #: the editor's modes: the job each submits and what the mode list calls it
 MODES = (("sample", "Generate"), ("img2img", "Image to image"), ("inpaint", "Inpaint"))
@@ -83,7 +84,9 @@ class EditTab(QWidget):
         self.outpaint = Form(OutpaintParams, self, host.recall("outpaint", OutpaintParams))
         self._build()
         self.set_mode(last)
+        self.networks.set_values(self.gen.p.lora, self.gen.p.embedding, self.gen.p.vae)
         self.gen.changed.connect(self._gen_changed)
+        self.setAcceptDrops(True)
         self.doc.undo_stack.canUndoChanged.connect(self.act_undo.setEnabled)
         self.doc.undo_stack.canRedoChanged.connect(self.act_redo.setEnabled)
         self.doc.layers_changed.connect(self._update_enabled)
@@ -102,7 +105,9 @@ class EditTab(QWidget):
                                        "Save the visible picture as PNG with its generation "
                                        "parameters")
         self.act_read = self._action(tb, "Read parameters…", self.ask_read_parameters, None,
-                                     "Load prompt, seed and settings from a PNG's parameters")
+                                     "Load prompt, seed and settings from a PNG's parameters "
+                                     "(A1111, ComfyUI, InvokeAI); or drop the PNG on the "
+                                     "editor")
         tb.addSeparator()
         stack = self.doc.undo_stack
         self.act_undo = self._action(tb, "Undo", stack.undo, QKeySequence.StandardKey.Undo, "")
@@ -192,6 +197,8 @@ class EditTab(QWidget):
         sv = QVBoxLayout(side)
         sv.addWidget(self._model_box())
         sv.addWidget(self._settings_box())
+        self.networks = NetworksBox()
+        sv.addWidget(self.networks)
         sv.addWidget(self._outpaint_box())
         run_row = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
@@ -263,7 +270,7 @@ class EditTab(QWidget):
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         form.addRow("Mode:", self.mode_combo)
         self.gen.add_rows(form, "prompt", "negative_prompt", "scheduler", "steps", "guidance",
-                          "seed", "n")
+                          "seed", "n", "clip_skip")
         prompt = self.gen.editor("prompt")
         prompt.setPlaceholderText("What to draw (text models)")  # type: ignore[attr-defined]
         prompt.setFixedHeight(54)
@@ -339,7 +346,7 @@ class EditTab(QWidget):
 
     def open_image(self, path: str | Path) -> bool:
         from plugins.diffusion.engine.imageio import read_image
-        from plugins.diffusion.engine.infotext import read_png_parameters
+        from plugins.diffusion.engine.pnginfo import read_generation
         from studio.errors import UserError
 
         try:
@@ -350,7 +357,7 @@ class EditTab(QWidget):
         params = None
         if str(path).lower().endswith(".png"):
             try:
-                params = read_png_parameters(path).to_json()
+                params = read_generation(path).to_json()
             except UserError:
                 params = None
         self.doc.open_image(rgb, Path(path).name, params)
@@ -405,18 +412,98 @@ class EditTab(QWidget):
             self.read_parameters(path)
 
     def read_parameters(self, path: str | Path) -> bool:
-        """Put the settings a PNG carries (A1111's ``parameters`` text) into the forms."""
-        from plugins.diffusion.engine.infotext import read_png_parameters
+        """Put the settings a PNG carries (A1111's ``parameters`` text, ComfyUI's graph or
+        InvokeAI's metadata) into the forms; the model and VAE they name are chosen from the
+        model library when it has them."""
+        from plugins.diffusion.engine.pnginfo import read_generation
 
         try:
-            found = read_png_parameters(path)
+            found = read_generation(path)
         except UserError as exc:
             self.set_status(str(exc), error=True)
             return False
         job = job_of_mode(found.mode)
         current = dataclasses.replace(self.forms[job].p, **self.gen.p.shared())
-        self.restore(with_png_parameters(current, found))
-        self.set_status(f"Settings read from {Path(path).name}.")
+        settings = with_png_parameters(current, found)
+        notes = []
+        model = self._library_match(("diffusers-pipeline", "sd-checkpoint"), found.model)
+        if model is not None:
+            settings = dataclasses.replace(settings, model=model)
+        elif found.model:
+            notes.append(f"its model '{found.model}' is not in your model library")
+        vae_name = found.extra.get("VAE", "")
+        vae = self._library_match(("vae",), vae_name) if vae_name else None
+        settings = dataclasses.replace(settings, vae=vae, lora=[], embedding=[])
+        if vae_name and vae is None:
+            notes.append(f"its VAE '{vae_name}' is not in your model library")
+        missing = self._missing_loras(found.prompt)
+        if missing:
+            notes.append(f"LoRA not in your model library: {', '.join(missing)}")
+        self.restore(settings)
+        text = f"Settings read from {Path(path).name}"
+        self.set_status(text + (f" ({'; '.join(notes)})." if notes else "."), error=False)
+        return True
+
+    def _library(self) -> Any:
+        from studio import models
+
+        return models.library(self.host.settings)
+
+    def _library_match(self, kinds: tuple[str, ...], name: str) -> Path | None:
+        """The library's model of these kinds named ``name`` (file name with or without its
+        extension, or folder name)."""
+        want = Path(name.strip()).name.lower() if name else ""
+        if not want:
+            return None
+        for refresh in (False, True):  # a file added a moment ago: look again once
+            try:
+                entries = self._library().scan(kinds, refresh=refresh)
+            except OSError:
+                return None
+            for e in entries:
+                if want in (e.name.lower(), e.path.name.lower(), e.path.stem.lower()):
+                    return Path(e.path)
+        return None
+
+    def _missing_loras(self, prompt: str) -> list[str]:
+        from plugins.diffusion.engine.prompts import extract_networks
+
+        try:
+            _text, tags = extract_networks(prompt)
+        except ValueError:
+            return []
+        return [t.name for t in tags
+                if t.kind == "lora" and self._library_match(("lora",), t.name) is None]
+
+    # -- drag and drop --------------------------------------------------------------------------
+    def dragEnterEvent(self, event: Any) -> None:
+        if self._dropped_file(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        path = self._dropped_file(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.load_png(path)
+
+    @staticmethod
+    def _dropped_file(event: Any) -> Path | None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        for url in urls:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in (
+                    ".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+                return Path(url.toLocalFile())
+        return None
+
+    def load_png(self, path: str | Path) -> bool:
+        """A dropped picture: opened on the canvas, and when it carries generation settings
+        (A1111, ComfyUI, InvokeAI), those are loaded too, ready to make it again."""
+        if not self.open_image(path):
+            return False
+        from plugins.diffusion.engine.pnginfo import has_generation
+
+        if str(path).lower().endswith(".png") and has_generation(path):
+            return self.read_parameters(path)
         return True
 
     def restore(self, settings: Generation) -> None:
@@ -425,6 +512,7 @@ class EditTab(QWidget):
         job = next((j for j, cls in EDIT_JOBS.items() if type(settings) is cls), None)
         model = self.gen.p.model
         self.gen.set(settings)
+        self.networks.set_values(settings.lora, settings.embedding, settings.vae)
         if job is not None:
             self.forms[job].set(settings)
             self.set_mode(job)
@@ -496,7 +584,7 @@ class EditTab(QWidget):
             self.set_status("Choose a model first (a diffusers folder, a training run or a "
                             ".safetensors file).", error=True)
             return None
-        gen = self._checked(self.gen)
+        gen = self._checked(self.gen, **self.networks.values())
         if gen is None:
             return None
         mode, shared = self.mode, gen.shared()
