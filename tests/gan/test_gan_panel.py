@@ -181,3 +181,82 @@ def test_train_form_refuses_bad_values_in_words(panel) -> None:
     t.form.set_value("train_size", 24)  # not a power of two (the command line says the same)
     assert t.start() is None
     assert "power of two" in t.status.text() and t.handle is None
+
+
+def _mime(paths: list[Path]):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def _drop(widget, paths: list[Path]) -> bool:
+    """Drag ``paths`` over ``widget`` and drop them (the handlers are called directly:
+    offscreen, Qt delivers a drop only inside a real drag); True when both were taken."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = _mime(paths)
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    widget.dragEnterEvent(enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop.ignore()
+    widget.dropEvent(drop)
+    return drop.isAccepted()
+
+
+def test_dropping_images_or_a_folder_on_train(panel, tiny_folder: Path, tmp_path) -> None:
+    from plugins.gan.ui.widgets import dropped_data
+
+    t = panel.train
+    assert _drop(t, [tiny_folder])
+    assert t.form.p.data == str(tiny_folder)
+    images = sorted(p for p in tiny_folder.rglob("*.png"))[:2]
+    assert dropped_data(_mime(images)) == (images[0].parent, 2)
+    assert _drop(t, images) and t.form.p.data == str(images[0].parent)
+    assert "2 dropped images" in t.status.text()
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    assert dropped_data(_mime([text])) is None and not _drop(t, [text])
+
+
+def test_a_png_dropped_on_explore_is_drawn_again(qtbot, panel, trained_run, tmp_path) -> None:
+    ex = panel.explore
+    assert ex.set_model(trained_run)
+    ex.n.setValue(2)
+    ex.generate()
+    qtbot.waitUntil(lambda: len(ex.samples) == 2, timeout=60_000)
+    ex.keep(0)
+    h = ex.export_selected(tmp_path / "one.png")
+    _wait(qtbot, h)
+    assert _drop(ex, [tmp_path / "one.png"])
+    qtbot.waitUntil(lambda: ex.strip.image is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: "Regenerated into one-again.png" in ex.status.text(),
+                    timeout=60_000)
+    assert (tmp_path / "one-again.png").exists()
+
+
+def test_a_quick_start_shows_in_the_train_tab(qtbot, panel, tiny_folder, tmp_path) -> None:
+    from plugins.gan.params import TrainParams
+
+    p = TrainParams(data=str(tiny_folder), steps=3, batch_size=8, preview_every=1,
+                    checkpoint_every=3)
+    panel.tabs.setCurrentWidget(panel.explore)
+    handle = panel.train.host.submit("train", p, out=tmp_path / "quick")
+    panel.train.host.job_started.emit("train", p, handle)
+    t = panel.train
+    assert panel.tabs.currentWidget() is t
+    assert t.form.p.steps == 3 and t.handle is handle and not t.train_btn.isEnabled()
+    _wait(qtbot, handle)
+    assert handle.record.state == "done", handle.record.error
+    assert t.preview.image is not None  # the job's samples arrived here
+    assert t.result.text.text() == "Saved" and t.result.open_button.text() == "Explore it"
+    t.result.open_button.click()
+    assert panel.tabs.currentWidget() is panel.explore
+    assert panel.explore.model_path == str(tmp_path / "quick")

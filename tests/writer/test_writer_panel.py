@@ -78,7 +78,8 @@ def test_alternatives_to_pick_from(qtbot, panel) -> None:
     qtbot.waitUntil(lambda: handle.is_finished and w._alt_handle is None, timeout=WAIT_MS)
     texts = list(handle.record.result)
     assert len(texts) == 3 and w.alt_list.count() == 3
-    w.use_alternative(w.alt_list.item(1))
+    assert [c.value for c in w.alt_list.cards] == texts  # one card each
+    w.alt_list.cards[1].insert.click()
     assert w.editor.toPlainText() == "You are" + texts[1]
 
 
@@ -224,3 +225,109 @@ def test_sampler_styles_set_the_numbers(qtbot, make_host, tiny_gpt2: Path) -> No
     qtbot.addWidget(second)
     assert second.write_tab.sampler.currentData() == "precise"
     assert second.write_tab.temperature.value() == pytest.approx(0.3)
+
+
+def _drop(widget, paths: list[Path], write_tab=None) -> bool:
+    """Drag ``paths`` over ``widget`` and drop them, as a file manager would (the handlers
+    are called directly: offscreen, Qt delivers a drop only inside a real drag); True when
+    both the drag and the drop were taken."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop.ignore()
+    if write_tab is not None:  # the editor's viewport: the tab's event filter
+        write_tab.eventFilter(widget, enter)
+        if enter.isAccepted():
+            write_tab.eventFilter(widget, drop)
+    else:
+        widget.dragEnterEvent(enter)
+        if enter.isAccepted():
+            widget.dropEvent(drop)
+    return enter.isAccepted() and drop.isAccepted()
+
+
+def test_model_text_is_tinted_but_saved_plain(qtbot, panel) -> None:
+    from PySide6.QtGui import QTextCursor
+    from PySide6.QtTest import QTest
+
+    from plugins.writer.ui.cards import is_generated
+
+    w = panel.write_tab
+    w.editor.setPlainText("Mine.")
+    w.editor.moveCursor(QTextCursor.MoveOperation.End)
+    w.random_seed.setChecked(False)
+    w.max_new.setValue(8)
+    handle = w.continue_text()
+    qtbot.waitUntil(lambda: handle.is_finished and not w.busy, timeout=WAIT_MS)
+    added = str(handle.record.result)
+    assert added
+    at = QTextCursor(w.editor.document())
+    at.setPosition(2)
+    assert not is_generated(at.charFormat())  # the user's own words
+    at.setPosition(len("Mine.") + len(added))
+    assert is_generated(at.charFormat())  # the model's
+    w.editor.moveCursor(QTextCursor.MoveOperation.End)
+    QTest.keyClicks(w.editor, " Me again")  # typing after it is the user's again
+    at.setPosition(len(w.editor.toPlainText()))
+    assert not is_generated(at.charFormat())
+    w.autosave()
+    assert w.store.load(w.doc_id) == "Mine." + added + " Me again"  # no tint in the file
+
+
+def test_dropped_text_files_open_as_documents_or_train_data(qtbot, panel,
+                                                            tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("Dropped words.\n", encoding="utf-8")
+    w = panel.write_tab
+    before = len(w.store.list())
+    assert _drop(w.editor.viewport(), [note], w)  # onto the editor: a new document
+    assert w.editor.toPlainText() == "Dropped words.\n" and len(w.store.list()) == before + 1
+    assert note.read_text(encoding="utf-8") == "Dropped words.\n"  # the file is untouched
+    image = tmp_path / "x.png"
+    image.write_bytes(b"\x89PNG")
+    assert not _drop(w.editor.viewport(), [image], w)  # not text: refused
+    t = panel.train_tab
+    assert _drop(t, [tmp_path])  # onto Train: the text to train on
+    assert t.form.p.data == tmp_path and tmp_path.name in t.stats_label.text()
+
+
+def test_a_quick_start_from_the_welcome_page_shows_in_the_train_tab(
+        qtbot, panel, corpus_file: Path) -> None:
+    from plugins.writer.params import TrainParams
+
+    p = TrainParams(data=corpus_file, steps=2, batch_size=2, block_size=16)
+    handle = panel.host.submit("train", p, out=panel.host.runs_dir() / "quick")
+    panel.host.job_started.emit("train", p, handle)
+    t = panel.train_tab
+    assert panel.tabs.currentWidget() is t
+    assert t.form.p.data == corpus_file and t.steps.value() == 2
+    assert t.handle is handle and not t.train_button.isEnabled()
+    qtbot.waitUntil(lambda: handle.is_finished and t.handle is None, timeout=WAIT_MS)
+    assert handle.record.state == "done", handle.record.error
+    assert t.result.text.text() == "Saved" and t.result.open_button.text() == "Write with it"
+    assert panel.current_model() == str(handle.record.result)
+    t.result.open_button.click()
+    assert panel.tabs.currentWidget() is panel.write_tab
+
+
+def test_alternatives_and_esc_in_the_editor(qtbot, panel) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    w = panel.write_tab
+    w.editor.setPlainText("All:\n")
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    w.max_new.setValue(4000)
+    handle = w.continue_text()
+    qtbot.waitUntil(lambda: len(w.editor.toPlainText()) > len("All:\n"), timeout=WAIT_MS)
+    QTest.keyClick(w.editor, Qt.Key.Key_Escape)  # Esc in the editor stops the writing
+    assert not w.busy and w.continue_button.isEnabled()
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=WAIT_MS)
+    assert handle.record.state == "cancelled"

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from studio import fmt
 from studio.qtjobs import JobHandle
+from studio.widgets.panelparts import header, primary
 from studio.widgets.vscroll import vertical_scroll
 
 from . import words
@@ -79,10 +80,8 @@ class AuditPanel(QWidget):
         self._status_is_problem = False
         self._stopped_mia: dict[str, Path] = {}  # model -> a stopped check's folder
 
-        title = QLabel("Privacy & bias audit")
-        title.setObjectName("pluginTitle")
-        sub = QLabel("What did your model memorise, and whom does it leave out?")
-        sub.setWordWrap(True)
+        head = header("Privacy & bias audit",
+                      "What did your model memorise, and whom does it leave out?")
 
         # Model ---------------------------------------------------------------------------------
         self.runs = RunList(lambda: self.host.workspace)
@@ -116,7 +115,7 @@ class AuditPanel(QWidget):
             self.stack.addWidget(page)
             page.form.changed.connect(lambda _n: self._refresh())
         self.check.currentIndexChanged.connect(self._check_picked)
-        self.run_btn = QPushButton("Run the check")
+        self.run_btn = primary(QPushButton("Run the check"))
         self.run_btn.setDefault(True)
         self.stop_btn = QPushButton("Stop")
         self.run_btn.clicked.connect(self.start)
@@ -172,8 +171,7 @@ class AuditPanel(QWidget):
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
-        lay.addWidget(title)
-        lay.addWidget(sub)
+        lay.addWidget(head)
         lay.addWidget(split, 1)
 
         self.runs.chosen.connect(self._run_chosen)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.chat.ui.words import TEMPLATE_NAMES
+from studio.widgets.panelparts import primary
 
 
 class Banner(QFrame):
@@ -69,7 +70,7 @@ class Composer(QWidget):
         self.box.setAccessibleName("Message")
         self.box.setFixedHeight(72)
         self.box.installEventFilter(self)
-        self.send_button = QPushButton("Send")
+        self.send_button = primary(QPushButton("Send"))
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send.emit)
         self.stop_button = QPushButton("Stop")

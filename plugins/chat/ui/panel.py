@@ -56,6 +56,7 @@ from studio.errors import UserError
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
 from studio.widgets.modelpicker import ModelPicker
+from studio.widgets.panelparts import header
 
 NO_TEMPLATE = "has no chat template"
 
@@ -200,7 +201,11 @@ class ChatPanel(QWidget):
         self.split = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        head = header("Chat", "Talk with a local model, on your documents, with personas and "
+                      "memory; improve it from your feedback.")
+        head.setContentsMargins(4, 0, 4, 0)
+        lay.addWidget(head)
+        lay.addWidget(split, 1)
         self._show_context(None, None)
         self.view.empty_text = "Opening your chats…"
         self.view.show_messages([])

@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.writer.params import EvalParams
+from plugins.writer.ui.cards import dropped_corpus
 from plugins.writer.ui.documents import model_label
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 EXPLAIN = ("Perplexity: how many tokens the model hesitates between, on average (lower is "
            "better; it depends on the tokenizer). Bits per character: how many yes/no questions "
@@ -54,7 +56,7 @@ class EvalTab(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.form.widget("data"), 1)
         row.addWidget(folder)
-        self.eval_button = QPushButton("Evaluate")
+        self.eval_button = primary(QPushButton("Evaluate"))
         self.eval_button.clicked.connect(self.evaluate)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -92,6 +94,18 @@ class EvalTab(QWidget):
         layout.addLayout(results)
         layout.addWidget(self.detail)
         layout.addStretch(1)
+        self.setAcceptDrops(True)
+
+    # -- a held-out text file or folder dropped here is the text to evaluate on -------------
+    def dragEnterEvent(self, event: Any) -> None:
+        if dropped_corpus(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        path = dropped_corpus(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.form.set_value("data", path)
 
     def _ask_folder(self) -> None:
         start = str(self.form.p.data or "")

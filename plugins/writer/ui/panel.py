@@ -29,6 +29,7 @@ from plugins.writer.ui.write_tab import WriteTab
 from studio import storage
 from studio.qtjobs import JobHandle
 from studio.widgets.modelpicker import ModelPicker
+from studio.widgets.panelparts import header
 
 
 class WriterPanel(QWidget):
@@ -70,10 +71,14 @@ class WriterPanel(QWidget):
         bar.addWidget(self.download_button)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(header("Writer", "Train a language model on your own writing, then "
+                                "write with it."))
         layout.addLayout(bar)
         layout.addWidget(self.model_info)
         layout.addWidget(self.tabs, 1)
         host.run_reopened.connect(self._on_run_reopened)
+        host.job_started.connect(self._on_job_started)
+        self.train_tab.write_wanted.connect(lambda: self.tabs.setCurrentWidget(self.write_tab))
         self._show_model_info()
 
     # -- models ---------------------------------------------------------------------------------
@@ -142,6 +147,13 @@ class WriterPanel(QWidget):
     def _on_run_reopened(self, job: str, params: Any, run_dir: Path) -> None:
         if job == "train":
             self.train_tab.reopen(params, Path(run_dir))
+            self.tabs.setCurrentWidget(self.train_tab)
+
+    def _on_job_started(self, job: str, params: Any, handle: JobHandle) -> None:
+        """A training run the studio started (the welcome page's quick start) shows in the
+        Train tab with its settings, as if Train had been pressed there."""
+        if job == "train":
+            self.train_tab.job_started(params, handle)
             self.tabs.setCurrentWidget(self.train_tab)
 
     def shutdown(self) -> None:

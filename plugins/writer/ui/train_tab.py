@@ -15,15 +15,18 @@ from typing import Any, cast
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -31,10 +34,13 @@ from PySide6.QtWidgets import (
 
 from plugins.writer.engine.presets import PRESETS, param_count
 from plugins.writer.params import TEXT_FILTER, InspectParams, TrainParams
+from plugins.writer.ui.cards import dropped_corpus
 from plugins.writer.ui.documents import model_label
 from studio import fmt
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import ResultLine, primary
+from studio.widgets.vscroll import vertical_scroll
 
 DEFAULT_VOCAB = 2048  # shown in parameter counts until the corpus has been counted
 
@@ -44,6 +50,8 @@ class TrainTab(QWidget):
 
     #: a training run finished (or stopped) and saved a model folder
     model_trained = Signal(str)
+    #: the result line's "Write with it": show the Write tab
+    write_wanted = Signal()
     #: a reopened run fine-tuned this model: choose it at the top
     use_model = Signal(str)
 
@@ -105,30 +113,32 @@ class TrainTab(QWidget):
         model_form.addRow("Model:", self.source)
         self.form.add_rows(model_form, "preset")
         model_form.addRow("", self.preset_note)
-        self.form.add_rows(model_form, "tokenizer", "vocab_size", "method", "merge_lora",
-                           "lora_r")
-        model_box = QGroupBox("2. Model")
-        model_box.setLayout(model_form)
-        self._fill_presets()
-
-        # -- settings ---------------------------------------------------------------------------
         self.steps = cast(QSpinBox, self.form.editor("steps"))
         self.batch = cast(QSpinBox, self.form.editor("batch_size"))
         self.block = cast(QSpinBox, self.form.editor("block_size"))
-        form = QFormLayout()
-        self.form.add_rows(form, "steps", "minutes", "lr", "optimizer", "batch_size",
-                           "block_size", "eval_every", "patience", "val_fraction", "seed")
-        settings_box = QGroupBox("3. Training")
-        settings_box.setLayout(form)
+        self.form.add_rows(model_form, "steps", "minutes")
+        model_box = QGroupBox("2. Model and training")
+        model_box.setLayout(model_form)
+        self._fill_presets()
 
-        # -- run ------------------------------------------------------------------------------
-        self.train_button = QPushButton("Train")
-        self.train_button.clicked.connect(self.start_training)
+        # -- the rest, folded until asked for -------------------------------------------------
+        self.show_advanced = QCheckBox("Show advanced settings")
+        self.advanced = QGroupBox("Advanced")
+        form = QFormLayout(self.advanced)
+        self.form.add_rows(form, "method", "merge_lora", "lora_r", "tokenizer", "vocab_size",
+                           "lr", "optimizer", "batch_size", "block_size", "eval_every",
+                           "patience", "val_fraction", "seed")
+        self.advanced.setVisible(False)
+        self.show_advanced.toggled.connect(self.advanced.setVisible)
+
+        # -- run: in view below the settings (which scroll when unfolded) ----------------------
+        self.train_button = primary(QPushButton("Train"))
+        self.train_button.clicked.connect(lambda: self.start_training())
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop now; a checkpoint and the model so far are saved")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
-        self.resume_button = QPushButton("Resume…")
+        self.resume_button = QPushButton("Resume training…")
         self.resume_button.setToolTip("Continue a stopped run from its last checkpoint "
                                       "(up to Steps)")
         self.resume_button.clicked.connect(self._ask_resume)
@@ -144,21 +154,30 @@ class TrainTab(QWidget):
         self.progress.setFormat("")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        self.result_label = QLabel("")
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result = ResultLine()
+        self.result_label = self.result.text
 
-        columns = QHBoxLayout()
-        columns.addWidget(model_box, 1)
-        columns.addWidget(settings_box, 1)
+        settings = QWidget()
+        sv = QVBoxLayout(settings)
+        sv.setContentsMargins(0, 0, 4, 0)
+        sv.addWidget(corpus_box)
+        sv.addWidget(model_box)
+        sv.addWidget(self.show_advanced)
+        sv.addWidget(self.advanced)
+        sv.addStretch(1)
+        scroll = vertical_scroll(settings)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # no preferred height: this tab has a height for its width (wrapped labels), and Qt
+        # takes a tab's *preferred* height for that width as its minimum, which made the whole
+        # panel scroll as soon as the settings grew (the Jobs strip open, a corpus counted)
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
-        layout.addWidget(corpus_box)
-        layout.addLayout(columns)
+        layout.addWidget(scroll, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
-        layout.addWidget(self.result_label)
-        layout.addStretch(1)
+        layout.addWidget(self.result)
+        self.setAcceptDrops(True)
         self._update_enabled()
 
     # -- model choice ---------------------------------------------------------------------------
@@ -272,8 +291,12 @@ class TrainTab(QWidget):
             return None
         out = resume_dir or self.host.runs_dir() / time.strftime("%Y%m%d-%H%M%S-train")
         self.last_run = Path(out)
+        return self.adopt(self.host.submit("train", params, out=out))
+
+    def adopt(self, handle: JobHandle) -> JobHandle:
+        """Follow ``handle`` (a training run started here, or by the welcome page): its
+        progress, held-out loss and result show here as if Train had started it."""
         self._last_val = None
-        handle = self.host.submit("train", params, out=out)
         self.handle = handle
         handle.progress.connect(self._on_progress)
         handle.metric.connect(self._on_metric)
@@ -284,9 +307,36 @@ class TrainTab(QWidget):
         self.stop_button.setEnabled(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        self.result_label.setText("")
+        self.result.clear()
         self.summary.setText("Preparing (reading the text, training the tokenizer)…")
         return handle
+
+    def job_started(self, params: Any, handle: JobHandle) -> None:
+        """The studio started a training run for the user: its settings go in the form."""
+        if isinstance(params, TrainParams):
+            self.form.set(params)
+            self.form.set_value("resume", False)
+            self.source.setCurrentIndex(1 if params.model else 0)
+            self._corpus_changed()
+            self._update_enabled()
+        if handle.record.run_dir is not None:
+            self.last_run = Path(handle.record.run_dir)
+        if self.handle is None:
+            self.adopt(handle)
+
+    # -- drag and drop: a text file or a folder of them is the text to train on -------------
+    def dragEnterEvent(self, event: Any) -> None:
+        if dropped_corpus(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        path = dropped_corpus(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.form.set_value("data", path)
+            self._corpus_changed()
+            self.stats_label.setText(f"Training text: {path.name}. Press Count to check it "
+                                     "and see its size.")
 
     def _ask_resume(self) -> None:
         start = str(self.last_run or self.host.runs_dir())
@@ -345,24 +395,26 @@ class TrainTab(QWidget):
         if rec.state == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.result_label.setText(f"Model saved in the run {model_label(rec.result)}. It "
-                                      "is now the chosen model: try it in the Write tab.")
-            self.result_label.setToolTip(str(rec.result))
+            self.summary.setText(f"Trained {model_label(rec.result)}; it is now the chosen "
+                                 "model.")
+            self.result.show_result("Saved", Path(str(rec.result)),
+                                    open_=self.write_wanted.emit, open_text="Write with it")
             self.model_trained.emit(str(rec.result))
         elif rec.state == "cancelled":
             self.progress.setFormat("stopped")
             model_dir = (rec.run_dir or self.last_run or Path()) / "model"
             if model_dir.exists():
-                self.result_label.setText("Stopped. The model so far is saved and chosen; "
-                                          "Resume… continues from the checkpoint.")
-                self.result_label.setToolTip(str(model_dir))
+                self.summary.setText("Stopped. The model so far is saved and chosen; "
+                                     "Resume training… continues from the checkpoint.")
+                self.result.show_result("Saved", model_dir, open_=self.write_wanted.emit,
+                                        open_text="Write with it")
                 self.model_trained.emit(str(model_dir))
             else:
-                self.result_label.setText("Stopped. Resume… continues from the last "
-                                          "checkpoint.")
+                self.summary.setText("Stopped. Resume training… continues from the last "
+                                     "checkpoint.")
         else:
             self.progress.setFormat("failed")
-            self.result_label.setText(f"⚠ {rec.error}")
+            self.result.show_problem(f"⚠ {rec.error}")
 
     def shutdown(self) -> None:
         """Keep the settings for the next session (the host also keeps them on Train)."""

@@ -4,8 +4,10 @@ Continue submits the ``generate`` job on the interactive lane with the tab's
 :class:`~plugins.writer.params.GenerateParams` (the sampling controls are that class's form);
 its text chunks arrive as preview events and are inserted at the position where Continue was
 pressed (a ``QTextCursor`` that moves along with the document, so typing elsewhere meanwhile is
-safe). One Ctrl+Z removes a whole continuation. Stop cancels the job and ignores anything still
-in flight, so the text stops at once. Alternatives streams several continuations into a list to
+safe), on a tinted background so the model's words stand apart from the user's (a character
+format: the document is saved as plain text, so the tint never reaches the file). One Ctrl+Z
+removes a whole continuation. Stop cancels the job and ignores anything still
+in flight, so the text stops at once. Alternatives streams several continuations into cards to
 pick from, with the same sampling settings
 (:meth:`~plugins.writer.params.AlternativesParams.following`). The Style box offers the shared
 engine's named sampler presets (Precise, Balanced, Creative): choosing one shows its numbers,
@@ -20,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QDropEvent, QFont, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,8 +34,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -45,9 +45,17 @@ from PySide6.QtWidgets import (
 
 from plugins.common.lm.sampling import CUSTOM, matching_preset, sampler_preset
 from plugins.writer.params import AlternativesParams, GenerateParams
+from plugins.writer.ui.cards import (
+    AlternativeCards,
+    dropped_texts,
+    generated_format,
+    is_generated,
+    own_format,
+)
 from plugins.writer.ui.documents import DocumentStore
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 PROMPT_CHARS = 6000  # text before the cursor sent as the prompt (the model keeps what fits)
 AUTOSAVE_IDLE_MS = 1000  # save this long after the last edit...
@@ -102,13 +110,17 @@ class WriteTab(QWidget):
             bar.addWidget(b)
 
         self.editor = QPlainTextEdit()
-        self.editor.setPlaceholderText("Write here, then press Continue (Ctrl+Return) to let the "
+        self.editor.setPlaceholderText("Write here, then press Continue (Ctrl+Enter) to let the "
                                        "model go on from the cursor.")
         font = QFont("Georgia")
         font.setStyleHint(QFont.StyleHint.Serif)
         font.setPointSize(12)
         self.editor.setFont(font)
         self.editor.textChanged.connect(self._on_text_changed)
+        self.editor.installEventFilter(self)  # Esc stops a continuation
+        self.editor.viewport().installEventFilter(self)  # text files dropped: new documents
+        self.editor.setToolTip("Text the model wrote has a tinted background until you edit "
+                               "it (only here: the document stays plain text)")
         self.save_label = QLabel("")
         self.save_label.setObjectName("writerSaveLabel")
         self.speed_label = QLabel("")
@@ -142,20 +154,29 @@ class WriteTab(QWidget):
         self.random_seed.toggled.connect(self._random_toggled)
         self.random_seed.setChecked(self.form.p.seed is None)
         self._random_toggled(self.random_seed.isChecked())
+        # the style and length on view; the numbers behind a style fold away
         form = QFormLayout()
-        self.form.add_rows(form, "sampler", "temperature", "top_k", "top_p", "min_p",
-                           "repetition_penalty", "max_new_tokens", "seed")
-        form.addRow("", self.random_seed)
-        self.form.add_rows(form, "stop")
+        self.form.add_rows(form, "sampler", "max_new_tokens")
+        self.show_advanced = QCheckBox("Show advanced settings")
+        self.advanced = QWidget()
+        af = QFormLayout(self.advanced)
+        af.setContentsMargins(0, 0, 0, 0)
+        self.form.add_rows(af, "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                           "seed")
+        af.addRow("", self.random_seed)
+        self.form.add_rows(af, "stop")
+        self.advanced.setVisible(False)
+        self.show_advanced.toggled.connect(self.advanced.setVisible)
+        form.addRow(self.show_advanced)
+        form.addRow(self.advanced)
         sampling = QGroupBox("Sampling")
         sampling.setLayout(form)
 
-        self.continue_button = QPushButton("Continue")
-        self.continue_button.setShortcut("Ctrl+Return")
-        self.continue_button.setToolTip("Continue the text at the cursor (Ctrl+Return)")
+        self.continue_button = primary(QPushButton("Continue"))
+        self.continue_button.setToolTip("Continue the text at the cursor (Ctrl+Enter)")
         self.continue_button.clicked.connect(self.continue_text)
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setShortcut("Escape")
+        self.stop_button.setToolTip("Stop writing (Esc in the editor)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
         self.alt_button = QPushButton("Alternatives")
@@ -169,12 +190,8 @@ class WriteTab(QWidget):
         alt_row.addWidget(self.alt_button, 1)
         alt_row.addWidget(self.alt_form.widget("n"))
 
-        self.alt_list = QListWidget()
-        self.alt_list.setWordWrap(True)
-        self.alt_list.setToolTip("Double-click an alternative to insert it at the cursor")
-        self.alt_list.itemDoubleClicked.connect(self.use_alternative)
-        self.use_button = QPushButton("Insert chosen")
-        self.use_button.clicked.connect(lambda: self.use_alternative(self.alt_list.currentItem()))
+        self.alt_list = AlternativeCards()
+        self.alt_list.chosen.connect(self.use_alternative)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -185,7 +202,6 @@ class WriteTab(QWidget):
         rv.addLayout(buttons)
         rv.addLayout(alt_row)
         rv.addWidget(self.alt_list, 1)
-        rv.addWidget(self.use_button)
         rv.addWidget(self.status)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -450,9 +466,10 @@ class WriteTab(QWidget):
                 self._first_chunk = False
             else:
                 self._insert.joinPreviousEditBlock()
-            self._insert.insertText(str(payload))
+            self._insert.insertText(str(payload), generated_format(self.editor))
             self._insert.endEditBlock()
             self.editor.setTextCursor(self._insert)
+            self.editor.setCurrentCharFormat(own_format())  # what you type is yours
             self.editor.ensureCursorVisible()
         elif kind == "stats" and isinstance(payload, dict):
             self._show_stats(payload)
@@ -510,11 +527,7 @@ class WriteTab(QWidget):
         self._alt_anchor = pos
         n = self.alt_count.value()
         params = AlternativesParams.following(settings, n)
-        self.alt_list.clear()
-        for _ in range(n):
-            item = QListWidgetItem("…")
-            item.setData(Qt.ItemDataRole.UserRole, "")
-            self.alt_list.addItem(item)
+        self.alt_list.start(n)
         handle = self.host.submit("alternatives", params, show_plots=False)
         self.remember()
         self._alt_handle = handle
@@ -531,12 +544,7 @@ class WriteTab(QWidget):
         if handle is not self._alt_handle:
             return
         if kind == "text":
-            i = int(data.get("index", 0))
-            item = self.alt_list.item(i)
-            if item is not None:
-                text = str(item.data(Qt.ItemDataRole.UserRole)) + str(payload)
-                item.setData(Qt.ItemDataRole.UserRole, text)
-                item.setText(text.strip() or "…")
+            self.alt_list.append(int(data.get("index", 0)), str(payload))
         elif kind == "stats" and isinstance(payload, dict):
             self._show_stats(payload)
 
@@ -548,24 +556,52 @@ class WriteTab(QWidget):
         if rec.state == "failed":
             self.status.setText(f"Could not write alternatives: {rec.error}")
         elif rec.state == "done":
-            for i, text in enumerate(rec.result or []):
-                item = self.alt_list.item(i)
-                if item is not None:
-                    item.setData(Qt.ItemDataRole.UserRole, text)
-                    item.setText(text.strip() or "(nothing: the model ended the text here)")
-            self.status.setText("Double-click an alternative to insert it.")
-            if self.alt_list.count():
-                self.alt_list.setCurrentRow(0)
+            self.alt_list.finish(list(rec.result or []))
+            self.status.setText("Insert the one you like.")
 
-    def use_alternative(self, item: QListWidgetItem | None) -> None:
-        """Insert the chosen alternative where Alternatives was pressed."""
-        if item is None:
-            return
-        text = str(item.data(Qt.ItemDataRole.UserRole) or "")
+    def use_alternative(self, index: int) -> None:
+        """Insert alternative ``index`` where Alternatives was pressed."""
+        text = self.alt_list.text(index)
         if not text:
             return
         cursor = QTextCursor(self.editor.document())
         cursor.setPosition(min(self._alt_anchor, len(self.editor.toPlainText())))
-        cursor.insertText(text)
+        cursor.insertText(text, generated_format(self.editor))
         self.editor.setTextCursor(cursor)
+        self.editor.setCurrentCharFormat(own_format())
         self.editor.setFocus()
+
+    def _type_as_yourself(self) -> None:
+        """What the user types is theirs, even right after (or inside) the model's words: a
+        cursor placed there would otherwise take on the tint of the text before it. Called
+        before each key press (moving the cursor resets the format, so earlier is too early)."""
+        if not self.editor.textCursor().hasSelection() and is_generated(
+                self.editor.currentCharFormat()):
+            self.editor.setCurrentCharFormat(own_format())
+
+    # -- keys and drops on the editor ---------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if watched is self.editor and kind in (QEvent.Type.ShortcutOverride,
+                                               QEvent.Type.KeyPress):
+            key = cast(QKeyEvent, event)
+            if kind == QEvent.Type.KeyPress:
+                self._type_as_yourself()
+            if key.key() == Qt.Key.Key_Escape and self.stop_button.isEnabled():
+                event.accept()  # before the window's Esc (stop a training run)
+                if kind == QEvent.Type.KeyPress:
+                    self.stop()
+                return True
+        if watched is self.editor.viewport() and kind in (QEvent.Type.DragEnter,
+                                                          QEvent.Type.DragMove,
+                                                          QEvent.Type.Drop):
+            drag = cast(QDropEvent, event)
+            files = dropped_texts(drag.mimeData())
+            if not files:
+                return False  # text dragged within the editor: Qt's own handling
+            drag.acceptProposedAction()
+            if kind == QEvent.Type.Drop:
+                for path in files:
+                    self.import_file(path)
+            return True
+        return super().eventFilter(watched, event)
