@@ -71,20 +71,31 @@ class ResultLine(QWidget):
         self.text = QLabel("")
         self.text.setObjectName("success")
         self.text.setWordWrap(True)
-        self.folder_button = QPushButton("Show in folder")
-        self.folder_button.setFlat(True)
-        self.folder_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.folder_button.clicked.connect(self.show_folder)
-        self.open_button = QPushButton("Open")
-        self.open_button.setFlat(True)
-        self.open_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.open_button.clicked.connect(self.open)
+        self.folder_button = self._link("Show in folder", self.show_folder)
+        self.open_button = self._link("Open", self.open)
+        self.dots = [QLabel("·"), QLabel("·")]
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.text, 1)
+        lay.setSpacing(4)
+        lay.addWidget(self.text)
+        lay.addWidget(self.dots[0])
         lay.addWidget(self.folder_button)
+        lay.addWidget(self.dots[1])
         lay.addWidget(self.open_button)
+        lay.addStretch(1)
         self.hide()
+
+    @staticmethod
+    def _link(text: str, slot: Callable[[], None]) -> QPushButton:
+        """A button that reads as a link (it is still a button: Tab reaches it, Space
+        presses it)."""
+        b = QPushButton(text)
+        b.setFlat(True)
+        b.setCursor(Qt.CursorShape.PointingHandCursor)
+        b.setStyleSheet("QPushButton { border: none; padding: 0 2px; color: palette(link); "
+                        "text-decoration: underline; }")
+        b.clicked.connect(slot)
+        return b
 
     def show_result(self, text: str, path: Path | None = None, *,
                     open_: Callable[[], None] | None = None, open_text: str = "Open") -> None:
@@ -99,6 +110,8 @@ class ResultLine(QWidget):
                                       and self.path else "")
         self.open_button.setText(open_text)
         self.open_button.setVisible(open_ is not None or has)
+        self.dots[0].setVisible(has)
+        self.dots[1].setVisible(self.open_button.isVisibleTo(self) and has)
         self.show()
 
     def show_problem(self, text: str) -> None:
@@ -110,6 +123,8 @@ class ResultLine(QWidget):
         self._restyle()
         self.folder_button.hide()
         self.open_button.hide()
+        for dot in self.dots:
+            dot.hide()
         self.show()
 
     def clear(self) -> None:

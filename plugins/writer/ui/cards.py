@@ -36,7 +36,7 @@ def generated_format(editor: QPlainTextEdit) -> QTextCharFormat:
     """The character format of model-written text: a faint tint of the theme's highlight
     colour (readable in both themes: the text colour is unchanged)."""
     tint = QColor(editor.palette().highlight().color())
-    tint.setAlpha(48)
+    tint.setAlpha(60)
     fmt = QTextCharFormat()
     fmt.setBackground(tint)
     fmt.setProperty(GENERATED, True)
