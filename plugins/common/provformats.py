@@ -13,10 +13,11 @@ show it) and the content itself is not touched:
   ``generative-studio:provenance``. Hash: every other event of every track.
 - WAV: the RIFF ``LIST``/``INFO`` chunk: ``ICMT`` (comment) holds the JSON, ``ISFT`` (software)
   the studio (libsndfile, exiftool and most audio tools show both). Hash: ``fmt `` and ``data``.
-- Tiled maps (``.tmj``/``.json``): a ``provenance`` custom property of the map. Hash: the tile
-  layers (their names, sizes and tiles).
+- Tiled maps (``.tmj``/``.json``, and XML ``.tmx``): a ``provenance`` custom property of the map.
+  Hash: the tile layers (their names, sizes and tiles).
 - Markdown: an HTML comment at the end (invisible when rendered). Hash: the text before it.
-- Plain text (``.txt``, ``.csv``): a sidecar ``NAME.txt.provenance.json``. Text has no place
+- Plain text (``.txt``, ``.csv``) and LDtk projects (``.ldtk``, whose schema has no free-form
+  field): a sidecar ``NAME.txt.provenance.json``. Text has no place
   for metadata, and a block inside would change what the user pastes elsewhere (and a VGLC
   level's rows or a CSV's cells would no longer parse). Hash: the text.
 
@@ -436,6 +437,66 @@ class Tiled:
         return Provenance.loads(value) if isinstance(value, str) else None
 
 
+@dataclass
+class TiledXml:
+    """A Tiled XML map (.tmx): the manifest is the map's ``provenance`` property, as in JSON."""
+
+    name: str = "Tiled map"
+    content: str = "tiles"
+
+    @staticmethod
+    def _root(path: Path) -> Any:
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as exc:  # a SyntaxError: callers catch ValueError
+            raise ValueError(f"not valid XML ({exc})") from None
+        if root.tag != "map":
+            raise ValueError("not a Tiled map (no <map>)")
+        return root
+
+    def content_hash(self, path: Path) -> str:
+        layers = []
+        for ly in self._root(path).iter("layer"):
+            data = ly.find("data")
+            text = "".join((data.text or "").split()) if data is not None else ""
+            if data is not None and (data.get("encoding") or "") in ("", "csv") and text:
+                tiles: Any = [int(v) for v in text.split(",") if v]
+            elif data is not None and not text:
+                tiles = [int(t.get("gid", 0)) for t in data.iter("tile")]
+            else:
+                tiles = text
+            layers.append({"name": ly.get("name"), "width": int(ly.get("width", 0)),
+                           "height": int(ly.get("height", 0)), "data": tiles})
+        root = self._root(path)
+        return _sha(json.dumps({"width": int(root.get("width", 0)),
+                                "height": int(root.get("height", 0)),
+                                "layers": layers}, sort_keys=True).encode())
+
+    def embed(self, path: Path, prov: Provenance) -> None:
+        import xml.etree.ElementTree as ET
+
+        root = self._root(path)
+        props = root.find("properties")
+        if props is None:  # Tiled writes a map's properties before its tilesets and layers
+            props = ET.Element("properties")
+            root.insert(0, props)
+        for p in [p for p in props.findall("property") if p.get("name") == PROPERTY]:
+            props.remove(p)
+        ET.SubElement(props, "property", {"name": PROPERTY, "value": prov.dumps()})
+        ET.indent(root, space=" ")
+        atomic_write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n'
+                          + ET.tostring(root, "unicode") + "\n")
+
+    def extract(self, path: Path) -> Provenance | None:
+        for p in self._root(path).findall("properties/property"):
+            if p.get("name") == PROPERTY:
+                value = p.get("value", p.text)
+                return Provenance.loads(value) if value else None
+        return None
+
+
 # ----------------------------------------------------------------------------------------------
 # Text
 # ----------------------------------------------------------------------------------------------
@@ -501,8 +562,8 @@ class PlainText:
 
 _BY_SUFFIX: dict[str, Format] = {
     ".png": Png(), ".gif": Gif(), ".mid": Midi(), ".midi": Midi(), ".wav": Wav(),
-    ".tmj": Tiled(), ".md": Markdown(), ".markdown": Markdown(), ".txt": PlainText(),
-    ".csv": PlainText(),
+    ".tmj": Tiled(), ".tmx": TiledXml(), ".md": Markdown(), ".markdown": Markdown(),
+    ".txt": PlainText(), ".csv": PlainText(), ".ldtk": PlainText(),
 }
 
 
