@@ -70,11 +70,12 @@ def _save_batch(ctx: JobContext, batch: LevelBatch, folder: Path, formats: list[
 
     written: list[Path] = []
     entries = []
+    per_level = tuple(f for f in formats if f != "ldtk")  # LDtk: one project for the batch
     for i, lv in enumerate(batch.levels):
         ctx.check()
         rep = batch.report(i)
         seed = lv.meta.get("seed")
-        written += files.save_set(lv, folder, lv.name, tuple(formats), tile=tile,
+        written += files.save_set(lv, folder, lv.name, per_level, tile=tile,
                                   external_tileset=tileset == "external",
                                   path_cells=rep.path if rep is not None else None,
                                   prov=replace(prov, seed=seed if isinstance(seed, int)
@@ -85,6 +86,17 @@ def _save_batch(ctx: JobContext, batch: LevelBatch, folder: Path, formats: list[
             entry["check"] = rep.to_json()
         entries.append(entry)
         ctx.progress(i + 1, len(batch.levels), f"saved {lv.name}")
+    if "ldtk" in formats:
+        from plugins.common.provenance import stamp
+
+        from .engine.ldtk import write_ldtk
+
+        project = write_ldtk(batch.levels, folder / "levels.ldtk", tile=tile,
+                             path_cells=[r.path if r is not None else None
+                                         for r in (batch.report(i)
+                                                   for i in range(len(batch.levels)))])
+        stamp(project[0], replace(prov))
+        written += project
     # shared with a game's team: files are named, never their folders
     atomic_write_json(folder / "levels.json", {**scrub(manifest), "levels": entries})
     written.append(folder / "levels.json")
@@ -150,7 +162,8 @@ def _calibrated(ctx: JobContext, p: CheckParams) -> Physics | None:
 
 
 def check(ctx: JobContext, p: CheckParams) -> CheckResult:
-    """Check playability and measure levels; the command line prints the report as JSON.
+    """Check playability and measure levels; the command line prints the report as JSON
+    (``--json``: "playable" is a JSON boolean, for scripts; without it, "yes" or "no").
 
     The agent judges with the game's physics (:func:`physics.resolve`): the limits set here,
     else a calibration on ``--calibrate``'s real levels, else the legend's, the game's profile or
@@ -181,7 +194,7 @@ def check(ctx: JobContext, p: CheckParams) -> CheckResult:
         ctx.progress(i + 1, len(levels), lv.name)
         if i == 0:
             ctx.preview("level", lv, check=res)
-    result = CheckResult(levels, reports)
+    result = CheckResult(levels, reports, booleans=p.json)
     if len(reports) > 1:
         result.summary = {
             "levels": len(reports),
@@ -247,7 +260,8 @@ def repair(ctx: JobContext, p: RepairParams) -> LevelBatch:
 
 
 def export(ctx: JobContext, p: ExportParams) -> LevelBatch:
-    """Convert a level to another format: .tmj (Tiled), .txt (VGLC), .png or .csv."""
+    """Convert a level to another format, chosen by the extension of ``--to``: .tmj or .tmx
+    (Tiled JSON or XML), .ldtk (LDtk), .txt (VGLC), .png or .csv."""
     from .engine.render import TilesetImage
 
     lv = p.level

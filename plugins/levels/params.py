@@ -30,13 +30,13 @@ from .engine.level import Level
 from .engine.pins import Pins
 
 SEED_MAX = 2**31 - 1
-LEVEL_FILES = "Levels (*.txt *.tmj *.json);;All files (*)"
+LEVEL_FILES = "Levels (*.txt *.tmj *.tmx *.json);;All files (*)"
 
 LEVEL = Codec("plugins.levels.engine.files:read_level_file",
-              what="a level file: VGLC .txt or Tiled .tmj",
+              what="a level file: VGLC .txt or Tiled .tmj/.tmx",
               describe="plugins.levels.engine.files:describe_level")
 LEVELS = Codec("plugins.levels.engine.files:read_level_files",
-               what="a level file (VGLC .txt or Tiled .tmj) or a folder of them",
+               what="a level file (VGLC .txt or Tiled .tmj/.tmx) or a folder of them",
                describe="plugins.levels.engine.files:describe_levels")
 PINS = Codec("plugins.levels.engine.pins:read_pins",
              what='a JSON file {"pins": [[x, y, "C"], ...]}, or the pins written out: x,y,C;x,y,C',
@@ -157,10 +157,12 @@ class GenerateParams:
                    Help("folder for the .tmj, .txt and .png files (default: a new folder in "
                         "the workspace)")] = None
     formats: Annotated[list[str], Group("Output"), Label("Formats"),
-                       Help("files to write, comma separated: tmj, txt, png, csv")] = \
+                       Help("files to write, comma separated: tmj, tmx, txt, png, csv, ldtk "
+                            "(one LDtk project holds every level)")] = \
         field(default_factory=lambda: ["tmj", "txt", "png"])
     tileset: Annotated[Tileset, TILESET_CHOICES, Group("Output"), Label("Tiled tileset"),
-                       Help("Tiled tileset embedded in the .tmj or external (.tsj beside it)")
+                       Help("Tiled tileset embedded in the map or external (.tsj or .tsx "
+                            "beside it)")
                        ] = "embedded"
     tile: Annotated[int, Range(1, 256), Unit(" px"), Group("Output"), Label("Tile size"),
                     Help("tile size in pixels for the PNG and the Tiled tileset")] = 16
@@ -238,6 +240,9 @@ class CheckParams:
                    Special("beside each level"),
                    Help("with --repair, where repaired levels go (a folder; default beside the "
                         "input)")] = None
+    json: Annotated[bool, Widget("hidden"), Label("JSON for scripts"),
+                    Help("print the report as JSON with true/false values (scripts, CI); "
+                         "without it \"playable\" reads yes or no")] = False
 
 
 @dataclass(kw_only=True)
@@ -246,7 +251,8 @@ class RepairParams:
 
     level: Annotated[Level, LEVEL, Label("Level"), Help("the level to repair")]
     out: Annotated[Path | None, Widget("save", LEVEL_FILES), Label("Save as"),
-                   Help("the repaired level's file (.tmj, .txt, .png or .csv) or a folder")
+                   Help("the repaired level's file (.tmj, .tmx, .ldtk, .txt, .png or .csv) or a "
+                        "folder")
                    ] = None
     legend: Annotated[Path | None, *_LEGEND] = None
     mode: Annotated[Mode, MODE_CHOICES, Label("Agent"),
@@ -262,15 +268,17 @@ class RepairParams:
 
 @dataclass(kw_only=True)
 class ExportParams:
-    """Convert a level to another format: .tmj (Tiled), .txt (VGLC), .png or .csv."""
+    """Convert a level to another format: .tmj or .tmx (Tiled), .ldtk (LDtk), .txt (VGLC),
+    .png or .csv."""
 
     level: Annotated[Level, LEVEL, Label("Level"), Help("the level to export")]
-    to: Annotated[Path, Widget("save", "Tiled map (*.tmj);;VGLC text (*.txt);;PNG picture "
-                               "(*.png);;CSV tile indices (*.csv)"), Label("Export to"),
+    to: Annotated[Path, Widget("save", "Tiled map (*.tmj);;Tiled XML map (*.tmx);;LDtk project "
+                               "(*.ldtk);;VGLC text (*.txt);;PNG picture (*.png);;"
+                               "CSV tile indices (*.csv)"), Label("Export to"),
                   Help("the file to write; its extension picks the format")]
     legend: Annotated[Path | None, *_LEGEND] = None
     tileset: Annotated[Tileset, TILESET_CHOICES, Label("Tiled tileset"),
-                       Help("Tiled tileset embedded in the map or external (.tsj)")
+                       Help("Tiled tileset embedded in the map or external (.tsj or .tsx)")
                        ] = "embedded"
     tile: Annotated[int, Range(1, 256), Unit(" px"), Label("Tile size"),
                     Help("tile size in pixels of the generated colour tileset")] = 16
@@ -391,7 +399,8 @@ class SampleParams:
     budget: Annotated[int, Range(1, 100_000), Label("Search budget"),
                       Help("with the search on (--search), most segments tried per segment")] = 240
     formats: Annotated[list[str], Label("Formats"),
-                       Help("files to write, comma separated: tmj, txt, png, csv")] = \
+                       Help("files to write, comma separated: tmj, tmx, txt, png, csv, ldtk "
+                            "(one LDtk project holds every level)")] = \
         field(default_factory=lambda: ["tmj", "txt", "png"])
     tileset: Annotated[Tileset, TILESET_CHOICES, Label("Tiled tileset"),
                        Help("Tiled tileset embedded or external")] = "embedded"

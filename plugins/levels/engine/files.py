@@ -1,9 +1,11 @@
 """Opening and saving levels in every format the plugin speaks.
 
-Read: VGLC text (``.txt``, legend beside it or given) and Tiled JSON maps (``.tmj``/``.json``).
+Read: VGLC text (``.txt``, legend beside it or given) and Tiled maps (JSON ``.tmj``/``.json``,
+XML ``.tmx``).
 Write: a level "set" -- ``NAME.tmj`` (+ ``NAME_tiles.png`` sheet, + ``NAME.tsj`` when the
-tileset is external), ``NAME.txt`` (VGLC) with the legend JSON beside it, ``NAME.png`` (with the
-generation parameters in PNG text chunks), and on request ``NAME.csv`` (legend indices).
+tileset is external), ``NAME.tmx`` (the same map as Tiled XML, + ``NAME.tsx``), ``NAME.txt``
+(VGLC) with the legend JSON beside it, ``NAME.png`` (with the generation parameters in PNG text
+chunks), and on request ``NAME.csv`` (legend indices) and ``NAME.ldtk`` (an LDtk project).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from studio.storage import atomic_write_text
 from . import render, tiled, vglc
 from .level import Legend, Level
 
-FORMATS = ("tmj", "txt", "png", "csv")
+FORMATS = ("tmj", "tmx", "txt", "png", "csv", "ldtk")
 
 
 def is_tiled(path: Path) -> bool:
-    if path.suffix.lower() in (".tmj",):
+    if path.suffix.lower() in (".tmj", ".tmx"):
         return True
     if path.suffix.lower() == ".json":
         try:
@@ -39,7 +41,7 @@ def is_tiled(path: Path) -> bool:
 
 def load_level(path: str | Path, legend: Legend | str | Path | None = None,
                warn: Callable[[str], None] | None = None, strict: bool = True) -> Level:
-    """A level from a VGLC text file or a Tiled JSON map."""
+    """A level from a VGLC text file or a Tiled map (JSON or XML)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"level file {path} does not exist")
@@ -121,6 +123,15 @@ def save_set(level: Level, folder: str | Path, stem: str | None = None,
         out += tiled.write_tmj(level, folder / f"{stem}.tmj", tile=tile,
                                external_tileset=external_tileset, tiles=tiles,
                                path_cells=path_cells)
+    if "tmx" in formats:
+        out += tiled.write_tmx(level, folder / f"{stem}.tmx", tile=tile,
+                               external_tileset=external_tileset, tiles=tiles,
+                               path_cells=path_cells)
+    if "ldtk" in formats:
+        from .ldtk import write_ldtk
+
+        out += write_ldtk([level], folder / f"{stem}.ldtk", tile=tile, tiles=tiles,
+                          path_cells=[path_cells])
     if "txt" in formats:
         legend_file = folder / legend_name(level.legend)
         out.append(vglc.write_level(level, folder / f"{stem}.txt", legend_file))
@@ -143,13 +154,15 @@ def legend_name(legend: Legend) -> str:
 
 
 def save_as(level: Level, path: str | Path, **kw: Any) -> list[Path]:
-    """Export to one file, the format chosen by its extension (.tmj, .txt, .png, .csv)."""
+    """Export to one file, the format chosen by its extension (.tmj, .tmx, .ldtk, .txt, .png,
+    .csv)."""
     path = Path(path).expanduser()
     ext = path.suffix.lower().lstrip(".")
     if ext == "json":
         ext = "tmj"
     if ext not in FORMATS:
-        raise UserError(f"cannot export to .{ext}: choose .tmj, .txt, .png or .csv")
+        raise UserError(f"cannot export to .{ext}: choose .tmj, .tmx, .ldtk, .txt, .png or "
+                        ".csv")
     if ext == "png" and kw.get("path_cells"):
         kw["path_on_png"] = True
     return save_set(level, path.parent, path.stem, (ext,), **kw)
@@ -165,7 +178,7 @@ def _legend_of(params: Any) -> Path | None:
 
 def read_level_file(path: Path, params: Any = None,
                     warn: Callable[[str], None] | None = None) -> Level:
-    """A job's level field given as a file (VGLC .txt or Tiled .tmj); the job's ``--legend``,
+    """A job's level field given as a file (VGLC .txt or Tiled .tmj/.tmx); the job's ``--legend``,
     when it has one, names the legend of a VGLC file."""
     return load_level(path, _legend_of(params), warn)
 

@@ -51,14 +51,19 @@ class LevelReport:
     def path(self) -> list[tuple[int, int]]:
         return self.check.path
 
-    def to_json(self) -> dict[str, Any]:
-        """The command line's report (its keys are what scripts read)."""
+    def to_json(self, booleans: bool = False) -> dict[str, Any]:
+        """The command line's report (its keys are what scripts read). ``playable`` (and a
+        repair's ``playable_after``) read "yes"/"no", or JSON true/false with ``booleans``
+        (``check --json``)."""
         out: dict[str, Any] = {
-            "level": self.name, "playable": "yes" if self.playable else "no",
+            "level": self.name, "playable": _yes(self.playable, booleans),
             **{k: v for k, v in self.check.to_json().items() if k not in ("playable", "edits")},
             "features": self.features, **self.comparison}
         if self.repair is not None:
-            out["repair"] = self.repair
+            out["repair"] = dict(self.repair)
+            if "playable_after" in self.repair:
+                out["repair"]["playable_after"] = _yes(
+                    self.repair["playable_after"] in (True, "yes"), booleans)
         if self.changes is not None:
             out["changes"] = self.changes
         return out
@@ -103,6 +108,10 @@ class LevelReport:
         return rows
 
 
+def _yes(value: bool, booleans: bool) -> bool | str:
+    return value if booleans else ("yes" if value else "no")
+
+
 def _show(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -120,12 +129,16 @@ class CheckResult:
     levels: list[Level]
     reports: list[LevelReport]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: print JSON booleans (``check --json``) rather than "yes"/"no"
+    booleans: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, booleans: bool | None = None) -> dict[str, Any]:
+        b = self.booleans if booleans is None else booleans
         if len(self.reports) == 1:
-            return self.reports[0].to_json()
-        return {"summary": self.summary, "levels": [r.to_json() for r in self.reports]}
+            return self.reports[0].to_json(b)
+        return {"summary": self.summary, "levels": [r.to_json(b) for r in self.reports]}
 
     def __str__(self) -> str:
-        """The command line prints the report as JSON."""
+        """The command line prints the report as JSON ("playable": "yes"/"no", or true/false
+        with ``--json``)."""
         return json.dumps(self.to_json(), indent=2)

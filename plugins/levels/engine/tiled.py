@@ -1,6 +1,13 @@
-"""Tiled JSON maps (.tmj) and tilesets (.tsj): write maps Tiled opens, read maps Tiled wrote.
+"""Tiled maps (.tmj JSON, .tmx XML) and tilesets (.tsj, .tsx): write maps Tiled and game-engine
+importers open, read maps Tiled wrote.
 
-Written maps are finite, orthogonal, right-down, one tile layer in CSV encoding (a JSON array of
+A map is built once (:func:`map_doc`, in the shape of Tiled's JSON format) and saved as JSON
+(:func:`write_tmj`) or XML (:func:`write_tmx`, via :mod:`.tmx`): a ``tiles`` layer, the agent's
+path when asked, a ``collision`` object layer (solid, one-way and hazard areas as rectangles) and
+an ``objects`` layer (the player start, the exit, every enemy). Each tile carries ``solid``,
+``hazard``, ``oneway`` and ``climbable`` flags.
+
+Written maps are finite, orthogonal, right-down, tile data in CSV encoding (a JSON array of
 global tile ids) with every key Tiled's JSON reader expects (``type``, ``version``,
 ``tiledversion``, ``orientation``, ``renderorder``, ``infinite``, ``nextlayerid``,
 ``nextobjectid``, ``compressionlevel``). The tileset is embedded or external (``{"firstgid": 1,
@@ -28,9 +35,9 @@ import numpy as np
 
 from plugins.common.provenance import scrub
 from studio.errors import UserError
-from studio.storage import atomic_path, atomic_write_json
+from studio.storage import atomic_path, atomic_write_json, atomic_write_text
 
-from .level import Legend, Level, Tile
+from .level import CLIMB_PROPS, Legend, Level, Tile
 from .render import TilesetImage, colour_tiles, tileset_sheet
 from .text import read_text
 
@@ -41,30 +48,178 @@ _CHAR_POOL = (string.ascii_letters + string.digits + "#$%&*+-./:;<=>?@[]^_`{|}~!
 
 
 # ----------------------------------------------------------------------------------------------
-# Writing
+# Writing: one map document, two serialisers (JSON here, XML in :mod:`.tmx`)
 # ----------------------------------------------------------------------------------------------
 def _props(items: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
     return [{"name": n, "type": t, "value": v} for n, t, v in items]
 
 
+def _hazard(t: Tile) -> bool:
+    """Hurts or kills the player who walks in (lava, spikes, water); enemies are objects."""
+    return not t.walkable and not t.solid and not t.has("enemy")
+
+
+def tile_properties(t: Tile) -> list[dict[str, Any]]:
+    """A tile's custom properties: its VGLC character, every legend property, and the flags a
+    game engine reads (``solid``, ``hazard``, ``oneway``, ``climbable``), true or false."""
+    items: dict[str, tuple[str, Any]] = {"char": ("string", t.char)}
+    for p in t.props:
+        items.setdefault(p, ("bool", True))
+    for name, value in (("solid", t.solid), ("hazard", _hazard(t)), ("oneway", t.solidtop),
+                        ("climbable", t.has(*CLIMB_PROPS))):
+        items.setdefault(name, ("bool", value))
+    return _props([(n, k, v) for n, (k, v) in items.items()])
+
+
 def tileset_json(legend: Legend, image: str, tile: int, columns: int, sheet_w: int,
-                 sheet_h: int, name: str) -> dict[str, Any]:
-    tiles = []
-    for i, (c, t) in enumerate(legend.tiles.items()):
-        items: list[tuple[str, str, Any]] = [("char", "string", c)]
-        items += [(p, "bool", True) for p in t.props]
-        tiles.append({"id": i, "properties": _props(items)})
+                 sheet_h: int, name: str, tile_h: int | None = None) -> dict[str, Any]:
+    """The tileset in Tiled's JSON shape. Collisions live in the map's ``collision`` layer (a
+    wall is one rectangle there), not as shapes on each tile: one place to edit them, and
+    readers that gather every object group (pytmx) see no stray layers."""
+    th = tile if tile_h is None else tile_h
+    tiles = [{"id": i, "properties": tile_properties(t)}
+             for i, t in enumerate(legend.tiles.values())]
     return {
         "columns": columns, "image": image, "imageheight": sheet_h, "imagewidth": sheet_w,
         "margin": 0, "name": name, "spacing": 0, "tilecount": len(legend),
-        "tileheight": tile, "tilewidth": tile, "tiles": tiles,
+        "tileheight": th, "tilewidth": tile, "tiles": tiles,
+    }
+
+
+def rectangles(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """``mask``'s cells as few ``(x, y, w, h)`` rectangles: runs along each row, stacked with
+    the same run in the rows below (a wall is one collider, not one per tile)."""
+    done: list[tuple[int, int, int, int]] = []
+    open_: dict[tuple[int, int], tuple[int, int]] = {}  # (x0, x1) -> (y0, rows)
+    for y in range(mask.shape[0] + 1):
+        runs: set[tuple[int, int]] = set()
+        if y < mask.shape[0]:
+            row = np.concatenate([[False], mask[y], [False]]).astype(np.int8)
+            edges = np.flatnonzero(np.diff(row))
+            runs = {(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)}
+        for run in [r for r in open_ if r not in runs]:
+            y0, n = open_.pop(run)
+            done.append((run[0], y0, run[1] - run[0], n))
+        for run in runs:
+            y0, n = open_.get(run, (y, 0))
+            open_[run] = (y0, n + 1)
+    return sorted(done, key=lambda r: (r[1], r[0]))
+
+
+def _cells(level: Level, *props: str) -> list[tuple[int, int]]:
+    mask = np.zeros(level.grid.shape, dtype=bool)
+    for p in props:
+        mask |= level.mask(p)
+    return [(int(x), int(y)) for y, x in np.argwhere(mask)]
+
+
+def route(level: Level, path_cells: list[tuple[int, int]] | None = None
+          ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """Where the player starts and where the level ends: the start and exit tiles, else the
+    playability agent's path (its first cell; for a platformer, its last when it gets
+    through)."""
+    starts, exits = _cells(level, "start", "spawn"), _cells(level, "exit", "goal")
+    start = starts[0] if starts else None
+    end = exits[0] if exits else None
+    platformer = level.legend.guess_view() == "platformer"
+    if start is None or (end is None and platformer):
+        from .agents import check
+
+        res = check(level)
+        cells = res.path or list(path_cells or [])
+        if start is None and cells:
+            start = cells[0]
+        if end is None and platformer and res.playable and cells:
+            end = cells[-1]  # a platformer ends where the player leaves the last column
+    return start, end
+
+
+#: what the collision layers hold, in order: (kind, which tiles)
+COLLISION_KINDS: tuple[tuple[str, Callable[[Tile], bool]], ...] = (
+    ("solid", lambda t: t.solid), ("oneway", lambda t: t.solidtop), ("hazard", _hazard))
+
+
+def kind_mask(level: Level, which: Callable[[Tile], bool]) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    for c, t in level.legend.tiles.items():
+        table[ord(c)] = which(t)
+    return table[level.grid]
+
+
+def things(level: Level, path_cells: list[tuple[int, int]] | None = None
+           ) -> list[tuple[str, str, int, int, str]]:
+    """The level's objects as ``(kind, name, x, y, char)`` cells: the player start, the exit
+    and every enemy (kinds ``start``, ``exit``, ``enemy``); Tiled and LDtk exports share them."""
+    out = []
+    start, end = route(level, path_cells)
+    if start is not None:
+        out.append(("start", "player start", start[0], start[1],
+                    chr(int(level.grid[start[1], start[0]]))))
+    if end is not None:
+        out.append(("exit", "exit", end[0], end[1], chr(int(level.grid[end[1], end[0]]))))
+    for x, y in _cells(level, "enemy"):
+        t = level.legend[chr(int(level.grid[y, x]))]
+        out.append(("enemy", t.name, x, y, t.char))
+    return out
+
+
+def map_doc(level: Level, tileset_ref: dict[str, Any], tw: int, th: int,
+            path_cells: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The map, once, in Tiled's JSON shape: the tile layer, the agent's path (when given), a
+    ``collision`` object layer (solid, one-way and hazard areas as rectangles) and an
+    ``objects`` layer (player start, exit, enemies). :func:`write_tmj` saves it as JSON,
+    :func:`write_tmx` as XML."""
+    gids = (level.indices() + 1).astype(np.int64)
+    layers: list[dict[str, Any]] = [{
+        "data": gids.ravel().tolist(), "height": level.height, "id": 1, "name": "tiles",
+        "opacity": 1, "type": "tilelayer", "visible": True, "width": level.width, "x": 0, "y": 0,
+    }]
+    next_object = 1
+
+    def obj(name: str, kind: str, x: float, y: float, w: float = 0, h: float = 0,
+            **extra: Any) -> dict[str, Any]:
+        nonlocal next_object
+        next_object += 1
+        return {"id": next_object - 1, "name": name, "type": kind, "rotation": 0,
+                "visible": True, "x": x, "y": y, "width": w, "height": h, **extra}
+
+    def group(name: str, objects: list[dict[str, Any]]) -> None:
+        layers.append({"draworder": "topdown", "id": len(layers) + 1, "name": name,
+                       "opacity": 1, "type": "objectgroup", "visible": True, "x": 0, "y": 0,
+                       "objects": objects})
+
+    if path_cells:
+        points = [{"x": (x + 0.5) * tw, "y": (y + 0.5) * th} for x, y in path_cells]
+        x0, y0 = points[0]["x"], points[0]["y"]
+        group("agent path", [obj("agent path", "", x0, y0, polyline=[
+            {"x": p["x"] - x0, "y": p["y"] - y0} for p in points])])
+    lg = level.legend
+    areas = []
+    for kind, which in COLLISION_KINDS:
+        areas += [obj(kind, kind, x * tw, y * th, w * tw, h * th)
+                  for x, y, w, h in rectangles(kind_mask(level, which))]
+    group("collision", areas)
+    group("objects", [obj(name, kind, x * tw, y * th, tw, th,
+                          properties=_props([("char", "string", char)]))
+                      for kind, name, x, y, char in things(level, path_cells)])
+    # the files a level was read from or learnt from are named, never their folders
+    meta = scrub({k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)})
+    return {
+        "compressionlevel": -1, "height": level.height, "infinite": False, "layers": layers,
+        "nextlayerid": len(layers) + 1, "nextobjectid": next_object,
+        "orientation": "orthogonal",
+        "properties": _props([("legend", "string", json.dumps(lg.to_json())),
+                              ("generator", "string", json.dumps(meta))]),
+        "renderorder": "right-down", "tiledversion": TILED_VERSION, "tileheight": th,
+        "tilesets": [tileset_ref], "tilewidth": tw, "type": "map", "version": FORMAT_VERSION,
+        "width": level.width,
     }
 
 
 def write_tmj(level: Level, path: str | Path, *, tile: int = 16, external_tileset: bool = False,
               tiles: np.ndarray | None = None, path_cells: list[tuple[int, int]] | None = None
               ) -> list[Path]:
-    """Write ``level`` as a Tiled map; returns every file written (map, sheet, maybe .tsj).
+    """Write ``level`` as a Tiled JSON map; returns every file written (map, sheet, maybe .tsj).
 
     Args:
         tile: tile size in pixels for the generated colour sheet.
@@ -72,61 +227,51 @@ def write_tmj(level: Level, path: str | Path, *, tile: int = 16, external_tilese
         tiles: legend-ordered tile pixels (an imported tileset image) instead of colour tiles.
         path_cells: the agent's path, stored as a polyline in an object layer named "agent path".
     """
-    path = Path(path)
+    return _write(level, Path(path), "tmj", tile, external_tileset, tiles, path_cells)
+
+
+def write_tmx(level: Level, path: str | Path, *, tile: int = 16, external_tileset: bool = False,
+              tiles: np.ndarray | None = None, path_cells: list[tuple[int, int]] | None = None
+              ) -> list[Path]:
+    """Write ``level`` as a Tiled XML map (.tmx, what SuperTiled2Unity imports): the same map
+    as :func:`write_tmj`, with an external tileset as ``<name>.tsx``."""
+    return _write(level, Path(path), "tmx", tile, external_tileset, tiles, path_cells)
+
+
+def _write(level: Level, path: Path, fmt: str, tile: int, external_tileset: bool,
+           tiles: np.ndarray | None, path_cells: list[tuple[int, int]] | None) -> list[Path]:
+    from . import tmx
+
     legend = level.legend
     if tiles is None:
         tiles = colour_tiles(legend, tile)
     th, tw = int(tiles.shape[1]), int(tiles.shape[2])
     columns = min(len(legend), 8)
     sheet = tileset_sheet(tiles, columns)
-    stem = path.stem
-    sheet_path = path.with_name(f"{stem}_tiles.png")
+    sheet_path = path.with_name(f"{path.stem}_tiles.png")
     from PIL import Image
 
     with atomic_path(sheet_path, suffix=".png") as tmp:
         Image.fromarray(sheet).save(tmp, format="PNG")
     written = [path, sheet_path]
-    ts = tileset_json(legend, sheet_path.name, th, columns, sheet.shape[1], sheet.shape[0],
-                      legend.name or "tiles")
-    ts["tilewidth"] = tw
+    ts = tileset_json(legend, sheet_path.name, tw, columns, sheet.shape[1], sheet.shape[0],
+                      legend.name or "tiles", th)
     if external_tileset:
-        tsj_path = path.with_name(f"{stem}.tsj")
-        atomic_write_json(tsj_path, {"type": "tileset", "version": FORMAT_VERSION,
-                                     "tiledversion": TILED_VERSION, **ts})
-        written.append(tsj_path)
-        tileset_ref: dict[str, Any] = {"firstgid": 1, "source": tsj_path.name}
+        ts_path = path.with_name(f"{path.stem}.{'tsj' if fmt == 'tmj' else 'tsx'}")
+        if fmt == "tmj":
+            atomic_write_json(ts_path, {"type": "tileset", "version": FORMAT_VERSION,
+                                        "tiledversion": TILED_VERSION, **ts})
+        else:
+            atomic_write_text(ts_path, tmx.tileset_xml(ts, FORMAT_VERSION, TILED_VERSION))
+        written.append(ts_path)
+        tileset_ref: dict[str, Any] = {"firstgid": 1, "source": ts_path.name}
     else:
         tileset_ref = {"firstgid": 1, **ts}
-    gids = (level.indices() + 1).astype(np.int64)
-    layers: list[dict[str, Any]] = [{
-        "data": gids.ravel().tolist(), "height": level.height, "id": 1, "name": "tiles",
-        "opacity": 1, "type": "tilelayer", "visible": True, "width": level.width, "x": 0, "y": 0,
-    }]
-    next_object = 1
-    if path_cells:
-        points = [{"x": (x + 0.5) * tw, "y": (y + 0.5) * th} for x, y in path_cells]
-        x0, y0 = points[0]["x"], points[0]["y"]
-        layers.append({
-            "draworder": "topdown", "id": 2, "name": "agent path", "opacity": 1,
-            "type": "objectgroup", "visible": True, "x": 0, "y": 0,
-            "objects": [{"id": 1, "name": "agent path", "type": "", "rotation": 0,
-                         "visible": True, "x": x0, "y": y0, "width": 0, "height": 0,
-                         "polyline": [{"x": p["x"] - x0, "y": p["y"] - y0} for p in points]}],
-        })
-        next_object = 2
-    # the files a level was read from or learnt from are named, never their folders
-    meta = scrub({k: v for k, v in level.meta.items() if isinstance(v, str | int | float | bool)})
-    doc = {
-        "compressionlevel": -1, "height": level.height, "infinite": False, "layers": layers,
-        "nextlayerid": len(layers) + 1, "nextobjectid": next_object,
-        "orientation": "orthogonal",
-        "properties": _props([("legend", "string", json.dumps(legend.to_json())),
-                              ("generator", "string", json.dumps(meta))]),
-        "renderorder": "right-down", "tiledversion": TILED_VERSION, "tileheight": th,
-        "tilesets": [tileset_ref], "tilewidth": tw, "type": "map", "version": FORMAT_VERSION,
-        "width": level.width,
-    }
-    atomic_write_json(path, doc, indent=1)
+    doc = map_doc(level, tileset_ref, tw, th, path_cells)
+    if fmt == "tmj":
+        atomic_write_json(path, doc, indent=1)
+    else:
+        atomic_write_text(path, tmx.map_xml(doc))
     return written
 
 
@@ -146,31 +291,13 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _read_tsx(path: Path) -> dict[str, Any]:
-    """The subset of a TSX (XML) tileset we use, in JSON-format keys."""
-    import xml.etree.ElementTree as ET
+    """A TSX (XML) tileset in Tiled's JSON shape."""
+    from . import tmx
 
-    try:
-        root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise UserError(f"external tileset {path} does not exist") from None
-    except ET.ParseError as exc:
-        raise UserError(f"tileset {path.name} is not valid XML ({exc})") from None
-    except OSError as exc:
-        raise UserError(f"tileset {path.name} cannot be read ({exc.strerror or exc})") from None
-    ts: dict[str, Any] = {k: root.get(k) for k in ("name",)}
-    for k in ("tilewidth", "tileheight", "tilecount", "columns", "margin", "spacing"):
-        ts[k] = int(root.get(k, "0"))
-    img = root.find("image")
-    if img is not None:
-        ts["image"] = img.get("source")
-    tiles = []
-    for t in root.findall("tile"):
-        props = [{"name": p.get("name"), "type": p.get("type", "string"),
-                  "value": p.get("value", p.text)} for p in t.findall("properties/property")]
-        tiles.append({"id": int(t.get("id", "0")), "type": t.get("type") or t.get("class"),
-                      "properties": props})
-    ts["tiles"] = tiles
-    return ts
+    root = tmx.parse(path, "external tileset")
+    if root.tag != "tileset":
+        raise UserError(f"{path.name} is not a Tiled tileset (its root is <{root.tag}>)")
+    return tmx.tileset(root)
 
 
 def _decode_data(data: Any, encoding: str | None, compression: str | None, count: int,
@@ -248,7 +375,7 @@ def _check_size(width: int, height: int, where: str) -> None:
 
 def read_tmj(path: str | Path, legend: Legend | None = None,
              warn: Callable[[str], None] | None = None) -> Level:
-    """Read a Tiled JSON map into a :class:`Level`.
+    """Read a Tiled map (JSON .tmj/.json, or XML .tmx) into a :class:`Level`.
 
     Tiles are identified by their ``char`` custom property (written by :func:`write_tmj`); other
     tiles get fresh characters and take their boolean custom properties (and their Tiled class)
@@ -266,16 +393,21 @@ def read_tmj(path: str | Path, legend: Legend | None = None,
         what = f"no {exc.args[0]!r} where one is needed" if isinstance(exc, KeyError) else \
             f"{type(exc).__name__.replace('Error', '').lower() or 'value'} problem: {exc}"
         raise UserError(f"{path.name} is not a Tiled map this studio can read ({what}); save it "
-                        "from Tiled again as JSON") from None
+                        "from Tiled again") from None
 
 
 def _read_tmj(path: Path, legend: Legend | None, warn: Callable[[str], None]) -> Level:
-    doc = _load_json(path, "Tiled map")
+    if path.suffix.lower() == ".tmx":
+        from . import tmx
+
+        doc = tmx.read_map(path)
+    else:
+        doc = _load_json(path, "Tiled map")
     if doc.get("type", "map") != "map":
         raise UserError(f"{path.name} is a Tiled {doc.get('type')!r} file, not a map")
     for key in ("width", "height", "layers", "tilesets"):
         if key not in doc:
-            raise UserError(f"{path.name} is not a Tiled JSON map (no {key!r} key)")
+            raise UserError(f"{path.name} is not a Tiled map (no {key!r} key)")
     if doc.get("orientation", "orthogonal") != "orthogonal":
         warn(f"{path.name} is {doc['orientation']}; its tiles are read as an orthogonal grid")
     if not isinstance(doc["layers"], list) or not isinstance(doc["tilesets"], list):

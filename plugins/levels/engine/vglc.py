@@ -251,10 +251,11 @@ def level_files(folder: str | Path) -> list[Path]:
     if folder.is_file():
         return [folder]
     files = [p for p in sorted(folder.iterdir())
-             if p.suffix.lower() in (*LEVEL_EXTS, ".tmj") and p.stem.lower() not in
+             if p.suffix.lower() in (*LEVEL_EXTS, ".tmj", ".tmx") and p.stem.lower() not in
              ("readme", "legend", "license") and not p.name.startswith(".")]
     if not files:
-        raise UserError(f"{folder} holds no level files (.txt VGLC levels or .tmj Tiled maps)")
+        raise UserError(f"{folder} holds no level files (.txt VGLC levels or .tmj/.tmx Tiled "
+                        "maps)")
     return files
 
 

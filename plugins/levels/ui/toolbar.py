@@ -28,6 +28,10 @@ from .view import TileView
 
 EXPORTS = (("Export Tiled map (.tmj, tileset inside)…", "tmj", "embedded"),
            ("Export Tiled map (.tmj and a .tsj tileset beside it)…", "tmj", "external"),
+           ("Export Tiled XML map for Unity and Godot (.tmx, tileset inside)…", "tmx",
+            "embedded"),
+           ("Export Tiled XML map (.tmx and a .tsx tileset beside it)…", "tmx", "external"),
+           ("Export LDtk project (.ldtk)…", "ldtk", "embedded"),
            ("Export VGLC text (.txt and its legend)…", "txt", "embedded"),
            ("Export CSV (tile numbers)…", "csv", "embedded"),
            ("Export PNG picture…", "png", "embedded"))
@@ -60,7 +64,7 @@ class EditorToolbar(QWidget):
         self.file_button = _button("File", "Open, export, tileset")
         self.file_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.file_button)
-        act = menu.addAction("Open level (VGLC .txt, Tiled .tmj)…")
+        act = menu.addAction("Open level (VGLC .txt, Tiled .tmj or .tmx)…")
         act.setShortcut(QKeySequence.StandardKey.Open)
         act.triggered.connect(self.open_requested)
         menu.addSeparator()

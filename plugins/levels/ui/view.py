@@ -159,7 +159,7 @@ class TileView(QWidget):
         if pix is None or lv is None:
             p.setPen(self.palette().placeholderText().color())
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "Generate a level or open one (VGLC .txt or Tiled .tmj)")
+                       "Generate a level or open one (VGLC .txt or Tiled .tmj/.tmx)")
             return
         t = self.tile
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, t < self._cell[0])
