@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 INTERRUPTED = "interrupted"  # stopped by the system (logout, shutdown, a signal): resumable
 FINAL_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
+HISTORY = 100  # finished jobs a runner (and the window's job manager) keeps
 _ids = itertools.count(1)
 
 
@@ -471,8 +472,12 @@ class JobRunner:
 
     def wait(self, job_id: int, timeout: float | None = None) -> JobRecord:
         """Block until the job ends (or ``timeout``); returns its record."""
-        self._done[job_id].wait(timeout)
-        return self._records[job_id]
+        with self._lock:
+            rec, done = self._records.get(job_id), self._done.get(job_id)
+        if rec is None or done is None:
+            raise KeyError(f"job {job_id} is not known (or ended long ago)")
+        done.wait(timeout)
+        return rec
 
     def shutdown(self, timeout: float = 10.0, *, interrupted: bool = False) -> bool:
         """Cancel everything and wait for the workers; True when all stopped in time."""
@@ -507,6 +512,25 @@ class JobRunner:
             rec.finished = time.time()
         self._state(rec, state)
         self._done[rec.id].set()
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Keep the newest :data:`HISTORY` finished jobs. A window session runs thousands of
+        quick jobs (every Explore slider move is one, its result an image): kept for ever,
+        they grew a session by 212 MB per 1,000 (bench/session_memory.py). Whoever still holds
+        a record keeps it; the runner only lets go of its own references."""
+        with self._lock:
+            finished = [i for i, r in self._records.items() if r.state in FINAL_STATES]
+            for job_id in finished[:max(0, len(finished) - HISTORY)]:
+                del self._records[job_id]
+                self._specs.pop(job_id, None)
+                self._cancel.pop(job_id, None)
+                self._done.pop(job_id, None)
+                self._interrupted.discard(job_id)
+
+    def find(self, job_id: int) -> JobRecord | None:
+        """The record of a job, or None once it is out of the kept history."""
+        return self._records.get(job_id)
 
     def _stopped_state(self, rec: JobRecord) -> str:
         return INTERRUPTED if rec.id in self._interrupted else CANCELLED

@@ -210,6 +210,20 @@ class PlotsWidget(QWidget):
         if select:
             self.show_source(job_id)
 
+    def remove_job(self, job_id: int) -> None:
+        """Forget a job of this session (out of the kept history) and its curves, unless it is
+        the one on show."""
+        if job_id == self._current:
+            return
+        for i, (_, src, _) in enumerate(self._sources):
+            if src == job_id:
+                del self._sources[i]
+                self.source_box.blockSignals(True)
+                self.source_box.removeItem(i)
+                self.source_box.blockSignals(False)
+                break
+        self.store.forget(job_id)
+
     def open_run(self, run_dir: Path, label: str | None = None) -> int:
         """Load a run's metrics.jsonl and show it; returns the number of points loaded."""
         run_dir = Path(run_dir)

@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from studio.jobs import FINAL_STATES, Event, JobRecord, JobRunner
+from studio.jobs import FINAL_STATES, HISTORY, Event, JobRecord, JobRunner
 from studio.plugin import JobSpec
 from studio.settings import Settings
 
@@ -72,6 +72,10 @@ class MetricStore:
     def of(self, job_id: int) -> dict[str, tuple[list[float], list[float]]]:
         return self.series.get(job_id, {})
 
+    def forget(self, job_id: int) -> None:
+        self.series.pop(job_id, None)
+        self.version.pop(job_id, None)
+
 
 class _LogForwarder(logging.Handler):
     """Python logging records (from any thread) into the same GUI queue as job events."""
@@ -95,6 +99,7 @@ class JobManager(QObject):
 
     job_added = Signal(object)  # JobRecord
     job_changed = Signal(object)  # JobRecord: state or progress changed
+    job_forgotten = Signal(int)  # job id: out of the kept history (its row and curves go)
     # every Event, after coalescing (a signal attribute, not QObject.event(): PySide only treats
     # Python functions as overrides of C++ virtuals)
     event = Signal(object)  # type: ignore[assignment]
@@ -222,7 +227,21 @@ class JobManager(QObject):
             if data["state"] in FINAL_STATES:
                 handle._delivered = True
                 handle.finished.emit(handle.record)
+                self._forget_old()
         self.event.emit(ev)
+
+    def _forget_old(self) -> None:
+        """Keep the newest ``HISTORY`` finished jobs' handles, curves and rows (the runner
+        keeps as many records): a session of a thousand Explore moves grew by 212 MB. A panel
+        that still holds a handle keeps it; it is only no longer a child of the manager. The
+        curves go with ``job_forgotten`` (the plots dock keeps the ones it is showing)."""
+        finished = [i for i, h in self.handles.items() if h._delivered]
+        for job_id in finished[:max(0, len(finished) - HISTORY)]:
+            handle = self.handles.pop(job_id)
+            handle.setParent(None)
+            self._progress_shown.pop(job_id, None)
+            self._progress_owed.pop(job_id, None)
+            self.job_forgotten.emit(job_id)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Tests and benches: block (processing events) until no job is active."""

@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self.manager.log_message.connect(self.log_widget.append)
         self.manager.event.connect(self._on_event)
         self.manager.job_added.connect(self._on_job_added)
+        self.manager.job_forgotten.connect(self._on_job_forgotten)
         self.manager.job_changed.connect(self._on_job_changed)
         self.jobs_widget.job_selected.connect(self.plots_widget.show_source)
 
@@ -595,8 +596,10 @@ class MainWindow(QMainWindow):
     def _on_event(self, ev: Event) -> None:
         if ev.kind != "metric" or ev.job_id in self._plotted:
             return
+        rec = self.manager.runner.find(ev.job_id)
+        if rec is None:
+            return
         self._plotted.add(ev.job_id)
-        rec = self.manager.runner.record(ev.job_id)
         mine = rec.plugin == self.current_plugin()
         select = not self.plots_widget.pinned and (mine or ev.job_id in self._follow
                                                    or self.plots_widget.current_source is None)
@@ -604,6 +607,11 @@ class MainWindow(QMainWindow):
                                   select=select, plugin=rec.plugin)
         if select and (mine or self.current_plugin() is None):
             self._reveal(self.plots_dock)
+
+    def _on_job_forgotten(self, job_id: int) -> None:
+        self._plotted.discard(job_id)
+        self._follow.discard(job_id)
+        self.plots_widget.remove_job(job_id)
 
     def _on_job_added(self, rec: JobRecord) -> None:
         """A long job opens the Jobs strip; quick previews (hidden in the list) do not."""

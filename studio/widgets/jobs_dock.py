@@ -96,6 +96,7 @@ class JobsWidget(QWidget):
         self.cancel_buttons: dict[int, QToolButton] = {}
         manager.job_added.connect(self.add_job)
         manager.job_changed.connect(self.update_job)
+        manager.job_forgotten.connect(self.remove_job)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._update_elapsed)
@@ -182,16 +183,25 @@ class JobsWidget(QWidget):
 
     def _refilter(self) -> None:
         for job_id, item in self.items.items():
-            item.setHidden(self._hide(self.manager.runner.record(job_id)))
+            rec = self.manager.runner.find(job_id)
+            item.setHidden(rec is None or self._hide(rec))
 
     def clear_finished(self) -> None:
         """Remove finished jobs from the list (their run folders stay on disk)."""
         for job_id in list(self.items):
-            if self.manager.runner.record(job_id).state in FINAL_STATES:
-                item = self.items.pop(job_id)
-                self.bars.pop(job_id, None)
-                self.cancel_buttons.pop(job_id, None)
-                self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
+            rec = self.manager.runner.find(job_id)
+            if rec is None or rec.state in FINAL_STATES:
+                self.remove_job(job_id)
+
+    def remove_job(self, job_id: int) -> None:
+        """Drop a job's row (cleared, or out of the session's kept history)."""
+        item = self.items.pop(job_id, None)
+        self.bars.pop(job_id, None)
+        self.cancel_buttons.pop(job_id, None)
+        self.phases.pop(job_id, None)
+        self._last_done.pop(job_id, None)
+        if item is not None:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
 
     def _update_elapsed(self) -> None:
         for rec in self.manager.active():
@@ -206,8 +216,8 @@ class JobsWidget(QWidget):
 
     def _on_double_click(self, item: QTreeWidgetItem, _col: int) -> None:
         job_id = int(item.data(COL_JOB, Qt.ItemDataRole.UserRole))
-        rec = self.manager.runner.record(job_id)
-        if rec.state != FAILED:
+        rec = self.manager.runner.find(job_id)
+        if rec is None or rec.state != FAILED:
             return
         box = QMessageBox(QMessageBox.Icon.Critical, f"{self.title(rec)} failed", rec.error or "",
                           parent=self)

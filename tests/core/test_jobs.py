@@ -243,3 +243,23 @@ def test_a_job_runs_other_jobs_inside_it_with_their_own_run_folders(tmp_path: Pa
     runner.shutdown()
     assert slow.state == CANCELLED
     assert runs.read_manifest(tmp_path / "s" / "inner0")["state"] == CANCELLED
+
+
+def test_the_runner_keeps_a_bounded_history_of_finished_jobs(tmp_path: Path) -> None:
+    """Issue 17: every job of a session was kept for ever, results and all."""
+    from studio.jobs import HISTORY
+
+    runner = _runner([], tmp_path)
+    spec = JobSpec("quick", "x:y", "Quick", lane="interactive")
+
+    def quick(ctx):
+        return bytes(1000)
+
+    recs = [runner.submit("demo", spec, {}, func=quick) for _ in range(HISTORY + 25)]
+    last = runner.wait(recs[-1].id, timeout=30)
+    assert last.state == DONE and last.result is not None
+    kept = runner.records()
+    assert len(kept) == HISTORY and kept[0].id == recs[25].id  # the oldest 25 let go
+    assert runner.find(recs[0].id) is None and runner.find(recs[-1].id) is last
+    assert recs[0].state == DONE  # whoever held a record keeps it whole
+    runner.shutdown()

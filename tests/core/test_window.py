@@ -348,3 +348,30 @@ def test_a_session_end_keeps_running_training_to_resume(qtbot, tmp_path: Path) -
     assert jobs and jobs[0].record.params.resume is True
     again._force_close = True
     again.shutdown(5)
+
+
+def test_a_long_session_keeps_a_bounded_history(window: MainWindow, qtbot) -> None:
+    """Issue 17: a thousand Explore moves grew a session by 212 MB (handles, rows, curves and
+    results of every job kept); now the newest HISTORY finished jobs are kept."""
+    from studio.jobs import HISTORY
+    from studio.plugin import JobSpec
+
+    spec = JobSpec("quick", "x:y", "Quick", lane="interactive")
+
+    def move(ctx):
+        ctx.metric("quality", 1, 0.5)
+        return bytes(10_000)
+
+    handles = []
+    for _ in range(HISTORY + 10):
+        h = window.manager.submit("demo", spec, {}, func=move)
+        qtbot.waitUntil(lambda h=h: h.is_finished, timeout=10_000)
+        handles.append(h)
+    assert len(window.manager.handles) == HISTORY
+    assert len(window.jobs_widget.items) == HISTORY
+    assert handles[0].id not in window.jobs_widget.items
+    shown = window.plots_widget.current_source  # the curves on show stay, the others go
+    gone = [h.id for h in handles[:10] if h.id != shown]
+    assert gone and not any(i in window.manager.metrics.series for i in gone)
+    assert handles[-1].id in window.jobs_widget.items
+    assert handles[0].record.result == bytes(10_000)  # a panel's own handle stays whole
