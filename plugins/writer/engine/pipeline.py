@@ -386,11 +386,15 @@ def _log_privacy(prep: PreparedRun, task: LMTask, rep: Reporter) -> None:
             "each passage; something written across k passages is protected about k times "
             "less (k·ε).")
     if req.from_scratch:
-        what = ("whole words and names of your text can become tokens" if req.tokenizer == "bpe"
+        what = ("whole words and names of your text can become tokens, and the passages it "
+                "learnt from cost fewer tokens, which gives them away (measured: a membership "
+                "attack on a private model read AUC 0.70 with a learnt BPE tokenizer, 0.50 "
+                "with characters)" if req.tokenizer == "bpe"
                 else "it shows which characters your text uses")
         rep.warn(f"The tokenizer is learnt from your text without privacy and saved with the "
                  f"model: {what}. For a model private in every part, fine-tune an existing "
-                 "model (its own tokenizer) instead.")
+                 "model (its own tokenizer) instead"
+                 + (", or choose the character tokenizer." if req.tokenizer == "bpe" else "."))
     if task.has_validation:
         rep.log("The held-out text is not trained on, but it chooses which weights are kept "
                 "(the best validation loss): the guarantee covers the training text.")
