@@ -206,19 +206,26 @@ def test_custom_code_and_foreign_files_are_refused(pixel_model: Path, tmp_path: 
 
 
 def test_single_file_checkpoint_without_local_config_is_a_clear_error(tmp_path: Path) -> None:
-    """A .safetensors single file needs its diffusers configuration on disk; offline, the studio
-    says so (diffusers itself would try to download it)."""
+    """A .safetensors single file of a kind the studio ships no configuration for (an SDXL
+    refiner) needs its diffusers configuration on disk; offline, the studio says so (diffusers
+    itself would try to download it). An incomplete SD 1.x file says what is missing."""
     import torch
     from safetensors.torch import save_file
 
     from plugins.diffusion.engine.loading import load_model
 
-    ckpt = tmp_path / "dreamy.safetensors"
+    ckpt = tmp_path / "refiner.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3),
+               "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias":
+                   torch.zeros(4)}, ckpt)
+    with pytest.raises(UserError, match=r"refiner.config"):
+        load_model(ckpt)
+    partial = tmp_path / "dreamy.safetensors"
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
                "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight":
-                   torch.zeros(8, 768)}, ckpt)
-    with pytest.raises(UserError, match=r"dreamy.config"):
-        load_model(ckpt)
+                   torch.zeros(8, 768)}, partial)
+    with pytest.raises(UserError, match=r"could not load dreamy.safetensors.*is the file complete"):
+        load_model(partial)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"nonsense")
     with pytest.raises(UserError, match="not a readable safetensors"):

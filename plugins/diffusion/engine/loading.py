@@ -7,8 +7,11 @@ Safety rules, each with a clear message instead of a silent fallback:
 - ``trust_remote_code`` is never set, and a ``model_index.json`` naming code outside diffusers and
   transformers (a custom pipeline) is refused;
 - nothing is downloaded: folders load with ``local_files_only=True``, and a single-file checkpoint
-  needs its diffusers configuration on disk (a folder beside it or the local Hugging Face cache).
-  diffusers' own fallback would go online when the config is missing; we stop first.
+  needs its diffusers configuration on disk: the studio ships those of SD 1.x (and its
+  inpainting variant), SD 2.x and SDXL base in ``resources/diffusion/configs`` (configs and the
+  CLIP tokenizer, no weights; the architecture is read from the tensor names), else a folder
+  beside the file or the local Hugging Face cache. diffusers' own fallback would go online when
+  the config is missing; we stop first.
 
 Loaded pipelines are cached (one at a time) so that generating again with the same model in the
 window costs no reload.
@@ -160,8 +163,13 @@ def inspect_model(model: str | Path) -> ModelInfo:
     """Describe a model from its configuration files only (fast: no weights are read)."""
     path = resolve_model_path(model)
     if path.is_file():
-        return ModelInfo(path=path, name=path.stem, kind="text", pipeline_class="(single file)",
-                         single_file=True, family="sd15")
+        model_type = detect_architecture(path)
+        arch = SHIPPED_CONFIGS.get(model_type, "")
+        return ModelInfo(path=path, name=path.stem, kind="text",
+                         pipeline_class=f"single file ({model_type})", single_file=True,
+                         family=_FAMILIES.get(arch, "other"), size=_SIZES.get(arch, 0),
+                         inpaint_model=model_type.startswith("inpainting")
+                         or model_type == "xl_inpaint")
     index = check_folder(path)
     kind = _kind_of(index)
     cls = str(index["_class_name"])
@@ -263,6 +271,42 @@ def _load_folder(path: Path, device: str, dtype: Any, log: Any) -> LoadedModel:
     return _finish(pipe, info, path, device, dtype, log)
 
 
+#: diffusers' checkpoint types -> the configuration folders shipped in resources/diffusion/configs
+SHIPPED_CONFIGS = {"v1": "sd15", "inpainting": "sd15-inpaint", "v2": "sd2-v", "xl_base": "sdxl"}
+_SIZES = {"sd15": 512, "sd15-inpaint": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
+_FAMILIES = {"sd15": "sd15", "sd15-inpaint": "sd15", "sd2": "sd2", "sd2-v": "sd2",
+             "sdxl": "sdxl"}
+
+
+def shipped_config(arch: str) -> Path | None:
+    """The configuration folder shipped for ``arch`` (``sd15``, ``sd2``, ``sd2-v``, ``sdxl``,
+    ``sd15-inpaint``): model_index.json and the components' configs, no weights."""
+    from studio.shipped import resource
+
+    return resource("diffusion", "configs", arch)
+
+
+def clip_tokenizer(folder: Path) -> Any:
+    """A CLIP tokenizer configured as ``folder/tokenizer_config.json`` says, with the CLIP BPE
+    vocabulary shipped once for every architecture (resources/diffusion/configs/clip-tokenizer)."""
+    from transformers import CLIPTokenizer
+
+    vocab = shipped_config("clip-tokenizer")
+    if vocab is None:
+        raise UserError("the studio's CLIP vocabulary (resources/diffusion/configs/"
+                        "clip-tokenizer) is missing from this installation: reinstall the studio")
+    cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+
+    def token(v: Any) -> str:
+        return str(v["content"] if isinstance(v, dict) else v)
+
+    return CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"),
+                         errors=cfg.get("errors", "replace"), unk_token=token(cfg["unk_token"]),
+                         bos_token=token(cfg["bos_token"]), eos_token=token(cfg["eos_token"]),
+                         pad_token=token(cfg["pad_token"]),
+                         model_max_length=int(cfg.get("model_max_length", 77)))
+
+
 def _load_file(path: Path, device: str, dtype: Any, log: Any) -> LoadedModel:
     config_dir, model_type = find_single_file_config(path)
     _quiet_diffusers()
@@ -275,60 +319,110 @@ def _load_file(path: Path, device: str, dtype: Any, log: Any) -> LoadedModel:
                         "checkpoints")
     kwargs: dict[str, Any] = {"config": str(config_dir), "local_files_only": True,
                               "dtype": dtype}
-    if "safety_checker" in index:
-        kwargs["safety_checker"] = None
+    for optional in ("safety_checker", "feature_extractor", "image_encoder"):
+        if optional in index:
+            kwargs[optional] = None
+    shipped = model_type in SHIPPED_CONFIGS.values()
+    if shipped:  # the tokenizers from the one shipped vocabulary
+        for name in ("tokenizer", "tokenizer_2"):
+            if (config_dir / name / "tokenizer_config.json").exists():
+                kwargs[name] = clip_tokenizer(config_dir / name)
     if log:
-        log(f"loading {path.name} as {model_type} with the configuration in {config_dir}")
+        where = "the studio's own" if shipped else f"the {config_dir.name}"
+        log(f"loading {path.name} as {model_type} with {where} configuration")
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
     try:
         pipe = cls.from_single_file(str(path), **kwargs)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"could not load {path.name}: {_first_line(exc)}") from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError,
+            SingleFileComponentError) as exc:
+        raise UserError(f"could not load {path.name}: {_first_line(exc)} (is the file "
+                        "complete? a checkpoint holds the UNet, the text encoder and the "
+                        "VAE)") from None
+    if model_type == "sd2-v" and not uses_v_prediction(pipe.unet):
+        model_type = "sd2"  # SD 2.x at 512 px predicts the noise: its own scheduler config
+        base = shipped_config("sd2")
+        if base is not None:
+            cfg = json.loads((base / "scheduler" / "scheduler_config.json").read_text("utf-8"))
+            pipe.scheduler = type(pipe.scheduler).from_config(cfg)
+            pipe.unet.register_to_config(sample_size=64)
+        if log:
+            log(f"{path.name} predicts noise (SD 2.x at 512 px), not v")
     cls_name = type(pipe).__name__
     info = ModelInfo(path=path, name=path.stem, kind=_kind_of(index), pipeline_class=cls_name,
-                     single_file=True, family=_family(cls_name))
+                     single_file=True, family=_FAMILIES.get(model_type, _family(cls_name)),
+                     size=_SIZES.get(model_type, 0))
     return _finish(pipe, info, path, device, dtype, log)
+
+
+def uses_v_prediction(unet: Any) -> bool:
+    """Whether an SD 2.x UNet predicts v rather than the noise, told apart as A1111 does:
+    on a flat input at the last timestep a v-model's output sits far below the input."""
+    import torch
+
+    p = next(unet.parameters())
+    with torch.no_grad():
+        x = torch.full((1, 4, 8, 8), 0.5, device=p.device, dtype=p.dtype)
+        cond = torch.full((1, 2, int(unet.config.cross_attention_dim)), 0.5, device=p.device,
+                          dtype=p.dtype)
+        out = unet(x, torch.tensor([999], device=p.device), encoder_hidden_states=cond).sample
+    return float((out - x).float().mean()) < -1.0
+
+
+def detect_architecture(path: Path) -> str:
+    """The kind of a single-file checkpoint from its tensor names and shapes: diffusers' own
+    type (``v1``, ``v2``, ``xl_base``, ``inpainting``, ...). Reads only the header."""
+    shapes = _Shapes(path)
+    if not shapes.keys_seen_model():
+        raise UserError(f"{path.name} holds no diffusion UNet weights: it is not a complete "
+                        "single-file model checkpoint (a LoRA, VAE or embedding goes in the "
+                        "LoRAs, embeddings, VAE box)")
+    try:
+        from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+        return str(infer_diffusers_model_type(shapes))
+    except Exception as exc:
+        raise UserError(f"{path.name} does not look like a Stable Diffusion checkpoint diffusers "
+                        f"can read ({_first_line(exc)})") from None
 
 
 def find_single_file_config(path: Path) -> tuple[Path, str]:
     """The local diffusers configuration folder for a single-file checkpoint, and its type.
 
     Looked for: a folder beside the file named ``<stem>``, ``<stem>.config`` or ``<stem>-config``
-    holding ``model_index.json``; then the local Hugging Face cache of the repository diffusers
-    associates with the checkpoint's type. Never the network.
+    holding ``model_index.json``; then the folder the studio ships for the checkpoint's
+    architecture (SD 1.x, SD 1.x inpainting, SD 2.x, SDXL base: detected from the tensor names);
+    then the local Hugging Face cache of the repository diffusers associates with other types.
+    Never the network.
     """
     for cand in (path.with_suffix(""), path.parent / f"{path.stem}.config",
                  path.parent / f"{path.stem}-config"):
         if (cand / "model_index.json").exists():
             return cand, "configured"
-    shapes = _Shapes(path)
-    try:
-        from diffusers.loaders.single_file_utils import (
-            DIFFUSERS_DEFAULT_PIPELINE_PATHS,
-            infer_diffusers_model_type,
-        )
+    model_type = detect_architecture(path)
+    arch = SHIPPED_CONFIGS.get(model_type)
+    folder = shipped_config(arch) if arch else None
+    if arch and folder is not None and (folder / "model_index.json").exists():
+        return folder, arch
+    from diffusers.loaders.single_file_utils import DIFFUSERS_DEFAULT_PIPELINE_PATHS
 
-        model_type = infer_diffusers_model_type(shapes)
-        repo = DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
-    except Exception as exc:
-        raise UserError(f"{path.name} does not look like a Stable Diffusion checkpoint diffusers "
-                        f"can read ({_first_line(exc)})") from None
-    if not shapes.keys_seen_model():
-        raise UserError(f"{path.name} holds no diffusion UNet weights: it is not a complete "
-                        "single-file model checkpoint")
+    repo = DIFFUSERS_DEFAULT_PIPELINE_PATHS.get(model_type, {}).get(
+        "pretrained_model_name_or_path", "")
     try:
         from huggingface_hub import snapshot_download
 
-        cached = Path(snapshot_download(repo, local_files_only=True))
-        if (cached / "model_index.json").exists():
+        cached = Path(snapshot_download(repo, local_files_only=True)) if repo else None
+        if cached is not None and (cached / "model_index.json").exists():
             return cached, model_type
     except Exception:
         pass
     raise UserError(
-        f"{path.name} looks like a '{model_type}' checkpoint, whose pipeline configuration "
-        f"({repo}) is not on this computer, and the studio never downloads it by itself. Put the "
-        f"configuration folder of that model (model_index.json, the component config.json files "
-        f"and the tokenizer, no weights needed) beside the file as '{path.stem}.config', or load "
-        "the model as a diffusers folder")
+        f"{path.name} looks like a '{model_type}' checkpoint. The studio ships the "
+        "configuration of SD 1.x, SD 2.x and SDXL base checkpoints, not of this kind, and never "
+        "downloads one by itself. Put the configuration folder of that model "
+        f"({repo or 'its diffusers repository'}: model_index.json, the component config.json "
+        f"files and the tokenizer, no weights needed) beside the file as '{path.stem}.config', "
+        "or load the model as a diffusers folder")
 
 
 class _Shapes:
