@@ -123,3 +123,21 @@ def test_cli_lora_is_repeatable_and_img2img_takes_it(text_model: Path, loras: di
         "--model", str(text_model), "--image", str(photo), "--prompt", "a fox",
         "--lora", f"{loras['tiny']}:0.7", "--steps", "2", "--out", str(out2)]) == 0
     assert "<lora:tiny:0.7>" in read_png_parameters(out2).prompt
+
+
+def test_exports_name_the_files_but_carry_no_paths(run_job: Any, text_model: Path,
+                                                   loras: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """The A1111 record and the provenance stamp name the LoRA, embedding and VAE files, never
+    where they are on this computer."""
+    from plugins.common.pngmeta import read_png_text
+
+    emb = write_embedding(text_model, tmp_path / "emb" / "zqstyle.safetensors")
+    vae = write_vae(text_model, tmp_path / "vae" / "my-vae.safetensors")
+    out = tmp_path / "out" / "x.png"
+    _sample(run_job, text_model, out, prompt="a fox zqstyle", lora=[f"{loras['tiny']}:0.5"],
+            embedding=[str(emb)], vae=str(vae))
+    texts = "\n".join(read_png_text(out).values())
+    assert "tiny" in texts and "my-vae.safetensors" in texts and "zqstyle" in texts
+    for folder in (tmp_path, loras["tiny"].parent, text_model, Path.home()):
+        assert str(folder) not in texts
