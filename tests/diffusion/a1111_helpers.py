@@ -72,3 +72,17 @@ def write_vae(model: Path, target: Path, seed: int = 1) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(target))
     return target
+
+
+def write_char_tokenizer(folder: Path) -> None:
+    """A CLIP BPE vocabulary of single characters, as the tiny SD test model's (conftest is
+    not importable by name from here)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789,.!":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")

@@ -110,3 +110,74 @@ def test_weights_change_the_image_and_long_prompts_run(run_job: Any, text_model:
     np.testing.assert_array_equal(plain, make("a (red:1.0) fox", "same.png"))
     assert np.abs(plain - make("a (red:1.6) fox", "weighted.png")).mean() > 0.5
     make("a red fox, " * 30, "long.png")  # 330 tokens: 24 windows of the tiny encoder
+
+
+@pytest.fixture(scope="module")
+def xl_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SDXL-shaped pipeline a few hundred kilobytes big: two CLIP text encoders (the second
+    with a projection, padding with "!"), a text-time UNet."""
+    import torch
+    from a1111_helpers import write_char_tokenizer
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    target = tmp_path_factory.mktemp("models") / "xl-tiny"
+    torch.manual_seed(0)
+    write_char_tokenizer(target.parent / "tok")
+    tok = CLIPTokenizer.from_pretrained(str(target.parent / "tok"), model_max_length=16)
+    tok2 = CLIPTokenizer.from_pretrained(str(target.parent / "tok"), model_max_length=16,
+                                         pad_token="!")
+    cfg = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "hidden_size": 16,
+           "intermediate_size": 20, "num_attention_heads": 2, "num_hidden_layers": 2,
+           "vocab_size": len(tok), "max_position_embeddings": 16, "projection_dim": 16}
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=4,
+        transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=6 * 4 + 16,
+        cross_attention_dim=32, norm_num_groups=4)
+    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4,
+                        norm_num_groups=4, sample_size=16)
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=CLIPTextModel(CLIPTextConfig(**cfg)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**cfg)), tokenizer=tok,
+        tokenizer_2=tok2, unet=unet,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                         beta_schedule="scaled_linear", steps_offset=1))
+    pipe.save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def test_sdxl_uses_both_encoders_and_the_pooled_vector(xl_model: Path, run_job: Any,
+                                                       tmp_path: Path) -> None:
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from plugins.diffusion.engine.prompts import encode
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(xl_model), local_files_only=True)
+    ours = encode(pipe, "a red fox", "blur")
+    pe, ne, pp, npool = pipe.encode_prompt("a red fox", device="cpu", num_images_per_prompt=1,
+                                           do_classifier_free_guidance=True,
+                                           negative_prompt="blur")
+    torch.testing.assert_close(ours.prompt_embeds, pe)
+    torch.testing.assert_close(ours.negative_prompt_embeds, ne)
+    torch.testing.assert_close(ours.pooled_prompt_embeds, pp)
+    torch.testing.assert_close(ours.negative_pooled_prompt_embeds, npool)
+    weighted = encode(pipe, "a (red:1.4) fox " * 3, "")  # 21 tokens
+    assert weighted.prompt_embeds.shape == (1, 32, 32)  # two windows of 16, 16 + 16 wide
+    res = run_job("sample", model=str(xl_model), prompt="a (red:1.3) fox", n=1, steps=2,
+                  scheduler="Euler Karras", width=16, height=16, out=str(tmp_path / "xl.png"))
+    assert res.state == "done", res.error
