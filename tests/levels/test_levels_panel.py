@@ -334,3 +334,62 @@ def test_check_tab_says_which_agent_direction_and_physics_judged(panel, qtbot,
     qtbot.waitUntil(lambda: rows().get("Direction", "").endswith("(as you set it)"),
                     timeout=20000)
     assert rows()["Direction"] == "left to right (as you set it)"
+
+
+def _drop(widget, paths: list[Path]) -> bool:
+    """Drag ``paths`` over ``widget`` and drop them, as a file manager would (the handlers are
+    called directly: offscreen, Qt delivers a drop only inside a real drag); True when both
+    the drag and the drop were taken."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop.ignore()
+    widget.dragEnterEvent(enter)
+    if enter.isAccepted():
+        widget.dropEvent(drop)
+    return enter.isAccepted() and drop.isAccepted()
+
+
+def test_a_level_file_dropped_on_the_panel_opens_in_the_editor(panel, qtbot,
+                                                               tmp_path: Path) -> None:
+    _idle(panel)
+    panel.export_to(tmp_path / "mine.tmj")
+    _idle(panel)
+    # the export says so in words, with the file behind the buttons (no path in the text)
+    assert panel.result.isVisibleTo(panel) and panel.result.path == tmp_path / "mine.tmj"
+    assert str(tmp_path) not in panel.result.text.text()
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n")
+    assert not _drop(panel, [tmp_path / "photo.png"])  # not a level: refused
+    assert panel.acceptDrops() and _drop(panel, [tmp_path / "photo.png", tmp_path / "mine.tmj"])
+    qtbot.waitUntil(lambda: panel.level.name == "mine", timeout=20000)
+    _idle(panel)
+    assert panel.level.legend.name == "Dungeon"
+
+
+def test_a_quick_start_shows_its_levels_in_the_generate_tab(panel, qtbot) -> None:
+    from plugins.levels.params import GenerateParams
+
+    panel.tabs.setCurrentWidget(panel.check_tab)
+    p = GenerateParams(method="caves", count=3, seed=5)
+    handle = panel.host.submit("generate", p)
+    panel.host.job_started.emit("generate", p, handle)
+    tab = panel.generate_tab
+    assert panel.tabs.currentWidget() is tab
+    assert tab.form.p.method == "caves" and tab.form.p.count == 3  # its settings in the form
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=30000)
+    _idle(panel)
+    assert handle.record.state == "done", handle.record.error
+    assert tab.batch_list.isVisibleTo(tab) and tab.batch_list.count() == 3
+    assert panel.level.meta.get("method") == "caves"
+    saved = tab.result.path
+    assert tab.result.isVisibleTo(tab) and saved is not None and saved.exists()
+    tab.batch_list.setCurrentRow(2)
+    assert panel.level.name == handle.record.result.levels[2].name
+    assert panel.document.report is handle.record.result.report(2)

@@ -27,13 +27,14 @@ from PySide6.QtWidgets import (
 
 from plugins.levels.engine.report import LevelReport
 from plugins.levels.params import CheckParams, RepairParams
+from studio import theme
 from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 from .document import LevelDocument
-
-GOOD, BAD = "#2e9d4a", "#d64545"
+from .layout import advanced_toggle, settings_scroll
 
 
 class CheckTab(QWidget):
@@ -44,22 +45,37 @@ class CheckTab(QWidget):
         self.form = Form(CheckParams, self, host.recall("check", CheckParams))
         self._handle: JobHandle | None = None
 
-        lay = QVBoxLayout(self)
         rows = QFormLayout()
-        self.form.add_rows(rows, "mode", "direction", "jump", "run", "calibrate", "data")
+        rows.setContentsMargins(0, 0, 0, 0)
+        self.form.add_rows(rows, "mode")
         self.auto = QCheckBox("Check after every change")
         self.auto.setChecked(bool(host.recall_value("auto_check", True)))
         self.auto.toggled.connect(lambda on: host.remember_value("auto_check", on))
         rows.addRow(self.auto)
-        lay.addLayout(rows)
+        # who plays and how: the agent guesses well from the tiles; the rest is folded
+        self.advanced = QWidget()
+        adv = QFormLayout(self.advanced)
+        adv.setContentsMargins(0, 0, 0, 0)
+        self.form.add_rows(adv, "direction", "jump", "run", "calibrate", "data")
+        settings = QWidget()
+        sl = QVBoxLayout(settings)
+        sl.setContentsMargins(0, 0, 4, 0)
+        sl.addLayout(rows)
+        sl.addWidget(advanced_toggle(self.advanced))
+        sl.addWidget(self.advanced)
+        sl.addStretch(1)
         buttons = QHBoxLayout()
-        self.check_button = QPushButton("Check")
+        self.check_button = primary(QPushButton("Check"))
+        self.check_button.setToolTip("Can the level be played through? (Ctrl+Enter)")
         self.check_button.clicked.connect(self.run_check)
         self.repair_button = QPushButton("Repair (fewest changes)")
         self.repair_button.setToolTip("Change as few tiles as possible to make it playable")
         self.repair_button.clicked.connect(self.run_repair)
         buttons.addWidget(self.check_button)
         buttons.addWidget(self.repair_button)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(settings_scroll(settings), 1)
         lay.addLayout(buttons)
         self.verdict = QLabel("")
         self.verdict.setObjectName("pluginTitle")
@@ -78,7 +94,7 @@ class CheckTab(QWidget):
         self.table.horizontalHeader().sectionResized.connect(
             lambda *_: self.table.resizeRowsToContents())
         self.table.setShowGrid(False)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.table, 2)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
@@ -108,7 +124,7 @@ class CheckTab(QWidget):
             self.message.setText("")
         elif rec.state == "failed":
             self.verdict.setText("Check failed")
-            self.verdict.setStyleSheet(f"color: {BAD};")
+            self.verdict.setStyleSheet(f"color: {theme.colour('error')};")
             self.message.setText(rec.error or "")
 
     def run_repair(self) -> JobHandle | None:
@@ -117,7 +133,7 @@ class CheckTab(QWidget):
             return None
         p = RepairParams(level=level, mode=self.form.p.mode, save=False)
         handle = self.host.submit("repair", p, title="Repair level", show_plots=False)
-        self.message.setText("repairing…")
+        self.message.setText("Repairing…")
         handle.finished.connect(self._repaired)
         return handle
 
@@ -125,7 +141,7 @@ class CheckTab(QWidget):
         if rec.state != "done":
             if rec.state == "failed":
                 self.verdict.setText("Repair failed")
-                self.verdict.setStyleSheet(f"color: {BAD};")
+                self.verdict.setStyleSheet(f"color: {theme.colour('error')};")
                 self.message.setText(rec.error or "")
             return
         batch = rec.result
@@ -155,7 +171,7 @@ class CheckTab(QWidget):
             return  # an edit made the report stale: keep showing it until the next check
         ok = rep.playable
         self.verdict.setText("Playable ✓" if ok else "Not playable ✗")
-        self.verdict.setStyleSheet(f"color: {GOOD if ok else BAD};")
+        self.verdict.setStyleSheet(f"color: {theme.colour('success' if ok else 'error')};")
         rows = [r for r in rep.readable() if r[0] != "Verdict"]
         self.table.setRowCount(len(rows))
         for i, (what, value) in enumerate(rows):

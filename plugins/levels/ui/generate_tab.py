@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
     QMenu,
     QPushButton,
     QStackedWidget,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from plugins.levels.engine import generate as gen
+from plugins.levels.engine.batch import LevelBatch
 from plugins.levels.engine.level import Level
 from plugins.levels.params import (
     LEVEL_FILES,
@@ -42,11 +44,23 @@ from studio.errors import UserError
 from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
+from studio.widgets.panelparts import ResultLine, primary
 
 from .document import LevelDocument
+from .layout import settings_scroll
 
 #: the first method a new user sees: it needs no example, so a map appears at once
 FIRST_METHOD: Method = "dungeon"
+
+
+def _openable(files: list[Path]) -> Path | None:
+    """The saved file worth opening first: a Tiled map when there is one."""
+    files = [Path(f) for f in files]
+    for suffix in (".tmj", ".tmx", ".ldtk"):
+        for f in files:
+            if f.suffix == suffix:
+                return f
+    return files[0] if files else None
 
 
 class GenerateTab(QWidget):
@@ -66,14 +80,15 @@ class GenerateTab(QWidget):
         self._timer.setInterval(150)
         self._timer.timeout.connect(lambda: self.generate(preview=True))
 
-        lay = QVBoxLayout(self)
         rows = QFormLayout()
+        rows.setContentsMargins(0, 0, 0, 0)
         f = self.form
         rows.addRow(f.label("method"), f.widget("method"))
         self.example_label = QLabel()
         self.example_label.setWordWrap(True)
         self.example_button = QToolButton()
         self.example_button.setText("Choose…")
+        self.example_button.setAccessibleName("Choose the example map")
         self.example_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.example_button)
         menu.addAction("Open an example file…", self._ask_example)
@@ -94,7 +109,6 @@ class GenerateTab(QWidget):
         size.addWidget(f.widget("height"), 1)
         rows.addRow("Size:", size)
         rows.addRow(f.label("seed"), f.widget("seed"))
-        lay.addLayout(rows)
 
         self.pages = QStackedWidget()
         self.methods = list(params_mod.describe(GenerateParams)[0].choices or ())
@@ -108,7 +122,6 @@ class GenerateTab(QWidget):
             self.pages.addWidget(page)
         self.settings_box = QGroupBox("Settings")
         QVBoxLayout(self.settings_box).addWidget(self.pages)
-        lay.addWidget(self.settings_box)
 
         self.live = QCheckBox("Live preview")
         self.live.setToolTip("Make a new level whenever a setting changes")
@@ -117,11 +130,26 @@ class GenerateTab(QWidget):
         self.keep_pins = QCheckBox("Keep painted tiles (pins)")
         self.keep_pins.setToolTip("Tiles you paint are pinned: WFC and regeneration keep them")
         self.keep_pins.setChecked(True)
-        lay.addWidget(self.live)
-        lay.addWidget(self.keep_pins)
+        self.clear_pins_button = QPushButton("Clear pins")
+        self.clear_pins_button.setToolTip("Forget which tiles were painted")
+        self.clear_pins_button.clicked.connect(document.clear_pins)
+        pins_row = QHBoxLayout()
+        pins_row.addWidget(self.keep_pins, 1)
+        pins_row.addWidget(self.clear_pins_button)
+
+        settings = QWidget()
+        sl = QVBoxLayout(settings)
+        sl.setContentsMargins(0, 0, 4, 0)
+        sl.addLayout(rows)
+        sl.addWidget(self.settings_box)
+        sl.addWidget(self.live)
+        sl.addLayout(pins_row)
+        sl.addStretch(1)
+
+        # the buttons stay in view below the settings (which scroll on their own)
         buttons = QHBoxLayout()
-        self.gen_button = QPushButton("Generate")
-        self.gen_button.setDefault(True)
+        self.gen_button = primary(QPushButton("Generate"))
+        self.gen_button.setToolTip("Make a new level with these settings (Ctrl+Enter)")
         self.gen_button.clicked.connect(lambda: self.generate(preview=False))
         self.region_button = QPushButton("Regenerate region")
         self.region_button.setEnabled(False)
@@ -129,15 +157,25 @@ class GenerateTab(QWidget):
         self.region_button.clicked.connect(self.regenerate_selection)
         buttons.addWidget(self.gen_button)
         buttons.addWidget(self.region_button)
-        lay.addLayout(buttons)
-        self.clear_pins_button = QPushButton("Clear pins")
-        self.clear_pins_button.setToolTip("Forget which tiles were painted")
-        self.clear_pins_button.clicked.connect(document.clear_pins)
-        lay.addWidget(self.clear_pins_button)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # the levels a batch made (a quick start makes four): pick one to edit it
+        self.batch: LevelBatch | None = None
+        self.batch_list = QListWidget()
+        self.batch_list.setAccessibleName("Levels made")
+        self.batch_list.setToolTip("The levels this batch made: pick one to edit it")
+        self.batch_list.setMaximumHeight(96)
+        self.batch_list.currentRowChanged.connect(self._pick_batch)
+        self.batch_list.hide()
+        self.result = ResultLine()
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(settings_scroll(settings), 1)
+        lay.addLayout(buttons)
         lay.addWidget(self.status)
-        lay.addStretch(1)
+        lay.addWidget(self.batch_list)
+        lay.addWidget(self.result)
+        lay.addStretch()  # the settings take what they need first (stretch 1, capped)
 
         f.changed.connect(self._changed)
         self._show_method()
@@ -233,7 +271,8 @@ class GenerateTab(QWidget):
         handle = self.host.submit("generate", p, title=f"Generate {self.method}",
                                   show_plots=False)
         self._preview = handle
-        self.status.setText("generating…")
+        self.status.setText("Generating…")
+        self.result.clear()
         handle.finished.connect(lambda rec, h=handle, pv=preview: self._generated(h, rec, pv))
         return handle
 
@@ -241,11 +280,16 @@ class GenerateTab(QWidget):
         if rec.state == "cancelled":
             return
         if rec.state != "done":
-            self.status.setText(f"⚠ {rec.error}")
+            self.status.setText("")
+            self.result.show_problem(f"⚠ {rec.error}")
             return
         if handle is not self._preview and preview:
             return  # a newer preview is on its way
-        batch = rec.result
+        self.show_batch(rec.result, preview)
+
+    def show_batch(self, batch: LevelBatch, preview: bool = False) -> None:
+        """Edit the batch's first level; a batch of several lists them to pick from, and a
+        saved one says so (its folder behind "Show in folder")."""
         lv = batch.levels[0]
         if self.document.level is None:  # the very first map is where editing starts
             self.document.start(lv)
@@ -253,7 +297,47 @@ class GenerateTab(QWidget):
             self.document.set_level(lv, f"Generate {lv.meta.get('method', '')} "
                                         f"(seed {lv.meta.get('seed')})", merge=preview)
         self.document.set_report(batch.report(0))
-        self.status.setText(f"{lv.name}: {lv.width}×{lv.height}")
+        n = len(batch.levels)
+        self.batch = batch if n > 1 else None
+        self.batch_list.blockSignals(True)
+        self.batch_list.clear()
+        if n > 1:
+            for i, level in enumerate(batch.levels):
+                rep = batch.report(i)
+                mark = "" if rep is None else ("✓ " if rep.playable else "✗ ")
+                self.batch_list.addItem(f"{mark}{level.name} ({level.width}×{level.height})")
+            self.batch_list.setCurrentRow(0)
+        self.batch_list.blockSignals(False)
+        self.batch_list.setVisible(n > 1)
+        playable = sum(1 for r in batch.checked if r.playable)
+        if n > 1:
+            self.status.setText(f"{n} levels, {playable} playable: pick one to edit it.")
+        else:
+            self.status.setText(f"{lv.name}: {lv.width}×{lv.height}")
+        saved = batch.folder or (batch.files[0].parent if batch.files else None)
+        if saved is not None:
+            self.result.show_result("Saved", _openable(batch.files) or saved)
+        elif not preview:
+            self.result.clear()
+
+    def _pick_batch(self, row: int) -> None:
+        batch = self.batch
+        if batch is not None and 0 <= row < len(batch.levels):
+            lv = batch.levels[row]
+            self.document.set_level(lv, f"Pick {lv.name}", clear_pins=True)
+            self.document.set_report(batch.report(row))
+
+    def job_started(self, params: Any, handle: JobHandle) -> None:
+        """A generate job the studio started (the welcome page's quick start): its settings
+        in the form, its levels in the editor and the list, its files in the result line."""
+        if isinstance(params, GenerateParams):
+            self.form.set(params)
+            self._show_method()
+        self._timer.stop()
+        self._preview = handle
+        self.status.setText("Generating…")
+        self.result.clear()
+        handle.finished.connect(lambda rec, h=handle: self._generated(h, rec, False))
 
     def set_selection(self, rect: tuple[int, int, int, int] | None) -> None:
         self.selection = rect
@@ -271,14 +355,15 @@ class GenerateTab(QWidget):
         if p is None:
             return None
         handle = self.host.submit("generate", p, title="Regenerate region", show_plots=False)
-        self.status.setText("regenerating the selection…")
+        self.status.setText("Regenerating the selection…")
         handle.finished.connect(self._regenerated)
         return handle
 
     def _regenerated(self, rec: Any) -> None:
         if rec.state != "done":
             if rec.state == "failed":
-                self.status.setText(f"⚠ {rec.error}")
+                self.status.setText("")
+                self.result.show_problem(f"⚠ {rec.error}")
             return
         lv = rec.result.levels[0]
         self.document.set_level(lv, "Regenerate region")

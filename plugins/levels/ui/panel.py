@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (
 from plugins.levels.engine.level import Level
 from plugins.levels.engine.render import TilesetImage
 from plugins.levels.params import LEVEL_FILES, ExportParams, InfoParams
+from studio import theme
 from studio.errors import UserError
 from studio.host import PanelHost
 from studio.qtjobs import JobHandle
-from studio.widgets.vscroll import vertical_scroll
+from studio.widgets.panelparts import ResultLine, header
 
 from .check_tab import CheckTab
 from .document import LevelDocument
@@ -41,6 +42,9 @@ from .generate_tab import GenerateTab
 from .learn_tab import LearnTab
 from .toolbar import EditorToolbar, ToolColumn
 from .view import TileView
+
+#: what a dropped file must end in to be opened as a level
+LEVEL_SUFFIXES = (".txt", ".tmj", ".tmx", ".json")
 
 
 class LevelsPanel(QWidget):
@@ -65,12 +69,17 @@ class LevelsPanel(QWidget):
         self.toolbar = EditorToolbar(self.document, self.view)
         self.tools = ToolColumn(self.document, self.view)
 
-        root = QHBoxLayout(self)
+        root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
+        root.addWidget(header("Game levels", "Generate, paint and check game levels, or train "
+                              "a model on yours; export them to Tiled, LDtk or text. Drop a "
+                              "level file on the map to open it."))
         split = QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
-        root.addWidget(split)
-        left = vertical_scroll(self.tabs, 300)
+        root.addWidget(split, 1)
+        # each tab scrolls its own settings and keeps its buttons in view: no scroll area
+        # around the tabs (it would hold the tabs' scroll areas inside it)
+        left = self.tabs
         split.addWidget(left)
         centre = QWidget()
         cl = QVBoxLayout(centre)
@@ -86,9 +95,13 @@ class LevelsPanel(QWidget):
         self.status = QLabel("No level yet: press Generate, or open a VGLC or Tiled file.")
         self.status.setWordWrap(True)
         cl.addWidget(self.status)
+        self.result = ResultLine()
+        cl.addWidget(self.result)
         split.addWidget(centre)
         split.setStretchFactor(1, 1)
-        split.setSizes([left.minimumWidth(), 900])
+        split.setSizes([max(300, left.minimumSizeHint().width()), 900])
+        self.setAcceptDrops(True)
+        host.job_started.connect(self._job_started)
 
         doc = self.document
         doc.level_changed.connect(self._level_changed)
@@ -154,6 +167,7 @@ class LevelsPanel(QWidget):
 
     def _update_status(self) -> None:
         lv = self.level
+        self.status.setStyleSheet("")
         if lv is None:
             self.status.setText("No level.")
             return
@@ -197,6 +211,7 @@ class LevelsPanel(QWidget):
         if rec.state != "done":
             if rec.state == "failed":
                 self.status.setText(f"⚠ could not open: {rec.error}")
+                self.status.setStyleSheet(f"color: {theme.colour('error')};")
             return
         lv = rec.result.levels[0]
         ts = lv.meta.get("tileset_image")
@@ -225,10 +240,56 @@ class LevelsPanel(QWidget):
             p.tileset_image, p.tile_width, p.tile_height = ts.path, ts.tile_w, ts.tile_h
             p.margin, p.spacing = ts.margin, ts.spacing
         handle = self.host.submit("export", p, title="Export level", show_plots=False)
-        handle.finished.connect(
-            lambda rec: self.host.notify(f"Exported {rec.result}" if rec.state == "done"
-                                         else f"Export failed: {rec.error}"))
+        self.result.clear()
+        handle.finished.connect(self._exported)
         return handle
+
+    def _exported(self, rec: Any) -> None:
+        if rec.state == "done":
+            files = list(getattr(rec.result, "files", None) or [])
+            target = Path(files[0]) if files else None
+            self.result.show_result(f"Exported {target.name}" if target else "Exported",
+                                    target)
+        elif rec.state == "failed":
+            self.result.show_problem(f"⚠ Export failed: {rec.error}")
+
+    # -- drag and drop: a level file dropped on the panel opens in the editor ----------------
+    @staticmethod
+    def dropped_level(mime: Any) -> Path | None:
+        """The first dropped local file that looks like a level (VGLC text, Tiled JSON or
+        XML); None when there is none."""
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            path = Path(url.toLocalFile()) if url.isLocalFile() else None
+            if path is not None and path.is_file() and path.suffix.lower() in LEVEL_SUFFIXES:
+                return path
+        return None
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if self.dropped_level(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        if self.dropped_level(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        path = self.dropped_level(event.mimeData())
+        if path is None:
+            return
+        event.acceptProposedAction()
+        self.open_file(path)
+
+    # -- jobs the studio started for the user (the welcome page's quick start) -------------
+    def _job_started(self, job: str, params: Any, handle: JobHandle) -> None:
+        if job == "generate":
+            self._started = True  # no opening preview over the quick start's levels
+            self.tabs.setCurrentWidget(self.generate_tab)
+            self.generate_tab.job_started(params, handle)
+        elif job == "train":
+            self.tabs.setCurrentWidget(self.learn_tab)
+            self.learn_tab.job_started(job, params, handle)
 
     def _ask_tileset(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Tileset image (tiles in legend order)",
