@@ -31,6 +31,7 @@ from studio.manifest import Example
 from studio.plugin import JobSpec
 from studio.runs import RunDir, new_run_dir
 from studio.settings import Settings
+from studio.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class JobContext:
         self._device: str | None = None
         self._last_progress = 0.0
         self._rate_anchor: tuple[float, float] | None = None
+        self._governor: ThreadGovernor | None = None
+        self._governor_ready = False
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -154,9 +157,35 @@ class JobContext:
         return self._cancel.is_set()
 
     def check(self) -> None:
-        """Raise :class:`Cancelled` if the user asked to stop. Call at least once per step."""
+        """Raise :class:`Cancelled` if the user asked to stop. Call at least once per step.
+
+        It also lets torch's CPU threads follow the CPU other programs leave free
+        (:mod:`studio.threads`): on this, the job's own thread, once torch is loaded."""
         if self._cancel.is_set():
             raise Cancelled()
+        if not self._governor_ready:
+            self._start_governor()
+        if self._governor is not None:
+            self._governor.tick()
+
+    def _start_governor(self) -> None:
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return  # not yet: a job that never loads torch needs none
+        self._governor_ready = True
+        from studio import threads
+
+        n = int(torch.get_num_threads())
+        if n > 1 and threads.enabled() and sys.platform.startswith("linux"):
+            self._governor = threads.ThreadGovernor(n)
+
+    def release_threads(self) -> None:
+        """Put torch's thread count back (its setting outlives this job's thread)."""
+        gov = self._governor
+        if gov is not None and gov.threads != gov.max_threads:
+            gov.restore()
 
     def sleep(self, seconds: float) -> None:
         """Wait, but wake at once on cancel."""
@@ -567,6 +596,7 @@ class JobRunner:
         rec.started = time.time()
         self._state(rec, RUNNING)
         run: RunDir | None = None
+        ctx: JobContext | None = None
         state, result = FAILED, None
         try:
             if self.settings.cpu_threads:
@@ -602,6 +632,8 @@ class JobRunner:
             if not isinstance(exc, Exception):  # KeyboardInterrupt / SystemExit: a stop
                 state = self._stopped_state(rec)
         finally:
+            if ctx is not None:
+                ctx.release_threads()
             rec.result = result
             if run is not None:
                 try:
