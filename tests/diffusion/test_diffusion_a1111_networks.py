@@ -141,3 +141,18 @@ def test_exports_name_the_files_but_carry_no_paths(run_job: Any, text_model: Pat
     assert "tiny" in texts and "my-vae.safetensors" in texts and "zqstyle" in texts
     for folder in (tmp_path, loras["tiny"].parent, text_model, Path.home()):
         assert str(folder) not in texts
+
+
+def test_another_embedding_file_of_the_same_name_replaces_it(run_job: Any, text_model: Path,
+                                                             tmp_path: Path) -> None:
+    """Two folders each with a 'zqstyle' embedding (of two and of three vectors): the one
+    given last is used, on the same cached model."""
+    a = write_embedding(text_model, tmp_path / "a" / "zqstyle.safetensors", vectors=2, seed=1)
+    b = write_embedding(text_model, tmp_path / "b" / "zqstyle.safetensors", vectors=3, seed=2)
+    first = _sample(run_job, text_model, tmp_path / "a.png", prompt="zqstyle", embedding=[str(a)])
+    second = _sample(run_job, text_model, tmp_path / "b.png", prompt="zqstyle",
+                     embedding=[str(b)])
+    assert np.abs(first - second).mean() > 0.5
+    np.testing.assert_array_equal(
+        _sample(run_job, text_model, tmp_path / "a2.png", prompt="zqstyle", embedding=[str(a)]),
+        first)

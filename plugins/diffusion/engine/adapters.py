@@ -240,14 +240,27 @@ def apply_embeddings(lm: LoadedModel, files: list[Path], log: Any = None
         trigger = path.stem
         key = _stamp(path)
         if state.embeddings.get(trigger) != key:
-            if trigger in state.embeddings:
-                pipe.unload_textual_inversion(trigger)
+            if trigger in state.embeddings:  # another file of the same name: replace it
+                _unload_embedding(pipe, trigger)
             if log:
                 log(f"loading embedding {path.name} as '{trigger}'")
             _load_embedding(pipe, path, trigger)
             state.embeddings[trigger] = key
         out.append((trigger, hashes.ti_hash(path)))
     return out
+
+
+def _unload_embedding(pipe: Any, trigger: str) -> None:
+    """Take out every token of ``trigger`` (a vector per token: ``name``, ``name_1``, ...)
+    from each tokenizer and text encoder that has them."""
+    pattern = re.compile(rf"{re.escape(trigger)}(_\d+)?")
+    for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+        tokenizer, encoder = getattr(pipe, tok_name, None), getattr(pipe, enc_name, None)
+        if tokenizer is None or encoder is None:
+            continue
+        tokens = [t for t in tokenizer.get_added_vocab() if pattern.fullmatch(t)]
+        if tokens:
+            pipe.unload_textual_inversion(tokens, tokenizer=tokenizer, text_encoder=encoder)
 
 
 def _load_embedding(pipe: Any, path: Path, trigger: str) -> None:
