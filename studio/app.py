@@ -18,6 +18,12 @@ USAGE = """usage:
   studio runs [--plugin ID] [--json]       list every run: job, state, data (trained / held out)
   studio run PLUGIN JOB [--key value ...]  run a job headless (--events jsonl for JSON lines;
                                            studio run PLUGIN JOB --help lists its options)
+                                           --nproc-per-node N: N data-parallel
+                                           processes (torchrun); it also runs under torchrun
+  studio export-job PLUGIN JOB [--key value ...] --to FOLDER [--copy-data]
+                                           a folder that runs the job elsewhere (torchrun,
+                                           SLURM): parameters, data hashes, scripts
+  studio runs import FOLDER                bring a run finished elsewhere into the workspace
   studio screenshot [--plugin ID] [--size 1400x900] [--theme light|dark] --out FILE.png
   studio selftest [--plugin ID ...]        check this installation: a tiny job of every plugin,
                                            the window, audio, writable folders
@@ -59,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from studio.cli import cmd_run
 
         return cmd_run(rest[0], rest[1], rest[2:])
+    if cmd == "export-job":
+        from studio.cli import cmd_export_job
+
+        return cmd_export_job(rest)
     if cmd == "screenshot":
         return screenshot_cmd(rest)
     if cmd == "selftest":

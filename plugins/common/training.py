@@ -14,7 +14,10 @@ is a :class:`TrainTask`. Everything around it is the same and lives here, once:
 - a checkpoint on Stop (and on an error between steps), and exact resume: the task's state, the
   loop's own state and the global random generators are saved together, and on resume the run's
   metrics file is cut back to the checkpoint's step, so the curves continue without a gap or a
-  duplicate.
+  duplicate;
+- data-parallel runs under torchrun (:mod:`plugins.common.distributed`): every rank runs this
+  loop in step; rank 0 alone checkpoints, previews, exports and writes metrics (averaged over
+  the ranks), and what a clock or a Stop decides is rank 0's, agreed once a step.
 
 It reports through a :class:`Reporter`; a studio ``JobContext`` is one, so the same loop runs in
 the window, on the command line, in the tests and in the benches (:class:`QuietReporter`).
@@ -32,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from plugins.common import distributed
 from studio import storage
 from studio.errors import Cancelled, UserError
 
@@ -250,16 +254,36 @@ class TrainLoop:
         self._last_ckpt_time = time.monotonic()
         self._last_preview, self._last_preview_step = -math.inf, -1
         self._rng_before_eval: dict[str, Any] | None = None
+        #: the torchrun job this loop is one rank of (None: training alone)
+        self.dist = distributed.current()
+        self._stop_agreed = False
 
     # -- checkpoints ----------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
         return self.checkpoint is not None and self.checkpoint.exists()
 
-    def save(self, rng: Mapping[str, Any] | None = None) -> Path | None:
-        """Write the resumable state (task, loop, global random generators) atomically."""
+    def save(self, rng: Mapping[str, Any] | None = None, *, together: bool = True
+             ) -> Path | None:
+        """Write the resumable state (task, loop, global random generators) atomically.
+        Under torchrun only rank 0 writes, between barriers (``together=False``: no barrier,
+        after an error when the other ranks may not come)."""
         if self.checkpoint is None:
             return None
         self._flush_partial_window()
+        if self.dist is not None:
+            path = self.checkpoint if self.dist.is_main else None
+            if together:
+                self.dist.barrier()
+            if self.dist.is_main:
+                self._write_checkpoint(rng)
+            if together:
+                self.dist.barrier()
+            self._last_ckpt_time = time.monotonic()
+            return path
+        return self._write_checkpoint(rng)
+
+    def _write_checkpoint(self, rng: Mapping[str, Any] | None) -> Path:
+        assert self.checkpoint is not None
         st = self.task.state_dict()
         st[LOOP_KEY] = self.state.to_json()
         st[RNG_KEY] = dict(rng) if rng is not None else storage.capture_rng()
@@ -323,7 +347,7 @@ class TrainLoop:
                     and self._after_step(time.monotonic(), final=False)):
                 reason = "early"
             while st.step < st.horizon and reason != "early":
-                self.rep.check()
+                self._check()
                 if sch.max_seconds is not None and st.elapsed >= sch.max_seconds:
                     reason = "time"
                     break
@@ -337,13 +361,18 @@ class TrainLoop:
                 self._step_times.append(now - t0)
                 self._accumulate(stats)
                 self._update_horizon()
+                clock = (now - last_log >= sch.min_log_interval,
+                         bool(sch.checkpoint_minutes
+                              and now - self._last_ckpt_time >= sch.checkpoint_minutes * 60),
+                         now - self._last_preview >= sch.min_preview_interval)
+                if self.dist is not None:
+                    clock = self._agree(clock)
                 final = st.step >= st.horizon
-                if (st.step % max(1, sch.log_every) == 0
-                        and now - last_log >= sch.min_log_interval) or final:
+                if (st.step % max(1, sch.log_every) == 0 and clock[0]) or final:
                     last_log = now
                     self._log()
                 self.rep.progress(st.step, st.horizon, self._message(stats))
-                if self._after_step(now, final):
+                if self._after_step(now, final, clock[1], clock[2]):
                     reason = "early"
                     break
         except Cancelled:
@@ -351,14 +380,14 @@ class TrainLoop:
                 # inside an evaluation: keep the generators as they were before it, so the
                 # resumed run evaluates from the same state the uninterrupted one did
                 self.save(rng=self._rng_before_eval if st.eval_pending else None)
-                self._call("export", "stopped")
+                self._main_call("export", "stopped")
                 self.rep.log(f"Stopped at step {st.step}; checkpoint saved (Resume continues "
                              "from here).")
             raise
         except BaseException:
             if not in_step and st.step > start_step and self.checkpoint is not None:
                 try:  # the state after the last completed step is consistent: keep it
-                    self.save()
+                    self.save(together=False)
                     self.rep.log(f"checkpoint saved at step {st.step} before the error")
                 except Exception as exc:  # the original error matters more
                     self.rep.log(f"could not save a checkpoint after the error: {exc}",
@@ -374,35 +403,67 @@ class TrainLoop:
         if sch.eval_at_end and st.last_eval_step != st.step and self._has("evaluate"):
             self._evaluate(final=True)
         if sch.preview_at_end and self._last_preview_step != st.step:
-            self._call("preview")
+            self._main_call("preview")
         self.save()
-        self._call("export", "end")
+        self._main_call("export", "end")
         self.rep.progress(st.step, st.step, "done")
         return Outcome(st.step, reason, st.elapsed, st.best_step, st.best_value, st.last_eval)
 
-    def _after_step(self, now: float, final: bool) -> bool:
+    def _after_step(self, now: float, final: bool, checkpoint_time: bool | None = None,
+                    preview_time: bool | None = None) -> bool:
         """What a step owes after it is taken: evaluation, preview, checkpoint, each on its
-        cadence (the last step's are done by ``run``'s ending). True: stop early."""
+        cadence (the last step's are done by ``run``'s ending). True: stop early.
+        ``checkpoint_time`` / ``preview_time``: what the clock says (rank 0's under torchrun;
+        None: read it here)."""
         sch, st = self.schedule, self.state
         if final:
             return False
         if sch.eval_every and st.step % sch.eval_every == 0 and self._evaluate():
             return True
-        checkpoint_due = bool(
-            (sch.checkpoint_every and st.step % sch.checkpoint_every == 0)
-            or (sch.checkpoint_minutes
-                and now - self._last_ckpt_time >= sch.checkpoint_minutes * 60))
+        if checkpoint_time is None:
+            checkpoint_time = bool(sch.checkpoint_minutes and now - self._last_ckpt_time
+                                   >= sch.checkpoint_minutes * 60)
+        if preview_time is None:
+            preview_time = now - self._last_preview >= sch.min_preview_interval
+        checkpoint_due = bool((sch.checkpoint_every and st.step % sch.checkpoint_every == 0)
+                              or checkpoint_time)
         preview_due = bool(
-            (sch.preview_every and st.step % sch.preview_every == 0
-             and now - self._last_preview >= sch.min_preview_interval)
+            (sch.preview_every and st.step % sch.preview_every == 0 and preview_time)
             or (checkpoint_due and sch.preview_on_checkpoint))
         if preview_due:
             self._last_preview, self._last_preview_step = now, st.step
-            self._call("preview")
+            self._main_call("preview")
         if checkpoint_due:
             self.save()
-            self._call("export", "checkpoint")
+            self._main_call("export", "checkpoint")
         return False
+
+    # -- torchrun -------------------------------------------------------------------------------
+    def _check(self) -> None:
+        """Stop here? Alone: the reporter says. Under torchrun: only where every rank agreed
+        (a rank that stopped on its own would leave the others waiting in a collective)."""
+        if self.dist is None:
+            self.rep.check()
+        elif self._stop_agreed:
+            raise Cancelled()
+
+    def _agree(self, clock: tuple[bool, bool, bool]) -> tuple[bool, bool, bool]:
+        """Once a step under torchrun: a Stop on any rank, and rank 0's clock (elapsed time,
+        horizon, log / checkpoint / preview timing) for every rank."""
+        assert self.dist is not None
+        st = self.state
+        local_stop = distributed.stop_requested() or bool(getattr(self.rep, "cancelled", False))
+        stop, vals = self.dist.agree(local_stop, [st.elapsed, float(st.horizon),
+                                                  *(1.0 if c else 0.0 for c in clock)])
+        self._stop_agreed = stop
+        st.elapsed, st.horizon = vals[0], int(round(vals[1]))
+        return vals[2] > 0.5, vals[3] > 0.5, vals[4] > 0.5
+
+    def _main_call(self, name: str, *args: Any) -> Any:
+        """A task hook that writes or shows (preview, export): rank 0's alone."""
+        if self.dist is not None and not self.dist.is_main:
+            return None
+        return self._call(name, *args)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _has(self, name: str) -> bool:
@@ -451,8 +512,11 @@ class TrainLoop:
         self._fold()
         st = self.state
         n = max(1, st.acc_n)
-        for name, total in st.acc.items():
-            self.rep.metric(name, st.step, float(total) / n)
+        values = {name: float(total) / n for name, total in st.acc.items()}
+        if self.dist is not None:  # every rank's window, averaged: the global batch's values
+            values = self.dist.mean(values)
+        for name, value in values.items():
+            self.rep.metric(name, st.step, value)
         st.acc, st.acc_n = {}, 0
         extra = self._call("log_values")
         for name, value in (extra or {}).items():
@@ -470,7 +534,11 @@ class TrainLoop:
         if self.checkpoint is not None:
             self._rng_before_eval = storage.capture_rng()
         st.eval_pending = True
-        results = self._call("evaluate")
+        if self.dist is None:
+            results = self._call("evaluate")
+        else:  # rank 0 evaluates; every rank takes the same keep-best / early-stop branch
+            results = self.dist.broadcast_json(
+                {k: float(v) for k, v in (self._main_call("evaluate") or {}).items()})
         st.eval_pending = False
         st.last_eval_step = st.step
         if not results:

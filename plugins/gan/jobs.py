@@ -40,6 +40,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     import torch
 
     from plugins.common import splits
+    from plugins.common.distributed import is_main
     from plugins.common.privacy import spec_of
     from plugins.common.training import Schedule, TrainLoop, refuse_to_overwrite
     from plugins.gan.engine import data as data_mod
@@ -118,9 +119,10 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                     holdout=cfg.holdout)
 
     info = {"data": summary, "plugin": "gan"}
-    storage.atomic_write_json(run_dir / modelfile.CONFIG_FILE,
-                              {"config": cfg.to_json(), **info,
-                               "step": modelfile.checkpoint_step(run_dir) or 0})
+    if is_main():  # under torchrun, rank 0 alone writes the run folder
+        storage.atomic_write_json(run_dir / modelfile.CONFIG_FILE,
+                                  {"config": cfg.to_json(), **info,
+                                   "step": modelfile.checkpoint_step(run_dir) or 0})
     device = ctx.device
     images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(ds.labels) if cfg.conditional else None

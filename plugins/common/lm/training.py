@@ -20,6 +20,11 @@ the learning rate reaches its floor when the budget ends.
 Checkpoints (``RUN/checkpoints/last.safetensors``) hold the trainable weights, the optimiser
 state, the sampler's generator and the data source's place (the loop adds its own state and the
 global generators); ``best.safetensors`` beside it holds the best-validation weights.
+
+Under torchrun (:mod:`plugins.common.distributed`) the model trains in DistributedDataParallel:
+every rank draws the same global batch from the task's generator and trains on its share, so
+the steps are those of one process with the whole batch, and the checkpoint (the bare model's
+weights) resumes with any number of processes. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from plugins.common import distributed
 from plugins.common.lm.data import Batch, TrainData
 from plugins.common.privacy import PrivacySpec
 from plugins.common.training import LoopState, Reporter
@@ -290,6 +296,13 @@ class LMTask:
         if not self.params:
             raise UserError("the model has no trainable parameters")
         self.opts = make_optimizers(model, self.params, cfg, device)
+        #: the torchrun job this task is one rank of (None: training alone)
+        self.dist = distributed.current()
+        if self.dist is not None:
+            if privacy is not None:
+                raise UserError("private training runs in one process: start it without "
+                                "torchrun (--nproc-per-node)")
+            self.dist.local_batch(cfg.batch_size)  # a global batch every rank can share
         #: DP-SGD (plugins.common.privacy) when training privately, else None
         self.dp: Any = self._private(privacy) if privacy is not None else None
         self.sampler = torch.Generator().manual_seed(cfg.seed)
@@ -301,8 +314,10 @@ class LMTask:
         self.autocast_dtype = self._autocast_dtype()
         self._dropout_hooks = add_dropout(model, cfg.dropout)
         self.forward: Callable[..., Any] = model
+        if self.dist is not None:
+            self.forward = self.dist.wrap(model)
         if cfg.compile:
-            self.forward = torch.compile(model)
+            self.forward = torch.compile(self.forward)
         # the current logging window (progress line and speed; never part of a checkpoint)
         self._bad: Any = None  # a device flag: some loss since the last check was not finite
         self._win_loss: Any = None
@@ -361,8 +376,26 @@ class LMTask:
         return self.torch.autocast(kind, dtype=self.autocast_dtype)
 
     def batch(self) -> Batch:
-        return self.data.batch(self.cfg.batch_size, self.cfg.block_size, self.sampler,
-                               self.device)
+        """The next batch; under torchrun this rank's share of the global batch (``tokens``
+        still counts the global batch's, so the count and its speed are the run's)."""
+        if self.dist is None:
+            return self.data.batch(self.cfg.batch_size, self.cfg.block_size, self.sampler,
+                                   self.device)
+        whole = self.data.batch(self.cfg.batch_size, self.cfg.block_size, self.sampler, "cpu")
+        mine = self.dist.shard(self.cfg.batch_size)
+        inputs, labels = whole.inputs[mine], whole.labels[mine]
+        return Batch(inputs.to(self.device, non_blocking=True),
+                     labels.to(self.device, non_blocking=True), whole.tokens)
+
+    def _no_sync(self, last: bool) -> Any:
+        """Gradient accumulation under DDP: the gradients are averaged over the ranks once,
+        with the last micro-batch, not after each."""
+        import contextlib
+
+        if self.dist is None or last:
+            return contextlib.nullcontext()
+        return self.forward.no_sync() if hasattr(self.forward, "no_sync") else \
+            contextlib.nullcontext()
 
     def loss(self, batch: Batch) -> Any:
         """Mean cross-entropy over the batch's trained positions (labels other than
@@ -416,10 +449,11 @@ class LMTask:
         if self.dp is not None:
             return self._private_step(state)
         total: Any = None
-        for _ in range(cfg.grad_accum):
+        for i in range(cfg.grad_accum):
             batch = self.batch()
-            loss = self.loss(batch)
-            (loss / cfg.grad_accum).backward()
+            with self._no_sync(i == cfg.grad_accum - 1):
+                loss = self.loss(batch)
+                (loss / cfg.grad_accum).backward()
             total = loss.detach() if total is None else total + loss.detach()
             self.tokens_seen += batch.tokens
             self._win_tokens += batch.tokens
@@ -512,7 +546,7 @@ class LMTask:
         if not self.cfg.keep_best:
             return
         self.best_state = self.trainable_state()
-        if self.best_path is not None:
+        if self.best_path is not None and distributed.is_main():
             from studio import storage
 
             storage.save_state(self.best_path, {"step": state.step, "model": self.best_state})

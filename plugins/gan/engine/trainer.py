@@ -13,6 +13,12 @@ Mixed precision (CUDA only): the forward passes run under ``torch.autocast`` wit
 :func:`studio.device.autocast_dtype` (bf16 where supported, else fp16); fp16 uses one
 ``GradScaler`` per optimiser; losses are computed in float32 and the gradient penalty runs outside
 autocast.
+
+Under torchrun (:mod:`plugins.common.distributed`) both networks train in
+DistributedDataParallel: every rank draws the same global batch of images and noise from the
+trainer's generator (identical on every rank) and trains on its share; the generator's step
+goes through the bare discriminator (its weights are frozen there), and evaluation, previews
+and exports use the bare networks too, so nothing outside a training step waits on the others.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from plugins.common import distributed
 from plugins.common.ema import EMA, recalibrated
 from plugins.gan.engine import losses
 from plugins.gan.engine.config import GanConfig
@@ -117,6 +124,24 @@ class GanTrainer:
             self.opt_d = self.dp.optimizer
         self.fixed_z, self.fixed_y = self._fixed_inputs()
         self._real_diversity: float | None = None
+        #: the torchrun job this trainer is one rank of (None: alone); the networks a training
+        #: step runs through (DDP wrappers under torchrun, else the networks themselves)
+        self.dist = distributed.current()
+        self._G_step: Any = self.G
+        self._D_step: Any = self.D
+        if self.dist is not None:
+            from studio.errors import UserError
+
+            if self.dp is not None:
+                raise UserError("private training runs in one process: start it without "
+                                "torchrun (--nproc-per-node)")
+            b = self.dist.local_batch(cfg.batch_size)
+            if cfg.mbstd_group > 1 and b % cfg.mbstd_group:
+                raise UserError(f"each process's share of the batch ({b}) must be a multiple "
+                                f"of the minibatch-std group ({cfg.mbstd_group}): raise the "
+                                "batch size")
+            self._G_step = self.dist.wrap(self.G)
+            self._D_step = self.dist.wrap(self.D)
 
     # -- inputs -----------------------------------------------------------------------------
     def _fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -131,7 +156,10 @@ class GanTrainer:
         return z.to(self.device), None
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, generator=self.gen, device=self.gen.device)
+        """Noise for ``n`` images (under torchrun, ``n`` is the global batch: this rank's
+        share of it comes back)."""
+        z = torch.randn(n, self.cfg.z_dim, generator=self.gen, device=self.gen.device)
+        return z[self.dist.shard(n)] if self.dist is not None else z
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, n = self.cfg.batch_size, self.images.shape[0]
@@ -149,6 +177,8 @@ class GanTrainer:
         else:
             idx = torch.randint(0, n, (B,), generator=self.gen, device=self.gen.device)
             idx = idx.to(self.device)
+        if self.dist is not None:  # the global batch was drawn: this rank's share of it
+            idx = idx[self.dist.shard(B)]
         x = self.images[idx].float().div_(127.5).sub_(1.0)
         return x, (self.labels[idx] if self.labels is not None else None)
 
@@ -168,13 +198,13 @@ class GanTrainer:
         (the loop's) is not needed: the GAN has no learning-rate schedule."""
         if self.dp is not None:
             return self._private_step()
-        cfg, G, D = self.cfg, self.G, self.D
-        B = cfg.batch_size
+        cfg, G, D = self.cfg, self._G_step, self._D_step
+        B = cfg.batch_size if self.dist is None else self.dist.local_batch(cfg.batch_size)
         gp = torch.zeros((), device=self.device)
         fake = real_scores = fake_scores = loss_d = y = None
         for i in range(cfg.n_critic):
             x, y = self._real_batch()
-            z = self._noise(B)
+            z = self._noise(cfg.batch_size)
             last = i == cfg.n_critic - 1
             with self._autocast():
                 # The last critic step's fakes are reused for the generator step (one generator
@@ -182,7 +212,7 @@ class GanTrainer:
                 with torch.set_grad_enabled(last):
                     fake = G(z, y)
                 xr, xf = self._augment(x), self._augment(fake.detach())
-                if D.has_batchnorm:  # separate batches: batch norm must not mix real and fake
+                if self.D.has_batchnorm:  # separate batches: batch norm must not mix real and fake
                     real_scores, fake_scores = D(xr, y), D(xf, y)
                 else:
                     both = D(torch.cat([xr, xf]), None if y is None else torch.cat([y, y]))
@@ -198,6 +228,7 @@ class GanTrainer:
             self.scaler_d.update()
 
         assert fake is not None and loss_d is not None
+        D = self.D  # the bare network: its weights are frozen for the generator's step
         D.requires_grad_(False)  # the generator step needs no discriminator weight gradients
         try:
             with self._autocast():
@@ -209,7 +240,7 @@ class GanTrainer:
         finally:
             D.requires_grad_(True)
         self.step += 1
-        self.ema.update(G)
+        self.ema.update(self.G)
         with torch.no_grad():
             stats = {
                 "loss/D": loss_d.detach().float(), "loss/G": loss_g.detach().float(),

@@ -14,6 +14,9 @@ Run folder layout (``RUN``)::
     RUN/checkpoints/last.safetensors  resumable state; best.safetensors: best validation weights
     RUN/model/                        the result: config.json + model.safetensors + tokenizer
                                       (or adapter_config.json + adapter_model.safetensors)
+
+Under torchrun only rank 0 writes here (its tokenizer, read by the other ranks after a
+barrier, so every rank encodes the text alike); see :mod:`plugins.common.distributed`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from plugins.common import distributed
 from plugins.common.lm.training import LMTask, TrainConfig, TrainResult
 from plugins.common.privacy import PrivacySpec
 from plugins.common.training import LoopState, Reporter
@@ -268,7 +272,8 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         old.steps, old.max_seconds = req.steps, req.max_seconds
         if req.data and req.data != old.data:  # an explicit --data wins: the text moved, or
             old.data = req.data  # the user means it (the job warns when its passages differ);
-            storage.atomic_write_json(cfg_path, {**saved, "request": old.to_json()})  # kept
+            if distributed.is_main():  # kept
+                storage.atomic_write_json(cfg_path, {**saved, "request": old.to_json()})
         req = old
     refuse_to_overwrite(run_dir, run_dir / CHECKPOINT, resume, "training")
 
@@ -283,11 +288,15 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         tok_dir = run_dir / "tokenizer"
         if resume:
             tokenizer = load_tokenizer(tok_dir)
-        else:
+        elif distributed.is_main():
             rep.progress(0, None, "training the tokenizer")
             tokenizer = train_tokenizer(train_texts, req.tokenizer, req.vocab_size,
                                         check=rep.check, byte_fallback=req.byte_fallback)
             save_tokenizer(tokenizer, tok_dir)
+            distributed.barrier()
+        else:  # rank 0's tokenizer, so every rank's token ids are the same
+            distributed.barrier()
+            tokenizer = load_tokenizer(tok_dir)
         context = None
         model = None
     else:
@@ -318,14 +327,17 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         model = apply_lora(model, cfg)
     params = count_parameters(model)
     rep.log(f"model: {params[1]:,} parameters, {params[0]:,} trained")
-    if not resume:
+    if not resume and distributed.is_main():
         storage.atomic_write_json(cfg_path, {
             "format": FORMAT, "request": req.to_json(), "train": cfg.to_json(),
             "corpus": stats.to_json(), "fingerprint": corpus.fingerprint(),
             "model_config": model.config.to_dict() if req.from_scratch else None,
             "params": {"trainable": params[0], "total": params[1]}})
-        if cfg.max_seconds > 0:  # the budget covers reading, the tokenizer and tokenising too
-            cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
+    if not resume and cfg.max_seconds > 0:  # the budget covers reading, the tokenizer and
+        cfg.max_seconds = max(1.0, cfg.max_seconds - (time.perf_counter() - t0))  # tokenising
+    dist = distributed.current()
+    if dist is not None:  # one budget (rank 0's clock): the learning rate follows it
+        cfg.max_seconds = float(dist.broadcast_json(cfg.max_seconds))
     return PreparedRun(req, cfg, run_dir, corpus, tokenizer, model, train_ids, val_ids, stats,
                        params, device, resume, plan)
 
