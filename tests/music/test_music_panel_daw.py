@@ -152,3 +152,83 @@ def test_a_chosen_soundfont_plays_and_exports(panel, qtbot, tmp_path: Path) -> N
     assert data.ndim == 1 and harmonic_ratio(data, rate, 440.0) > 0.3
     # the choice is remembered for the next session
     assert panel.host.recall_value("soundfont") == str(sf2)
+
+
+def _drop(widget, paths: list[Path]) -> bool:
+    """Drag ``paths`` over ``widget`` and drop them, as a file manager would (offscreen, Qt
+    delivers a drop only inside a real drag, so the handlers are called directly)."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop.ignore()
+    widget.dragEnterEvent(enter)
+    if enter.isAccepted():
+        widget.dropEvent(drop)
+    return enter.isAccepted() and drop.isAccepted()
+
+
+def test_a_midi_file_dropped_on_the_composer_loads_as_phrases(panel, qtbot,
+                                                              tmp_path: Path) -> None:
+    from plugins.music.engine import midi as midi_mod
+
+    a = midi_mod.write_midi(Phrase(PHRASE_A, 32), tmp_path / "dropped.mid")
+    (tmp_path / "notes.txt").write_text("not music")
+    assert not _drop(panel, [tmp_path / "notes.txt"])  # not MIDI: refused
+    assert panel.acceptDrops() and _drop(panel, [tmp_path / "notes.txt", a])
+    qtbot.waitUntil(lambda: "dropped.mid" in panel.title.text() and not panel.handles,
+                    timeout=60_000)
+    assert np.array_equal(panel.phrases[0].notes[:, :3], PHRASE_A[:, :3])
+    # the job's files in words, the folder behind the buttons
+    assert panel.result.isVisibleTo(panel) and panel.result.text.text() == "Saved"
+    assert panel.result.path is not None and panel.result.path.exists()
+
+
+def test_a_quick_start_shows_in_the_train_tab(panel, qtbot, melody_folder: Path,
+                                              tmp_path: Path) -> None:
+    from plugins.music.params import TrainParams
+
+    panel.side_tabs.setCurrentWidget(panel.generate_page)
+    p = TrainParams(data=str(melody_folder), preset="tiny", steps=12)
+    handle = panel.host.submit("train", p, out=tmp_path / "quick")
+    panel.host.job_started.emit("train", p, handle)
+    box = panel.train_box
+    assert panel.side_tabs.currentWidget() is box
+    assert box.form.p.steps == 12 and box.form.editor("steps").value() == 12
+    assert box.running and not box.train_btn.isEnabled() and box.cancel_btn.isEnabled()
+    qtbot.waitUntil(lambda: handle.is_finished, timeout=90_000)
+    qtbot.waitUntil(lambda: box.train_btn.isEnabled(), timeout=5_000)
+    assert handle.record.state == "done", handle.record.error
+    assert panel.model_path() == Path(handle.record.result)
+    assert box.result.isVisibleTo(box) and box.result.open_button.text() == "Generate with it"
+    box.result.open()
+    assert panel.side_tabs.currentWidget() is panel.generate_page
+
+
+def test_piano_rolls_name_their_pitches_and_bars(panel) -> None:
+    from plugins.music.ui.strip import pitch_name
+
+    assert [pitch_name(p) for p in (60, 61, 69, 21, 108)] == ["C4", "C#4", "A4", "A0", "C8"]
+    from PySide6.QtGui import QColor, QPalette
+
+    _two(panel)
+    strip = panel.strip
+    pal = strip.palette()
+    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor("#ff00ff"))  # the labels' colour
+    strip.setPalette(pal)
+    tile = strip.grab(strip.tile_rect(0).toRect()).toImage()
+
+    def magenta(x0: int, x1: int, y0: int, y1: int) -> int:
+        return sum(1 for x in range(x0, x1) for y in range(y0, y1)
+                   if (c := tile.pixelColor(x, y)).red() > 180 and c.blue() > 180
+                   and c.green() < 110)
+
+    h = tile.height()
+    assert magenta(2, 26, 22, h - 14) > 10  # pitch names in the gutter left of the roll
+    assert magenta(26, tile.width() - 4, h - 14, h - 2) > 4  # bar numbers under the roll

@@ -9,31 +9,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QPushButton, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMenu, QToolButton, QWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugins.music.ui.panel import MusicPanel
 
-BUTTONS = (("MIDI (selected)", "mid", "selected"), ("MIDI (strip)", "mid", "strip"),
-           ("WAV (selected)", "wav", "selected"), ("WAV (strip)", "wav", "strip"))
+BUTTONS = (("MIDI file of the selected phrase…", "mid", "selected"),
+           ("MIDI file of the whole strip…", "mid", "strip"),
+           ("WAV file of the selected phrase…", "wav", "selected"),
+           ("WAV file of the whole strip…", "wav", "strip"))
 
 
 class ExportBar(QWidget):
-    """Four buttons: MIDI or WAV, the selected phrase or the strip."""
+    """One "Export" button with a menu: MIDI or WAV, the selected phrase or the strip (a
+    button each took two rows beside the transport; the panel must fit 1280 px with the plots
+    dock open)."""
 
     def __init__(self, panel: MusicPanel) -> None:
         super().__init__()
         self.panel = panel
-        lay = QGridLayout(self)
+        lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(QLabel("Export:"), 0, 0)
-        self.buttons: list[QPushButton] = []
-        for i, (text, fmt, which) in enumerate(BUTTONS):
-            b = QPushButton(text)
-            b.clicked.connect(lambda _=False, f=fmt, s=which: self.export(f, s))
-            lay.addWidget(b, i // 2, 1 + i % 2)
-            self.buttons.append(b)
-        lay.setColumnStretch(3, 1)
+        self.button = QToolButton()
+        self.button.setText("Export")
+        self.button.setToolTip("Save the selected phrase or the whole strip as MIDI or WAV")
+        self.button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        menu = QMenu(self.button)
+        #: the menu's actions, in BUTTONS' order
+        self.buttons: list[QAction] = []
+        for text, fmt, which in BUTTONS:
+            act = menu.addAction(text)
+            act.triggered.connect(lambda _=False, f=fmt, s=which: self.export(f, s))
+            self.buttons.append(act)
+        self.button.setMenu(menu)
+        lay.addWidget(self.button)
 
     def export(self, fmt: str, which: str = "strip", path: str | Path | None = None
                ) -> Path | None:
@@ -75,7 +87,8 @@ class ExportBar(QWidget):
         except (OSError, ValueError) as exc:
             panel.say(f"Export failed: {exc}", error=True)
             return None
-        panel.say(f"Exported {target.name}")
+        panel.say("")
+        panel.result.show_result(f"Exported {target.name}", target)
         return target
 
     def stamp(self, target: Path) -> None:
@@ -104,5 +117,7 @@ class ExportBar(QWidget):
         return out
 
     def refresh(self) -> None:
+        has = bool(self.panel.phrases)
         for b in self.buttons:
-            b.setEnabled(bool(self.panel.phrases))
+            b.setEnabled(has)
+        self.button.setEnabled(has)

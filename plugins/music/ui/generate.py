@@ -27,6 +27,7 @@ from plugins.music.engine.phrase import KEY_NAMES, Phrase
 from plugins.music.params import MIDI_OR_AUDIO as FILE_FILTER
 from plugins.music.params import ContinueParams, InterpolateParams, LoadParams, VariationsParams
 from studio.widgets.form import Form
+from studio.widgets.panelparts import primary
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugins.music.ui.panel import MusicPanel
@@ -41,7 +42,7 @@ class GenerateBox(QGroupBox):
     """Sample, Variations and Load MIDI."""
 
     def __init__(self, panel: MusicPanel, sample_form: Form) -> None:
-        super().__init__("Generate")
+        super().__init__("Phrases")
         self.panel = panel
         host = panel.host
         self.sample_form = sample_form
@@ -60,16 +61,12 @@ class GenerateBox(QGroupBox):
         self.key_combo.currentIndexChanged.connect(
             lambda _i: sample_form.set_value("key", self.key_combo.currentData()))
         lay.addRow(sample_form.label("key"), self.key_combo)
-        self.sample_btn = QPushButton("Sample")
-        self.sample_btn.setToolTip("New phrases from the model")
+        # the tab's primary button: the panel keeps it in view below the settings
+        self.sample_btn = primary(QPushButton("Generate"))
+        self.sample_btn.setToolTip("New phrases from the model (Ctrl+Enter)")
         self.sample_btn.clicked.connect(lambda: self.sample())
-        lay.addRow(self.sample_btn)
 
-        row = QHBoxLayout()
-        row.addWidget(self.vary_form.widget("n"), 1)
-        row.addWidget(QLabel(self.vary_form.label("amount").lower()))
-        row.addWidget(self.vary_form.widget("amount"), 1)
-        lay.addRow(self.vary_form.label("n"), row)
+        self.vary_form.add_rows(lay, "n", "amount")
         row = QHBoxLayout()
         self.vary_btn = QPushButton("Variations")
         self.vary_btn.setToolTip("Phrases near the selected one")
@@ -81,11 +78,7 @@ class GenerateBox(QGroupBox):
         self.continue_btn.clicked.connect(lambda: self.continue_phrase())
         row.addWidget(self.continue_btn)
         lay.addRow(row)
-        row = QHBoxLayout()
-        row.addWidget(self.continue_form.widget("bars"), 1)
-        row.addWidget(QLabel(self.continue_form.label("n").lower()))
-        row.addWidget(self.continue_form.widget("n"), 1)
-        lay.addRow(self.continue_form.label("bars"), row)
+        self.continue_form.add_rows(lay, "bars", "n")
         row = QHBoxLayout()
         self.load_btn = QPushButton("Load MIDI…")
         self.load_btn.setToolTip("Show a file's phrases (and, with a model, what the model "
@@ -109,7 +102,7 @@ class GenerateBox(QGroupBox):
             return None
         p = self.sample_form.checked(panel.status, tempo=panel.transport_bar.tempo(),
                                      **panel.transport_bar.instrument_fields())
-        return None if p is None else panel.run_phrase_job("sample", p, "Sample phrases")
+        return None if p is None else panel.run_phrase_job("sample", p, "New phrases")
 
     def variations(self, index: int | None = None) -> Any:
         panel = self.panel

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -43,11 +44,17 @@ from plugins.music.engine.phrase import Phrase
 from plugins.music.params import SampleParams
 from plugins.music.ui.export import ExportBar
 from plugins.music.ui.generate import GenerateBox, InterpolateBox
+from plugins.music.ui.layout import settings_scroll
 from plugins.music.ui.model_box import ModelBox
-from plugins.music.ui.strip import StripView
+from plugins.music.ui.strip import TILE_H, StripView
 from plugins.music.ui.train_box import TrainBox
 from plugins.music.ui.transport import TransportBar
+from studio import theme
 from studio.widgets.form import Form
+from studio.widgets.panelparts import ResultLine, header
+
+#: what a dropped file must end in to be loaded as phrases (Load MIDI… takes the same)
+PHRASE_FILES = (".mid", ".midi", ".wav", ".flac", ".ogg")
 
 
 @dataclass(frozen=True)
@@ -88,10 +95,15 @@ class MusicPanel(QWidget):
         self.strip_model = ""  # the model that made the strip's phrases ("" when none did)
         self.handles: list[Any] = []  # running phrase jobs
         self.last_result = ""  # the folder the last phrase job wrote to
-        root = QHBoxLayout(self)
+        root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
+        root.addWidget(header("Music", "Learn melodies from your MIDI files or the built-in "
+                              "Bach chorales, then generate, vary and continue phrases, play "
+                              "them and export MIDI or WAV. Drop a MIDI file on the phrases "
+                              "to load it."))
         split = QSplitter(Qt.Orientation.Horizontal)
-        root.addWidget(split)
+        split.setChildrenCollapsible(False)
+        root.addWidget(split, 1)
 
         # the strip and what acts on it (built first: the boxes read its selection)
         main = QWidget()
@@ -113,6 +125,7 @@ class MusicPanel(QWidget):
         head.addWidget(self.undo_btn)
         head.addWidget(self.redo_btn)
         self.clear_btn = QPushButton("Clear")
+        self.clear_btn.setToolTip("Empty the strip (Undo brings it back)")
         self.clear_btn.clicked.connect(lambda: self.show_phrases([], "Phrases", "", "Clear"))
         head.addWidget(self.clear_btn)
         ml.addLayout(head)
@@ -125,39 +138,62 @@ class MusicPanel(QWidget):
         self.strip_scroll = QScrollArea()
         self.strip_scroll.setWidget(self.strip)
         self.strip_scroll.setWidgetResizable(True)
+        self.strip_scroll.setMinimumHeight(TILE_H // 2)
         ml.addWidget(self.strip_scroll, 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result = ResultLine()
         self.transport_bar = TransportBar(self)
-        ml.addWidget(self.transport_bar)
         self.export_bar = ExportBar(self)
-        ml.addWidget(self.export_bar)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.transport_bar, 1)
+        bottom.addWidget(self.export_bar, 0, Qt.AlignmentFlag.AlignTop)
+        ml.addLayout(bottom)
         ml.addWidget(self.status)
+        ml.addWidget(self.result)
 
-        # the side column: model, training, generation
+        # the side column: the model, then a tab to train one and a tab to generate with it
         self.sample_form = Form(SampleParams, self, host.recall("sample", SampleParams))
         self.model_box = ModelBox(self.sample_form, host.runs_dir())
         self.model_box.changed.connect(self._model_changed)
         self.train_box = TrainBox(self)
         self.generate_box = GenerateBox(self, self.sample_form)
         self.interp_box = InterpolateBox(self)
+        gen_settings = QWidget()
+        gl = QVBoxLayout(gen_settings)
+        gl.setContentsMargins(0, 0, 4, 0)
+        gl.addWidget(self.generate_box)
+        gl.addWidget(self.interp_box)
+        gl.addStretch(1)
+        gen_page = QWidget()
+        gp = QVBoxLayout(gen_page)
+        gp.addWidget(settings_scroll(gen_settings), 1)
+        gen_row = QHBoxLayout()
+        gen_row.addWidget(self.generate_box.sample_btn)
+        gen_row.addStretch(1)
+        gp.addLayout(gen_row)
+        gp.addStretch()
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.train_box, "Train")
+        self.side_tabs.addTab(gen_page, "Generate")
+        self.generate_page = gen_page
+        self.train_box.generate_wanted.connect(lambda: self.side_tabs.setCurrentWidget(gen_page))
         side = QWidget()
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 4, 0)
-        for box in (self.model_box, self.train_box, self.generate_box, self.interp_box):
-            sl.addWidget(box)
-        sl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(side.sizeHint().width() + 24)
-        split.addWidget(scroll)
+        sl.addWidget(self.model_box)
+        sl.addWidget(self.side_tabs, 1)
+        split.addWidget(side)
         split.addWidget(main)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
-        split.setSizes([side.sizeHint().width() + 24, 900])
+        split.setSizes([side.minimumSizeHint().width(), 900])
+        # with a model, the first thing to do is to generate with it
+        if self.model_path() is not None:
+            self.side_tabs.setCurrentWidget(gen_page)
+        self.setAcceptDrops(True)
+        host.job_started.connect(self._job_started)
 
         QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.transport_bar.toggle)
         for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo_stack.undo),
@@ -190,6 +226,8 @@ class MusicPanel(QWidget):
         self.handles.append(h)
         h.preview.connect(self._on_phrases_preview)
         h.finished.connect(lambda rec, h=h: self._on_job_finished(h, rec))
+        self.result.clear()
+        self.last_result = ""
         self.say(f"{title}…")
         self.update_buttons()
         return h
@@ -211,8 +249,11 @@ class MusicPanel(QWidget):
         if rec.state == "failed":
             self.say(f"{rec.title} failed: {rec.error}", error=True)
         elif rec.state == "done":
-            where = f" (files in {Path(self.last_result).name})" if self.last_result else ""
-            self.say(f"{rec.title}: done{where}")
+            self.say("")
+            if self.last_result:
+                folder = Path(self.last_result)
+                first = sorted(folder.glob("*.mid")) if folder.is_dir() else []
+                self.result.show_result("Saved", first[0] if first else folder)
         self.update_buttons()
 
     # ------------------------------------------------------------------------------------------
@@ -358,9 +399,51 @@ class MusicPanel(QWidget):
     # ------------------------------------------------------------------------------------------
     def say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b91c1c;" if error else "")
+        self.status.setStyleSheet(f"color: {theme.colour('error')};" if error else "")
         if error:
             self.host.log(text, "warning")
+
+    # ------------------------------------------------------------------------------------------
+    # Drops and jobs the studio started
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def dropped_files(mime: Any) -> list[Path]:
+        """The dropped local MIDI (or audio) files, in the order dropped."""
+        if not mime.hasUrls():
+            return []
+        out = []
+        for url in mime.urls():
+            path = Path(url.toLocalFile()) if url.isLocalFile() else None
+            if path is not None and path.is_file() and path.suffix.lower() in PHRASE_FILES:
+                out.append(path)
+        return out
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if self.dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        if self.dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        """A MIDI file dropped on the panel is loaded as phrases (with a model, next to what
+        the model makes of them), as Load MIDI… does."""
+        files = self.dropped_files(event.mimeData())
+        if not files:
+            return
+        event.acceptProposedAction()
+        self.generate_box.load_file(files[0])
+        if len(files) > 1:
+            self.say(f"Loading {files[0].name} (one file at a time: drop the others after "
+                     "it).")
+
+    def _job_started(self, job: str, params: Any, handle: Any) -> None:
+        """A training run the studio started (the welcome page's quick start) shows in the
+        Train tab: its settings, progress and live samples."""
+        if job == "train":
+            self.side_tabs.setCurrentWidget(self.train_box)
+            self.train_box.job_started(params, handle)
 
     def update_buttons(self) -> None:
         for part in ("train_box", "generate_box", "interp_box", "transport_bar", "export_bar"):

@@ -38,6 +38,14 @@ KIND_COLOURS = {"melody": QColor("#f59e0b"), "pianoroll": QColor("#10b981"),
                 "source": QColor("#64748b"), "model": QColor("#8b5cf6")}
 
 
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def pitch_name(pitch: int) -> str:
+    """A MIDI pitch as a note name with its octave (60 is C4, middle C)."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
 def _beat_steps(ph: Phrase) -> int:
     """Steps between the light grid lines: the phrase's beat (a quarter in 4/4 and 3/4, a
     dotted quarter in 6/8 and 9/8)."""
@@ -214,8 +222,9 @@ class StripView(QWidget):
         pal = self.palette()
         if not self.phrases:
             p.setPen(pal.color(pal.ColorRole.PlaceholderText))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "No phrases yet: sample from a model, or load a MIDI file.")
+            p.drawText(self.rect().adjusted(12, 0, -12, 0),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       "No phrases yet: generate some with a model, or drop a MIDI file here.")
             return
         clip = event.rect()
         for i, ph in enumerate(self.phrases):
@@ -224,13 +233,13 @@ class StripView(QWidget):
                 self._paint_tile(p, rect, i, ph)
 
     def _paint_tile(self, p: QPainter, rect: QRectF, i: int, ph: Phrase) -> None:
-        dark = self.palette().color(self.palette().ColorRole.Window).lightness() < 128
-        bg = QColor("#111827") if dark else QColor("#f8fafc")
-        p.fillRect(rect, bg)
+        pal = self.palette()
+        dark = pal.color(pal.ColorRole.Window).lightness() < 128
+        p.fillRect(rect, pal.color(pal.ColorRole.Base))
         role = self.roles.get(i)
-        border = ROLE_COLOURS.get(role or "", QColor("#94a3b8"))
+        border = ROLE_COLOURS.get(role or "", pal.color(pal.ColorRole.Mid))
         if i == self.selected:
-            border = QColor("#f97316")
+            border = pal.color(pal.ColorRole.Highlight)
         p.setPen(QPen(border, 2 if i == self.selected or role else 1))
         p.drawRect(rect.adjusted(0.5, 0.5, -0.5, -0.5))
         font = QFont(self.font())
@@ -258,31 +267,60 @@ class StripView(QWidget):
             p.drawLine(int(x), int(area.top()), int(x), int(area.bottom()))
 
     def _paint_notes(self, p: QPainter, area: QRectF, ph: Phrase, dark: bool) -> None:
+        """The notes on a piano roll with its pitch names (every C, and the lowest and
+        highest rows) in a gutter on the left and bar numbers under the bar lines."""
         notes = np.asarray(ph.notes).reshape(-1, 4)
         steps = max(1, ph.steps)
         lo, hi = self.pitch_range
+        text_colour = self.palette().color(self.palette().ColorRole.PlaceholderText)
+        small = QFont(self.font())
+        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.7))
+        p.setFont(small)
+        metrics = p.fontMetrics()
+        gutter = metrics.horizontalAdvance("C#8") + 4
+        footer = metrics.height()
+        roll = area.adjusted(gutter, 0, 0, -footer)
         rows = hi - lo + 1
-        rh = area.height() / rows
-        sw = area.width() / steps
+        rh = roll.height() / rows
+        sw = roll.width() / steps
         # black-key rows and C lines
         shade = QColor(255, 255, 255, 10) if dark else QColor(0, 0, 0, 14)
+        c_line = QColor(255, 255, 255, 30) if dark else QColor(0, 0, 0, 30)
         for pitch in range(lo, hi + 1):
-            y = area.bottom() - (pitch - lo + 1) * rh
+            y = roll.bottom() - (pitch - lo + 1) * rh
             if pitch % 12 in (1, 3, 6, 8, 10):
-                p.fillRect(QRectF(area.left(), y, area.width(), rh), shade)
+                p.fillRect(QRectF(roll.left(), y, roll.width(), rh), shade)
+            if pitch % 12 == 0:
+                p.setPen(QPen(c_line, 1))
+                p.drawLine(int(roll.left()), int(y + rh), int(roll.right()), int(y + rh))
+        p.setPen(text_colour)
+        shown: list[float] = []  # label centres so far: labels never overlap
+        for pitch in [lo, hi] + [q for q in range(lo, hi + 1) if q % 12 == 0]:
+            y = roll.bottom() - (pitch - lo + 0.5) * rh
+            if any(abs(y - other) < metrics.height() * 0.9 for other in shown):
+                continue
+            shown.append(y)
+            p.drawText(QRectF(area.left(), y - footer / 2, gutter - 3, footer),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       pitch_name(pitch))
         grid = QColor(255, 255, 255, 40) if dark else QColor(0, 0, 0, 40)
         bar, beat = ph.bar_steps, _beat_steps(ph)  # a 6/8 bar: 12 steps, beats of 6
         for s in range(0, steps + 1, beat):
-            x = area.left() + s * sw
+            x = roll.left() + s * sw
             p.setPen(QPen(grid, 1.5 if s % bar == 0 else 0.5))
-            p.drawLine(int(x), int(area.top()), int(x), int(area.bottom()))
+            p.drawLine(int(x), int(roll.top()), int(x), int(roll.bottom()))
+        p.setPen(text_colour)
+        for number, s in enumerate(range(0, steps, max(1, bar)), start=1):
+            x = roll.left() + s * sw
+            p.drawText(QRectF(x + 2, roll.bottom(), bar * sw, footer),
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, str(number))
         colour = KIND_COLOURS.get(str(ph.meta.get("role", ph.kind)), KIND_COLOURS["melody"])
         p.setPen(QPen(colour.darker(140), 1))
         for pitch, start, end, vel in notes.tolist():
-            y = area.bottom() - (pitch - lo + 1) * rh
+            y = roll.bottom() - (pitch - lo + 1) * rh
             c = QColor(colour)
             c.setAlpha(int(120 + 135 * min(127, vel) / 127))
             p.setBrush(c)
-            p.drawRect(QRectF(area.left() + start * sw, y, max(2.0, (end - start) * sw - 1),
+            p.drawRect(QRectF(roll.left() + start * sw, y, max(2.0, (end - start) * sw - 1),
                               max(2.0, rh - 0.5)))
         p.setBrush(Qt.BrushStyle.NoBrush)

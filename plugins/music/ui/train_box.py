@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -27,33 +27,46 @@ from plugins.music.engine.bach import is_builtin
 from plugins.music.engine.config import MODEL_FILE
 from plugins.music.engine.phrase import Phrase
 from plugins.music.params import TrainParams
+from studio import fmt
 from studio.widgets.form import Form
+from studio.widgets.panelparts import ResultLine, primary
+
+from .layout import settings_scroll
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugins.music.ui.panel import MusicPanel
 
+#: how the train job's messages before the first step begin (reading and writing the data)
+PREPARING = ("reading", "writing", "checking", "preparing", "loading", "converting")
 BUILTIN_LABEL = "Bach chorales (built in, 371 pieces)"
 ADVANCED = ("melody", "holdout", "seed", "batch_size", "lr", "latent", "beta", "free_bits",
             "kl_warmup", "transpose")
 
 
-class TrainBox(QGroupBox):
-    """Training a model: the form, the buttons and the running job's progress."""
+class TrainBox(QWidget):
+    """Training a model: the form (what to learn from and for how long on view, the rest
+    under "Show advanced settings", scrolling on its own), Train / Resume training / Stop
+    always in view below it, and the running job's progress."""
+
+    #: the result line's "Generate with it": show the Generate tab
+    generate_wanted = Signal()
 
     def __init__(self, panel: MusicPanel) -> None:
-        super().__init__("Train")
+        super().__init__()
         self.panel = panel
         host = panel.host
         self.form = Form(TrainParams, self, host.recall("train", TrainParams))
         self.handle: Any = None
-        lay = QFormLayout(self)
+        settings = QWidget()
+        lay = QFormLayout(settings)
+        lay.setContentsMargins(0, 0, 4, 0)
 
         self.data_label = QLabel("")
         self.data_label.setWordWrap(True)
         lay.addRow(self.form.label("data"), self.data_label)
         row = QHBoxLayout()
         self.data_btn = QPushButton("Folder…")
-        self.data_btn.setToolTip(self.form.param("data").help)
+        self.data_btn.setToolTip(self.form.param("data").help + " (or drop a folder here)")
         self.data_btn.clicked.connect(self._choose_data)
         row.addWidget(self.data_btn)
         self.builtin_btn = QPushButton("Bach chorales")
@@ -64,12 +77,7 @@ class TrainBox(QGroupBox):
         lay.addRow("", row)
         self.form.add_rows(lay, "mode", "bars", "metre", "preset", "steps", "minutes")
 
-        self.more_btn = QToolButton()
-        self.more_btn.setText("More settings")
-        self.more_btn.setCheckable(True)
-        self.more_btn.setArrowType(Qt.ArrowType.RightArrow)
-        self.more_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.more_btn.setAutoRaise(True)
+        self.more_btn = QCheckBox("Show advanced settings")
         self.more_btn.toggled.connect(self._show_more)
         lay.addRow(self.more_btn)
         self.more = QWidget()
@@ -80,26 +88,37 @@ class TrainBox(QGroupBox):
         lay.addRow(self.more)
 
         btns = QHBoxLayout()
-        self.train_btn = QPushButton("Train")
-        self.train_btn.setToolTip("Train a new model on this music")
+        self.train_btn = primary(QPushButton("Train"))
+        self.train_btn.setToolTip("Train a new model on this music (Ctrl+Enter)")
         self.train_btn.clicked.connect(lambda: self.train())
         btns.addWidget(self.train_btn)
-        self.resume_btn = QPushButton("Resume training")
-        self.resume_btn.setToolTip("Train the selected model further, from its last checkpoint, "
-                                   "up to the training steps")
-        self.resume_btn.clicked.connect(lambda: self.train(resume=True))
-        btns.addWidget(self.resume_btn)
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setToolTip("Stop training (a checkpoint is saved: Resume training goes "
                                    "on from it)")
         self.cancel_btn.clicked.connect(self.cancel)
         btns.addWidget(self.cancel_btn)
-        lay.addRow(btns)
+        self.resume_btn = QPushButton("Resume training")
+        self.resume_btn.setToolTip("Train the selected model further, from its last checkpoint, "
+                                   "up to the training steps")
+        self.resume_btn.clicked.connect(lambda: self.train(resume=True))
+        btns.addWidget(self.resume_btn)
+        btns.addStretch(1)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(True)
         self.bar.hide()
-        lay.addRow(self.bar)
+        self.progress_text = QLabel("")
+        self.progress_text.setObjectName("caption")
+        self.progress_text.setWordWrap(True)
+        self.progress_text.hide()
+        self.result = ResultLine()
+        outer = QVBoxLayout(self)
+        outer.addWidget(settings_scroll(settings), 1)
+        outer.addLayout(btns)
+        outer.addWidget(self.bar)
+        outer.addWidget(self.progress_text)
+        outer.addWidget(self.result)
+        outer.addStretch()
         self._show_data()
         host.run_reopened.connect(self._reopened)
 
@@ -126,7 +145,6 @@ class TrainBox(QGroupBox):
 
     def _show_more(self, on: bool) -> None:
         self.more.setVisible(on)
-        self.more_btn.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
     # -- running --------------------------------------------------------------------------------
     @property
@@ -155,16 +173,35 @@ class TrainBox(QGroupBox):
         if p is None:
             return None
         h = panel.host.submit("train", p, title="Train music VAE", out=out)
+        self.adopt(h)
+        panel.say("Training started: curves in the Live plots dock.")
+        return h
+
+    def adopt(self, h: Any) -> Any:
+        """Follow a training job (started here, or by the studio for the user: the welcome
+        page's quick start): its progress, samples and model show here."""
         self.handle = h
-        self.bar.setValue(0)
-        self.bar.setFormat("starting…")
+        self.result.clear()
+        self.bar.setRange(0, 0)  # busy until the job says how far it is
+        self.bar.setFormat("Starting…")
         self.bar.show()
+        self.progress_text.setText("Starting…")
+        self.progress_text.show()
         h.progress.connect(self._on_progress)
         h.preview.connect(self._on_preview)
         h.finished.connect(self._on_finished)
-        panel.update_buttons()
-        panel.say("Training started: curves in the Live plots dock.")
+        self.panel.update_buttons()
         return h
+
+    def job_started(self, params: Any, handle: Any) -> None:
+        """A training run the studio started for the user: its settings in the form, its
+        progress and live samples here and in the strip."""
+        if isinstance(params, TrainParams):
+            self.form.set(params)
+            self._show_data()
+        if not self.running:
+            self.adopt(handle)
+            self.panel.say("Training started: curves in the Live plots dock.")
 
     def cancel(self) -> None:
         if self.running:
@@ -173,12 +210,29 @@ class TrainBox(QGroupBox):
                            "from it.")
 
     def _on_progress(self, data: dict[str, Any]) -> None:
-        total = data.get("total")
+        """Preparing the data shows as its own phase with its own count ("Reading data: 7 of
+        371"); only training reads as steps, with its rate and time left, so preparing the
+        data never looks like slow training (the job's message during training is its
+        numbers, which the plots show in words)."""
+        total, done = data.get("total"), data.get("done") or 0
+        msg = str(data.get("message") or "")
+        preparing = msg.startswith(PREPARING)
+        if preparing:
+            phase = msg[:1].upper() + msg[1:]
+            self.progress_text.setText(phase)
+            if total:
+                self.bar.setRange(0, 1000)
+                self.bar.setValue(int(1000 * min(1.0, done / total)))
+                self.bar.setFormat(f"{phase}: {int(done):,} of {int(total):,}")
+            else:
+                self.bar.setRange(0, 0)  # no count: busy, not a false percentage
+            return
         if total:
-            self.bar.setValue(int(1000 * min(1.0, data["done"] / total)))
-            self.bar.setFormat(f"{int(data['done'])} / {int(total)}  {data.get('message', '')}")
-        else:
-            self.bar.setFormat(data.get("message", ""))
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * min(1.0, done / total)))
+            self.bar.setFormat(f"Step {int(done):,} of {int(total):,}")
+        self.progress_text.setText(f"Training · {fmt.rate(data.get('rate'), 'step')} · "
+                                   f"{fmt.duration(data.get('eta'))} left")
 
     def _on_preview(self, kind: str, payload: Any, _data: Any) -> None:
         panel = self.panel
@@ -191,9 +245,13 @@ class TrainBox(QGroupBox):
     def _on_finished(self, rec: Any) -> None:
         panel = self.panel
         self.bar.hide()
+        self.progress_text.hide()
         if rec.state == "done":
             panel.say(f"Training finished: {Path(str(rec.result)).name}")
             panel.model_box.set_path(rec.result)
+            self.result.show_result("Saved", Path(str(rec.result)),
+                                    open_=self.generate_wanted.emit,
+                                    open_text="Generate with it")
             if panel.strip_source == "training":
                 panel.strip_source = ""
         elif rec.state == "cancelled":

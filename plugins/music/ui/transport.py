@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 from plugins.music.engine import gm
 from plugins.music.engine.arrange import Instruments
 from plugins.music.params import Voice
+from studio import theme
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -66,6 +68,7 @@ class TransportBar(QWidget):
         self.play_sel_btn.clicked.connect(lambda: self.play(panel.strip.selected))
         top.addWidget(self.play_sel_btn)
         self.stop_btn = QPushButton("■ Stop")
+        self.stop_btn.setToolTip("Stop playing")
         self.stop_btn.clicked.connect(self.stop)
         top.addWidget(self.stop_btn)
         self.loop_check = QCheckBox("Loop")
@@ -74,17 +77,27 @@ class TransportBar(QWidget):
         top.addWidget(self.loop_check)
         top.addStretch(1)
         rows.addLayout(top)
-        # a second row: the panel must fit beside the plots dock at 1400 px
         second = QHBoxLayout()
-        second.addWidget(QLabel("Tempo"))
+        second.addWidget(QLabel("Tempo:"))
         self.tempo_spin = QSpinBox()
         self.tempo_spin.setRange(30, 300)
         self.tempo_spin.setValue(120)
         self.tempo_spin.setSuffix(" bpm")
+        self.tempo_spin.setAccessibleName("Tempo")
         self.tempo_spin.setToolTip("Playback tempo, also written into generated and exported "
                                    "MIDI files")
         self.tempo_spin.valueChanged.connect(lambda _v: self.rerender())
         second.addWidget(self.tempo_spin)
+        # what plays the parts: folded (the defaults play well; the panel must fit 1280 px)
+        self.sound_toggle = QCheckBox("Show sound settings")
+        self.sound_toggle.setToolTip("The SoundFont or built-in voice, the instrument of each "
+                                     "part, and drums")
+        second.addWidget(self.sound_toggle)
+        second.addStretch(1)
+        rows.addLayout(second)
+        self.sound_box = QWidget()
+        grid = QGridLayout(self.sound_box)
+        grid.setContentsMargins(0, 0, 0, 0)
         self.voice_combo = QComboBox()
         self.voice_combo.addItem("General MIDI", "soundfont")
         for voice in typing.get_args(Voice):
@@ -95,43 +108,50 @@ class TransportBar(QWidget):
         voice = str(panel.host.recall_value("voice", "soundfont"))
         self.voice_combo.setCurrentIndex(max(0, self.voice_combo.findData(voice)))
         self.voice_combo.currentIndexChanged.connect(lambda _i: self._sound_changed())
-        second.addWidget(self.voice_combo)
+        grid.addWidget(QLabel("Sound:"), 0, 0)
+        grid.addWidget(self.voice_combo, 0, 1)
         self.soundfont_btn = QPushButton("SoundFont…")
         self.soundfont_btn.setToolTip("Choose any SoundFont (.sf2) to play the parts with")
         self.soundfont_btn.clicked.connect(lambda: self.choose_soundfont())
-        second.addWidget(self.soundfont_btn)
-        second.addStretch(1)
-        rows.addLayout(second)
+        grid.addWidget(self.soundfont_btn, 0, 2)
         # who plays what: General MIDI programs per part, and a beat on channel 10
-        third = QHBoxLayout()
         self.program_combos: dict[str, QComboBox] = {}
-        for part, label, default in (("melody", "Melody", gm.PIANO),
-                                     ("accompaniment", "Accomp.", gm.PIANO)):
-            third.addWidget(QLabel(label))
+        for row, (part, label, default) in enumerate(
+                (("melody", "Melody:", gm.PIANO), ("accompaniment", "Accompaniment:", gm.PIANO)),
+                start=1):
             combo = QComboBox()
             for i, name in enumerate(gm.PROGRAMS):
                 combo.addItem(f"{i + 1} {name}", i)
-            combo.setAccessibleName(f"{label} instrument")
+            combo.setAccessibleName(f"{label[:-1]} instrument")
             combo.setToolTip(f"The General MIDI instrument of the {part}"
                              + (" (a piano roll's notes below its top line)"
                                 if part == "accompaniment" else ""))
             combo.setMaxVisibleItems(20)
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
             combo.setCurrentIndex(int(panel.host.recall_value(f"program_{part}", default)))
             combo.currentIndexChanged.connect(lambda _i: self._sound_changed())
             self.program_combos[part] = combo
-            third.addWidget(combo, 1)
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(combo, row, 1)
         self.drums_check = QCheckBox("Drums")
         self.drums_check.setToolTip("A beat that follows the metre, on channel 10 (General "
                                     "MIDI percussion), in playback and exported MIDI")
         self.drums_check.setChecked(bool(panel.host.recall_value("drums", False)))
         self.drums_check.toggled.connect(lambda _on: self._sound_changed())
-        third.addWidget(self.drums_check)
-        rows.addLayout(third)
+        grid.addWidget(self.drums_check, 1, 2)
+        grid.setColumnStretch(1, 1)
+        self.sound_box.setVisible(False)
+        self.sound_toggle.toggled.connect(self.sound_box.setVisible)
+        rows.addWidget(self.sound_box)
         self.choice: Any = None  # the SynthChoice, once the probe has made it
         self.synth_label = QLabel("Sound: checking…")
+        self.synth_label.setObjectName("caption")
         self.synth_label.setWordWrap(True)
         rows.addWidget(self.synth_label)
         self.audio_label = QLabel(self.audio_message)
+        self.audio_label.setObjectName("caption")
         self.audio_label.setWordWrap(True)
         rows.addWidget(self.audio_label)
         self._timer = QTimer(self)
@@ -219,7 +239,7 @@ class TransportBar(QWidget):
             text += " — choose a SoundFont… for real instruments"
         self.synth_label.setText(text)
         self.synth_label.setStyleSheet("" if choice.uses_soundfont or not choice.note
-                                       else "color: #b45309;")
+                                       else f"color: {theme.colour('warning')};")
         self.rerender()
 
     # -- the audio device -----------------------------------------------------------------------
@@ -250,7 +270,7 @@ class TransportBar(QWidget):
         self.audio_ok = ok
         self.audio_message = message
         self.audio_label.setText(message)
-        self.audio_label.setStyleSheet("" if ok else "color: #b45309;")
+        self.audio_label.setStyleSheet("" if ok else f"color: {theme.colour('warning')};")
         self.panel.update_buttons()
 
     # -- sound ----------------------------------------------------------------------------------
