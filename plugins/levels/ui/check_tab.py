@@ -32,9 +32,9 @@ from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
 from studio.widgets.panelparts import primary
+from studio.widgets.settingsarea import advanced_toggle, settings_scroll
 
 from .document import LevelDocument
-from .layout import advanced_toggle, settings_scroll
 
 
 class CheckTab(QWidget):

@@ -45,9 +45,9 @@ from studio.host import PanelHost
 from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
 from studio.widgets.panelparts import ResultLine, primary
+from studio.widgets.settingsarea import settings_scroll
 
 from .document import LevelDocument
-from .layout import settings_scroll
 
 #: the first method a new user sees: it needs no example, so a map appears at once
 FIRST_METHOD: Method = "dungeon"

@@ -35,9 +35,9 @@ from studio.qtjobs import JobHandle
 from studio.widgets.form import Form
 from studio.widgets.modelpicker import ModelPicker
 from studio.widgets.panelparts import ResultLine, primary
+from studio.widgets.settingsarea import FitPicture, advanced_toggle, settings_scroll
 
 from .document import LevelDocument
-from .layout import FitPicture, advanced_toggle, settings_scroll
 from .view import qimage_rgb
 
 CHECKPOINT = Path("checkpoints") / "last.safetensors"  # where a train run keeps its state

@@ -44,7 +44,6 @@ from plugins.music.engine.phrase import Phrase
 from plugins.music.params import SampleParams
 from plugins.music.ui.export import ExportBar
 from plugins.music.ui.generate import GenerateBox, InterpolateBox
-from plugins.music.ui.layout import settings_scroll
 from plugins.music.ui.model_box import ModelBox
 from plugins.music.ui.strip import TILE_H, StripView
 from plugins.music.ui.train_box import TrainBox
@@ -52,6 +51,7 @@ from plugins.music.ui.transport import TransportBar
 from studio import theme
 from studio.widgets.form import Form
 from studio.widgets.panelparts import ResultLine, header
+from studio.widgets.settingsarea import settings_scroll
 
 #: what a dropped file must end in to be loaded as phrases (Load MIDI… takes the same)
 PHRASE_FILES = (".mid", ".midi", ".wav", ".flac", ".ogg")

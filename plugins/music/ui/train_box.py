@@ -30,8 +30,7 @@ from plugins.music.params import TrainParams
 from studio import fmt
 from studio.widgets.form import Form
 from studio.widgets.panelparts import ResultLine, primary
-
-from .layout import settings_scroll
+from studio.widgets.settingsarea import settings_scroll
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugins.music.ui.panel import MusicPanel

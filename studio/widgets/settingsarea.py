@@ -1,5 +1,5 @@
-"""Layout pieces the levels tabs share: a settings column that scrolls on its own (so the
-tab's buttons stay in view), a "Show advanced settings" fold, and a picture label that
+"""Layout pieces panels share (levels, music): a settings column that scrolls on its own (so
+a tab's buttons stay in view), a "Show advanced settings" fold, and a picture label that
 shrinks with the room it has.
 
 Why the scroll area's vertical size policy is Ignored: a tab holding word-wrapped labels has a
