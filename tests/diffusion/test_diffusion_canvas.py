@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtTest import QTest
 
 from plugins.diffusion.plugin import DiffusionPlugin
@@ -102,7 +103,10 @@ def test_inpaint_from_the_canvas_adds_a_result_layer(qtbot: Any, panel: Any, pix
     assert np.abs(flat - original)[mask == 0].max() <= 1
     assert np.abs(flat - original)[mask > 0.99].mean() > 3
     assert edit.layers.list.count() == 2 and edit.history.count() == 1
-    assert "Done" in edit.status.text()
+    assert "Done: 1 image added as layer." in edit.status.text()
+    # the saved file is behind the result line, not printed as a path
+    assert not edit.result.isHidden() and edit.result.path is not None
+    assert edit.result.path.is_file() and str(edit.result.path) not in edit.status.text()
     # the result is undoable like a stroke
     edit.doc.undo_stack.undo()
     assert len(edit.doc.layers) == 1
@@ -220,26 +224,35 @@ def test_train_tab_trains_and_hands_the_model_to_the_editor(qtbot: Any, panel: A
     tab.out_edit.setText(str(tmp_path / "run"))
     assert tab.start() is not None
     qtbot.waitUntil(lambda: tab.handle is None, timeout=WAIT_MS)
-    assert "Done" in tab.status.text(), tab.status.text()
-    assert tab.points["loss/train"][0] == [1, 2, 3]
+    assert "Done at step 3" in tab.status.text(), tab.status.text()
     assert tab.grid_label.pixmap() is not None and not tab.grid_label.pixmap().isNull()
-    assert tab.use_button.isEnabled() and tab.form.p.resume
-    assert tab.form.editor("resume").isChecked()
+    assert "step 3" in tab.grid_caption.text()
+    # the result line offers the model to the editor; Resume training aims at the run
+    assert not tab.result.isHidden() and tab.result.text.text() == "Saved"
+    assert tab.result.open_button.text() == "Use in editor"
+    assert tab.resume_button.isEnabled() and tab.target_run() == tmp_path / "run"
     # the next session's form starts with these settings
     assert panel.host.recall("train", type(tab.form.p)).data == str(image_folder)
-    tab.use_button.click()
+    tab.result.open_button.click()
     assert panel.tabs.currentWidget() is panel.edit
     assert panel.edit.gen.p.model == tmp_path / "run" / "model"
-    # reopening the run (Open run…) puts its settings, curves and grid back
+    # reopening the run (Open run…) puts its settings and grid back
     other = type(tab.form.p)()
     tab.form.set(other)
-    tab._clear_curves()
     tab.out_edit.clear()
+    tab.grid_label.set_picture(QPixmap())
     assert panel.host.reopen(tmp_path / "run")
     assert tab.form.p.steps == 3 and tab.form.p.preset == "tiny"
     assert tab.form.editor("steps").value() == 3
-    assert tab.points["loss/train"][0] == [1, 2, 3]
-    assert tab.out_edit.text() == str(tmp_path / "run") and tab.form.p.resume
+    assert "step 3" in tab.grid_caption.text()
+    assert tab.out_edit.text() == str(tmp_path / "run") and tab.resume_button.isEnabled()
+    # Resume training continues the run up to the steps asked for
+    tab.form.editor("steps").setValue(5)
+    handle = tab.resume()
+    assert handle is not None and handle.record.params.resume
+    qtbot.waitUntil(lambda: tab.handle is None, timeout=WAIT_MS)
+    assert handle.record.state == "done", handle.record.error
+    assert "Done at step 5" in tab.status.text(), tab.status.text()
 
 
 def test_cancel_from_the_editor_keeps_the_canvas(qtbot: Any, panel: Any, pixel_model: Path,
@@ -254,7 +267,7 @@ def test_cancel_from_the_editor_keeps_the_canvas(qtbot: Any, panel: Any, pixel_m
     edit.cancel_button.click()
     qtbot.waitUntil(lambda: edit.handle is None, timeout=WAIT_MS)
     assert handle.record.state == "cancelled" and handle.record.done < 1000
-    assert len(edit.doc.layers) == 1 and "Cancelled" in edit.status.text()
+    assert len(edit.doc.layers) == 1 and "Stopped" in edit.status.text()
     assert not edit.canvas.preview_visible and edit.generate_button.isEnabled()
 
 

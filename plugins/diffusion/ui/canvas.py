@@ -7,14 +7,20 @@ is a red overlay, and a live preview of a running generation floats on top. Zoom
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
     QKeyEvent,
     QMouseEvent,
     QPainter,
+    QPalette,
     QPen,
     QPixmap,
     QTransform,
@@ -33,11 +39,15 @@ from PySide6.QtWidgets import (
 from . import qimages
 from .document import CanvasDocument
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
 
 class CanvasView(QGraphicsView):
     """Tools: ``"brush"`` and ``"eraser"`` paint the mask; ``"pan"`` drags the view."""
 
     zoom_changed = Signal(float)
+    #: a picture file was dropped on the canvas (the editor opens it)
+    image_dropped = Signal(Path)
 
     def __init__(self, doc: CanvasDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,12 +61,14 @@ class CanvasView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setBackgroundBrush(QBrush(QColor(60, 62, 66), Qt.BrushStyle.SolidPattern))
         self.setMouseTracking(True)
+        # no scroll bars: the view pans (Space, middle or right drag) and fits (F) like a paint
+        # program's, and bars took room from the picture
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._frame = QGraphicsRectItem()
-        self._frame.setPen(QPen(QColor(20, 20, 20), 0))
-        self._frame.setBrush(QBrush(QColor(255, 255, 255)))
+        self._frame.setBrush(QBrush(QColor(255, 255, 255)))  # the picture's own white
         self._scene.addItem(self._frame)
         self._layer_items: list[QGraphicsPixmapItem] = []
         self._mask_item = QGraphicsPixmapItem()
@@ -75,11 +87,12 @@ class CanvasView(QGraphicsView):
         self._scene.addItem(self._cursor)
         self._placeholder = QGraphicsSimpleTextItem(
             "Open an image (Ctrl+O) to edit it,\nor choose a model and Generate.")
-        self._placeholder.setBrush(QBrush(QColor(200, 200, 205)))
         font = self._placeholder.font()
         font.setPointSize(13)
         self._placeholder.setFont(font)
         self._scene.addItem(self._placeholder)
+        self._apply_palette()
+        self.setAcceptDrops(True)
         self._stroke = None
         self._panning: QPointF | None = None
         self._space = False
@@ -89,6 +102,54 @@ class CanvasView(QGraphicsView):
         doc.mask_changed.connect(self._refresh_mask)
         doc.size_changed.connect(lambda *_: self.fit())
         self._rebuild_layers()
+
+    # -- theme --------------------------------------------------------------------------------
+    def _apply_palette(self) -> None:
+        """The colours around the picture follow the theme: a neutral grey a step darker than
+        the window (so a white picture's edge shows), its text for the placeholder."""
+        pal = self.palette()
+        window = pal.color(QPalette.ColorRole.Window)
+        dark = window.lightness() < 128
+        self.setBackgroundBrush(QBrush(window.darker(140 if dark else 118)))
+        self._frame.setPen(QPen(pal.color(QPalette.ColorRole.Shadow if not dark
+                                          else QPalette.ColorRole.Base), 0))
+        self._placeholder.setBrush(QBrush(pal.color(QPalette.ColorRole.WindowText)))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+
+    # -- drag and drop: a picture dropped on the canvas opens ---------------------------------
+    @staticmethod
+    def dropped_image(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> Path | None:
+        """The first local picture file the drag carries (png, jpg, webp, bmp), else None."""
+        mime = event.mimeData()
+        for url in mime.urls() if mime.hasUrls() else []:
+            path = Path(url.toLocalFile()) if url.isLocalFile() else None
+            if path is not None and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                return path
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.dropped_image(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self.dropped_image(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self.dropped_image(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.image_dropped.emit(path)
 
     # -- document -> items ----------------------------------------------------------------------
     def _rebuild_layers(self) -> None:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
-    QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -43,13 +43,16 @@ from plugins.diffusion.params import (
     job_of_mode,
     with_png_parameters,
 )
+from studio import fmt
 from studio.errors import UserError
 from studio.params import ParamError
 from studio.widgets.form import Form
-from studio.widgets.vscroll import vertical_scroll
+from studio.widgets.panelparts import ResultLine, primary
+from studio.widgets.settingsarea import advanced_toggle, settings_scroll
 
 from .canvas import CanvasView
 from .document import CanvasDocument
+from .flow import flow_widget
 from .history import HistoryStrip
 from .layers import LayersWidget
 from .networks import NetworksBox
@@ -57,6 +60,17 @@ from .networks import NetworksBox
 #: the editor's modes: the job each submits and what the mode list calls it
 MODES = (("sample", "Generate"), ("img2img", "Image to image"), ("inpaint", "Inpaint"))
 MAX_VARIATIONS = 64  # each variation becomes a layer
+
+
+def _group(*widgets: QWidget) -> QWidget:
+    """Tools that belong together, side by side (the flow wraps whole groups)."""
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(2)
+    for w in widgets:
+        lay.addWidget(w)
+    return box
 
 
 class EditTab(QWidget):
@@ -73,6 +87,7 @@ class EditTab(QWidget):
         self.model_info: dict[str, Any] | None = None
         self._info_handle: Any = None
         self._result_count = 0
+        self._count_before = 0
         self._submitted: Generation | None = None
         last = str(host.recall_value("mode", "sample"))
         last = last if last in EDIT_JOBS else "sample"
@@ -87,6 +102,7 @@ class EditTab(QWidget):
         self.networks.set_values(self.gen.p.lora, self.gen.p.embedding, self.gen.p.vae)
         self.gen.changed.connect(self._gen_changed)
         self.setAcceptDrops(True)
+        self.canvas.image_dropped.connect(self.load_png)
         self.doc.undo_stack.canUndoChanged.connect(self.act_undo.setEnabled)
         self.doc.undo_stack.canRedoChanged.connect(self.act_redo.setEnabled)
         self.doc.layers_changed.connect(self._update_enabled)
@@ -96,37 +112,36 @@ class EditTab(QWidget):
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
-        tb = QToolBar()
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.act_open = self._action(tb, "Open…", self.ask_open_image,
-                                     QKeySequence.StandardKey.Open, "Open an image to edit")
-        self.act_export = self._action(tb, "Export PNG…", self.ask_export,
+        """The canvas column (every tool in view, wrapping rather than hiding behind a »
+        menu; the canvas, then history and layers) and the settings column (scrolling on its
+        own, advanced settings folded) with Generate and Stop always in view below it."""
+        stack = self.doc.undo_stack
+        self.act_open = self._action("Open…", self.ask_open_image,
+                                     QKeySequence.StandardKey.Open,
+                                     "Open an image to edit (or drop one on the canvas)")
+        self.act_export = self._action("Export PNG…", self.ask_export,
                                        QKeySequence.StandardKey.Save,
                                        "Save the visible picture as PNG with its generation "
                                        "parameters")
-        self.act_read = self._action(tb, "Read parameters…", self.ask_read_parameters, None,
+        self.act_read = self._action("Read parameters…", self.ask_read_parameters, None,
                                      "Load prompt, seed and settings from a PNG's parameters "
                                      "(A1111, ComfyUI, InvokeAI); or drop the PNG on the "
                                      "editor")
-        tb.addSeparator()
-        stack = self.doc.undo_stack
-        self.act_undo = self._action(tb, "Undo", stack.undo, QKeySequence.StandardKey.Undo, "")
-        self.act_redo = self._action(tb, "Redo", stack.redo, QKeySequence.StandardKey.Redo, "")
+        self.act_undo = self._action("Undo", stack.undo, QKeySequence.StandardKey.Undo, "Undo")
+        self.act_redo = self._action("Redo", stack.redo, QKeySequence.StandardKey.Redo, "Redo")
         self.act_undo.setEnabled(False)
         self.act_redo.setEnabled(False)
         stack.undoTextChanged.connect(lambda t: self.act_undo.setToolTip(f"Undo {t}"))
         stack.redoTextChanged.connect(lambda t: self.act_redo.setToolTip(f"Redo {t}"))
-        tb2 = QToolBar()
-        tb2.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         group = QActionGroup(self)
         self.tool_actions: dict[str, QAction] = {}
         for tool, label, tip in (("brush", "Brush", "Paint the area to repaint (B)"),
                                  ("eraser", "Eraser", "Erase the mask (E)"),
-                                 ("pan", "Pan", "Drag the view (or hold Space / middle button)")):
+                                 ("pan", "Pan", "Drag the view (or hold Space, or drag with "
+                                  "the middle or right button)")):
             act = QAction(label, self, checkable=True, toolTip=tip)
             act.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
             group.addAction(act)
-            tb2.addAction(act)
             self.tool_actions[tool] = act
         self.tool_actions["brush"].setShortcut("B")
         self.tool_actions["eraser"].setShortcut("E")
@@ -137,43 +152,35 @@ class EditTab(QWidget):
         self.hard_slider = self._slider(0, 100, 60, "Brush hardness: soft edge to hard edge")
         self.hard_slider.valueChanged.connect(lambda v: setattr(self.canvas, "hardness",
                                                                 v / 100.0))
-        tb2.addWidget(QLabel(" Size "))
-        tb2.addWidget(self.size_slider)
-        tb2.addWidget(QLabel(" Hardness "))
-        tb2.addWidget(self.hard_slider)
-        self.act_clear = self._action(tb2, "Clear mask", self.doc.clear_mask, None,
+        self.act_clear = self._action("Clear mask", self.doc.clear_mask, None,
                                       "Remove the whole mask (undoable)")
-        zoom_bar = QToolBar()
-        zoom_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        zoom_bar.addWidget(QLabel("Zoom "))
-        self._action(zoom_bar, "−", lambda: self.canvas.zoom_by(0.8),
-                     QKeySequence.StandardKey.ZoomOut, "Zoom out (wheel, -)")
+        zoom_out = self._action("−", lambda: self.canvas.zoom_by(0.8),
+                                QKeySequence.StandardKey.ZoomOut, "Zoom out (wheel, -)")
+        zoom_in = self._action("+", lambda: self.canvas.zoom_by(1.25),
+                               QKeySequence.StandardKey.ZoomIn, "Zoom in (wheel, +)")
+        zoom_fit = self._action("Fit", self.canvas.fit, None, "Fit the picture in the view")
         self.zoom_label = QLabel("100%")
-        zoom_bar.addWidget(self.zoom_label)
-        self._action(zoom_bar, "+", lambda: self.canvas.zoom_by(1.25),
-                     QKeySequence.StandardKey.ZoomIn, "Zoom in (wheel, +)")
-        self._action(zoom_bar, "Fit", self.canvas.fit, None, "Fit the picture in the view (F)")
-        hint = QLabel("  Pan: middle/right drag or Space. Brush size: [ ]")
-        hint.setObjectName("placeholder")
-        zoom_bar.addWidget(hint)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f" {z * 100:.0f}% "))
+        self.zoom_label.setToolTip("Zoom")
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        size_label = QLabel("Size")
+        size_label.setBuddy(self.size_slider)
+        hard_label = QLabel("Hardness")
+        hard_label.setBuddy(self.hard_slider)
+        # groups that wrap as wholes (a tool never lands on a row away from its fellows)
+        self.tools = flow_widget(
+            _group(self._button(self.act_open), self._button(self.act_export),
+                   self._button(self.act_read)),
+            _group(self._button(self.act_undo), self._button(self.act_redo)),
+            _group(self._button(zoom_out), self.zoom_label, self._button(zoom_in),
+                   self._button(zoom_fit)),
+            _group(*(self._button(a) for a in self.tool_actions.values())),
+            _group(size_label, self.size_slider, hard_label, self.hard_slider,
+                   self._button(self.act_clear)),
+            spacing=10)
 
         self.history = HistoryStrip()
         self.history.restore.connect(self.restore)
         self.history.reuse.connect(self._reuse_history)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(tb)
-        lv.addWidget(tb2)
-        canvas_box = QWidget()
-        cv = QVBoxLayout(canvas_box)
-        cv.setContentsMargins(0, 0, 0, 0)
-        cv.addWidget(self.canvas, 1)
-        cv.addWidget(zoom_bar)
-        bottom_widget = QWidget()
-        bottom = QHBoxLayout(bottom_widget)
-        bottom.setContentsMargins(0, 0, 0, 0)
         hist_box = QGroupBox("History")
         hist_box.setToolTip("Every generated image. Click: restore its settings. Double-click: "
                             "add it to the canvas again.")
@@ -181,75 +188,113 @@ class EditTab(QWidget):
         layers_box = QGroupBox("Layers")
         self.layers = LayersWidget(self.doc)
         QVBoxLayout(layers_box).addWidget(self.layers)
-        layers_box.setMinimumWidth(180)
-        layers_box.setMaximumWidth(230)
+        layers_box.setMinimumWidth(236)  # the list, and opacity and order in one row
+        layers_box.setMaximumWidth(280)
+        bottom_widget = QWidget()
+        bottom = QHBoxLayout(bottom_widget)
+        bottom.setContentsMargins(0, 0, 0, 0)
         bottom.addWidget(hist_box, 3)
         bottom.addWidget(layers_box, 2)
         vsplit = QSplitter(Qt.Orientation.Vertical)
-        vsplit.addWidget(canvas_box)
+        vsplit.addWidget(self.canvas)
         vsplit.addWidget(bottom_widget)
         vsplit.setStretchFactor(0, 1)
         vsplit.setStretchFactor(1, 0)
-        vsplit.setSizes([600, 170])
+        vsplit.setCollapsible(0, False)
+        vsplit.setSizes([2000, 1])  # the canvas takes all but the strip's own minimum
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.setSpacing(2)
+        lv.addWidget(self.tools)
         lv.addWidget(vsplit, 1)
 
-        side = QWidget()
-        sv = QVBoxLayout(side)
+        settings = QWidget()
+        sv = QVBoxLayout(settings)
+        sv.setContentsMargins(0, 0, 4, 0)
         sv.addWidget(self._model_box())
         sv.addWidget(self._settings_box())
+        self.show_advanced = advanced_toggle(self.advanced)
+        self.show_advanced.setToolTip("The sampler, guidance and CLIP skip")
+        sv.addWidget(self.show_advanced)
+        sv.addWidget(self.advanced)
         self.networks = NetworksBox()
         sv.addWidget(self.networks)
         sv.addWidget(self._outpaint_box())
+        sv.addStretch(1)
+
         run_row = QHBoxLayout()
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setDefault(True)
+        self.generate_button = primary(QPushButton("Generate"))
+        self.generate_button.setToolTip("Make images with the model and these settings; each "
+                                        "becomes a layer (Ctrl+Enter)")
         self.generate_button.clicked.connect(self.generate)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton("Stop")
+        self.cancel_button.setToolTip("Stop generating (the canvas stays as it is)")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         run_row.addWidget(self.generate_button, 2)
         run_row.addWidget(self.cancel_button, 1)
-        sv.addLayout(run_row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(10)
-        sv.addWidget(self.progress)
+        self.progress.setMaximumHeight(8)
+        self.progress.hide()  # shown while a generation runs
         self.status = QLabel("Open an image, or choose a model and Generate.")
         self.status.setWordWrap(True)
-        sv.addWidget(self.status)
-        sv.addStretch(1)
-        scroll = vertical_scroll(side, 290, 420)
+        self.result = ResultLine()
+        side = QWidget()
+        side.setMinimumWidth(280)
+        side.setMaximumWidth(380)
+        rv = QVBoxLayout(side)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(settings_scroll(settings), 1)
+        rv.addLayout(run_row)
+        rv.addWidget(self.progress)
+        rv.addWidget(self.status)
+        rv.addWidget(self.result)
+        rv.addStretch(0)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(scroll)
+        split.addWidget(side)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
+        split.setCollapsible(0, False)
         split.setCollapsible(1, False)
         split.setSizes([2000, 300])  # the canvas takes what the settings do not need
         outer = QHBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(split)
 
-    def _action(self, tb: QToolBar, text: str, slot: Any, shortcut: Any, tip: str) -> QAction:
+    def _action(self, text: str, slot: Any, shortcut: Any, tip: str) -> QAction:
+        """An action of the tab (its shortcut works wherever the focus is in the tab)."""
         act = QAction(text, self)
         act.setToolTip(tip)
         if shortcut is not None:
             act.setShortcut(shortcut)
             act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         act.triggered.connect(lambda _=False: slot())
-        tb.addAction(act)
+        self.addAction(act)
         return act
+
+    @staticmethod
+    def _button(action: QAction) -> QToolButton:
+        b = QToolButton()
+        b.setDefaultAction(action)
+        b.setAutoRaise(True)
+        b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        b.setAccessibleName(action.text().rstrip("…") if action.text() not in "−+"
+                            else action.toolTip())
+        return b
 
     def _slider(self, lo: int, hi: int, value: int, tip: str) -> QSlider:
         s = QSlider(Qt.Orientation.Horizontal)
         s.setRange(lo, hi)
         s.setValue(value)
-        s.setMinimumWidth(60)
-        s.setMaximumWidth(110)
+        s.setFixedWidth(64)
         s.setToolTip(tip)
+        s.setAccessibleName(tip.split(":")[0].split(" (")[0])
         return s
 
     def _model_box(self) -> QGroupBox:
@@ -257,6 +302,7 @@ class EditTab(QWidget):
         lay = QVBoxLayout(box)
         lay.addWidget(self.gen.widget("model"))
         self.model_label = QLabel("No model chosen.")
+        self.model_label.setObjectName("caption")
         self.model_label.setWordWrap(True)
         lay.addWidget(self.model_label)
         return box
@@ -267,10 +313,11 @@ class EditTab(QWidget):
         self.mode_combo = QComboBox()
         for key, label in MODES:
             self.mode_combo.addItem(label, key)
+        self.mode_combo.setToolTip("Generate a new picture, redraw the canvas (image to image) "
+                                   "or repaint the masked area (inpaint)")
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         form.addRow("Mode:", self.mode_combo)
-        self.gen.add_rows(form, "prompt", "negative_prompt", "scheduler", "steps", "guidance",
-                          "seed", "n", "clip_skip")
+        self.gen.add_rows(form, "prompt", "negative_prompt", "steps", "seed", "n")
         prompt = self.gen.editor("prompt")
         prompt.setPlaceholderText("What to draw (text models)")  # type: ignore[attr-defined]
         prompt.setFixedHeight(54)
@@ -283,6 +330,9 @@ class EditTab(QWidget):
             self.forms[job].add_rows(form, *names)
             self.job_rows[job] = [self.forms[job].widget(n) for n in names]
         self._settings_form = form
+        # what most pictures do not need to change: folded under "Show advanced settings"
+        self.advanced = QGroupBox("Advanced")
+        self.gen.add_rows(QFormLayout(self.advanced), "scheduler", "guidance", "clip_skip")
         return box
 
     def _outpaint_box(self) -> QGroupBox:
@@ -333,8 +383,14 @@ class EditTab(QWidget):
         self.cancel_button.setEnabled(busy)
 
     def set_status(self, text: str, error: bool = False) -> None:
+        """The status line under Generate (a problem in the theme's error colour)."""
         self.status.setText(("⚠ " if error else "") + text)
-        self.status.setStyleSheet("color: #D64545;" if error else "")
+        self.status.setObjectName("error" if error else "")
+        style = self.status.style()
+        style.unpolish(self.status)
+        style.polish(self.status)
+        if error:
+            self.result.clear()
         self.status_changed.emit(text, error)
 
     # -- files ----------------------------------------------------------------------------------
@@ -402,7 +458,8 @@ class EditTab(QWidget):
         except (OSError, ValueError) as exc:
             self.set_status(f"Could not write {path}: {exc}", error=True)
             return None
-        self.set_status(f"Exported {out}" + (" with its parameters." if text else "."))
+        self.set_status(f"Exported {out.name}" + (" with its parameters." if text else "."))
+        self.result.show_result("Saved", out)
         return out
 
     def ask_read_parameters(self) -> None:
@@ -488,12 +545,7 @@ class EditTab(QWidget):
 
     @staticmethod
     def _dropped_file(event: Any) -> Path | None:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        for url in urls:
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in (
-                    ".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-                return Path(url.toLocalFile())
-        return None
+        return CanvasView.dropped_image(event)
 
     def load_png(self, path: str | Path) -> bool:
         """A dropped picture: opened on the canvas, and when it carries generation settings
@@ -618,6 +670,9 @@ class EditTab(QWidget):
         self.handle.progress.connect(self._on_progress)
         self.handle.finished.connect(self._on_finished)
         self.progress.setValue(0)
+        self.progress.show()
+        self._count_before = self._result_count
+        self.result.clear()
         self.set_status(f"{dict(MODES).get(job, job)}: queued…")
         self._update_enabled()
         return self.handle
@@ -625,7 +680,7 @@ class EditTab(QWidget):
     def cancel(self) -> None:
         if self.handle is not None:
             self.handle.cancel()
-            self.set_status("Cancelling…")
+            self.set_status("Stopping…")
 
     def grow(self) -> None:
         """Grow the canvas by the outpaint margins and mask the new area (then Inpaint paints
@@ -669,22 +724,32 @@ class EditTab(QWidget):
         self.doc.add_result(img, f"{params.get('mode')} (seed {params.get('seed')})", params)
 
     def _on_progress(self, data: dict[str, Any]) -> None:
-        total = data.get("total")
+        """Loading the model, then the denoising steps over every image asked for, in words
+        (the job's own message is "batch 1/2, step 3/25")."""
+        total, done = data.get("total"), data.get("done") or 0
+        msg = str(data.get("message") or "")
         if total:
-            self.progress.setValue(int(1000 * data["done"] / total))
-        if data.get("message"):
-            self.status.setText(str(data["message"]))
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(1.0, done / total)))
+            self.status.setText(f"Generating: step {int(done):,} of {int(total):,} · "
+                                f"{fmt.rate(data.get('rate'), 'step')}")
+        elif msg.startswith("loading"):
+            self.progress.setRange(0, 0)  # busy: no count to show yet
+            self.status.setText("Loading the model…")
 
     def _on_finished(self, rec: Any) -> None:
         self.handle = None
         self.canvas.hide_preview()
-        self.progress.setValue(1000 if rec.state == "done" else 0)
+        self.progress.setRange(0, 1000)
+        self.progress.hide()
         if rec.state == "done":
-            self.set_status(f"Done: saved as {Path(str(rec.result)).name}." if rec.result
-                            else "Done.")
-            self.status.setToolTip(str(rec.result or ""))
+            n = self._result_count - self._count_before
+            self.set_status(f"Done: {n} image{'s' if n != 1 else ''} added as "
+                            f"layer{'s' if n != 1 else ''}." if n else "Done.")
+            if rec.result:
+                self.result.show_result("Saved", Path(str(rec.result)))
         elif rec.state == "cancelled":
-            self.set_status("Cancelled.")
+            self.set_status("Stopped; the canvas is as it was.")
         else:
             self.set_status(rec.error or "failed", error=True)
         self._update_enabled()

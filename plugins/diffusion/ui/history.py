@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
 from . import qimages
 
-THUMB = 64
+THUMB = 48
 
 
 class HistoryStrip(QListWidget):
@@ -32,7 +32,7 @@ class HistoryStrip(QListWidget):
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(False)
         self.setIconSize(QSize(THUMB, THUMB))
-        self.setMinimumHeight(THUMB + 30)
+        self.setMinimumHeight(THUMB + 26)
         self.setMovement(QListView.Movement.Static)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.entries: list[tuple[np.ndarray, dict[str, Any], Any]] = []
