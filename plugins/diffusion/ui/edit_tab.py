@@ -188,8 +188,8 @@ class EditTab(QWidget):
         layers_box = QGroupBox("Layers")
         self.layers = LayersWidget(self.doc)
         QVBoxLayout(layers_box).addWidget(self.layers)
-        layers_box.setMinimumWidth(236)  # the list, and opacity and order in one row
-        layers_box.setMaximumWidth(280)
+        layers_box.setMinimumWidth(200)
+        layers_box.setMaximumWidth(260)
         bottom_widget = QWidget()
         bottom = QHBoxLayout(bottom_widget)
         bottom.setContentsMargins(0, 0, 0, 0)

@@ -35,25 +35,32 @@ class LayersWidget(QWidget):
         for b in (self.up, self.down, self.delete):
             b.setAccessibleName(b.toolTip())
             b.setAutoRaise(True)
+        # the order buttons in a column beside the list and opacity in one row under it: the
+        # layers take little height (and width) from the canvas
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.list)
-        # one row under the list (the box is wide enough for it: see the editor), so the
-        # layers take little height from the canvas
+        lay.setSpacing(3)
+        top = QHBoxLayout()
+        top.setSpacing(2)
+        top.addWidget(self.list, 1)
+        order = QVBoxLayout()
+        order.setSpacing(0)
+        for b in (self.up, self.down, self.delete):
+            order.addWidget(b)
+        order.addStretch(1)
+        top.addLayout(order)
+        lay.addLayout(top)
         self.opacity.setMinimumWidth(48)
         self.opacity.setAccessibleName("Opacity")
         self.opacity_label.setMinimumWidth(self.opacity_label.fontMetrics()
                                            .horizontalAdvance("100%") + 4)
         row = QHBoxLayout()
-        row.setSpacing(3)
+        row.setSpacing(4)
         opacity = QLabel("Opacity")
         opacity.setBuddy(self.opacity)
         row.addWidget(opacity)
         row.addWidget(self.opacity, 1)
         row.addWidget(self.opacity_label)
-        row.addWidget(self.up)
-        row.addWidget(self.down)
-        row.addWidget(self.delete)
         lay.addLayout(row)
         self._updating = False
         doc.layers_changed.connect(self.refresh)
