@@ -105,7 +105,13 @@ def info(ctx: JobContext, p: InfoParams) -> dict[str, Any]:
 
 def sample(ctx: JobContext, p: SampleParams) -> str:
     """Generate images (text-to-image, or unconditional samples); writes a PNG grid."""
-    req = _request(p, "txt2img", width=p.width, height=p.height)
+    hires = None
+    if p.hires_scale > 0:
+        from .engine.hires import HiresSpec
+
+        hires = HiresSpec(scale=p.hires_scale, steps=p.hires_steps, denoise=p.denoise,
+                          upscaler=p.hires_upscaler)
+    req = _request(p, "txt2img", width=p.width, height=p.height, hires=hires)
     return _run(ctx, p, req, p.save_each)
 
 
@@ -145,7 +151,22 @@ def _request(p: Generation, mode: str, **specific: Any) -> Any:
                    n=p.n, batch_size=p.batch_size, previews=p.previews, loras=loras,
                    embeddings=[Path(e).expanduser() for e in p.embedding], vae=p.vae,
                    clip_skip=p.clip_skip - 1, find_lora=find_lora,
-                   find_embeddings=find_embeddings, **specific)
+                   find_embeddings=find_embeddings,
+                   control=_control(p, specific.get("image")), **specific)
+
+
+def _control(p: Generation, image: Any) -> Any:
+    """The ControlNet unit (None without one); img2img and inpaint follow the image being
+    edited when no control image is given."""
+    if p.controlnet is None:
+        return None
+    from .engine.control import ControlSpec
+
+    source = p.control_image if p.control_image is not None else image
+    if source is None:
+        raise UserError("a ControlNet needs a control image (--control-image)")
+    return ControlSpec(model=Path(p.controlnet).expanduser(), image=source, kind=p.control,
+                       scale=p.control_scale, low=p.canny_low, high=p.canny_high)
 
 
 def _blur(mask_blur: int, image: Any) -> int:

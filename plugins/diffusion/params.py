@@ -178,6 +178,27 @@ class Generation:
     clip_skip: Annotated[int, Range(1, 12), Label("Clip skip"),
                          Help("A1111's Clip skip: 1 uses the text encoder's last layer, 2 the "
                               "one before it (what many anime models expect)")] = 1
+    controlnet: Annotated[Path | None, Label("ControlNet"), Widget("hidden"),
+                          Special("none"),
+                          Help("A ControlNet (.safetensors file or diffusers folder) for the "
+                               "model's family: it makes the picture follow the control "
+                               "image's edges or scribble")] = None
+    control_image: Annotated[np.ndarray | None, Label("Control image"), _IMAGE,
+                             Widget("hidden"), Special("the image being edited"),
+                             Help("The picture the ControlNet follows: edges are found in it "
+                                  "(canny) or it is the scribble itself (img2img and inpaint: "
+                                  "the image being edited when not given)")] = None
+    control: Annotated[Literal["canny", "scribble"], Label("Control"), Widget("hidden"),
+                       Help("canny: follow the edges found in the control image; scribble: "
+                            "the control image is a drawing (lines on a plain background)")
+                       ] = "canny"
+    control_scale: Annotated[float, Range(0.0, 2.0, 0.05), Label("Control strength"),
+                             Widget("hidden"),
+                             Help("How strongly the ControlNet steers (A1111's Weight)")] = 1.0
+    canny_low: Annotated[int, Range(0, 255), Label("Edge threshold low"), Widget("hidden"),
+                         Help("Canny: weaker edges than this are dropped")] = 100
+    canny_high: Annotated[int, Range(0, 255), Label("Edge threshold high"), Widget("hidden"),
+                          Help("Canny: edges this strong are always kept")] = 200
     previews: Annotated[bool, Label("Show the picture as it forms"),
                         Help("Send a predicted-image preview while sampling")] = True
     out: Annotated[Path | None, Label("Save to"), Widget("save", filter="PNG (*.png)"),
@@ -190,6 +211,12 @@ class Generation:
         if self.out is not None and Path(self.out).suffix.lower() != ".png":
             raise UserError(f"--out must be a .png file, not {Path(self.out).name}")
         self.scheduler = canonical(self.scheduler)
+        if self.control_image is not None and self.controlnet is None:
+            raise UserError("a control image needs a ControlNet: give --controlnet FILE (a "
+                            "ControlNet from the model library)")
+        if self.canny_low > self.canny_high:
+            raise UserError(f"the low edge threshold ({self.canny_low}) must not be above the "
+                            f"high one ({self.canny_high})")
 
     def shared(self) -> dict[str, Any]:
         """These settings by name, to fill another generation job's params
@@ -212,7 +239,34 @@ class SampleParams(Generation):
                       Special("the model's size"),
                       Help("Output height in pixels (text models; 0: the model's native "
                            "size)")] = 0
+    hires_scale: Annotated[float, Range(0.0, 4.0, 0.25), Label("Hires fix"), Unit("x"),
+                           Widget("hidden"), Special("off"),
+                           Help("A1111's Hires. fix: enlarge each picture this many times and "
+                                "redraw it by img2img, for detail at sizes the model was not "
+                                "trained for (0: off)")] = 0.0
+    hires_steps: Annotated[int, Range(0, 1000), Label("Hires steps"), Widget("hidden"),
+                           Special("as the first pass"),
+                           Help("Denoising steps of the redraw")] = 0
+    denoise: Annotated[float, Range(0.01, 1.0, 0.05), Label("Hires strength"),
+                       Widget("hidden"),
+                       Help("How much the redraw changes the enlarged picture (A1111's "
+                            "Denoising strength)")] = 0.5
+    hires_upscaler: Annotated[Literal["latent", "lanczos"], Label("Hires upscaler"),
+                              Widget("hidden"),
+                              Help("latent: enlarge the latents (sharper, changes more); "
+                                   "lanczos: enlarge the picture")] = "latent"
     save_each: SaveEach = False
+
+    def rules(self) -> None:
+        """Txt2img has no image of its own: a ControlNet needs its control image; hires fix
+        enlarges at least a little."""
+        super().rules()
+        if self.controlnet is not None and self.control_image is None:
+            raise UserError("a ControlNet needs a control image: give --control-image IMG (a "
+                            "picture to find edges in, or a scribble)")
+        if 0.0 < self.hires_scale <= 1.0:
+            raise UserError(f"hires fix enlarges: the scale must be above 1 (0: off), not "
+                            f"{self.hires_scale:g}")
 
 
 @dataclass(kw_only=True)

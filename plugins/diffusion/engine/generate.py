@@ -64,6 +64,8 @@ class Request:
     find_lora: Callable[[str], Path | None] | None = None
     #: ``find_embeddings(text)``: embedding files whose trigger words ``text`` uses
     find_embeddings: Callable[[str], list[Path]] | None = None
+    control: Any = None  # control.ControlSpec: a ControlNet guides the picture
+    hires: Any = None  # hires.HiresSpec: txt2img enlarged and redrawn (A1111's Hires. fix)
 
 
 @dataclass
@@ -92,12 +94,26 @@ def validate(req: Request) -> None:
         check_mask(req.mask)
     if not 0.0 < req.strength <= 1.0:
         raise UserError(f"strength must be above 0 and at most 1, not {req.strength}")
+    if req.control is not None:
+        from .control import check
+
+        check(req.control)
+    if req.hires is not None:
+        from .hires import check as check_hires
+
+        if req.mode != "txt2img":
+            raise UserError("hires fix enlarges a picture made from noise (txt2img): for "
+                            "img2img, give a larger size instead")
+        check_hires(req.hires)
 
 
 def generate(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     """Run ``req`` on the loaded model; results also stream to ``ctx`` as ``result`` previews."""
     validate(req)
     if lm.kind == "pixel":
+        if req.control is not None or req.hires is not None:
+            raise UserError(f"{lm.info.name} is an unconditional pixel model: ControlNet and "
+                            "hires fix are for Stable Diffusion models")
         return _generate_pixels(ctx, lm, req)
     return _generate_text(ctx, lm, req)
 
@@ -287,7 +303,16 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     from PIL import Image
 
     info = lm.info
-    pipe = _pipeline_for(lm, req.mode)
+    # the networks first: pipelines made below share the model's (possibly swapped) VAE
+    recorded, extra = prepare_networks(ctx, lm, req)
+    net = None
+    if req.control is not None:
+        from . import control
+
+        net = control.load_controlnet(lm, req.control.model, ctx.log)
+        pipe = control.pipeline(lm, req.mode, net)
+    else:
+        pipe = _pipeline_for(lm, req.mode)
     pipe.scheduler = make_scheduler(req.scheduler, lm.base_scheduler_config)
     factor = int(getattr(lm.pipe, "vae_scale_factor", 8))
     if req.image is not None:
@@ -306,9 +331,9 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
     params: list[GenerationParams] = []
     per_batch = _effective_steps(pipe.scheduler, req.steps,
                                  req.strength if req.mode != "txt2img" else 1.0)
-    total = per_batch * len(batches)
+    hires = _Hires(lm, req, net, w, h, factor) if req.hires is not None else None
+    total = (per_batch + (hires.run_steps if hires else 0)) * len(batches)
     steps_done = 0
-    recorded, extra = prepare_networks(ctx, lm, req)
     kwargs: dict[str, Any] = {
         "num_inference_steps": req.steps, "guidance_scale": req.guidance, "output_type": "np",
         **conditioning(ctx, lm, pipe, req)}
@@ -322,6 +347,13 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
         kwargs["mask_image"] = Image.fromarray(m, mode="L").resize((w, h),
                                                                    Image.Resampling.BILINEAR)
         kwargs.update(width=w, height=h)
+    if req.control is not None:
+        kwargs.update(_control_kwargs(req, w, h, extra))
+    if hires is not None:
+        extra.update(hires.fields)
+        if req.hires.upscaler == "latent":
+            kwargs["output_type"] = "latent"
+        src_w, src_h = hires.w, hires.h
     tap = _UNetTap(pipe.unet) if req.previews else None
     try:
         for bi, (start, k) in enumerate(batches):
@@ -346,7 +378,11 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
 
             out = pipe(num_images_per_prompt=k, generator=make_generators(req.seed + start, k),
                        callback_on_step_end=callback, **kwargs)
-            arr = np.clip(np.asarray(out.images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            images_out = out.images
+            if hires is not None:
+                images_out = hires.second_pass(images_out, kwargs, k, req.seed + start,
+                                               callback)
+            arr = np.clip(np.asarray(images_out) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             out_batch, out_params = [], []
             for j in range(k):
                 img = resize(arr[j], src_w, src_h)
@@ -354,8 +390,11 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
                     img = composite(req.image, img,  # type: ignore[arg-type]
                                     feather(req.mask, req.mask_blur))  # type: ignore[arg-type]
                 out_batch.append(img)
-                out_params.append(_params(lm, req, req.seed + start + j, src_w, src_h,
-                                          recorded, extra))
+                gp = _params(lm, req, req.seed + start + j, w if hires else src_w,
+                             h if hires else src_h, recorded, extra)
+                if hires is not None:  # A1111: Size is the first pass's, with the strength
+                    gp.strength = req.hires.denoise
+                out_params.append(gp)
             images += out_batch
             params += out_params
             _emit_results(ctx, out_batch, out_params)
@@ -363,6 +402,59 @@ def _generate_text(ctx: Reporter, lm: LoadedModel, req: Request) -> Result:
         if tap is not None:
             tap.close()
     return Result(images, params)
+
+
+def _control_kwargs(req: Request, w: int, h: int, extra: dict[str, str]) -> dict[str, Any]:
+    """The ControlNet's picture and strength for the pipeline; its A1111 record into
+    ``extra``. The control picture is resized to the generation's size (A1111's Just Resize)."""
+    from PIL import Image
+
+    from . import control
+
+    spec = req.control
+    img, module = control.control_image(spec)
+    extra.update(control.infotext(spec, module))
+    pil = Image.fromarray(resize(img, w, h))
+    return {"image" if req.mode == "txt2img" else "control_image": pil,
+            "controlnet_conditioning_scale": float(spec.scale),
+            "control_guidance_start": float(spec.start), "control_guidance_end": float(spec.end)}
+
+
+class _Hires:
+    """The second pass of A1111's Hires. fix for one request (see :mod:`.hires`)."""
+
+    def __init__(self, lm: LoadedModel, req: Request, net: Any, w: int, h: int,
+                 factor: int) -> None:
+        from . import control, hires
+
+        self.spec = req.hires
+        self.req = req
+        self.factor = factor
+        self.w, self.h = hires.target_size(self.spec, w, h, factor)
+        self.sched_steps, self.run_steps = hires.scheduler_steps(self.spec, req.steps)
+        self.fields = hires.infotext(self.spec)
+        self.pipe = control.pipeline(lm, "img2img", net) if net is not None else \
+            _pipeline_for(lm, "img2img")
+        self.pipe.scheduler = make_scheduler(req.scheduler, lm.base_scheduler_config)
+
+    def second_pass(self, first: Any, kwargs: dict[str, Any], k: int, seed: int,
+                    callback: Any) -> Any:
+        from PIL import Image
+
+        from . import hires
+
+        big = hires.enlarge(self.spec, first, self.w, self.h, self.factor)
+        args = {key: v for key, v in kwargs.items()
+                if key not in ("width", "height", "image", "output_type")}
+        args.update(image=big, strength=float(self.spec.denoise), output_type="np",
+                    num_inference_steps=self.sched_steps)
+        if "image" in kwargs and self.req.control is not None:  # the control picture, larger
+            args["control_image"] = kwargs["image"].resize((self.w, self.h),
+                                                           Image.Resampling.BILINEAR)
+        # the prompt is repeated k times for the k enlarged pictures, as in the first pass
+        out = self.pipe(num_images_per_prompt=k, generator=make_generators(seed, k),
+                        callback_on_step_end=callback, **args)
+        return out.images
 
 
 # ----------------------------------------------------------------------------------------------

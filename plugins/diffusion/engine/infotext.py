@@ -98,7 +98,7 @@ def format_parameters(p: GenerationParams) -> str:
         pairs.append(("Model hash", p.model_hash))
     if p.model:
         pairs.append(("Model", p.model))
-    if p.strength is not None and p.mode != "txt2img":
+    if p.strength is not None and (p.mode != "txt2img" or "Hires upscale" in p.extra):
         pairs.append(("Denoising strength", _num(p.strength)))
     if p.mask_blur is not None and p.mode in ("inpaint", "outpaint"):
         pairs.append(("Mask blur", p.mask_blur))
@@ -169,7 +169,8 @@ def parse_parameters(text: str) -> GenerationParams:
             sched = fields.get("Schedule type", "")
             p.scheduler = fields["Sampler"] + (f" {sched}" if sched and sched != "Automatic"
                                                else "")
-    if p.mode == "txt2img" and p.strength is not None:
+    if p.mode == "txt2img" and p.strength is not None and "Hires upscale" not in p.extra:
+        # (with hires fix, A1111's txt2img records the second pass's strength)
         p.mode = "img2img"
     return p
 

@@ -51,6 +51,7 @@ from studio.widgets.panelparts import ResultLine, primary
 from studio.widgets.settingsarea import advanced_toggle, settings_scroll
 
 from .canvas import CanvasView
+from .control import ControlBox
 from .document import CanvasDocument
 from .flow import flow_widget
 from .history import HistoryStrip
@@ -220,6 +221,9 @@ class EditTab(QWidget):
         sv.addWidget(self.advanced)
         self.networks = NetworksBox()
         sv.addWidget(self.networks)
+        self.control = ControlBox()
+        self.doc.layers_changed.connect(lambda: self.control.set_layers(self.doc.layers))
+        sv.addWidget(self.control)
         sv.addWidget(self._outpaint_box())
         sv.addStretch(1)
 
@@ -636,7 +640,7 @@ class EditTab(QWidget):
             self.set_status("Choose a model first (a diffusers folder, a training run or a "
                             ".safetensors file).", error=True)
             return None
-        gen = self._checked(self.gen, **self.networks.values())
+        gen = self._checked(self.gen, **self.networks.values(), **self.control.values(self.doc))
         if gen is None:
             return None
         mode, shared = self.mode, gen.shared()
@@ -644,7 +648,8 @@ class EditTab(QWidget):
             text = (self.model_info or {}).get("kind") == "text"
             w, h = (self.doc.width, self.doc.height) if text and not self.doc.is_empty \
                 else (0, 0)
-            return self._checked(self.forms["sample"], **shared, width=w, height=h)
+            return self._checked(self.forms["sample"], **shared, width=w, height=h,
+                                 **self.control.hires_values())
         if self.doc.is_empty:
             self.set_status("Open an image first (or Generate one).", error=True)
             return None
