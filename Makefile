@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.studio-installed
 
-.PHONY: run test setup system gguf lint bench-quick screenshot build clean resources
+.PHONY: run test setup system gguf lint bench-quick screenshot build clean resources \
+	bundle bundle-test bundle-size icons tarball
 
 run: setup
 	$(BIN)/studio
@@ -61,9 +62,30 @@ resources: setup
 	@test -f resources/music/bach-chorales/.complete \
 	  || $(BIN)/python -m plugins.music.engine.bach resources/music/bach-chorales
 
-build: setup resources
+# The installable bundle (studio.spec): dist/GenerativeStudio with the windowed app and the
+# `studio` command; PyInstaller works in build/pyinstaller (build/ itself holds the recipes).
+# Slow (10-20 minutes on 2 cores) and not part of `make test`.
+bundle: setup resources
 	$(BIN)/python -m pip install --quiet -e '.[build]'
-	$(BIN)/pyinstaller --noconfirm studio.spec
+	$(BIN)/pyinstaller --noconfirm --workpath build/pyinstaller --distpath dist studio.spec
+	$(BIN)/python build/bundle_size.py dist/GenerativeStudio --top 15
+
+build: bundle
+
+# The bundle's own selftest from outside the checkout, fresh HOME, network off (unshare -n).
+bundle-test:
+	build/bundle_test.sh
+
+bundle-size:
+	$(BIN)/python build/bundle_size.py dist/GenerativeStudio
+
+# remake resources/icons (PNG, .ico, .icns) after editing resources/icons/generative-studio.svg
+icons: setup
+	$(BIN)/python build/icons.py
+
+# Linux: dist/GenerativeStudio-<version>-linux-<arch>.tar.gz (build/README.md)
+tarball:
+	$(BIN)/python build/linux/make_tarball.py
 
 clean:
-	rm -rf build dist .pytest_cache
+	rm -rf build/pyinstaller dist .pytest_cache
