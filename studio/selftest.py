@@ -12,6 +12,7 @@ command lines (``studio run`` argument lists), so this module imports no plugin.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -104,7 +105,7 @@ def run(plugins: Sequence[str] | None = None, window: bool = True, audio: bool =
             record(Check(f"{rec.name}: loads", PASS, 0.0))
             for what, job, argv in STEPS.get(rec.id, []):
                 record(_timed(f"{rec.name}: {what}",
-                              lambda r=rec.id, j=job, a=argv: _job(r, j, a, scratch, data)))
+                              functools.partial(_job, rec.id, job, argv, scratch, data)))
         if window:
             record(_timed("window renders", lambda: _render(scratch)))
     if audio:

@@ -10,7 +10,9 @@ import logging
 import threading
 import traceback
 import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
@@ -230,9 +233,10 @@ class MainWindow(QMainWindow):
         icon_path = rec.plugin.icon_path() if rec.plugin else None
         return QIcon(str(icon_path)) if icon_path else QIcon(str(RESOURCES / "plugin.svg"))
 
-    def _metric_labels(self, plugin_id: str) -> object:
+    def _metric_labels(self, plugin_id: str) -> Mapping[str, Any] | None:
         rec = next((r for r in self.records if r.id == plugin_id), None)
-        return getattr(rec.plugin, "metric_labels", None) if rec and rec.plugin else None
+        labels = getattr(rec.plugin, "metric_labels", None) if rec and rec.plugin else None
+        return labels if isinstance(labels, Mapping) else None
 
     def _offer_interrupted_runs(self) -> None:
         """Runs the system stopped since the user last looked get a notice with Resume."""
@@ -335,8 +339,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, menu: object, text: str, slot: object, shortcut: str | None = None,
-                tip: str = "") -> QAction:
+    def _action(self, menu: QMenu, text: str, slot: Callable[[], object],
+                shortcut: str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
@@ -344,8 +348,8 @@ class MainWindow(QMainWindow):
         if tip:
             action.setStatusTip(tip)
             action.setToolTip(tip)
-        action.triggered.connect(slot)  # type: ignore[arg-type]
-        menu.addAction(action)  # type: ignore[attr-defined]
+        action.triggered.connect(slot)
+        menu.addAction(action)
         self.addAction(action)  # shortcuts work with the menu bar hidden too
         return action
 
@@ -372,7 +376,7 @@ class MainWindow(QMainWindow):
         for i, rec in enumerate(self.records):
             keys = f"Ctrl+{i + 1}" if i < 9 else None
             action = self._action(view_menu, f"&{i + 1} {rec.name}" if i < 9 else rec.name,
-                                  lambda _=False, pid=rec.id: self._go_to(pid), keys)
+                                  self._go_to_slot(rec.id), keys)
             self.plugin_actions.append(action)
         view_menu.addSeparator()
         for dock, text in ((self.jobs_dock, "&Jobs"), (self.plots_dock, "Live &plots"),
@@ -402,7 +406,7 @@ class MainWindow(QMainWindow):
     def _hidden_action(self, keys: str, slot: object) -> QAction:
         action = QAction(self)
         action.setShortcut(QKeySequence(keys))
-        action.triggered.connect(slot)  # type: ignore[arg-type]
+        action.triggered.connect(slot)
         return action
 
     def shortcuts(self) -> list[tuple[str, str]]:
@@ -410,7 +414,7 @@ class MainWindow(QMainWindow):
         rows: list[tuple[str, str]] = []
         for menu_action in self.menuBar().actions():
             menu = menu_action.menu()
-            for action in (menu.actions() if menu is not None else []):  # type: ignore[union-attr]
+            for action in (menu.actions() if isinstance(menu, QMenu) else []):
                 keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
                 if keys:
                     rows.append((keys, action.text().replace("&", "").rstrip("…")))
@@ -440,6 +444,9 @@ class MainWindow(QMainWindow):
                 self.navigator.setCurrentRow(row)
                 return self.panel(plugin_id)
         raise KeyError(plugin_id)
+
+    def _go_to_slot(self, plugin_id: str) -> Callable[[], None]:
+        return lambda: self._go_to(plugin_id)
 
     def _go_to(self, plugin_id: str) -> None:
         """Ctrl+N: open the plugin and put the keyboard in its panel."""
@@ -533,7 +540,12 @@ class MainWindow(QMainWindow):
         running = [r for r in self.manager.active() if r.state == RUNNING
                    and r.lane != "interactive"]
         mine = [r for r in running if r.plugin == self.current_plugin()]
-        return (mine or running or [None])[0]
+        chosen = mine or running
+        return chosen[0] if chosen else None
+
+    def _bring_to_front(self) -> None:
+        self.showNormal()
+        self.activateWindow()
 
     def ask_stop(self) -> bool:
         """Esc: stop the running job, after asking (a training run keeps its checkpoint)."""
@@ -644,8 +656,7 @@ class MainWindow(QMainWindow):
             if self.tray is None:
                 self.tray = QSystemTrayIcon(self.windowIcon(), self)
                 self.tray.setToolTip("Generative Studio")
-                self.tray.activated.connect(lambda _reason: (self.showNormal(),
-                                                             self.activateWindow()))
+                self.tray.activated.connect(lambda _reason: self._bring_to_front())
             self.tray.show()
             self.tray.showMessage(title, text, self.windowIcon(), 10000)
         else:

@@ -34,6 +34,8 @@ class PanelArea(QScrollArea):
         """The smallest size the panel accepts at ``width`` (its minimum size hint, widened
         to ``width``, and its minimum height for that width when it has one)."""
         panel = self.widget()
+        if panel is None:
+            return width, 0
         hint = panel.minimumSizeHint().expandedTo(panel.minimumSize())
         w = max(width, hint.width())
         h = hint.height()
