@@ -11,8 +11,10 @@ So the thread count adapts instead, while a job runs: :class:`ThreadGovernor` me
 once a second, how much CPU the *other* processes use (``/proc/stat`` minus this process's own
 time) and, when they use more than the cores our threads could share without waiting, lowers
 torch's intra-op threads to the cores left free (at least one: one thread has no barrier to
-spin at); when the machine is quiet again it goes back up. A change needs two readings in a row
-(a short burst, such as a page load, does not flip it). Quiet machine: nothing changes.
+spin at); when the machine is quiet again it goes back up. A change needs two readings in a row,
+or one reading over at least two intervals (a short burst, such as a page load, does not flip
+it; a step slowed to seconds by the collapse is acted on at once). Quiet machine: nothing
+changes.
 
 ``torch.set_num_threads`` sets the calling thread's OpenMP team size, so :meth:`tick` runs on
 the job's own thread: :class:`~studio.jobs.JobContext.check` calls it, which every trainer does
@@ -83,7 +85,8 @@ class ThreadGovernor:
         want = self.threads_for(others)
         if want == self.threads:
             self._wanted = None
-        elif self._wanted == want:
+        elif self._wanted == want or wall >= 2 * self.interval:  # seen twice, or over a
+            # long reading (a step that took seconds: a burst does not last that long)
             self._wanted = None
             self.threads = want
             self._apply(want)

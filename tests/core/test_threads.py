@@ -100,3 +100,17 @@ def test_a_job_thread_puts_the_thread_count_back(tmp_path) -> None:
     runner.wait(rec.id, timeout=30)
     runner.shutdown()
     assert seen and torch.get_num_threads() == before
+
+
+def test_one_long_reading_is_enough() -> None:
+    """A step slowed to seconds by the collapse: acted on at its first check, not after two
+    more such steps (a writer step took 17 s beside one busy process)."""
+    m = Machine()
+    applied: list[int] = []
+    gov = ThreadGovernor(2, cores=2, read=lambda: (m.busy, m.mine), clock=lambda: m.t,
+                         apply=applied.append)
+    gov.tick()
+    m.others = 1.0
+    m.advance(17.0)
+    gov.tick()
+    assert applied == [1]
