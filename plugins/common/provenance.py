@@ -137,7 +137,7 @@ def _strip_personal(text: str) -> str:
         text = text.replace(home, "~")
     try:
         user = getpass.getuser()
-    except Exception:
+    except (OSError, KeyError, ImportError):  # no login name here: the home folder still goes
         user = ""
     if len(user) >= 3:  # a one- or two-letter name would eat ordinary words
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(user)}(?![A-Za-z0-9])", "~", text)
@@ -157,7 +157,7 @@ def params_json(params: Any) -> dict[str, Any]:
 
         try:
             data: dict[str, Any] = params_mod.to_json(params)
-        except Exception:
+        except (TypeError, ValueError):  # not a studio params class: its fields, reduced below
             data = {f.name: getattr(params, f.name) for f in fields(params)}
     elif isinstance(params, Mapping):
         data = dict(params)

@@ -414,7 +414,7 @@ def find_single_file_config(path: Path) -> tuple[Path, str]:
         cached = Path(snapshot_download(repo, local_files_only=True)) if repo else None
         if cached is not None and (cached / "model_index.json").exists():
             return cached, model_type
-    except Exception:
+    except (OSError, ValueError):  # not in the Hugging Face cache: the message below says so
         pass
     raise UserError(
         f"{path.name} looks like a '{model_type}' checkpoint. The studio ships the "

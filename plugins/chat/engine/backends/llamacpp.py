@@ -63,8 +63,8 @@ def version() -> str:
         import llama_cpp
 
         return str(llama_cpp.__version__)
-    except Exception:
-        return ""
+    except (ImportError, OSError, RuntimeError, AttributeError):  # not built, or its library
+        return ""  # fails to load: the caller says llama.cpp is unavailable
 
 
 class LlamaCppBackend:
