@@ -37,11 +37,11 @@ from PySide6.QtWidgets import (
 
 from studio import fmt
 from studio.qtjobs import JobHandle
+from studio.widgets.background import Background, Failed
 from studio.widgets.panelparts import header, primary
 from studio.widgets.vscroll import vertical_scroll
 
 from . import words
-from .background import Background, Failed
 from .checks import PAGES, CheckPage
 from .results import ResultsView, Shown, load, report_written
 from .runlist import RunChoice, RunList

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from studio import fmt
 from studio.manifest import TRAIN, Dataset
+from studio.widgets.background import Background, Failed
 
-from .background import Background, Failed
 from .words import plural, unit_plural
 
 PATH_ROLE = Qt.ItemDataRole.UserRole

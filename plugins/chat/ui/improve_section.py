@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from plugins.chat.engine.store import Store
 from plugins.chat.params import FinetuneParams
-from plugins.chat.ui.background import Background, Failed
 from plugins.chat.ui.words import error_words
+from studio.widgets.background import Background, Failed
 from studio.widgets.form import Form
 
 #: the training curves, in words

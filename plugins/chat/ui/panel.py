@@ -39,7 +39,6 @@ from plugins.chat.engine.personas import DEFAULT_PERSONA, Persona
 from plugins.chat.engine.store import Store, store_path
 from plugins.chat.params import CompareParams, ExportParams, ImportParams, ReplyParams
 from plugins.chat.ui.api_section import ApiSection
-from plugins.chat.ui.background import Background, Failed
 from plugins.chat.ui.chatlist import ChatList
 from plugins.chat.ui.compare import CompareSection, CompareView
 from plugins.chat.ui.composer import Composer
@@ -54,6 +53,7 @@ from plugins.chat.ui.transcript import Shown, load_branch
 from plugins.chat.ui.words import POLICIES, POLICY_HELP, error_words, stats_words
 from studio.errors import UserError
 from studio.qtjobs import JobHandle
+from studio.widgets.background import Background, Failed
 from studio.widgets.form import Form
 from studio.widgets.modelpicker import ModelPicker
 from studio.widgets.panelparts import header

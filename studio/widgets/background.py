@@ -1,12 +1,11 @@
-"""File reading off the GUI thread, newest request wins.
+"""Work off the GUI thread for panels, newest request wins.
 
-Why: choosing a model reads its earlier audits (every ``audit.json`` the audit log names) and
-imports its plugin's probe class; showing a result decodes up to 48 thumbnails that may be
-512 px images. Each is tens to hundreds of milliseconds, which the window must not spend
-painting nothing. The work is plain Python and ``QImage`` (safe outside the GUI thread); the
-answer comes back as a queued signal, and an answer to a request that a newer one of the same
-key replaced is dropped.
-"""
+Why: choosing a model in the audit panel reads its earlier audits and imports its plugin's
+probe class, and showing a result decodes up to 48 thumbnails; opening the chat database runs
+SQLite's ``quick_check`` over the whole file. Each is tens to hundreds of milliseconds, which
+the window must not spend painting nothing. The work is plain Python and ``QImage`` (safe
+outside the GUI thread); the answer comes back as a queued signal, and an answer to a request
+that a newer one with the same key replaced is dropped."""
 
 from __future__ import annotations
 
@@ -60,7 +59,7 @@ class Background(QObject):
             work()
             QCoreApplication.processEvents()
         else:
-            threading.Thread(target=work, name=f"audit-{key}", daemon=True).start()
+            threading.Thread(target=work, name=f"background-{key}", daemon=True).start()
 
     def busy(self, key: str | None = None) -> bool:
         return bool(self._busy) if key is None else key in self._busy
