@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         if rec.state != "done":
             print(f"training {rec.state}: {rec.error}")
             return 2
-        times = [e.time for e in events if e.kind == "metric" and e.data["name"] == "loss/train"]
-        steps = [e.data["step"] for e in events if e.kind == "metric"
-                 and e.data["name"] == "loss/train"]
+        points = [p for e in events for p in e.points if p[0] == "loss/train"]
+        times = [t for _n, _s, _v, t in points]
+        steps = [s for _n, s, _v, _t in points]
         train_s = (times[-1] - times[0]) if len(times) > 1 else wall
         done = int(steps[-1]) if steps else 0
         print(f"trained {done} steps in {train_s / 60:.2f} min of training "

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if rec.state != "done":
         print(f"training {rec.state}: {rec.error}")
         return 2
-    metric_times = [e.time for e in events if e.kind == "metric" and e.data["name"] == "loss/D"]
+    metric_times = [t for e in events for name, _s, _v, t in e.points if name == "loss/D"]
     train_s = (metric_times[-1] - metric_times[0]) if len(metric_times) > 1 else wall
     model = load_model(run_dir)
     step = int(model.info.get("step", 0))

@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[int, float] = {}
 
         def on_event(ev) -> None:
-            if ev.kind == "metric" and ev.data["name"] == "loss/D":
-                times[int(ev.data["step"])] = ev.time
+            for name, step, _value, t in ev.points:
+                if name == "loss/D":
+                    times[int(step)] = t
 
         manager.event.connect(on_event)
         handle = t.start()

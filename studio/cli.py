@@ -93,10 +93,16 @@ class _Printer:
             if self.mode == "jsonl":
                 if self.broken_pipe.is_set():
                     return
-                rec = {"job": ev.job_id, "event": ev.kind, "time": round(ev.time, 3),
-                       **jsonable(ev.data)}
+                if ev.kind == "metrics":  # one line per point, as a script reads them
+                    lines = [json.dumps({"job": ev.job_id, "event": "metric",
+                                         "time": round(t, 3), "name": name, "step": step,
+                                         "value": value})
+                             for name, step, value, t in ev.data["points"]]
+                else:
+                    lines = [json.dumps({"job": ev.job_id, "event": ev.kind,
+                                         "time": round(ev.time, 3), **jsonable(ev.data)})]
                 try:
-                    sys.stdout.write(json.dumps(rec) + "\n")
+                    sys.stdout.write("".join(f"{line}\n" for line in lines))
                     sys.stdout.flush()
                 except (BrokenPipeError, ValueError):
                     self.broken_pipe.set()

@@ -30,7 +30,8 @@ class JobHandle(QObject):
     """A panel's view of one job it submitted. All signals arrive on the GUI thread."""
 
     progress = Signal(object)  # {"done", "total", "message", "rate", "eta"}
-    metric = Signal(str, float, float)  # name, step, value
+    # the points the job logged since its last batch: [(name, step, value, time), ...]
+    metrics = Signal(object)
     preview = Signal(str, object, object)  # kind, payload, full event data
     log = Signal(str, str)  # level, text
     state = Signal(str)
@@ -67,6 +68,15 @@ class MetricStore:
         steps, values = self.series.setdefault(job_id, {}).setdefault(name, ([], []))
         steps.append(step)
         values.append(value)
+        self.version[job_id] += 1
+
+    def add_points(self, job_id: int, points: list[tuple[str, float, float, float]]) -> None:
+        """A batch from a ``metrics`` event: ``(name, step, value, time)`` tuples."""
+        series = self.series.setdefault(job_id, {})
+        for name, step, value, _t in points:
+            steps, values = series.setdefault(name, ([], []))
+            steps.append(step)
+            values.append(value)
         self.version[job_id] += 1
 
     def of(self, job_id: int) -> dict[str, tuple[list[float], list[float]]]:
@@ -205,10 +215,10 @@ class JobManager(QObject):
     def _dispatch(self, ev: Event, changed: dict[int, tuple[JobRecord, bool]]) -> None:
         handle = self.handles.get(ev.job_id)
         kind, data = ev.kind, ev.data
-        if kind == "metric":
-            self.metrics.add(ev.job_id, data["name"], data["step"], data["value"])
+        if kind == "metrics":
+            self.metrics.add_points(ev.job_id, data["points"])
             if handle:
-                handle.metric.emit(data["name"], float(data["step"]), float(data["value"]))
+                handle.metrics.emit(data["points"])
         elif kind == "progress":
             if handle:
                 changed.setdefault(ev.job_id, (handle.record, False))

@@ -606,7 +606,7 @@ class MainWindow(QMainWindow):
             self.plots_widget.show_source(job_id)
 
     def _on_event(self, ev: Event) -> None:
-        if ev.kind != "metric" or ev.job_id in self._plotted:
+        if ev.kind != "metrics" or ev.job_id in self._plotted:
             return
         rec = self.manager.runner.find(ev.job_id)
         if rec is None:

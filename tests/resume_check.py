@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from studio import manifest, registry
+from studio import jobs, manifest, registry
 from studio.jobs import CANCELLED, DONE, Event, JobRunner
 from studio.settings import Settings
 
@@ -58,17 +58,19 @@ def assert_exact_resume(tmp_path: Path, plugin: str, job: str,
     runner: JobRunner
 
     def listen(ev: Event) -> None:
-        if ev.kind != "metric" or ev.job_id != target.get("id"):
+        if ev.kind != "metrics" or ev.job_id != target.get("id"):
             return
         with lock:
-            seen["n"] += 1
-            if seen["n"] == cancel_after_metrics:
+            before = seen["n"]
+            seen["n"] += len(ev.data["points"])
+            if before < cancel_after_metrics <= seen["n"]:
                 runner.cancel(ev.job_id)
 
     import torch
 
     threads_before = torch.get_num_threads()
-    runner = JobRunner(listen, settings=settings)
+    batch_s, jobs.METRIC_BATCH_S = jobs.METRIC_BATCH_S, 0.0  # each point at once: Stop lands
+    runner = JobRunner(listen, settings=settings)            # after exactly N of them
     try:
         whole = runner.submit(plugin, spec, params(False), out=tmp_path / "whole")
         runner.wait(whole.id, timeout)
@@ -84,6 +86,7 @@ def assert_exact_resume(tmp_path: Path, plugin: str, job: str,
     finally:
         runner.shutdown(10)
         torch.set_num_threads(threads_before)
+        jobs.METRIC_BATCH_S = batch_s
 
     compare_metrics(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"), atol,
                     measured)

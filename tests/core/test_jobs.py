@@ -263,3 +263,38 @@ def test_the_runner_keeps_a_bounded_history_of_finished_jobs(tmp_path: Path) -> 
     assert runner.find(recs[0].id) is None and runner.find(recs[-1].id) is last
     assert recs[0].state == DONE  # whoever held a record keeps it whole
     runner.shutdown()
+
+
+def test_metric_points_travel_in_batches_in_order_and_none_is_late(tmp_path: Path) -> None:
+    """A job logging every step at thousands of steps a second costs the window one event
+    per batch, not per point; every point still arrives, in order, before the job's end; and a
+    point after a quiet spell goes at once (a slow step's loss is not held back a step)."""
+    events: list[Event] = []
+    seen_lone = threading.Event()
+
+    def listen(ev: Event) -> None:
+        events.append(ev)
+        if any(name == "lone" for name, *_ in ev.points):
+            seen_lone.set()
+
+    runner = JobRunner(listen, settings=Settings(workspace=str(tmp_path / "ws")))
+    spec = JobSpec("burst", "x:y", "Burst")
+
+    def burst(ctx) -> str:
+        for i in range(3000):
+            ctx.metric("loss/train", i, float(i))
+            ctx.check()
+        time.sleep(0.2)  # a quiet spell: the next point must not wait for another call
+        ctx.metric("lone", 0, 1.0)
+        return "ok" if seen_lone.wait(5) else "the lone point was held back"
+
+    rec = runner.submit("demo", spec, {}, func=burst)
+    runner.wait(rec.id, 60)
+    runner.shutdown()
+    assert rec.state == DONE and rec.result == "ok", (rec.state, rec.error, rec.result)
+    batches = [e for e in events if e.kind == "metrics"]
+    points = [p for e in batches for p in e.points if p[0] == "loss/train"]
+    assert [s for _, s, _, _ in points] == list(map(float, range(3000)))
+    assert len(batches) < 300  # thousands of points, a few dozen events
+    assert events[-1].kind == "state" and events.index(batches[-1]) < len(events) - 1
+    assert all(e.time == e.points[-1][3] for e in batches)

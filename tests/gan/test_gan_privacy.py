@@ -80,9 +80,10 @@ def test_a_stopped_private_run_records_what_it_spent(tiny_folder: Path, tmp_path
     seen = {"n": 0}
 
     def listen(ev) -> None:
-        if ev.kind == "metric":
-            seen["n"] += 1
-            if seen["n"] == 4:
+        if ev.kind == "metrics":
+            before = seen["n"]
+            seen["n"] += len(ev.data["points"])
+            if before < 4 <= seen["n"]:
                 runner.cancel(ev.job_id)
 
     runner = JobRunner(listen, settings=Settings(device="cpu", cpu_threads=1))

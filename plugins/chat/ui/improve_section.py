@@ -133,7 +133,7 @@ class ImproveSection(QWidget):
         handle = self.host.submit("finetune", p, show_plots=True)
         self.handle = handle
         handle.progress.connect(self._on_progress)
-        handle.metric.connect(self._on_metric)
+        handle.metrics.connect(self._on_metrics)
         handle.finished.connect(lambda rec, h=handle: self._finished(h, rec))
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
@@ -155,9 +155,10 @@ class ImproveSection(QWidget):
             self.progress.setValue(int(done))
             self.progress.setFormat(f"step {int(done):,} of {int(total):,}")
 
-    def _on_metric(self, name: str, step: float, value: float) -> None:
-        if name in ("loss/train", "loss/sft"):
-            self.curves.setText(f"Error on your examples: {value:.3f} (lower is better)")
+    def _on_metrics(self, points: list[tuple[str, float, float, float]]) -> None:
+        losses = [value for name, _s, value, _t in points if name in ("loss/train", "loss/sft")]
+        if losses:  # the newest only: one label update per batch
+            self.curves.setText(f"Error on your examples: {losses[-1]:.3f} (lower is better)")
 
     def _finished(self, handle: Any, rec: Any) -> None:
         if handle is not self.handle:

@@ -299,7 +299,7 @@ class TrainTab(QWidget):
         self._last_val = None
         self.handle = handle
         handle.progress.connect(self._on_progress)
-        handle.metric.connect(self._on_metric)
+        handle.metrics.connect(self._on_metrics)
         handle.preview.connect(self._on_preview)
         handle.finished.connect(lambda rec, h=handle: self._on_finished(h, rec))
         self.train_button.setEnabled(False)
@@ -377,9 +377,10 @@ class TrainTab(QWidget):
                    else "")
             self.summary.setText(f"{msg}{val}")
 
-    def _on_metric(self, name: str, step: float, value: float) -> None:
-        if name == "loss/val":
-            self._last_val = value
+    def _on_metrics(self, points: list[tuple[str, float, float, float]]) -> None:
+        for name, _step, value, _t in points:
+            if name == "loss/val":
+                self._last_val = value
 
     def _on_preview(self, kind: str, payload: Any, data: Any) -> None:
         if kind == "corpus" and isinstance(payload, dict):
