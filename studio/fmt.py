@@ -37,6 +37,15 @@ def count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def human_bytes(n: float) -> str:
+    """``812 bytes``, ``3.4 MB``, ``1.2 GB`` (decimal units, as disks and file managers say)."""
+    n = float(n)
+    for div, suffix in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {suffix}"
+    return f"{n:.0f} bytes"
+
+
 def when(timestamp: float | None, now: float | None = None) -> str:
     """``today 14:03``, ``yesterday 09:12``, ``2 Dec 14:03``, ``2 Dec 2025``: when a run
     started, in the words a person uses."""

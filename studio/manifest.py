@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -71,22 +71,31 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def file_examples(root: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *,
                   check: Callable[[], None] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> list[Example]:
-    """An :class:`Example` for each file (content hashed), named relative to ``root``."""
+                  progress: Callable[[int, int], None] | None = None,
+                  hashes: Sequence[str] | None = None) -> list[Example]:
+    """An :class:`Example` for each file (content hashed), named relative to ``root``.
+    ``hashes``: the files' sha256 when the caller has them already (a cached image folder)."""
     root = Path(root)
     paths = [Path(f) for f in files]
+    if hashes is not None:
+        if len(hashes) != len(paths):
+            raise ValueError("one hash per file")
+        return [Example(_relative(f, root), h) for f, h in zip(paths, hashes, strict=True)]
     out = []
     for i, f in enumerate(paths):
         if check is not None:
             check()
-        try:
-            rel = f.relative_to(root).as_posix() if f != root else ""
-        except ValueError:
-            rel = f.name
-        out.append(Example(rel, sha256_file(f)))
+        out.append(Example(_relative(f, root), sha256_file(f)))
         if progress is not None and (i % 256 == 0 or i == len(paths) - 1):
             progress(i + 1, len(paths))
     return out
+
+
+def _relative(f: Path, root: Path) -> str:
+    try:
+        return f.relative_to(root).as_posix() if f != root else ""
+    except ValueError:
+        return f.name
 
 
 def fingerprint(ids: Iterable[str]) -> str:

@@ -29,6 +29,7 @@ class Settings:
     last_plugin: str = ""
     model_folders: list[str] = field(default_factory=list)  # searched by the model library
     notify_when_done: bool = True  # a desktop notification when a long job ends unseen
+    cache_limit_gb: float = 2.0  # prepared data kept in the workspace (studio.cache); 0: off
 
     def workspace_path(self) -> Path:
         return Path(self.workspace).expanduser() if self.workspace else storage.default_workspace()
@@ -42,6 +43,8 @@ class Settings:
             problems.append(f"theme must be one of {', '.join(THEMES)}")
         if self.cpu_threads < 0:
             problems.append("CPU threads cannot be negative")
+        if not isinstance(self.cache_limit_gb, int | float) or self.cache_limit_gb < 0:
+            problems.append("the cache size limit must be a number of gigabytes, 0 or more")
         if not isinstance(self.model_folders, list) or not all(
                 isinstance(f, str) for f in self.model_folders):
             problems.append("model folders must be a list of folder paths")

@@ -2,7 +2,10 @@
 
 A folder of png/jpg/webp/bmp files, searched recursively; first-level sub-folders are classes.
 Each readable image is centre-cropped to a square and resized; unreadable or corrupt files are
-skipped and reported with the reason. The source folder is only ever read.
+skipped and reported with the reason. The source folder is only ever read. With the
+workspace's prepared-data cache (:mod:`studio.cache`) a folder read before at the same size
+is not decoded again: every file is hashed (which the run manifest needs anyway) and, when the
+contents and settings match, the arrays come from the cache.
 
 Also: the built-in sample set (scikit-learn's handwritten digits written out as PNGs with their
 classes as sub-folders) and image-grid helpers for sample previews.
@@ -16,11 +19,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from studio.errors import UserError
+
+if TYPE_CHECKING:
+    from studio.cache import Entry, PrepCache, Writer
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 DIGITS_NAME = "digits"
@@ -42,6 +48,7 @@ class ImageDataset:
     classes: list[str]
     files: list[Path]
     skipped: list[Skipped] = field(default_factory=list)
+    hashes: list[str] | None = None  # sha256 of each of ``files``, when they were hashed
 
     @property
     def size(self) -> int:
@@ -163,6 +170,7 @@ def load_image_folder(
     max_images: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     check: Callable[[], None] | None = None,
+    cache: PrepCache | None = None,
 ) -> ImageDataset:
     """Read and preprocess every image under ``root``.
 
@@ -173,6 +181,9 @@ def load_image_folder(
         max_images: stop after this many readable images (for quick previews).
         progress: called as ``progress(done, total)`` while reading.
         check: called between files; raise from it to cancel (``ctx.check``).
+        cache: the workspace's prepared-data cache (``ctx.cache``): the files are hashed
+            first (``progress`` counts them too) and a folder prepared before at these
+            settings is not decoded again; the result then carries ``hashes``.
 
     Raises:
         UserError: the folder is missing, has no images, or none of them could be read.
@@ -186,6 +197,59 @@ def load_image_folder(
     if not files:
         raise UserError(f"{root} has no images (looked for {', '.join(IMAGE_EXTS)} files, "
                         "including sub-folders)")
+    key = hashes = None
+    if cache is not None and cache.enabled:
+        from studio.cache import key_of
+        from studio.manifest import sha256_file
+
+        hashes = []
+        for i, f in enumerate(files):
+            if check is not None:
+                check()
+            hashes.append(sha256_file(f))
+            if progress is not None and (i % 256 == 0 or i == len(files) - 1):
+                progress(i + 1, len(files))
+        key = key_of("images", {"size": size, "channels": channels, "max": max_images,
+                                "format": CACHE_FORMAT},
+                     (f"{f.relative_to(root).as_posix()}:{h}" for f, h in zip(files, hashes,
+                                                                              strict=True)))
+        hit = cache.load("images", key, lambda e: _from_entry(e, root, files, hashes))
+        if hit is not None:
+            return hit
+    ds = _decode(root, files, classes, size, channels, max_images, progress, check)
+    if hashes is not None and cache is not None and key is not None:
+        by_file = dict(zip(files, hashes, strict=True))
+        ds.hashes = [by_file[f] for f in ds.files]
+        cache.put("images", key, lambda w: _fill(w, ds, root))
+    return ds
+
+
+#: bump when what :func:`load_image` makes of a file changes: older cache entries then miss
+CACHE_FORMAT = 1
+
+
+def _fill(w: Writer, ds: ImageDataset, root: Path) -> None:
+    w.array("images", ds.images)
+    w.array("labels", ds.labels)
+    w.meta.update(classes=ds.classes, files=[f.relative_to(root).as_posix() for f in ds.files],
+                  skipped=[[s.path.relative_to(root).as_posix(), s.reason] for s in ds.skipped])
+
+
+def _from_entry(e: Entry, root: Path, files: list[Path], hashes: list[str]) -> ImageDataset:
+    images, labels = e.array("images"), e.array("labels")
+    kept = [root / rel for rel in e.meta["files"]]
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(kept) \
+            or labels.shape != (len(kept),):
+        raise ValueError("damaged cache entry")
+    by_file = dict(zip(files, hashes, strict=True))
+    return ImageDataset(root, images, labels.astype(np.int64), list(e.meta["classes"]), kept,
+                        [Skipped(root / rel, str(reason)) for rel, reason in e.meta["skipped"]],
+                        [by_file[f] for f in kept])
+
+
+def _decode(root: Path, files: list[Path], classes: list[str], size: int, channels: int,
+            max_images: int | None, progress: Callable[[int, int], None] | None,
+            check: Callable[[], None] | None) -> ImageDataset:
     class_index = {c: i for i, c in enumerate(classes)}
     images: list[np.ndarray] = []
     labels: list[int] = []

@@ -51,7 +51,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     if p.resume and not resuming:
         ctx.warn(f"nothing to resume in {run_dir}: starting a new run there")
     cfg = settle_config(train_config(p), run_dir, resuming, ctx)
-    data = load_data(cfg, ctx.workspace, ctx)
+    data = load_data(cfg, ctx.workspace, ctx, ctx.cache)
     ctx.record_data(data.name, data.root, data.examples, held_out=data.held_out, unit="image",
                     size=cfg.size, channels=cfg.channels, skipped=data.skipped,
                     classes=data.classes)

@@ -79,7 +79,7 @@ def train(ctx: JobContext, p: TrainParams) -> str:
 
     ds = data_mod.load_dataset(data, ctx.workspace, cfg.size if cfg else p.size,
                                ("gray" if cfg.channels == 1 else "rgb") if cfg else p.color,
-                               p.max_images, load_progress, ctx.check)
+                               p.max_images, load_progress, ctx.check, ctx.cache)
     ctx.log(ds.report())
     if cfg is None:
         if p.conditional == "yes" and not ds.conditional:
@@ -105,7 +105,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
     # -- what the run learns from: every image hashed, the held-out ones chosen from their ids
     examples = manifest.file_examples(
         ds.root, ds.files, check=ctx.check,
-        progress=lambda d, t: ctx.progress(0, p.steps, f"checking images {d}/{t}"))
+        progress=lambda d, t: ctx.progress(0, p.steps, f"checking images {d}/{t}"),
+        hashes=ds.hashes)
     held = splits.held_out([e.id for e in examples], cfg.holdout, cfg.seed)
     train_mask = np.array([e.id not in held for e in examples], dtype=bool)
     if int(train_mask.sum()) < 8:
@@ -315,7 +316,7 @@ def eval(ctx: JobContext, p: EvalParams) -> dict[str, Any]:
     ds = data_mod.load_dataset(p.data, ctx.workspace, cfg.size,
                                "gray" if cfg.channels == 1 else "rgb", p.max_real,
                                lambda d, t: ctx.progress(0, n, f"reading images {d}/{t}"),
-                               ctx.check)
+                               ctx.check, ctx.cache)
     if cfg.conditional and list(ds.classes) != cfg.class_names:
         ctx.warn(f"the data's classes ({', '.join(ds.classes)}) differ from the model's "
                  f"({', '.join(cfg.class_names)})")

@@ -248,20 +248,36 @@ def _resumed_settings(run_dir: Path, p: TrainParams
 
 def _load_phrases(ctx: JobContext, root: Path, mode: str, bars: int, melody: str, metre: str,
                   exact: bool, audio: Any) -> PhraseSet:
-    """The run's phrases (``metre`` may be "auto": the set says which it chose)."""
+    """The run's phrases (``metre`` may be "auto": the set says which it chose), through the
+    workspace's prepared-data cache: a folder read before with these settings is not parsed
+    or decoded again."""
+    from dataclasses import asdict
+
     from plugins.music.engine import config
+    from plugins.music.engine.data import cached_phrases
 
     def loading(i: int, n: int) -> None:
         ctx.progress(i, n, "reading data")
 
-    if mode == "audio":
-        from plugins.music.engine.audio import load_audio_folder
+    def hashing(i: int, n: int) -> None:
+        ctx.progress(i, n, "checking files")
 
-        return load_audio_folder(root, audio or config.AudioConfig(), loading, ctx.check)
+    if mode == "audio":
+        from plugins.music.engine.audio import AUDIO_EXTS, load_audio_folder
+
+        acfg = audio or config.AudioConfig()
+        return cached_phrases(ctx.cache, root, AUDIO_EXTS, {"mode": mode, **asdict(acfg)},
+                              lambda: load_audio_folder(root, acfg, loading, ctx.check),
+                              hashing, ctx.check)
+    from plugins.music.engine import midi as midi_mod
     from plugins.music.engine.data import load_midi_folder
 
-    return load_midi_folder(root, bars, mode, melody, progress=loading, check=ctx.check,
-                            metre=metre, strict=exact)
+    settings = {"mode": mode, "bars": bars, "melody": melody, "metre": str(metre),
+                "strict": exact}
+    return cached_phrases(ctx.cache, root, midi_mod.MIDI_EXTS, settings,
+                          lambda: load_midi_folder(root, bars, mode, melody, progress=loading,
+                                                   check=ctx.check, metre=metre, strict=exact),
+                          hashing, ctx.check)
 
 
 def _record_data(ctx: JobContext, name: str, root: Path, phrases: PhraseSet, held: Any,
@@ -271,7 +287,11 @@ def _record_data(ctx: JobContext, name: str, root: Path, phrases: PhraseSet, hel
     from studio import manifest
 
     used = sorted(set(phrases.file_index.tolist()))
-    hashed = manifest.file_examples(root, [phrases.files[i] for i in used], check=ctx.check)
+    files = [phrases.files[i] for i in used]
+    known = phrases.hashes or {}
+    hashed = manifest.file_examples(root, files, check=ctx.check,
+                                    hashes=[known[f] for f in files]
+                                    if all(f in known for f in files) else None)
     by_file = dict(zip(used, hashed, strict=True))
     examples = [by_file[i].with_part(part)
                 for i, part in zip(phrases.file_index.tolist(), phrases.parts, strict=True)]

@@ -67,7 +67,8 @@ def train(ctx: JobContext, p: TrainParams) -> str:
                        lora_r=p.lora_r, privacy=_privacy(p),
                        examples_of=str(p.examples_of.expanduser().resolve())
                        if p.examples_of is not None else None)
-    prep = prepare_training(req, ctx.run_dir, ctx, device=ctx.device, resume=p.resume)
+    prep = prepare_training(req, ctx.run_dir, ctx, device=ctx.device, resume=p.resume,
+                            cache=ctx.cache)
     # what this run learns from, passage by passage: the head of each document trains, its
     # tail is held out (or a random share of another run's passages, for the audit)
     assert prep.plan is not None

@@ -1,4 +1,5 @@
-"""Settings: compute device, CPU threads, workspace folder, model folders and theme."""
+"""Settings: compute device, CPU threads, workspace folder, model folders, theme and the
+prepared-data cache (its size limit and "Clear caches")."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -24,6 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio import device, storage
+from studio.cache import PrepCache
+from studio.fmt import human_bytes
 from studio.settings import DEVICES, THEMES, Settings
 
 
@@ -77,6 +81,27 @@ class SettingsDialog(QDialog):
                                 "background")
         self.notify.setChecked(current.notify_when_done)
         browse.setToolTip("Choose the workspace folder")
+        self.cache_limit = QDoubleSpinBox()
+        self.cache_limit.setRange(0.0, 10_000.0)
+        self.cache_limit.setSingleStep(0.5)
+        self.cache_limit.setDecimals(1)
+        self.cache_limit.setSuffix(" GB")
+        self.cache_limit.setSpecialValueText("Off")
+        self.cache_limit.setValue(float(current.cache_limit_gb))
+        why = ("Images and texts a training run prepared (decoded, resized, tokenised) are "
+               "kept, so the next run on the same files starts at once. Your own files are "
+               "never changed; an edited file is prepared again.")
+        self.cache_limit.setToolTip(why)
+        self.cache_used = QLabel()
+        self.cache_used.setToolTip(why)
+        self.clear_cache = QPushButton("Clear caches")
+        self.clear_cache.setToolTip("Delete the prepared data now (it is made again when needed)")
+        self.clear_cache.clicked.connect(self._clear_caches)
+        cache_row = QHBoxLayout()
+        cache_row.addWidget(self.cache_limit)
+        cache_row.addWidget(self.cache_used, 1)
+        cache_row.addWidget(self.clear_cache)
+        self._show_cache_use()
 
         form = QFormLayout()
         form.addRow("Compute &device:", self.device)
@@ -85,6 +110,7 @@ class SettingsDialog(QDialog):
         form.addRow("&Model folders:", folders_row)
         form.addRow("T&heme:", self.theme)
         form.addRow("Notifications:", self.notify)
+        form.addRow("Prepared &data:", cache_row)
         # rows whose field is a layout: their mnemonic goes to the editor in it
         ws_label = form.labelForField(ws_row)
         if isinstance(ws_label, QLabel):
@@ -92,6 +118,9 @@ class SettingsDialog(QDialog):
         folders_label = form.labelForField(folders_row)
         if isinstance(folders_label, QLabel):
             folders_label.setBuddy(self.folders)
+        cache_label = form.labelForField(cache_row)
+        if isinstance(cache_label, QLabel):
+            cache_label.setBuddy(self.cache_limit)
         note = QLabel("Device and threads apply to jobs started after saving.")
         note.setObjectName("placeholder")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
@@ -102,6 +131,20 @@ class SettingsDialog(QDialog):
         lay.addLayout(form)
         lay.addWidget(note)
         lay.addWidget(buttons)
+
+    def _cache(self) -> PrepCache:
+        return PrepCache.of_workspace(self._current.workspace_path(),
+                                      float(self._current.cache_limit_gb))
+
+    def _show_cache_use(self, prefix: str = "") -> None:
+        used = self._cache().size()
+        self.cache_used.setText(prefix + (f"{human_bytes(used)} kept now" if used else
+                                          "nothing kept now"))
+        self.clear_cache.setEnabled(used > 0)
+
+    def _clear_caches(self) -> None:
+        freed = self._cache().clear()
+        self._show_cache_use(f"Cleared {human_bytes(freed)}; " if freed else "")
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Workspace folder",
@@ -121,7 +164,8 @@ class SettingsDialog(QDialog):
         return replace(self._current, device=self.device.currentData(),
                        cpu_threads=self.threads.value(), workspace=self.workspace.text().strip(),
                        theme=self.theme.currentData(), model_folders=self.model_folders(),
-                       notify_when_done=self.notify.isChecked())
+                       notify_when_done=self.notify.isChecked(),
+                       cache_limit_gb=round(self.cache_limit.value(), 1))
 
     def _accept(self) -> None:
         s = self.result_settings()

@@ -204,3 +204,43 @@ def test_the_chorales_are_shipped_ready_to_use(tmp_path: Path) -> None:
     written = sorted(bach.builtin_bach(tmp_path, limit=3).glob("*.mid"))
     assert [f.name for f in written] == [f.name for f in shipped[:3]]
     assert [f.read_bytes() for f in written] == [f.read_bytes() for f in shipped[:3]]
+
+
+def test_a_midi_folder_read_before_comes_from_the_cache(
+        tmp_path: Path, melody_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing hundreds of MIDI files (or decoding audio) is the slow part of a short run:
+    the phrases of a folder read before with the same settings come back from the
+    workspace's cache, exactly; other settings or an edited file are read again."""
+    import shutil
+
+    from plugins.music.engine import data as data_mod
+    from plugins.music.engine import midi as midi_mod
+    from studio.cache import PrepCache
+
+    folder = tmp_path / "songs"
+    shutil.copytree(melody_folder, folder)
+    cache = PrepCache(tmp_path / "cache", limit_bytes=10**9)
+    reads: list[Path] = []
+    real = midi_mod.read_midi
+    monkeypatch.setattr(midi_mod, "read_midi", lambda f: reads.append(f) or real(f))
+
+    def load(bars: int = 2) -> data_mod.PhraseSet:
+        return data_mod.cached_phrases(
+            cache, folder, midi_mod.MIDI_EXTS, {"bars": bars},
+            lambda: data_mod.load_midi_folder(folder, bars, "melody"))
+
+    first = load()
+    assert len(reads) == 8 and first.hashes is not None and len(first.hashes) == 8
+    again = load()
+    assert len(reads) == 8  # nothing parsed
+    assert np.array_equal(again.data, first.data) and again.data.dtype == first.data.dtype
+    assert np.array_equal(again.file_index, first.file_index)
+    assert (again.files, again.parts, again.metre) == (first.files, first.parts, first.metre)
+    assert [(r.path, r.phrases, r.reason) for r in again.reports] == \
+        [(r.path, r.phrases, r.reason) for r in first.reports]
+    assert again.hashes == first.hashes
+    load(bars=4)
+    assert len(reads) == 16  # other settings: read again
+    (folder / "song_3.mid").write_bytes((folder / "song_5.mid").read_bytes())
+    load()
+    assert len(reads) == 24  # an edited file: read again

@@ -268,3 +268,36 @@ def test_the_run_records_which_text_trained_and_which_was_held_out(
     assert (ds.train, ds.held_out) == (sides.count("train"), sides.count("held_out"))
     [model] = m.models()
     assert model.model_kind == "causal-lm" and model.path == "model"
+
+
+def test_a_corpus_prepared_before_comes_from_the_cache(
+        tmp_path: Path, corpus_file: Path, micro_preset: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training a tokenizer and tokenising a large corpus cost more than a short run: a second
+    run on the same text with the same tokenizer settings reads both from the workspace's
+    cache, and gets exactly the same tokenizer and ids; other settings or text miss."""
+    from plugins.writer.engine import pipeline, tokenizer
+    from studio.cache import PrepCache
+
+    cache = PrepCache(tmp_path / "cache", limit_bytes=10**9)
+    first = pipeline.prepare_training(_req(corpus_file, preset=micro_preset, steps=2),
+                                      tmp_path / "a", QuietReporter(), cache=cache)
+    trained: list[int] = []
+    real = tokenizer.train_tokenizer
+    monkeypatch.setattr(tokenizer, "train_tokenizer",
+                        lambda *a, **k: trained.append(1) or real(*a, **k))
+    rep = QuietReporter()
+    again = pipeline.prepare_training(_req(corpus_file, preset=micro_preset, steps=2),
+                                      tmp_path / "b", rep, cache=cache)
+    assert trained == [] and any("from the cache" in t for _, t in rep.logs)
+    assert again.train_ids == first.train_ids and again.val_ids == first.val_ids
+    assert again.tokenizer.get_vocab() == first.tokenizer.get_vocab()
+    assert (tmp_path / "b" / "tokenizer" / "tokenizer.json").exists()  # the run is whole
+    pipeline.prepare_training(_req(corpus_file, preset=micro_preset, steps=2, vocab_size=300),
+                              tmp_path / "c", QuietReporter(), cache=cache)
+    assert trained == [1]  # another vocabulary: the tokenizer is trained again
+    corpus_file.write_text(corpus_file.read_text(encoding="utf-8") + "\nAll: Amen.\n",
+                           encoding="utf-8")
+    pipeline.prepare_training(_req(corpus_file, preset=micro_preset, steps=2),
+                              tmp_path / "d", QuietReporter(), cache=cache)
+    assert trained == [1, 1]  # edited text: prepared again

@@ -30,7 +30,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from studio.errors import UserError
 from studio.manifest import Example
 
 from .presets import unet_config
+
+if TYPE_CHECKING:
+    from studio.cache import PrepCache
 
 CHECKPOINT = "checkpoints/last.safetensors"
 MODEL_DIR = "model"
@@ -204,10 +207,11 @@ class TrainingData:
         return self.images[self._mask()]
 
 
-def load_data(cfg: TrainConfig, workspace: Path, rep: Reporter) -> TrainingData:
+def load_data(cfg: TrainConfig, workspace: Path, rep: Reporter,
+              cache: PrepCache | None = None) -> TrainingData:
     """Read the images (deciding the channel count into ``cfg`` when it is 0), hash every file
     and choose the held-out ones from their ids (``plugins.common.splits``: stable across
-    machines and file orders)."""
+    machines and file orders); through the workspace's prepared-data ``cache`` when given."""
     from plugins.common.images import DIGITS_NAME, load_image_folder, resolve_data_folder
     from plugins.common.splits import held_out
     from studio.manifest import file_examples
@@ -215,7 +219,7 @@ def load_data(cfg: TrainConfig, workspace: Path, rep: Reporter) -> TrainingData:
     root = resolve_data_folder(cfg.data, workspace).resolve()
     ds = load_image_folder(root, size=cfg.size, channels=3,
                            progress=lambda d, t: rep.progress(d, t, "reading images"),
-                           check=rep.check)
+                           check=rep.check, cache=cache)
     rep.log(ds.report())
     if ds.skipped:
         rep.warn(f"{len(ds.skipped)} unreadable file(s) skipped (see the log for the list)")
@@ -232,7 +236,8 @@ def load_data(cfg: TrainConfig, workspace: Path, rep: Reporter) -> TrainingData:
         raise UserError(f"{root} has only {len(images)} usable image: a model needs more (at "
                         "least dozens, ideally hundreds)")
     examples = file_examples(root, ds.files, check=rep.check,
-                             progress=lambda d, t: rep.progress(d, t, "hashing images"))
+                             progress=lambda d, t: rep.progress(d, t, "hashing images"),
+                             hashes=ds.hashes)
     held = held_out([e.id for e in examples], cfg.holdout, cfg.seed)
     name = DIGITS_NAME if cfg.data.strip().lower() in (DIGITS_NAME, f"builtin:{DIGITS_NAME}") \
         else root.name

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from plugins.common.images import ImageDataset, load_image_folder, resolve_data_folder, scan_folder
 from studio.errors import UserError
+
+if TYPE_CHECKING:
+    from studio.cache import PrepCache
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
@@ -47,8 +51,10 @@ def detect_channels(root: Path, limit: int = 64) -> int:
 def load_dataset(data: str, workspace: Path, size: int, color: str = "auto",
                  max_images: int | None = None,
                  progress: Callable[[int, int], None] | None = None,
-                 check: Callable[[], None] | None = None) -> ImageDataset:
-    """Load ``data`` (a folder, or "digits") at ``size`` px; ``color`` is auto, rgb or gray."""
+                 check: Callable[[], None] | None = None,
+                 cache: PrepCache | None = None) -> ImageDataset:
+    """Load ``data`` (a folder, or "digits") at ``size`` px; ``color`` is auto, rgb or gray;
+    through the workspace's prepared-data ``cache`` when given."""
     if not data or not str(data).strip():
         raise UserError("choose a folder of images (or 'digits' for the built-in sample set)")
     root = resolve_data_folder(str(data), workspace)
@@ -56,7 +62,7 @@ def load_dataset(data: str, workspace: Path, size: int, color: str = "auto",
         raise UserError(f"color must be auto, rgb or gray, not {color!r}")
     channels = {"rgb": 3, "gray": 1}.get(color) or detect_channels(root)
     ds = load_image_folder(root, size, channels, max_images=max_images, progress=progress,
-                           check=check)
+                           check=check, cache=cache)
     if len(ds) < 8:
         raise UserError(f"only {len(ds)} usable image(s) in {root}: a GAN needs at least 8 "
                         "(a few hundred or more for good results)")

@@ -10,9 +10,10 @@ it learnt from.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from plugins.music.engine.phrase import (
     notes_to_roll,
 )
 from studio.errors import UserError
+
+if TYPE_CHECKING:
+    from studio.cache import Entry, PrepCache, Writer
 
 MODES = ("melody", "pianoroll", "audio")
 AUTO = ("auto", "", "any")
@@ -60,6 +64,7 @@ class PhraseSet:
     notes: str = ""  # extra lines for the report (e.g. phrases dropped and why)
     parts: list[str] = field(default_factory=list)  # per phrase: which piece of its file
     metre: str = "4/4"  # the phrases' time signature (melody and piano-roll phrases)
+    hashes: dict[Path, str] | None = None  # sha256 of each file, when they were hashed
 
     def __post_init__(self) -> None:
         if not self.parts:  # sets built by hand (tests, benches): number phrases per file
@@ -105,6 +110,70 @@ class PhraseSet:
         """(train, held-out) by file: a fixed, seeded ``holdout`` fraction of files is held out."""
         mask = self.held_out_mask(holdout, seed)
         return self.subset(~mask), self.subset(mask)
+
+
+#: bump when what a file becomes (phrases, clips, reports) changes: older cache entries miss
+CACHE_FORMAT = 1
+
+
+def cached_phrases(cache: PrepCache | None, root: Path, exts: tuple[str, ...],
+                   settings: Mapping[str, Any], load: Callable[[], PhraseSet],
+                   progress: Callable[[int, int], None] | None = None,
+                   check: Callable[[], None] | None = None) -> PhraseSet:
+    """``load()``'s phrases, through the workspace's prepared-data cache: the files under
+    ``root`` are hashed and, when their contents and ``settings`` match a set made before, it
+    is read back instead of parsing every MIDI file or decoding every audio file again. The
+    result carries the files' hashes (the run manifest needs them)."""
+    if cache is None or not cache.enabled:
+        return load()
+    from studio.cache import key_of
+    from studio.manifest import sha256_file
+
+    root = Path(root).expanduser()
+    files = scan(root, exts)
+    hashes: dict[Path, str] = {}
+    for i, f in enumerate(files):
+        if check is not None:
+            check()
+        hashes[f] = sha256_file(f)
+        if progress is not None and (i % 64 == 0 or i == len(files) - 1):
+            progress(i + 1, len(files))
+    key = key_of("music-phrases", {**settings, "format": CACHE_FORMAT},
+                 (f"{_rel(f, root)}:{h}" for f, h in hashes.items()))
+    hit = cache.load("music-phrases", key, lambda e: _phrases_from(e, root, hashes))
+    if hit is not None:
+        return hit
+    phrases = load()
+    phrases.hashes = {f: hashes[f] for f in phrases.files if f in hashes}
+    if len(phrases.hashes) == len(phrases.files):
+        cache.put("music-phrases", key, lambda w: _fill(w, phrases, root))
+    return phrases
+
+
+def _rel(f: Path, root: Path) -> str:
+    return f.relative_to(root).as_posix() if f != root else f.name
+
+
+def _fill(w: Writer, ps: PhraseSet, root: Path) -> None:
+    w.array("data", ps.data)
+    w.array("file_index", ps.file_index)
+    w.meta.update(mode=ps.mode, bars=ps.bars, files=[_rel(f, root) for f in ps.files],
+                  reports=[[_rel(r.path, root), r.phrases, r.reason] for r in ps.reports],
+                  notes=ps.notes, parts=ps.parts, metre=ps.metre)
+
+
+def _phrases_from(e: Entry, root: Path, hashes: dict[Path, str]) -> PhraseSet:
+    m = e.meta
+    base = root if root.is_dir() else root.parent
+    files = [base / rel for rel in m["files"]]
+    data, index = e.array("data"), e.array("file_index")
+    if len(data) != len(index) or len(index) != len(m["parts"]) \
+            or (len(index) and int(index.max()) >= len(files)):
+        raise ValueError("damaged cache entry")
+    reports = [FileReport(base / rel, int(n), str(why)) for rel, n, why in m["reports"]]
+    return PhraseSet(str(m["mode"]), int(m["bars"]), data, index.astype(np.int64), files,
+                     reports, root, str(m["notes"]), list(m["parts"]), str(m["metre"]),
+                     {f: hashes[f] for f in files})
 
 
 def held_out_files(n_files: int, holdout: float, seed: int = 0) -> np.ndarray:

@@ -21,10 +21,12 @@ barrier, so every rank encodes the text alike); see :mod:`plugins.common.distrib
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plugins.common import distributed
 from plugins.common.lm.training import LMTask, TrainConfig, TrainResult
@@ -33,6 +35,9 @@ from plugins.common.training import LoopState, Reporter
 from plugins.writer.engine import presets as presets_mod
 from plugins.writer.engine.corpus import Corpus, Plan, load_corpus
 from studio.errors import UserError
+
+if TYPE_CHECKING:
+    from studio.cache import Entry, PrepCache, Writer
 
 CONFIG_NAME = "config.json"
 FORMAT = "studio-writer-run-1"
@@ -238,8 +243,12 @@ def build_new_model(preset: presets_mod.Preset, tokenizer: Any, block_size: int,
 
 
 def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: str = "cpu",
-                     resume: bool = False) -> PreparedRun:
+                     resume: bool = False, cache: PrepCache | None = None) -> PreparedRun:
     """Read the corpus, get the tokenizer and the model ready for :func:`train_prepared`.
+
+    With the workspace's prepared-data ``cache`` a new model's tokenizer and the token ids of a
+    corpus prepared before with the same tokenizer settings come from the cache (training a
+    tokenizer and tokenising a large corpus cost more than a short run).
 
     With ``resume`` the run folder's own ``config.json`` and tokenizer are used (``req.steps``
     and ``req.max_seconds`` may extend the run); :func:`train_prepared` continues from the
@@ -283,11 +292,21 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
     rep.check()
 
     # -- tokenizer and model --------------------------------------------------------------------
+    cached: tuple[Any, list[int], list[int]] | None = None
+    key = None
+    if cache is not None and cache.enabled and req.from_scratch and not resume \
+            and distributed.current() is None:
+        key = corpus_key(req, train_texts, val_texts)
+        cached = cache.load(CORPUS_CACHE, key, lambda e: _from_entry(e, run_dir / "tokenizer"))
+        if cached is not None:
+            rep.log("tokenizer and token ids: prepared before, read from the cache")
     if req.from_scratch:
         preset = presets_mod.get_preset(req.preset)
         tok_dir = run_dir / "tokenizer"
         if resume:
             tokenizer = load_tokenizer(tok_dir)
+        elif cached is not None:
+            tokenizer = cached[0]
         elif distributed.is_main():
             rep.progress(0, None, "training the tokenizer")
             tokenizer = train_tokenizer(train_texts, req.tokenizer, req.vocab_size,
@@ -313,9 +332,14 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
     if unseen:
         rep.warn(f"The held-out text has {describe_unseen(tokenizer, unseen)}. Its score will "
                  "look worse than the model is on text like the training text.")
-    rep.progress(0, None, "tokenising the corpus")
-    train_ids = encode_documents(tokenizer, train_texts, check=rep.check)
-    val_ids = encode_documents(tokenizer, val_texts, check=rep.check) if val_texts else []
+    if cached is not None:
+        train_ids, val_ids = cached[1], cached[2]
+    else:
+        rep.progress(0, None, "tokenising the corpus")
+        train_ids = encode_documents(tokenizer, train_texts, check=rep.check)
+        val_ids = encode_documents(tokenizer, val_texts, check=rep.check) if val_texts else []
+        if key is not None and cache is not None:
+            cache.put(CORPUS_CACHE, key, lambda w: _fill(w, tok_dir, train_ids, val_ids))
     stats = CorpusStats(len(corpus.documents), corpus.chars, sum(map(len, train_texts)),
                         sum(map(len, val_texts)), len(train_ids), len(val_ids), len(tokenizer),
                         req.tokenizer if req.from_scratch else "the model's own")
@@ -340,6 +364,46 @@ def prepare_training(req: TrainRequest, run_dir: Path, rep: Reporter, device: st
         cfg.max_seconds = float(dist.broadcast_json(cfg.max_seconds))
     return PreparedRun(req, cfg, run_dir, corpus, tokenizer, model, train_ids, val_ids, stats,
                        params, device, resume, plan)
+
+
+CORPUS_CACHE = "writer-corpus"
+CORPUS_FORMAT = 1  # bump when the tokenizer training or encode_documents changes
+
+
+def corpus_key(req: TrainRequest, train_texts: Sequence[str], val_texts: Sequence[str]) -> str:
+    """The cache key of a new model's tokenizer and token ids: the texts' contents on each
+    side of the split and every setting that changes the tokenizer."""
+    from studio.cache import key_of, sha256_bytes
+
+    settings = {"tokenizer": req.tokenizer, "vocab": req.vocab_size,
+                "byte_fallback": req.byte_fallback, "format": CORPUS_FORMAT,
+                "sides": [len(train_texts), len(val_texts)]}
+    return key_of(CORPUS_CACHE, settings, (sha256_bytes(t.encode("utf-8"))
+                                           for t in [*train_texts, *val_texts]))
+
+
+def _fill(w: Writer, tok_dir: Path, train_ids: list[int], val_ids: list[int]) -> None:
+    import numpy as np
+
+    shutil.copytree(tok_dir, w.path / "tokenizer")
+    w.array("train_ids", np.asarray(train_ids, dtype=np.int32))
+    w.array("val_ids", np.asarray(val_ids, dtype=np.int32))
+    w.meta.update(train_tokens=len(train_ids), val_tokens=len(val_ids))
+
+
+def _from_entry(e: Entry, tok_dir: Path) -> tuple[Any, list[int], list[int]]:
+    from plugins.common.lm.tokens import load_tokenizer
+
+    train_ids, val_ids = e.array("train_ids"), e.array("val_ids")
+    if len(train_ids) != e.meta["train_tokens"] or len(val_ids) != e.meta["val_tokens"]:
+        raise ValueError("damaged cache entry")
+    if tok_dir.exists():
+        shutil.rmtree(tok_dir)
+    shutil.copytree(e.path / "tokenizer", tok_dir)
+    tokenizer = load_tokenizer(tok_dir)
+    if int(max(train_ids.max(initial=0), val_ids.max(initial=0))) >= len(tokenizer):
+        raise ValueError("damaged cache entry")
+    return tokenizer, train_ids.tolist(), val_ids.tolist()
 
 
 def train_prepared(prep: PreparedRun, rep: Reporter) -> TrainOutcome:
