@@ -31,7 +31,7 @@ from studio.manifest import Example
 from studio.plugin import JobSpec
 from studio.runs import RunDir, new_run_dir
 from studio.settings import Settings
-from studio.threads import ThreadGovernor
+from studio.threads import ThreadGovernor, read_cpu
 
 if TYPE_CHECKING:
     from studio.cache import PrepCache
@@ -42,7 +42,8 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 INTERRUPTED = "interrupted"  # stopped by the system (logout, shutdown, a signal): resumable
 FINAL_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
 HISTORY = 100  # finished jobs a runner (and the window's job manager) keeps
-METRIC_BATCH_S = 0.05  # a job's metric points go out together at most this often (20 Hz)
+METRIC_BATCH_S = 0.1  # a job's metric points go out together at most this often (10 Hz)
+PROGRESS_EVERY_S = 0.1  # a job's progress events at most this often (the last always goes)
 _ids = itertools.count(1)
 
 
@@ -131,6 +132,9 @@ class JobContext:
         self._rate_anchor: tuple[float, float] | None = None
         self._governor: ThreadGovernor | None = None
         self._governor_ready = False
+        # the machine's CPU use from the job's start on, for the governor's first choice
+        reading = read_cpu()
+        self._cpu_at_start = (time.monotonic(), reading) if reading is not None else None
         self._points: list[tuple[str, float, float, float]] = []
         self._points_lock = threading.Lock()
         self._points_sent = 0.0  # monotonic time of the last metrics event
@@ -204,7 +208,7 @@ class JobContext:
 
         n = int(torch.get_num_threads())
         if n > 1 and threads.enabled() and sys.platform.startswith("linux"):
-            self._governor = threads.ThreadGovernor(n)
+            self._governor = threads.ThreadGovernor(n, since=self._cpu_at_start)
 
     def release_threads(self) -> None:
         """Put torch's thread count back (its setting outlives this job's thread)."""
@@ -219,7 +223,7 @@ class JobContext:
 
     # -- reporting ------------------------------------------------------------------------------
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
-        """Report ``done`` of ``total`` units. Throttled to ~20 events/s; the last one always goes
+        """Report ``done`` of ``total`` units. Throttled to ~10 events/s; the last one always goes
         out (``done == total``) so bars end at 100%. A count that starts again is a new phase
         ("Preparing data" then "Training"): its total and rate start afresh (no total: the
         window shows a busy bar)."""
@@ -246,7 +250,7 @@ class JobContext:
                 rec.rate = inst if rec.rate is None else 0.7 * rec.rate + 0.3 * inst
                 self._rate_anchor = (now, float(done))
         final = rec.total is not None and done >= rec.total
-        if not (final or changed_msg or now - self._last_progress >= 0.05):
+        if not (final or changed_msg or now - self._last_progress >= PROGRESS_EVERY_S):
             return
         self._last_progress = now
         self.flush_metrics()  # points first: events keep the order they happened in
@@ -419,20 +423,21 @@ class _NestedContext(JobContext):
         return None  # the outer job decides what to show
 
 
-WORKER_NICENESS = 5
+#: 0: a job's threads compete with other programs as equals. At +5 (the window's stalls were
+#: the reason: up to 80 ms now and then) a GAN beside two busy programs on 2 cores got 0.37 of
+#: its fair share of the CPU (2.6 steps/s against 7.1), at 0 it gets 0.89 (7.2 against 8.1),
+#: and the window stays responsive (bench/ui_latency.py: p99 stall 4 ms, the longest 85 ms)
+#: because the GUI thread now wakes rarely and for little (it uses ~2% of a core). A positive
+#: value could never be undone: lowering niceness again needs privileges.
+WORKER_NICENESS = 0
 
 
 def _yield_to_the_window() -> None:
-    """Lower this worker thread's scheduling priority a little (Linux: per-thread niceness,
-    inherited by the torch/OpenMP threads it starts afterwards).
-
-    Why: with torch using every core, the GUI thread waited for a core behind the job's threads
-    and the event loop stalled up to 80 ms now and then (bench/ui_latency.py). Niceness only
-    matters while the GUI wants the CPU; the rest of the time the job still gets every core.
-    """
+    """Set this worker thread's scheduling priority to ``WORKER_NICENESS`` above the window's
+    (Linux: per-thread niceness, inherited by the torch/OpenMP threads it starts afterwards)."""
     import sys
 
-    if not sys.platform.startswith("linux"):
+    if not WORKER_NICENESS or not sys.platform.startswith("linux"):
         return
     try:
         tid = threading.get_native_id()
@@ -620,7 +625,7 @@ class JobRunner:
         slower for the rest of the session (bench/lane_pools.py). A job's own thread takes its
         pool with it. The lane thread only waits, so it never has one.
         """
-        _yield_to_the_window()  # job threads inherit the lowered priority (Linux)
+        _yield_to_the_window()  # job threads inherit its priority (Linux)
         while True:
             rec = lane.queue.get()
             if rec is None:

@@ -1,8 +1,10 @@
 """Live metric plots (pyqtgraph), fed from job metric events or a run's metrics.jsonl.
 
-Curves are created once and updated with ``setData`` from a 50 ms timer only when new points
+Curves are created once and updated with ``setData`` from a timer only when new points
 arrived (at most 20 redraws per second however fast a job logs). The rate also adapts to what a
-redraw costs: the plots may use about 2% of one core (``PLOT_CPU_BUDGET``). On a 2-core machine
+redraw costs: the plots may use about 1% of one core (``PLOT_CPU_BUDGET``), and between
+redraws the timer sleeps until the budget allows the next (nothing new: it looks 5 times a
+second). On a 2-core machine
 a GUI thread redrawing 20 times a second (8 ms each) preempted the job's torch threads often
 enough to halve training throughput (bench/ui_latency.py); a few redraws a second look as live.
 Long runs stay cheap through peak downsampling and clip-to-view, as in pyqtgraph's
@@ -43,7 +45,8 @@ from studio.plotlabels import LabelTable
 from studio.qtjobs import MetricStore
 
 REDRAW_MS = 50
-PLOT_CPU_BUDGET = 0.02  # share of one core the live plots may use while points stream in
+IDLE_MS = 200  # how often a plot with nothing new looks again
+PLOT_CPU_BUDGET = 0.01  # share of one core the live plots may use while points stream in
 PALETTE = ["#4C9BE8", "#E8744C", "#58B368", "#C65AD6", "#E8C14C", "#4CD6D0", "#E84C7D", "#8C8C8C"]
 
 MARKER_POINTS = 30  # curves with fewer points show a marker at each one
@@ -328,23 +331,34 @@ class PlotsWidget(QWidget):
         return 1 if self.width() < ONE_COLUMN_BELOW or len(self._plots) < 2 else 2
 
     def _maybe_redraw(self) -> None:
-        version = self._version()
-        if version == self._drawn_version or not self.isVisible():
-            return
         now = time.monotonic()
         if self._cost_since is not None:
-            # what the last redraw really cost: its setData and the paint that followed in the
-            # event loop (and whatever else the GUI thread did in between: an overestimate)
+            # what the last redraw really cost, read on the tick after it: its setData and the
+            # paint that followed in the event loop (and whatever else the GUI thread did in
+            # between: an overestimate)
             cost = time.thread_time() - self._cost_since
             self._cost_since = None
             self._next_redraw = max(self._next_redraw, self._redrawn_at + cost / PLOT_CPU_BUDGET)
+        version = self._version()
+        if version == self._drawn_version or not self.isVisible():
+            self._pace(IDLE_MS)
+            return
         if now < self._next_redraw and self._drawn_version != -1:
-            return  # streaming points wait for the budget; a forced redraw (-1) never does
+            # streaming points wait for the budget (a forced redraw, -1, never does); the
+            # timer sleeps until then rather than waking the GUI thread 20 times a second
+            self._pace(int((self._next_redraw - now) * 1000) + 1)
+            return
         self._drawn_version = version
         self._cost_since = time.thread_time()
         self._redrawn_at = now
         self._next_redraw = now + REDRAW_MS / 1000.0
         self._redraw()
+        self._pace(REDRAW_MS)  # soon again: that tick reads what the redraw cost
+
+    def _pace(self, ms: int) -> None:
+        ms = max(REDRAW_MS, ms)
+        if self._timer.interval() != ms or not self._timer.isActive():
+            self._timer.start(ms)
 
     def _visible_names(self, series: Series) -> list[str]:
         """The curves to draw: all of them with Advanced ticked, else the plain ones."""

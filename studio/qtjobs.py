@@ -1,8 +1,9 @@
 """Bridge from the pure :class:`~studio.jobs.JobRunner` to the GUI thread.
 
 Workers append events to a deque (a lock-free, GIL-atomic append that costs the job about a
-microsecond). A 50 ms QTimer on the GUI thread drains it, so widgets are only ever touched on the
-GUI thread, redraws are bounded to ~20 per second however fast a job reports, and the newest
+microsecond). A 100 ms QTimer on the GUI thread drains it, so widgets are only ever touched on
+the GUI thread, redraws are bounded to ~10 per second however fast a job reports (each wake-up
+of the GUI thread is taken from a job's threads on a small machine), and the newest
 progress/preview of a job replaces older ones that were not yet shown (a slow frame never makes the
 UI fall behind a fast job).
 """
@@ -22,8 +23,8 @@ from studio.jobs import FINAL_STATES, HISTORY, Event, JobRecord, JobRunner
 from studio.plugin import JobSpec
 from studio.settings import Settings
 
-DRAIN_MS = 50
-PROGRESS_REFRESH_S = 0.25  # Jobs dock refresh for progress alone (state changes: at once)
+DRAIN_MS = 100  # jobs send progress and metric batches at most 10 times a second
+PROGRESS_REFRESH_S = 0.5  # Jobs dock refresh for progress alone (state changes: at once)
 
 
 class JobHandle(QObject):

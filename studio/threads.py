@@ -58,21 +58,27 @@ class ThreadGovernor:
     def __init__(self, max_threads: int, cores: int | None = None, interval: float = 1.0,
                  read: Callable[[], Reading | None] = read_cpu,
                  clock: Callable[[], float] = time.monotonic,
-                 apply: Callable[[int], None] | None = None) -> None:
+                 apply: Callable[[int], None] | None = None,
+                 since: tuple[float, Reading] | None = None) -> None:
         self.max_threads = max(1, int(max_threads))
         self.cores = cores or os.cpu_count() or 1
         self.interval = interval
         self._read, self._clock = read, clock
         self._apply = apply or _set_torch_threads
         self.threads = self.max_threads
-        self._last: tuple[float, Reading] | None = None
+        # ``since``: a reading taken when the job started (its clock time and the reading), so
+        # the first step already runs at the right count: one step at the wrong one beside a
+        # busy neighbour can take longer than a short job (a writer step took 17 s)
+        self._last: tuple[float, Reading] | None = since
+        self._first = since is not None
         self._wanted: int | None = None  # a change seen once, waiting for a second reading
         self.changes: list[tuple[float, int, float]] = []  # (time, threads, others' cores)
 
     def tick(self) -> None:
         """Measure (at most once per ``interval``) and adapt. Call on the job's thread."""
         now = self._clock()
-        if self._last is not None and now - self._last[0] < self.interval:
+        if self._last is not None and now - self._last[0] < (0.2 if self._first else
+                                                             self.interval):
             return
         reading = self._read()
         if reading is None:
@@ -83,10 +89,12 @@ class ThreadGovernor:
         wall = now - last[0]
         others = max(0.0, ((reading[0] - last[1][0]) - (reading[1] - last[1][1])) / wall)
         want = self.threads_for(others)
+        first, self._first = self._first, False
         if want == self.threads:
             self._wanted = None
-        elif self._wanted == want or wall >= 2 * self.interval:  # seen twice, or over a
-            # long reading (a step that took seconds: a burst does not last that long)
+        elif self._wanted == want or wall >= 2 * self.interval or (first and wall >= 0.2):
+            # seen twice, or over a long reading (a step that took seconds: a burst does not
+            # last that long), or the first reading since the job started
             self._wanted = None
             self.threads = want
             self._apply(want)

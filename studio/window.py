@@ -44,7 +44,7 @@ from studio.plots import PlotsWidget
 from studio.qtjobs import JobManager
 from studio.registry import PluginRecord
 from studio.settings import PluginStore, Settings
-from studio.widgets.jobs_dock import JobsWidget
+from studio.widgets.jobs_dock import JobsWidget, set_progress
 from studio.widgets.log_dock import LogWidget
 from studio.widgets.panelarea import PanelArea
 
@@ -55,6 +55,13 @@ PLOTS_WIDTH = 380  # the plots dock's width when it first opens
 BOTTOM_HEIGHT = 120  # the Jobs / Log tab area's height when it first opens
 LONG_JOB_S = 60.0  # a job this long that ends unseen earns a desktop notification
 WELCOME = "__welcome__"  # the welcome page's key in the stack
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    """A status-bar label's text, set only when it changes (a new text can re-lay out and
+    repaint the whole status bar)."""
+    if label.text() != text:
+        label.setText(text)
 
 
 def default_size(available: QSize | None) -> QSize:
@@ -208,7 +215,7 @@ class MainWindow(QMainWindow):
         self._probe = _DeviceProbe(self)
         self._probe.found.connect(self._on_device)
         self._status_timer = QTimer(self)
-        self._status_timer.setInterval(500)
+        self._status_timer.setInterval(1000)  # each repaint is taken from a job's threads
         self._status_timer.timeout.connect(self._refresh_job_status)
         self._status_timer.start()
 
@@ -666,21 +673,23 @@ class MainWindow(QMainWindow):
         running = [r for r in self.manager.active() if r.state == RUNNING]
         queued = len(self.manager.active()) - len(running)
         if not running:
-            self.job_label.setText(f"{queued} queued" if queued else "Idle")
+            _set_text(self.job_label, f"{queued} queued" if queued else "Idle")
+            self.job_bar.hide()
+            return
+        if self.jobs_dock.isVisible():  # the Jobs strip shows each job's progress and rate:
+            n = len(running)  # no second bar repainting every second beside it
+            _set_text(self.job_label, f"{n} job{'s' if n != 1 else ''} running"
+                      + (f", {queued} queued" if queued else ""))
             self.job_bar.hide()
             return
         rec = running[0]
         extra = f" (+{len(running) - 1 + queued} more)" if len(running) - 1 + queued else ""
         eta = f", ETA {fmt.duration(rec.eta)}" if rec.eta is not None else ""
-        self.job_label.setText(f"{self.jobs_widget.title(rec)}: {fmt.rate(rec.rate)}{eta}"
-                               f"{extra}")
+        _set_text(self.job_label, f"{self.jobs_widget.title(rec)}: {fmt.rate(rec.rate)}{eta}"
+                                  f"{extra}")
         frac = rec.fraction
         self.job_bar.setVisible(True)
-        if frac is None:
-            self.job_bar.setRange(0, 0)
-        else:
-            self.job_bar.setRange(0, 1000)
-            self.job_bar.setValue(int(frac * 1000))
+        set_progress(self.job_bar, frac)
 
     def detect_device(self, sync: bool = False) -> None:
         """Probe the device (in the background unless ``sync``) and show it in the status bar."""

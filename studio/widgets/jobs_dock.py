@@ -48,6 +48,19 @@ def state_colour(state: str) -> QColor:
     return QColor(theme.colour(STATE_COLOURS.get(state, "muted")))
 
 
+
+def set_progress(bar: QProgressBar, fraction: float | None) -> None:
+    """Show ``fraction`` (None: busy) on a 0-1000 bar, touching it only when what it shows
+    changes: a progress bar repaints itself and what lies under it at once, and on a small
+    machine every repaint is taken from a running job's threads."""
+    lo, hi = (0, 0) if fraction is None else (0, 1000)
+    if (bar.minimum(), bar.maximum()) != (lo, hi):
+        bar.setRange(lo, hi)
+    if fraction is not None:
+        value = int(1000 * min(1.0, max(0.0, fraction)))
+        if bar.value() != value:
+            bar.setValue(value)
+
 class JobsWidget(QWidget):
     job_selected = Signal(int)
 
@@ -141,12 +154,9 @@ class JobsWidget(QWidget):
         phase = self._phase(rec)
         bar = self.bars[rec.id]
         frac = rec.fraction
-        if rec.state == RUNNING and frac is None:
-            bar.setRange(0, 0)  # busy indicator when the job (or this phase) gave no total
-        else:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * (frac if frac is not None else
-                                     (1.0 if rec.state == DONE else 0.0))))
+        # a busy indicator when the job (or this phase) gave no total
+        set_progress(bar, frac if frac is not None or rec.state == RUNNING else
+                     (1.0 if rec.state == DONE else 0.0))
         if rec.state == RUNNING:
             bar.setFormat(progress_text(rec, phase))
         else:

@@ -35,7 +35,7 @@ class SettingsDialog(QDialog):
     def __init__(self, current: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(600)
         self._current = current
         self.device = QComboBox()
         labels = {"auto": "Automatic (CUDA, then Apple MPS, then CPU)", "cuda": "CUDA GPU",

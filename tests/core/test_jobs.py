@@ -130,7 +130,7 @@ def _niceness() -> int | None:
 def test_each_job_runs_on_a_thread_of_its_own_that_ends_with_it(tmp_path: Path) -> None:
     """torch keeps an OpenMP pool per thread that ran parallel work, as long as the thread
     lives; an idle pool on a lane thread slowed training on the other lane by 27% on 2 cores.
-    So a job's thread must end with the job, and still run at the lowered worker priority."""
+    So a job's thread must end with the job, and run at the workers' priority."""
     runner = _runner([], tmp_path)
     seen: list[tuple[threading.Thread, int | None]] = []
 

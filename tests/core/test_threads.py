@@ -114,3 +114,24 @@ def test_one_long_reading_is_enough() -> None:
     m.advance(17.0)
     gov.tick()
     assert applied == [1]
+
+
+def test_the_first_step_already_fits_beside_a_neighbour_busy_before_the_job() -> None:
+    """A reading from the job's start lets the first check choose: a writer's first step at
+    two threads beside two busy programs took longer than a short run (0.06 steps/s)."""
+    m = Machine()
+    m.others, m.own = 2.0, 0.3  # two busy programs while the job reads its data
+    start = (m.t, (m.busy, m.mine))
+    m.advance(0.5)
+    applied: list[int] = []
+    gov = ThreadGovernor(2, cores=2, read=lambda: (m.busy, m.mine), clock=lambda: m.t,
+                         apply=applied.append, since=start)
+    gov.tick()
+    assert applied == [1]  # at once, from the one reading since the start
+    m.others, m.own = 0.0, 1.0
+    m.advance(1.0)
+    gov.tick()
+    assert applied == [1]  # afterwards two readings again (a burst does not flip it)
+    m.advance(1.0)
+    gov.tick()
+    assert applied == [1, 2]

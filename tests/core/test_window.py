@@ -375,3 +375,25 @@ def test_a_long_session_keeps_a_bounded_history(window: MainWindow, qtbot) -> No
     assert gone and not any(i in window.manager.metrics.series for i in gone)
     assert handles[-1].id in window.jobs_widget.items
     assert handles[0].record.result == bytes(10_000)  # a panel's own handle stays whole
+
+
+def test_settings_show_and_clear_the_prepared_data(qtbot, tmp_path) -> None:
+    import numpy as np
+
+    from studio.cache import PrepCache
+    from studio.widgets.settings_dialog import SettingsDialog
+
+    cache = PrepCache.of_workspace(tmp_path / "ws")
+    assert cache.put("images", "k", lambda w: w.array("x", np.zeros(250_000, dtype=np.uint8)))
+    dlg = SettingsDialog(settings_mod.Settings(workspace=str(tmp_path / "ws")))
+    qtbot.addWidget(dlg)
+    text = dlg.cache_used.text()
+    assert text.startswith("250.") and text.endswith(" kB kept now"), text
+    assert dlg.clear_cache.isEnabled()
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(dlg.clear_cache, Qt.MouseButton.LeftButton)
+    assert cache.size() == 0 and cache.get("images", "k") is None
+    assert dlg.cache_used.text().startswith("Cleared 250.") and not dlg.clear_cache.isEnabled()
+    dlg.cache_limit.setValue(0.0)  # "Off"
+    assert dlg.cache_limit.text() == "Off" and dlg.result_settings().cache_limit_gb == 0.0
