@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
 sys.path.insert(0, str(FAKE_PLUGINS))
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would the studio processes the tests stop with SIGINT (Ctrl-C), which then never stop: give
+# this process Python's own handler, which their exec resets to the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(FAKE_PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
 
